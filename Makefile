@@ -1,0 +1,43 @@
+# Beacon: bare-metal LoadBalancer and ExternalIP provider for Kubernetes.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO        ?= go
+BIN       ?= bin
+CRD_DIR   := charts/beacon/crds
+# testbin prints the directory holding kube-apiserver, etcd and helm as its last line.
+TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
+GO_TEST_FLAGS ?= -count=1
+
+.PHONY: all build test test-unit test-integration generate verify testbin bench-alloc demo demo-down clean lint
+
+all: build
+
+build: ## Build every binary into ./bin
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+testbin: ## Build and cache kube-apiserver, etcd and helm; prints their directory last
+	@hack/testbin.sh
+
+generate: ## Regenerate deepcopy code and CRDs
+	@cg=$$(hack/tools.sh controller-gen); \
+	$$cg object paths=./config/... && \
+	$$cg crd:crdVersions=v1,generateEmbeddedObjectMeta=false paths=./config/... output:crd:artifacts:config=$(CRD_DIR)
+
+verify: ## gofmt, go vet, golangci-lint, and generated files up to date
+	@hack/verify.sh
+
+test: verify ## Everything CI runs
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1 $(GO) test $(GO_TEST_FLAGS) -timeout 20m ./...
+	$(GO) test -run '^$$' -fuzz FuzzParseBlock -fuzztime 10s ./config/
+
+bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare status-patch baseline
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets $(GO) run ./test/bench/alloc
+
+demo: build ## Start an API server and the controller, create a pool and a Service, show kubectl get svc
+	@hack/demo.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,523 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	servicehelper "k8s.io/cloud-provider/service/helpers"
+
+	"github.com/beaconlb/beacon/allocator/provider"
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/config/v1alpha1"
+)
+
+// Finalizer is the upstream cleanup finalizer: an address is released only
+// after the Service that held it is gone.
+const Finalizer = "service.kubernetes.io/load-balancer-cleanup"
+
+// Event reasons on Services.
+const (
+	EventIPAllocated      = "IPAllocated"
+	EventIPChanged        = "IPChanged"
+	EventIPReleased       = "IPReleased"
+	EventAllocationFailed = "AllocationFailed"
+	EventInvalidRequest   = "InvalidAnnotation"
+	EventIPOutsidePool    = "IPOutsidePool"
+)
+
+// Options tune the controller; zero values take defaults.
+type Options struct {
+	// LoadBalancerClass selects the Services handled: "" handles Services
+	// without a class, anything else exactly that class.
+	LoadBalancerClass string
+	// Workers reconcile Services in parallel (default 16).
+	Workers int
+	// PoolStatusInterval is how often changed pool status is written
+	// (default 500 ms).
+	PoolStatusInterval time.Duration
+	// PendingResync re-tries waiting Services as a safety net (default 30 s);
+	// freed addresses and pool changes retry them at once.
+	PendingResync time.Duration
+}
+
+// Controller reconciles LoadBalancer Services. Build it with New; Run owns
+// every goroutine.
+type Controller struct {
+	log      logr.Logger
+	kube     kubernetes.Interface
+	beacon   *client.Client
+	lb       *provider.LoadBalancer
+	recorder record.EventRecorder
+	opts     Options
+	metrics  *metrics
+
+	queue      workqueue.TypedRateLimitingInterface[string]
+	services   corelisters.ServiceLister
+	namespaces corelisters.NamespaceLister
+	pools      cache.Store
+	poolsDirty chan struct{}
+	mu         sync.Mutex
+	pending    map[string]bool
+	warnings   map[string]map[warning]bool
+	ready      chan struct{}
+}
+
+// New builds a controller. It starts nothing.
+func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, recorder record.EventRecorder, reg prometheus.Registerer, opts Options) *Controller {
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.PoolStatusInterval <= 0 {
+		opts.PoolStatusInterval = 500 * time.Millisecond
+	}
+	if opts.PendingResync <= 0 {
+		opts.PendingResync = 30 * time.Second
+	}
+	c := &Controller{
+		log:        log,
+		kube:       kube,
+		beacon:     beacon,
+		recorder:   recorder,
+		opts:       opts,
+		poolsDirty: make(chan struct{}, 1),
+		pending:    map[string]bool{},
+		warnings:   map[string]map[warning]bool{},
+		ready:      make(chan struct{}),
+	}
+	c.lb = provider.New(c.namespaceLabels)
+	c.metrics = newMetrics(reg, c.lb)
+	return c
+}
+
+// LoadBalancer returns the cloud-provider LoadBalancer the controller drives.
+func (c *Controller) LoadBalancer() *provider.LoadBalancer { return c.lb }
+
+// Ready is closed once start-up state is restored and workers run.
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// Run lists everything afresh, restores held addresses, then reconciles
+// until ctx ends. Call it only while holding leadership.
+func (c *Controller) Run(ctx context.Context) error {
+	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second),
+		),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"})
+
+	factory := informers.NewSharedInformerFactory(c.kube, 0)
+	svcInf := factory.Core().V1().Services()
+	nsInf := factory.Core().V1().Namespaces()
+	poolInf := c.beacon.IPPoolInformer()
+	c.services, c.namespaces, c.pools = svcInf.Lister(), nsInf.Lister(), poolInf.GetStore()
+
+	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		DeleteFunc: c.enqueue,
+	}); err != nil {
+		return fmt.Errorf("service handler: %w", err)
+	}
+	if _, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, obj any) { c.namespaceChanged(old, obj) },
+	}); err != nil {
+		return fmt.Errorf("namespace handler: %w", err)
+	}
+	if _, err := poolInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.poolsChanged() },
+		UpdateFunc: func(old, obj any) { c.poolUpdated(old, obj) },
+		DeleteFunc: func(any) { c.poolsChanged() },
+	}); err != nil {
+		return fmt.Errorf("pool handler: %w", err)
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.queue.ShutDown() // runs before wg.Wait: it releases the workers
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	wg.Go(func() { poolInf.Run(ctx.Done()) })
+	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced) {
+		return errors.New("caches did not sync before shutdown")
+	}
+	c.restore()
+
+	for range c.opts.Workers {
+		wg.Go(func() {
+			for c.processNext(ctx) {
+			}
+		})
+	}
+	wg.Go(func() { c.syncPoolStatusLoop(ctx) })
+	wg.Go(func() {
+		wait.Until(c.retryPending, c.opts.PendingResync, ctx.Done())
+	})
+	close(c.ready)
+	c.log.Info("allocator controller running", "workers", c.opts.Workers, "loadBalancerClass", c.opts.LoadBalancerClass)
+	<-ctx.Done()
+	return nil
+}
+
+// restore loads pools and then every address found in Service status, the
+// oldest Service first, so that of two Services claiming one address (which
+// only a bug or a hand edit can cause) the older keeps it.
+func (c *Controller) restore() {
+	c.lb.SetPools(c.parsePools())
+	svcs, _ := c.services.List(labels.Everything())
+	sort.Slice(svcs, func(i, j int) bool {
+		ti, tj := svcs[i].CreationTimestamp, svcs[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return key(svcs[i]) < key(svcs[j])
+	})
+	restored := 0
+	for _, svc := range svcs {
+		ips := provider.IngressIPs(svc)
+		if !c.handles(svc) || len(ips) == 0 {
+			continue
+		}
+		if err := c.lb.Restore(svc, ips); err != nil {
+			c.log.Info("address in status not restored; the Service gets a new one", "service", key(svc), "err", err)
+			continue
+		}
+		restored++
+	}
+	c.log.Info("restored addresses from Service status", "services", restored)
+	for _, svc := range svcs {
+		c.queue.Add(key(svc))
+	}
+	c.markPoolsDirty()
+}
+
+func key(svc *v1.Service) string { return svc.Namespace + "/" + svc.Name }
+
+func (c *Controller) enqueue(obj any) {
+	k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(k)
+}
+
+// handles reports whether the Service is a LoadBalancer of our class.
+func (c *Controller) handles(svc *v1.Service) bool {
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return c.opts.LoadBalancerClass == ""
+	}
+	return *svc.Spec.LoadBalancerClass == c.opts.LoadBalancerClass
+}
+
+func (c *Controller) namespaceLabels(ns string) labels.Set {
+	if c.namespaces == nil {
+		return nil
+	}
+	n, err := c.namespaces.Get(ns)
+	if err != nil {
+		return nil
+	}
+	return n.Labels
+}
+
+func (c *Controller) namespaceChanged(oldObj, obj any) {
+	o, ok1 := oldObj.(*v1.Namespace)
+	n, ok2 := obj.(*v1.Namespace)
+	if !ok1 || !ok2 || labels.Equals(o.Labels, n.Labels) {
+		return
+	}
+	svcs, _ := c.services.Services(n.Name).List(labels.Everything())
+	for _, svc := range svcs {
+		c.queue.Add(key(svc))
+	}
+}
+
+func (c *Controller) poolUpdated(oldObj, obj any) {
+	o, ok1 := oldObj.(*v1alpha1.IPPool)
+	n, ok2 := obj.(*v1alpha1.IPPool)
+	if ok1 && ok2 && o.Generation == n.Generation {
+		return // only status changed (our own write)
+	}
+	c.poolsChanged()
+}
+
+// poolsChanged re-parses every pool and re-checks every Service: an edit can
+// make held addresses invalid or free capacity for waiting Services.
+func (c *Controller) poolsChanged() {
+	select {
+	case <-c.ready:
+	default:
+		return // restore() reads the pools once caches are synced
+	}
+	c.lb.SetPools(c.parsePools())
+	svcs, _ := c.services.List(labels.Everything())
+	for _, svc := range svcs {
+		if c.handles(svc) {
+			c.queue.Add(key(svc))
+		}
+	}
+	c.markPoolsDirty()
+}
+
+func (c *Controller) parsePools() *config.Pools {
+	objs := c.pools.List()
+	items := make([]v1alpha1.IPPool, 0, len(objs))
+	for _, o := range objs {
+		if p, ok := o.(*v1alpha1.IPPool); ok {
+			items = append(items, *p)
+		}
+	}
+	return config.ParsePools(items)
+}
+
+func (c *Controller) markPoolsDirty() {
+	select {
+	case c.poolsDirty <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) setPending(k string, pending bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pending {
+		c.pending[k] = true
+	} else {
+		delete(c.pending, k)
+	}
+	c.metrics.pending.Set(float64(len(c.pending)))
+}
+
+// retryPending re-queues every Service waiting for an address.
+func (c *Controller) retryPending() {
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.pending))
+	for k := range c.pending {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		c.queue.Add(k)
+	}
+}
+
+// capacityFreed is called whenever addresses return to a pool.
+func (c *Controller) capacityFreed() {
+	c.markPoolsDirty()
+	c.retryPending()
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	k, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(k)
+	start := time.Now()
+	err := c.sync(ctx, k)
+	c.metrics.reconcile.Observe(time.Since(start).Seconds())
+	if err != nil {
+		c.log.V(1).Info("sync failed, retrying", "service", k, "err", err)
+		c.queue.AddRateLimited(k)
+		return true
+	}
+	c.queue.Forget(k)
+	return true
+}
+
+func (c *Controller) sync(ctx context.Context, k string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(k)
+	if err != nil {
+		return nil
+	}
+	svc, err := c.services.Services(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.forget(k)
+		if len(c.lb.Release(k)) > 0 {
+			c.capacityFreed()
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get service %s: %w", k, err)
+	}
+	if !c.handles(svc) || svc.DeletionTimestamp != nil {
+		return c.cleanup(ctx, svc)
+	}
+	return c.ensure(ctx, svc)
+}
+
+func (c *Controller) forget(k string) {
+	c.setPending(k, false)
+	c.mu.Lock()
+	delete(c.warnings, k)
+	c.mu.Unlock()
+}
+
+func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
+	k := key(svc)
+	out, err := c.lb.Ensure(svc)
+	var warnings []warning
+	for _, w := range out.Warnings {
+		warnings = append(warnings, warning{EventInvalidRequest, w})
+	}
+	if err != nil {
+		// The Service keeps whatever it had; it is retried as soon as an
+		// address frees up or a pool or the Service changes.
+		c.metrics.failures.WithLabelValues(provider.Reason(err)).Inc()
+		c.setPending(k, true)
+		c.warn(svc, append(warnings, warning{EventAllocationFailed, err.Error()}))
+		return nil
+	}
+	c.setPending(k, len(out.Result.Stale) > 0)
+	if len(out.Result.Stale) > 0 {
+		warnings = append(warnings, warning{EventIPOutsidePool, fmt.Sprintf(
+			"%s no longer in an IPPool serving this Service; kept until a replacement address is free", joinIPs(out.Result.Stale))})
+	}
+	c.warn(svc, warnings)
+
+	before := provider.IngressIPs(svc)
+	updated := svc.DeepCopy()
+	if !slices.Contains(updated.Finalizers, Finalizer) {
+		updated.Finalizers = append(updated.Finalizers, Finalizer)
+	}
+	updated.Status.LoadBalancer = *out.Status
+	if err := c.patch(ctx, svc, updated); err != nil {
+		return err
+	}
+	if out.Result.Changed {
+		c.capacityFreed() // a replaced address went back to its pool
+	}
+	after := out.Result.IPs
+	switch {
+	case slices.Equal(before, after):
+		return nil
+	case len(before) == 0:
+		c.recorder.Eventf(svc, v1.EventTypeNormal, EventIPAllocated, "Allocated %s", c.lb.Describe(after))
+	default:
+		c.recorder.Eventf(svc, v1.EventTypeWarning, EventIPChanged, "Address changed from %s to %s", joinIPs(before), c.lb.Describe(after))
+	}
+	c.markPoolsDirty()
+	return nil
+}
+
+// cleanup runs for Services that are being deleted or are no longer ours:
+// first the status and finalizer go, then the address returns to the pool.
+func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
+	k := key(svc)
+	held := c.lb.Holding(k)
+	hasFinalizer := slices.Contains(svc.Finalizers, Finalizer)
+	if !hasFinalizer && len(held) == 0 {
+		c.forget(k)
+		return nil
+	}
+	updated := svc.DeepCopy()
+	updated.Finalizers = slices.DeleteFunc(updated.Finalizers, func(f string) bool { return f == Finalizer })
+	if len(held) > 0 || hasFinalizer {
+		updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
+	}
+	if err := c.patch(ctx, svc, updated); err != nil {
+		if apierrors.IsNotFound(err) {
+			err = nil
+		} else {
+			return err
+		}
+	}
+	c.forget(k)
+	freed := c.lb.Release(k)
+	if len(held) > 0 && svc.DeletionTimestamp == nil {
+		c.recorder.Eventf(svc, v1.EventTypeNormal, EventIPReleased, "Released %s: the Service is no longer a LoadBalancer of this class", joinIPs(held))
+	}
+	if len(freed) > 0 {
+		c.capacityFreed()
+	}
+	return nil
+}
+
+// patch writes finalizers and status in one strategic-merge patch of the
+// status subresource (which accepts metadata changes), skipping no-ops.
+func (c *Controller) patch(ctx context.Context, old, updated *v1.Service) error {
+	if slices.Equal(old.Finalizers, updated.Finalizers) &&
+		servicehelper.LoadBalancerStatusEqual(&old.Status.LoadBalancer, &updated.Status.LoadBalancer) {
+		return nil
+	}
+	oldJSON, err := json.Marshal(old)
+	if err != nil {
+		return fmt.Errorf("encode service %s: %w", key(old), err)
+	}
+	newJSON, err := json.Marshal(updated)
+	if err != nil {
+		return fmt.Errorf("encode service %s: %w", key(old), err)
+	}
+	patch, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Service{})
+	if err != nil {
+		return fmt.Errorf("diff service %s: %w", key(old), err)
+	}
+	c.metrics.writes.WithLabelValues("service-status").Inc()
+	_, err = c.kube.CoreV1().Services(old.Namespace).Patch(ctx, old.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil {
+		return fmt.Errorf("patch service %s: %w", key(old), err)
+	}
+	return nil
+}
+
+type warning struct{ reason, msg string }
+
+// warn records the Service's current warnings as Warning Events, skipping
+// those already recorded while they stay current, so that a waiting Service
+// does not flood Events on every retry.
+func (c *Controller) warn(svc *v1.Service, current []warning) {
+	k := key(svc)
+	c.mu.Lock()
+	prev := c.warnings[k]
+	next := make(map[warning]bool, len(current))
+	for _, w := range current {
+		next[w] = true
+	}
+	if len(next) == 0 {
+		delete(c.warnings, k)
+	} else {
+		c.warnings[k] = next
+	}
+	c.mu.Unlock()
+	for _, w := range current {
+		if !prev[w] {
+			c.recorder.Event(svc, v1.EventTypeWarning, w.reason, w.msg)
+		}
+	}
+}
+
+func joinIPs(ips []netip.Addr) string {
+	parts := make([]string, len(ips))
+	for i, ip := range ips {
+		parts[i] = ip.String()
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,127 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/beaconlb/beacon/allocator"
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/config/v1alpha1"
+)
+
+// syncPoolStatusLoop writes pool status at most once per interval, and only
+// for pools whose status differs from what the API server holds.
+func (c *Controller) syncPoolStatusLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.PoolStatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.poolsDirty:
+		}
+		if err := c.syncPoolStatus(ctx); err != nil {
+			c.log.Error(err, "writing pool status")
+			c.markPoolsDirty()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Controller) syncPoolStatus(ctx context.Context) error {
+	pools := c.lb.Pools()
+	stats := c.lb.Stats()
+	var errs []string
+	for _, obj := range c.pools.List() {
+		cur, ok := obj.(*v1alpha1.IPPool)
+		if !ok {
+			continue
+		}
+		want := PoolStatus(cur, pools, stats[cur.Name])
+		if equality.Semantic.DeepEqual(cur.Status, want) {
+			continue
+		}
+		c.metrics.writes.WithLabelValues("pool-status").Inc()
+		if err := c.beacon.PatchStatus(ctx, client.IPPools, cur.Name, want); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// PoolStatus computes the status a pool should have. Condition transition
+// times are carried over from cur while a condition's status is unchanged,
+// so an unchanged pool compares equal and is not rewritten.
+func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStats) v1alpha1.IPPoolStatus {
+	out := v1alpha1.IPPoolStatus{
+		ObservedGeneration: cur.Generation,
+		Conditions:         append([]metav1.Condition(nil), cur.Status.Conditions...),
+	}
+	set := func(typ string, ok bool, reason, msg string) {
+		s := metav1.ConditionFalse
+		if ok {
+			s = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&out.Conditions, metav1.Condition{
+			Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: cur.Generation,
+		})
+	}
+	if err, bad := pools.Invalid[cur.Name]; bad {
+		set(v1alpha1.PoolReady, false, "InvalidSpec", err.Error())
+		meta.RemoveStatusCondition(&out.Conditions, v1alpha1.PoolConflicting)
+		meta.RemoveStatusCondition(&out.Conditions, v1alpha1.PoolExhausted)
+		return out
+	}
+	p := pools.ByName[cur.Name]
+	if p == nil { // not parsed yet
+		return cur.Status
+	}
+	out.IPv4, out.IPv6 = familyStatus(st.IPv4), familyStatus(st.IPv6)
+	if len(p.Conflicts) > 0 {
+		set(v1alpha1.PoolConflicting, true, "Overlap", fmt.Sprintf(
+			"overlaps older pool(s) %s; addresses in the overlap are handed out by those pools only", strings.Join(p.Conflicts, ", ")))
+	} else {
+		set(v1alpha1.PoolConflicting, false, "NoOverlap", "no overlap with older pools")
+	}
+	if len(p.Ranges) == 0 {
+		set(v1alpha1.PoolReady, false, "NoAddresses", "every address of this pool is declared by older pools")
+	} else {
+		set(v1alpha1.PoolReady, true, "Valid", "addresses can be allocated")
+	}
+	var empty []string
+	for _, f := range []struct {
+		name string
+		st   *v1alpha1.FamilyStatus
+	}{{"IPv4", out.IPv4}, {"IPv6", out.IPv6}} {
+		if f.st != nil && f.st.Available == 0 {
+			empty = append(empty, f.name)
+		}
+	}
+	if len(empty) > 0 {
+		set(v1alpha1.PoolExhausted, true, "NoFreeAddress", "no free "+strings.Join(empty, " or ")+" address")
+	} else {
+		set(v1alpha1.PoolExhausted, false, "FreeAddresses", "free addresses remain")
+	}
+	return out
+}
+
+func familyStatus(s *allocator.FamilyStats) *v1alpha1.FamilyStatus {
+	if s == nil {
+		return nil
+	}
+	return &v1alpha1.FamilyStatus{Total: s.Total, Used: s.Used, Available: s.Total - s.Used}
+}
