@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -53,13 +52,6 @@ func nsSel(sel string) func(*v1alpha1.IPPool) {
 
 func svcSel(sel string) func(*v1alpha1.IPPool) {
 	return func(p *v1alpha1.IPPool) { sa(p).ServiceSelector = mustSelector(sel) }
-}
-
-// created sets the creation time to minute m, which orders overlap claims.
-func created(m int) func(*v1alpha1.IPPool) {
-	return func(p *v1alpha1.IPPool) {
-		p.CreationTimestamp = metav1.NewTime(time.Date(2025, 1, 1, 0, m, 0, 0, time.UTC))
-	}
 }
 
 func mustSelector(s string) *metav1.LabelSelector {

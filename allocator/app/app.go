@@ -41,6 +41,7 @@ type Options struct {
 	LeaderElect       bool
 	LeaseNamespace    string
 	LeaseName         string
+	LeaseIdentity     string
 	LeaseDuration     time.Duration
 	RenewDeadline     time.Duration
 	RetryPeriod       time.Duration
@@ -67,6 +68,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "run only while holding a Lease (needed with more than one replica)")
 	fs.StringVar(&o.LeaseNamespace, "leader-elect-namespace", ns, "namespace of the Lease (default: $POD_NAMESPACE or kube-system)")
 	fs.StringVar(&o.LeaseName, "leader-elect-name", "beacon-controller", "name of the Lease")
+	fs.StringVar(&o.LeaseIdentity, "leader-elect-identity", os.Getenv("POD_NAME"), "identity in the Lease (default: $POD_NAME, else hostname plus a random suffix)")
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 4*time.Second, "how long a Lease holds without renewal")
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 3*time.Second, "how long the leader retries renewing before giving up")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 500*time.Millisecond, "how often candidates try to take the Lease")
@@ -140,7 +142,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		var err error
 		if o.LeaderElect {
 			err = leader.Run(gctx, log, kube, leader.Options{
-				Namespace: o.LeaseNamespace, Name: o.LeaseName,
+				Namespace: o.LeaseNamespace, Name: o.LeaseName, Identity: o.LeaseIdentity,
 				LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 			}, run)
 		} else {

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -162,7 +161,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer factory.Shutdown()
 	wg.Go(func() { poolInf.Run(ctx.Done()) })
 	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced) {
-		return errors.New("caches did not sync before shutdown")
+		return nil // only ctx ending stops the wait
 	}
 	c.restore()
 
@@ -438,17 +437,12 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 		c.forget(k)
 		return nil
 	}
+	// Either mark proves the status addresses are ours to clear.
 	updated := svc.DeepCopy()
 	updated.Finalizers = slices.DeleteFunc(updated.Finalizers, func(f string) bool { return f == Finalizer })
-	if len(held) > 0 || hasFinalizer {
-		updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
-	}
-	if err := c.patch(ctx, svc, updated); err != nil {
-		if apierrors.IsNotFound(err) {
-			err = nil
-		} else {
-			return err
-		}
+	updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
+	if err := c.patch(ctx, svc, updated); err != nil && !apierrors.IsNotFound(err) {
+		return err
 	}
 	c.forget(k)
 	freed := c.lb.Release(k)

@@ -411,8 +411,8 @@ func TestMetrics(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
 		body = string(b)
 		return strings.Contains(body, `beacon_pool_addresses_in_use{family="IPv4",pool="t-metrics"} 1`), ""
 	})

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -288,12 +286,4 @@ func (h *harness) assertNoDuplicates(svcs []v1.Service) {
 			owner[ip] = s.Name
 		}
 	}
-}
-
-func sortedAddrs(in []string) []string {
-	out := append([]string(nil), in...)
-	sort.Slice(out, func(i, j int) bool {
-		return netip.MustParseAddr(out[i]).Less(netip.MustParseAddr(out[j]))
-	})
-	return out
 }

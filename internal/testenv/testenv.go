@@ -84,8 +84,11 @@ func Start() (*Env, error) {
 		_ = te.Stop()
 		return nil, err
 	}
-	defer f.Close()
-	if _, err := f.Write(kc); err != nil {
+	_, err = f.Write(kc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		_ = te.Stop()
 		return nil, err
 	}
