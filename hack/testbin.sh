@@ -10,7 +10,9 @@ HELM_VERSION=${HELM_VERSION:-v3.22.0}
 WITH_KUBE_PROXY=${WITH_KUBE_PROXY:-0}
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/beacon/testbin
-out=$cache/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}
+# Bump RECIPE when the build steps change, so caches are rebuilt.
+RECIPE=2
+out=$cache/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_r${RECIPE}
 mkdir -p "$out"
 export GOWORK=off GOFLAGS=-mod=mod
 
@@ -42,7 +44,10 @@ build_k8s() {
   fi
   for b in "${missing[@]}"; do
     log "building $b (a few minutes when cold)"
-    (cd "$src" && go build -trimpath -o "$out/$b" "./cmd/$b")
+    local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+    local v=k8s.io/component-base/version
+    (cd "$src" && go build -trimpath -o "$out/$b" \
+      -ldflags "-X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" "./cmd/$b")
   done
 }
 

@@ -11,10 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/beaconlb/beacon/client"
 )
@@ -50,9 +54,15 @@ func Available() (bool, string) {
 // Start starts an API server. Call Stop when done (TestMain) — Start does
 // not register cleanup because one server usually serves a whole package.
 func Start() (*Env, error) {
+	// envtest logs through controller-runtime's logger; without one it
+	// prints a warning with a stack trace.
+	crlog.SetLogger(logr.Discard())
 	te := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "charts", "beacon", "crds")},
 		ErrorIfCRDPathMissing: true,
+		// A loaded 2-core machine can take longer than the 20 s default.
+		ControlPlaneStartTimeout: 90 * time.Second,
+		ControlPlaneStopTimeout:  30 * time.Second,
 	}
 	te.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDRs)
 	cfg, err := te.Start()
