@@ -70,6 +70,46 @@ func TestAllocatesFromPoolAndWritesOnce(t *testing.T) {
 	if h.getPool("t-basic").ResourceVersion == poolRV {
 		t.Error("pool status not updated for the second Service")
 	}
+
+	// Pool status is not rewritten when its counts do not change: another
+	// edit, flushed through the controller by a Service of another pool.
+	h.eventually(5*time.Second, "pool used=3", func() (bool, string) {
+		p := h.getPool("t-basic")
+		return p.Status.IPv4 != nil && p.Status.IPv4.Used == 3, fmt.Sprintf("%+v", p.Status.IPv4)
+	})
+	poolRV = h.getPool("t-basic").ResourceVersion
+	h.pool("t-basic-other", nil, "198.18.1.100/32")
+	h.updateService("web", func(s *v1.Service) { s.Labels["touched"] = "twice" })
+	h.service("probe-3", func(s *v1.Service) { s.Annotations["beaconlb.io/pool"] = "t-basic-other" })
+	h.waitIPs("probe-3", "198.18.1.100")
+	h.eventually(5*time.Second, "other pool status", func() (bool, string) {
+		p := h.getPool("t-basic-other")
+		return p.Status.IPv4 != nil && p.Status.IPv4.Used == 1, fmt.Sprintf("%+v", p.Status.IPv4)
+	})
+	if got := h.getPool("t-basic").ResourceVersion; got != poolRV {
+		t.Errorf("unchanged pool rewritten: rv %s -> %s", poolRV, got)
+	}
+}
+
+func TestNamespaceSelectorFollowsLabels(t *testing.T) {
+	h := newHarness(t)
+	h.pool("t-nssel", func(p *v1alpha1.IPPool) {
+		p.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "prod"}},
+		}
+	}, "198.18.14.0/30")
+	h.startController(nil)
+	h.service("app", nil)
+	h.waitEvent("app", controller.EventAllocationFailed, "")
+	ns, err := h.env.Kube.CoreV1().Namespaces().Get(h.ctx, h.ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels["tier"] = "prod"
+	if _, err := h.env.Kube.CoreV1().Namespaces().Update(h.ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIPs("app", "198.18.14.0")
 }
 
 func TestCRDValidationRejectsBadPools(t *testing.T) {
@@ -135,10 +175,10 @@ func TestOverlappingPoolIsMarkedAndNotUsed(t *testing.T) {
 	if st := h.getPool("t-b-new").Status.IPv4; st == nil || st.Total != 1 {
 		t.Errorf("t-b-new counts %+v, want total 1 (only the non-overlapping address)", st)
 	}
-	c := meta.FindStatusCondition(h.getPool("t-a-old").Status.Conditions, v1alpha1.PoolConflicting)
-	if c == nil || c.Status != metav1.ConditionFalse {
-		t.Errorf("older pool conflicting condition = %+v, want False", c)
-	}
+	h.eventually(5*time.Second, "older pool not conflicting", func() (bool, string) {
+		c := meta.FindStatusCondition(h.getPool("t-a-old").Status.Conditions, v1alpha1.PoolConflicting)
+		return c != nil && c.Status == metav1.ConditionFalse, fmt.Sprintf("%+v", c)
+	})
 	// Auto-assignment only draws from t-b-new, whose overlap belongs to t-a-old.
 	h.service("a", nil)
 	h.waitIPs("a", "198.18.3.2")
@@ -168,6 +208,12 @@ func TestRequestedAddressesAndAnnotations(t *testing.T) {
 	h.service("typo", func(s *v1.Service) { s.Annotations["beaconlb.io/ip"] = "198.18.4.3" })
 	h.waitEvent("typo", controller.EventInvalidRequest, `unknown annotation "beaconlb.io/ip"`)
 	h.waitIPs("typo", "198.18.4.0") // still allocated automatically
+
+	h.service("conflicting", func(s *v1.Service) {
+		s.Annotations["beaconlb.io/ips"] = "198.18.4.1"
+		s.Spec.LoadBalancerIP = "198.18.4.2"
+	})
+	h.waitEvent("conflicting", controller.EventAllocationFailed, "conflicts with annotation")
 
 	h.service("unknown-pool", func(s *v1.Service) { s.Annotations["beaconlb.io/pool"] = "nope" })
 	h.waitEvent("unknown-pool", controller.EventAllocationFailed, "nope")
@@ -400,7 +446,20 @@ func TestRestartKeepsAddresses(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	h := newHarness(t)
 	h.pool("t-metrics", nil, "198.18.12.0/30")
-	h.startController(func(o *app.Options) { o.MetricsAddr = "127.0.0.1:19471" })
+	h.startController(func(o *app.Options) {
+		o.MetricsAddr = "127.0.0.1:19471"
+		o.HealthAddr = "127.0.0.1:19472"
+	})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://127.0.0.1:19472" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %s", path, resp.Status)
+		}
+	}
 	h.service("m", nil)
 	h.waitIPs("m", "198.18.12.0")
 	h.service("m-bad", func(s *v1.Service) { s.Annotations["beaconlb.io/ips"] = "192.0.2.1" })

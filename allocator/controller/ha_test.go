@@ -93,27 +93,31 @@ func TestTwoReplicasKillLeader(t *testing.T) {
 	var mu sync.Mutex
 	first := map[string]string{}
 	var violations []string
+	check := func(ctx context.Context) {
+		list, err := h.env.Kube.CoreV1().Services(h.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return
+		}
+		owner := map[string]string{}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range list.Items {
+			for _, ip := range ingress(&s) {
+				if o, dup := owner[ip]; dup {
+					violations = append(violations, fmt.Sprintf("%s held by %s and %s", ip, o, s.Name))
+				}
+				owner[ip] = s.Name
+				if f, ok := first[s.Name]; !ok {
+					first[s.Name] = ip
+				} else if f != ip {
+					violations = append(violations, fmt.Sprintf("%s changed %s -> %s", s.Name, f, ip))
+				}
+			}
+		}
+	}
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			list, err := h.env.Kube.CoreV1().Services(h.ns).List(ctx, metav1.ListOptions{})
-			if err == nil {
-				owner := map[string]string{}
-				mu.Lock()
-				for _, s := range list.Items {
-					for _, ip := range ingress(&s) {
-						if o, dup := owner[ip]; dup {
-							violations = append(violations, fmt.Sprintf("%s held by %s and %s", ip, o, s.Name))
-						}
-						owner[ip] = s.Name
-						if f, ok := first[s.Name]; !ok {
-							first[s.Name] = ip
-						} else if f != ip {
-							violations = append(violations, fmt.Sprintf("%s changed %s -> %s", s.Name, f, ip))
-						}
-					}
-				}
-				mu.Unlock()
-			}
+			check(ctx)
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
@@ -169,6 +173,7 @@ func TestTwoReplicasKillLeader(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+	check(h.ctx) // the final state, after every Service got its address
 	mu.Lock()
 	defer mu.Unlock()
 	if len(violations) > 0 {

@@ -196,8 +196,8 @@ func createAll(ctx context.Context, kube kubernetes.Interface, ns string, n int,
 						Type: v1.ServiceTypeLoadBalancer, LoadBalancerClass: class,
 						// 4,000 Services would exhaust the NodePort range.
 						AllocateLoadBalancerNodePorts: ptr.To(false),
-						Selector: map[string]string{"app": name},
-						Ports:    []v1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(5000)}},
+						Selector:                      map[string]string{"app": name},
+						Ports:                         []v1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(5000)}},
 					},
 				}, metav1.CreateOptions{})
 				if err != nil {
