@@ -395,10 +395,17 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 		c.warn(svc, append(warnings, warning{EventAllocationFailed, err.Error()}))
 		return nil
 	}
-	c.setPending(k, len(out.Result.Stale) > 0)
-	if len(out.Result.Stale) > 0 {
-		warnings = append(warnings, warning{EventIPOutsidePool, fmt.Sprintf(
-			"%s no longer in an IPPool serving this Service; kept until a replacement address is free", joinIPs(out.Result.Stale))})
+	// Warnings explain kept-but-invalid addresses (retried when space frees
+	// up) and families PreferDualStack could not get.
+	c.setPending(k, len(out.Result.Warnings) > 0)
+	for _, w := range out.Result.Warnings {
+		reason := EventAllocationFailed
+		for _, ip := range out.Result.Stale {
+			if strings.Contains(w.Msg, ip.String()) {
+				reason = EventIPOutsidePool
+			}
+		}
+		warnings = append(warnings, warning{reason, w.Msg})
 	}
 	c.warn(svc, warnings)
 
