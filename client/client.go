@@ -52,7 +52,8 @@ func New(cfg *rest.Config) (*Client, error) {
 
 // Resource names.
 const (
-	IPPools = "ippools"
+	IPPools          = "ippools"
+	L2Advertisements = "l2advertisements"
 )
 
 // ListWatch returns a list-watch of a cluster-scoped resource, for informers.
@@ -63,6 +64,11 @@ func (c *Client) ListWatch(resource string) *cache.ListWatch {
 // IPPoolInformer returns an informer of IPPools; it is started by the caller.
 func (c *Client) IPPoolInformer() cache.SharedIndexInformer {
 	return cache.NewSharedIndexInformer(c.ListWatch(IPPools), &v1alpha1.IPPool{}, 0, cache.Indexers{})
+}
+
+// L2AdvertisementInformer returns an informer of L2Advertisements.
+func (c *Client) L2AdvertisementInformer() cache.SharedIndexInformer {
+	return cache.NewSharedIndexInformer(c.ListWatch(L2Advertisements), &v1alpha1.L2Advertisement{}, 0, cache.Indexers{})
 }
 
 // PatchStatus merge-patches the status subresource of a cluster-scoped

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +18,8 @@ import (
 // Pool is a validated IPPool.
 type Pool struct {
 	Name string
+	// Labels are the IPPool's labels, for selectors that pick pools.
+	Labels labels.Set
 	// Declared holds the blocks as written, in order.
 	Declared []Range
 	// Ranges holds the addresses the pool may hand out: Declared, sorted and
@@ -156,6 +160,7 @@ func ParsePools(in []v1alpha1.IPPool) *Pools {
 func parsePool(in *v1alpha1.IPPool) (*Pool, error) {
 	p := &Pool{
 		Name:             in.Name,
+		Labels:           labels.Set(maps.Clone(in.Labels)),
 		AutoAssign:       in.Spec.AutoAssign == nil || *in.Spec.AutoAssign,
 		AvoidBuggyIPs:    in.Spec.AvoidBuggyIPs,
 		AllowExternalIPs: in.Spec.AllowExternalIPs,
@@ -231,4 +236,17 @@ func Merge(in []Range) []Range {
 		out = append(out, r)
 	}
 	return out
+}
+
+// PoolOf returns the valid pool whose effective ranges hold ip, or "".
+// Ranges of valid pools never overlap (see ParsePools), so at most one does.
+func (ps *Pools) PoolOf(ip netip.Addr) string {
+	for name, p := range ps.ByName {
+		for _, r := range p.Ranges {
+			if r.Contains(ip) {
+				return name
+			}
+		}
+	}
+	return ""
 }

@@ -1,0 +1,372 @@
+// Package agent is the speaker's IO shell on one node: it watches Services,
+// EndpointSlices, Nodes, IPPools and L2Advertisements, tracks which speakers
+// are alive (package member), asks the pure planner (package announce) who
+// announces each address, and drives this node's ARP/NDP responders
+// (package l2). It never writes Service spec or status; it records an Event
+// when it starts announcing an address.
+//
+// The loop is level-triggered: every watched change marks the agent dirty
+// and one sync recomputes the whole plan.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/beaconlb/beacon/allocator/provider"
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/speaker/announce"
+	"github.com/beaconlb/beacon/speaker/election"
+)
+
+// EventAnnouncing is the reason of the Event a speaker records on a Service
+// when it starts announcing one of its addresses.
+const EventAnnouncing = "Announcing"
+
+// Liveness reports which speakers are alive (package member).
+type Liveness interface {
+	Alive(node string) bool
+	Settled() bool
+	Changes() <-chan struct{}
+	SetPeers(map[string]netip.AddrPort)
+}
+
+// Responder answers ARP/NDP for a set of addresses on one interface.
+type Responder interface {
+	SetAnnounced([]netip.Addr)
+}
+
+// Links opens responders and finds interfaces (the netlink/socket edge).
+type Links interface {
+	// Responder returns the running responder of an interface, starting it
+	// on first use.
+	Responder(ctx context.Context, iface string) (Responder, error)
+	// OnLink returns the interfaces whose connected prefixes contain ip.
+	OnLink(ip netip.Addr) ([]string, error)
+	// Exists reports whether the interface exists.
+	Exists(iface string) bool
+}
+
+// Config wires an Agent.
+type Config struct {
+	Node       string
+	Kube       kubernetes.Interface
+	Beacon     *client.Client
+	Liveness   Liveness
+	Links      Links
+	Recorder   record.EventRecorder
+	Log        logr.Logger
+	MemberPort uint16
+	// LoadBalancerClass as the controller's: "" = Services without a class.
+	LoadBalancerClass string
+}
+
+// Agent is the speaker of one node. Run owns its goroutines.
+type Agent struct {
+	cfg   Config
+	dirty chan struct{}
+
+	services  cache.Indexer
+	slices    cache.Indexer
+	nodes     cache.Indexer
+	pools     cache.Store
+	l2ads     cache.Store
+	announced map[netip.Addr]string // address -> interface list, as last applied
+	mu        sync.Mutex
+	plan      []announce.Decision
+}
+
+// New returns an Agent; it starts nothing.
+func New(cfg Config) *Agent {
+	return &Agent{cfg: cfg, dirty: make(chan struct{}, 1), announced: map[netip.Addr]string{}}
+}
+
+// Plan returns the last computed plan (for status and tests).
+func (a *Agent) Plan() []announce.Decision {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.plan)
+}
+
+func (a *Agent) markDirty() {
+	select {
+	case a.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches and announces until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactory(a.cfg.Kube, 0)
+	svcInf := factory.Core().V1().Services().Informer()
+	sliceInf := factory.Discovery().V1().EndpointSlices().Informer()
+	nodeInf := factory.Core().V1().Nodes().Informer()
+	poolInf := a.cfg.Beacon.IPPoolInformer()
+	l2Inf := a.cfg.Beacon.L2AdvertisementInformer()
+	mark := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { a.markDirty() },
+		UpdateFunc: func(any, any) { a.markDirty() },
+		DeleteFunc: func(any) { a.markDirty() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{svcInf, sliceInf, nodeInf, poolInf, l2Inf} {
+		if _, err := inf.AddEventHandler(mark); err != nil {
+			return fmt.Errorf("event handler: %w", err)
+		}
+	}
+	if err := sliceInf.AddIndexers(cache.Indexers{byService: sliceServiceIndex}); err != nil {
+		return fmt.Errorf("slice index: %w", err)
+	}
+	a.services, a.slices, a.nodes = svcInf.GetIndexer(), sliceInf.GetIndexer(), nodeInf.GetIndexer()
+	a.pools, a.l2ads = poolInf.GetStore(), l2Inf.GetStore()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	wg.Go(func() { poolInf.Run(ctx.Done()) })
+	wg.Go(func() { l2Inf.Run(ctx.Done()) })
+	if !cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, sliceInf.HasSynced, nodeInf.HasSynced, poolInf.HasSynced, l2Inf.HasSynced) {
+		return nil
+	}
+	a.cfg.Log.Info("speaker running", "node", a.cfg.Node)
+	// A safety net: re-sync every few seconds even without events, so a
+	// responder that failed to start is retried.
+	resync := time.NewTicker(5 * time.Second)
+	defer resync.Stop()
+	a.markDirty()
+	for {
+		select {
+		case <-ctx.Done():
+			// Responders stop with ctx and the member layer tells peers
+			// this node leaves, so they take over at once.
+			return nil
+		case <-a.dirty:
+		case <-a.cfg.Liveness.Changes():
+		case <-resync.C:
+		}
+		if err := a.sync(ctx); err != nil {
+			a.cfg.Log.Error(err, "sync")
+		}
+	}
+}
+
+const byService = "service"
+
+func sliceServiceIndex(obj any) ([]string, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	name := s.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return nil, nil
+	}
+	return []string{s.Namespace + "/" + name}, nil
+}
+
+func (a *Agent) handles(svc *v1.Service) bool {
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return a.cfg.LoadBalancerClass == ""
+	}
+	return *svc.Spec.LoadBalancerClass == a.cfg.LoadBalancerClass
+}
+
+// input snapshots the caches into the planner's plain data.
+func (a *Agent) input() (announce.Input, map[string]*v1.Service) {
+	var in announce.Input
+	peers := map[string]netip.AddrPort{}
+	for _, o := range a.nodes.List() {
+		n := o.(*v1.Node)
+		in.Nodes = append(in.Nodes, election.Node{
+			Name:               n.Name,
+			Labels:             n.Labels,
+			NetworkUnavailable: nodeCondition(n, v1.NodeNetworkUnavailable),
+			Alive:              n.Name == a.cfg.Node || a.cfg.Liveness.Alive(n.Name),
+		})
+		if ip, ok := nodeAddress(n); ok && n.Name != a.cfg.Node {
+			peers[n.Name] = netip.AddrPortFrom(ip, a.cfg.MemberPort)
+		}
+	}
+	a.cfg.Liveness.SetPeers(peers)
+
+	var poolObjs []v1alpha1.IPPool
+	for _, o := range a.pools.List() {
+		poolObjs = append(poolObjs, *o.(*v1alpha1.IPPool))
+	}
+	in.Pools = config.ParsePools(poolObjs)
+	var adObjs []v1alpha1.L2Advertisement
+	for _, o := range a.l2ads.List() {
+		adObjs = append(adObjs, *o.(*v1alpha1.L2Advertisement))
+	}
+	in.L2 = config.ParseL2Advertisements(adObjs, in.Pools)
+
+	svcs := map[string]*v1.Service{}
+	for _, o := range a.services.List() {
+		svc := o.(*v1.Service)
+		ips := provider.IngressIPs(svc)
+		if !a.handles(svc) || len(ips) == 0 {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		svcs[key] = svc
+		in.Services = append(in.Services, announce.Service{
+			Key:            key,
+			IPs:            ips,
+			Local:          svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal,
+			ReadyEndpoints: a.readyEndpoints(key),
+		})
+	}
+	return in, svcs
+}
+
+// readyEndpoints counts ready endpoints per node over the Service's slices.
+func (a *Agent) readyEndpoints(key string) map[string]int {
+	objs, _ := a.slices.ByIndex(byService, key)
+	out := map[string]int{}
+	for _, o := range objs {
+		for _, ep := range o.(*discoveryv1.EndpointSlice).Endpoints {
+			if ep.NodeName == nil || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+				continue
+			}
+			out[*ep.NodeName]++
+		}
+	}
+	return out
+}
+
+func (a *Agent) sync(ctx context.Context) error {
+	in, svcs := a.input()
+	if !a.cfg.Liveness.Settled() {
+		// Until peers have had a chance to be heard, every peer looks dead
+		// and this node would claim every address.
+		return nil
+	}
+	plan := announce.Plan(in)
+	a.mu.Lock()
+	a.plan = plan
+	a.mu.Unlock()
+
+	perIface := map[string][]netip.Addr{}
+	now := map[netip.Addr]string{}
+	var errs []string
+	for _, d := range announce.For(a.cfg.Node, plan) {
+		ifaces, err := a.interfaces(d)
+		if err != nil || len(ifaces) == 0 {
+			errs = append(errs, fmt.Sprintf("%s: no interface to announce on (%v)", d.IP, err))
+			continue
+		}
+		for _, i := range ifaces {
+			perIface[i] = append(perIface[i], d.IP)
+		}
+		now[d.IP] = strings.Join(ifaces, ",")
+		if a.announced[d.IP] != now[d.IP] {
+			if svc := svcs[d.Service]; svc != nil && a.cfg.Recorder != nil {
+				a.cfg.Recorder.Eventf(svc, v1.EventTypeNormal, EventAnnouncing,
+					"Announcing %s from node %s via L2 (interface %s)", d.IP, a.cfg.Node, now[d.IP])
+			}
+		}
+	}
+	// Responders that announced something before but nothing now are
+	// emptied; new ones are started.
+	for _, iface := range a.knownIfaces(perIface) {
+		r, err := a.cfg.Links.Responder(ctx, iface)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("responder on %s: %v", iface, err))
+			continue
+		}
+		ips := perIface[iface]
+		sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
+		r.SetAnnounced(ips)
+	}
+	a.announced = now
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// knownIfaces lists the interfaces to set: those announcing now and those
+// that announced at the last sync.
+func (a *Agent) knownIfaces(now map[string][]netip.Addr) []string {
+	set := map[string]bool{}
+	for i := range now {
+		set[i] = true
+	}
+	for _, list := range a.announced {
+		for _, i := range strings.Split(list, ",") {
+			set[i] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for i := range set {
+		out = append(out, i)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// interfaces resolves where an address is announced: the advertisement's
+// named interfaces that exist, or, when any interface is allowed, those on
+// whose connected subnet the address lies.
+func (a *Agent) interfaces(d announce.Decision) ([]string, error) {
+	if d.Interfaces.All {
+		return a.cfg.Links.OnLink(d.IP)
+	}
+	var out []string
+	for _, n := range d.Interfaces.Names {
+		if a.cfg.Links.Exists(n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func nodeCondition(n *v1.Node, t v1.NodeConditionType) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == t {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// nodeAddress picks the node's first InternalIP, IPv4 preferred, for
+// speaker heartbeats.
+func nodeAddress(n *v1.Node) (netip.Addr, bool) {
+	var v6 netip.Addr
+	for _, ad := range n.Status.Addresses {
+		if ad.Type != v1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(ad.Address)
+		if err != nil {
+			continue
+		}
+		if ip.Is4() {
+			return ip, true
+		}
+		if !v6.IsValid() {
+			v6 = ip
+		}
+	}
+	return v6, v6.IsValid()
+}

@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
+
+	"github.com/beaconlb/beacon/speaker/l2"
+)
+
+// KernelLinks is the real Links: ARP/NDP responders on packet sockets and
+// interface lookups through netlink. Responders run until the context given
+// to Responder ends; Wait waits for them.
+type KernelLinks struct {
+	log     logr.Logger
+	metrics *l2.Metrics
+
+	mu   sync.Mutex
+	open map[string]*l2.Responder
+	wg   sync.WaitGroup
+}
+
+// NewKernelLinks returns a KernelLinks; it starts nothing.
+func NewKernelLinks(log logr.Logger, m *l2.Metrics) *KernelLinks {
+	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}}
+}
+
+// Responder returns the interface's responder, starting it on first use.
+func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r, ok := k.open[iface]; ok {
+		return r, nil
+	}
+	link, err := l2.OpenLink(iface, true, true)
+	if err != nil {
+		return nil, err
+	}
+	r, err := l2.New(l2.Config{Link: link, Logger: k.log, Metrics: k.metrics})
+	if err != nil {
+		_ = link.Close()
+		return nil, fmt.Errorf("responder %s: %w", iface, err)
+	}
+	k.open[iface] = r
+	k.wg.Go(func() {
+		if err := r.Run(ctx); err != nil {
+			k.log.Error(err, "responder stopped", "interface", iface)
+		}
+		k.mu.Lock()
+		delete(k.open, iface)
+		k.mu.Unlock()
+	})
+	return r, nil
+}
+
+// Wait waits for every responder to stop.
+func (k *KernelLinks) Wait() { k.wg.Wait() }
+
+// OnLink returns the up interfaces with a connected prefix containing ip.
+func (k *KernelLinks) OnLink(ip netip.Addr) ([]string, error) {
+	family := netlink.FAMILY_V4
+	if ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(nil, family)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	seen := map[int]bool{}
+	var out []string
+	for _, a := range addrs {
+		if a.IPNet == nil || seen[a.LinkIndex] || !a.Contains(net.IP(ip.AsSlice())) {
+			continue
+		}
+		l, err := netlink.LinkByIndex(a.LinkIndex)
+		if err != nil || l.Attrs().OperState == netlink.OperDown || l.Attrs().Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		seen[a.LinkIndex] = true
+		out = append(out, l.Attrs().Name)
+	}
+	return out, nil
+}
+
+// Exists reports whether an interface of that name exists.
+func (k *KernelLinks) Exists(iface string) bool {
+	_, err := net.InterfaceByName(iface)
+	return err == nil
+}

@@ -1,0 +1,157 @@
+package announce
+
+import (
+	"net/netip"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/speaker/election"
+)
+
+func pools(t *testing.T) *config.Pools {
+	t.Helper()
+	mk := func(name string, addrs ...string) v1alpha1.IPPool {
+		p := v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		for _, a := range addrs {
+			p.Spec.Addresses = append(p.Spec.Addresses, v1alpha1.AddressBlock(a))
+		}
+		return p
+	}
+	ps := config.ParsePools([]v1alpha1.IPPool{
+		mk("lan", "198.51.100.200-198.51.100.250", "2001:db8:100::200-2001:db8:100::250"),
+		mk("routed", "203.0.113.0/24"),
+	})
+	if len(ps.Invalid) > 0 {
+		t.Fatal(ps.Invalid)
+	}
+	return ps
+}
+
+func ads(ps *config.Pools, specs ...v1alpha1.L2AdvertisementSpec) *config.L2Advertisements {
+	var in []v1alpha1.L2Advertisement
+	for i, s := range specs {
+		in = append(in, v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: string(rune('a' + i))}, Spec: s})
+	}
+	return config.ParseL2Advertisements(in, ps)
+}
+
+var (
+	lanIP  = netip.MustParseAddr("198.51.100.200")
+	lanIP6 = netip.MustParseAddr("2001:db8:100::200")
+	bgpIP  = netip.MustParseAddr("203.0.113.5")
+	outIP  = netip.MustParseAddr("192.0.2.9")
+)
+
+func nodes(names ...string) []election.Node {
+	var out []election.Node
+	for _, n := range names {
+		out = append(out, election.Node{Name: n, Alive: true, Labels: labels.Set{"name": n}})
+	}
+	return out
+}
+
+func TestPlan(t *testing.T) {
+	ps := pools(t)
+	lanOnly := v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"}}
+	three := nodes("node1", "node2", "node3")
+	// Whoever the hash picks among all three is the reference announcer.
+	all := election.Candidates(three, nil, election.Service{})
+	ref, _ := election.Announcer(lanIP, all)
+
+	tests := []struct {
+		name   string
+		in     Input
+		node   string // expected announcer of the first decision ("" = none)
+		reason string
+	}{
+		{
+			name: "not in any pool",
+			in:   Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{outIP}}}, Pools: ps, L2: ads(ps, lanOnly)},
+			reason: NoPool,
+		},
+		{
+			name: "pool without advertisement",
+			in:   Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{bgpIP}}}, Pools: ps, L2: ads(ps, lanOnly)},
+			reason: NoAdvertisement,
+		},
+		{
+			name: "elected among all nodes",
+			in:   Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}}}, Pools: ps, L2: ads(ps, lanOnly)},
+			node: ref,
+		},
+		{
+			name: "node selector limits candidates",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}}}, Pools: ps, L2: ads(ps, v1alpha1.L2AdvertisementSpec{
+				IPPools:      []string{"lan"},
+				NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"name": "node3"}},
+			})},
+			node: "node3",
+		},
+		{
+			name: "local policy follows the endpoint",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}, Local: true,
+				ReadyEndpoints: map[string]int{"node2": 1}}}, Pools: ps, L2: ads(ps, lanOnly)},
+			node: "node2",
+		},
+		{
+			name: "local policy without endpoints: nobody",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}, Local: true}},
+				Pools: ps, L2: ads(ps, lanOnly)},
+			reason: NoEligibleNode,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ds := Plan(tc.in)
+			if len(ds) == 0 {
+				t.Fatal("no decisions")
+			}
+			if ds[0].Node != tc.node || ds[0].Reason != tc.reason {
+				t.Fatalf("got node %q reason %q, want %q %q", ds[0].Node, ds[0].Reason, tc.node, tc.reason)
+			}
+			if tc.node != "" && !ds[0].Interfaces.Any() {
+				t.Fatal("announcer has no interfaces")
+			}
+		})
+	}
+}
+
+// A dead announcer's address moves, and only that one: every other node
+// keeps what it announced.
+func TestPlanFailoverMovesOnlyTheDeadNodesAddresses(t *testing.T) {
+	ps := pools(t)
+	l2 := ads(ps, v1alpha1.L2AdvertisementSpec{})
+	var svcs []Service
+	for a := lanIP; a.Compare(netip.MustParseAddr("198.51.100.250")) <= 0; a = a.Next() {
+		svcs = append(svcs, Service{Key: "ns/" + a.String(), IPs: []netip.Addr{a}})
+	}
+	svcs = append(svcs, Service{Key: "ns/v6", IPs: []netip.Addr{lanIP6}})
+	ns := nodes("node1", "node2", "node3")
+	before := Plan(Input{Nodes: ns, Services: svcs, Pools: ps, L2: l2})
+	ns[1].Alive = false
+	after := Plan(Input{Nodes: ns, Services: svcs, Pools: ps, L2: l2})
+	moved, counts := 0, map[string]int{}
+	for i := range before {
+		counts[before[i].Node]++
+		if before[i].Node == after[i].Node {
+			continue
+		}
+		if before[i].Node != "node2" {
+			t.Fatalf("%s moved from live %s to %s", before[i].IP, before[i].Node, after[i].Node)
+		}
+		if after[i].Node == "" || after[i].Node == "node2" {
+			t.Fatalf("%s not taken over: %q", before[i].IP, after[i].Node)
+		}
+		moved++
+	}
+	if moved != counts["node2"] || moved == 0 {
+		t.Fatalf("moved %d, node2 announced %d", moved, counts["node2"])
+	}
+	if len(For("node2", after)) != 0 {
+		t.Fatal("dead node still announces")
+	}
+}

@@ -1,0 +1,137 @@
+// Package app wires the speaker into a process: flags, API clients, member
+// liveness, the L2 agent, metrics and health endpoints.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/internal/serve"
+	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/l2"
+	"github.com/beaconlb/beacon/speaker/member"
+)
+
+// Options are the speaker's settings; every one but the node name has a
+// usable default.
+type Options struct {
+	Kubeconfig        string
+	NodeName          string
+	LoadBalancerClass string
+	MetricsAddr       string
+	HealthAddr        string
+	MemberPort        int
+	MemberKeyFile     string
+
+	// RestConfig, when set, is used instead of Kubeconfig (tests).
+	RestConfig *rest.Config
+}
+
+// AddFlags registers the options on fs with their defaults.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
+	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
+	fs.StringVar(&o.LoadBalancerClass, "load-balancer-class", "", "announce only Services of this loadBalancerClass; empty: Services without a class")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9473", "address for /metrics; empty or 0 disables")
+	fs.StringVar(&o.HealthAddr, "health-addr", ":9474", "address for /healthz and /readyz; empty or 0 disables")
+	fs.IntVar(&o.MemberPort, "member-port", 7946, "UDP port for speaker heartbeats (same on every node)")
+	fs.StringVar(&o.MemberKeyFile, "member-key-file", "", "file holding a shared key that authenticates heartbeats (recommended)")
+}
+
+// Run runs the speaker until ctx ends.
+func Run(ctx context.Context, log logr.Logger, o Options) error {
+	if o.NodeName == "" {
+		return errors.New("node name unknown: pass --node-name or set NODE_NAME")
+	}
+	cfg := o.RestConfig
+	if cfg == nil {
+		var err error
+		if cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig); err != nil {
+			return fmt.Errorf("kubeconfig: %w", err)
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "beacon-speaker/" + o.NodeName
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	beacon, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
+	var key []byte
+	if o.MemberKeyFile != "" {
+		if key, err = os.ReadFile(o.MemberKeyFile); err != nil {
+			return fmt.Errorf("member key: %w", err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	l2m, err := l2.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	mm, err := member.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	mem, err := member.New(member.Config{
+		Name:          o.NodeName,
+		ListenAddress: fmt.Sprintf(":%d", o.MemberPort),
+		Key:           key,
+		Logger:        log.WithName("member"),
+		Metrics:       mm,
+	})
+	if err != nil {
+		return err
+	}
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	defer broadcaster.Shutdown()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "beacon-speaker", Host: o.NodeName})
+
+	links := agent.NewKernelLinks(log.WithName("l2"), l2m)
+	ag := agent.New(agent.Config{
+		Node: o.NodeName, Kube: kube, Beacon: beacon, Liveness: mem, Links: links,
+		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
+		LoadBalancerClass: o.LoadBalancerClass,
+	})
+
+	serveMetrics, err := serve.Listen(o.MetricsAddr, serve.Metrics(reg))
+	if err != nil {
+		return err
+	}
+	serveHealth, err := serve.Listen(o.HealthAddr, serve.Health(mem.Settled))
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveMetrics(gctx) })
+	g.Go(func() error { return serveHealth(gctx) })
+	g.Go(func() error { return mem.Run(gctx) })
+	g.Go(func() error {
+		err := ag.Run(gctx)
+		links.Wait()
+		return err
+	})
+	return g.Wait()
+}

@@ -1,0 +1,108 @@
+package election
+
+import (
+	"net/netip"
+	"sort"
+)
+
+// Candidate is a node that might announce an address.
+type Candidate struct {
+	Name string
+	// Eligible is true when the node may announce; see Candidates.
+	Eligible bool
+	// Reason says why the node is not eligible; empty when it is.
+	Reason Reason
+}
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// ipHash is FNV-1a-64 over the address's 16 bytes: the shared prefix of
+// every node's score for one address.
+func ipHash(ip netip.Addr) uint64 {
+	h := uint64(fnvOffset64)
+	for _, c := range ip.As16() {
+		h ^= uint64(c)
+		h *= fnvPrime64
+	}
+	return h
+}
+
+// score continues FNV-1a over the node name and finalises the result.
+// FNV-1a alone mixes its last bytes poorly (node names often differ only
+// there), so the finaliser is needed for an even spread.
+func score(h uint64, node string) uint64 {
+	for i := 0; i < len(node); i++ {
+		h ^= uint64(node[i])
+		h *= fnvPrime64
+	}
+	return fmix64(h)
+}
+
+// fmix64 is MurmurHash3's 64-bit finaliser: every input bit affects every
+// output bit.
+func fmix64(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return k
+}
+
+// Score is the rendezvous weight of a node for an address.
+func Score(ip netip.Addr, node string) uint64 {
+	return score(ipHash(ip), node)
+}
+
+// Announcer returns the eligible candidate that announces ip, or false when
+// no candidate is eligible. The result depends only on ip and on the names
+// of the eligible candidates, not on their order.
+func Announcer(ip netip.Addr, candidates []Candidate) (string, bool) {
+	h := ipHash(ip)
+	var (
+		best      string
+		bestScore uint64
+		found     bool
+	)
+	for i := range candidates {
+		c := &candidates[i]
+		if !c.Eligible {
+			continue
+		}
+		s := score(h, c.Name)
+		if !found || s > bestScore || (s == bestScore && c.Name < best) {
+			best, bestScore, found = c.Name, s, true
+		}
+	}
+	return best, found
+}
+
+// Rank returns the eligible candidates' names in announcing order for ip:
+// the announcer first, then who takes over if it goes away, and so on.
+func Rank(ip netip.Addr, candidates []Candidate) []string {
+	h := ipHash(ip)
+	type scored struct {
+		name  string
+		score uint64
+	}
+	var ss []scored
+	for _, c := range candidates {
+		if c.Eligible {
+			ss = append(ss, scored{c.Name, score(h, c.Name)})
+		}
+	}
+	sort.Slice(ss, func(i, j int) bool {
+		if ss[i].score != ss[j].score {
+			return ss[i].score > ss[j].score
+		}
+		return ss[i].name < ss[j].name
+	})
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.name
+	}
+	return out
+}

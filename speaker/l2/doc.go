@@ -1,0 +1,45 @@
+// Package l2 announces load-balancer addresses on the local network: it
+// answers ARP requests (IPv4) and Neighbor Solicitations (IPv6) for the
+// addresses this node was elected to announce, with the interface's MAC,
+// and sends gratuitous ARP / unsolicited Neighbor Advertisements when it
+// takes an address over, so that clients and switches move to this node
+// without waiting for their caches to expire.
+//
+// # Shape
+//
+// One Responder serves one interface. Its I/O is a Link: raw sockets behind
+// the small Conn and Groups interfaces, opened for real by OpenLink and
+// faked by NewFakeLink in tests. New opens and starts nothing; Run owns
+// every goroutine and the Link, and stops when its context is done.
+// SetAnnounced swaps the answered set atomically at any time.
+//
+// Frames are parsed here (Ethernet, ARP, the IPv6 header and checksum) and
+// the NDP messages by mdlayher/ndp; every parser is fuzzed.
+//
+// # Why the kernel stays quiet
+//
+// Announced addresses are not assigned to any interface, so the kernel
+// neither answers ARP for them nor sends Neighbor Advertisements (nor does
+// it answer when the node's proxy_arp / proxy_ndp are off, their default).
+// For IPv6 the responder joins each address's solicited-node multicast
+// group, otherwise the NIC would drop the solicitations; the kernel then
+// sees solicitations for targets it does not own and ignores them. See
+// OpenLink for why NDP uses packet sockets rather than an ICMPv6 socket.
+//
+// # Gratuitous announcements
+//
+// When an address becomes announced, the responder sends a round of
+// gratuitous packets at each offset of Config.Gratuitous (by default 0,
+// 100 ms, 500 ms and 1 s). For IPv4 a round is an ARP Announcement (a
+// request with sender = target, RFC 5227) and a gratuitous reply (target
+// MAC = sender MAC, which Linux requires to override a recent entry); for
+// IPv6 it is an unsolicited advertisement to all nodes with the override
+// flag. Neighbours update existing cache entries; by default (arp_accept=0,
+// accept_untracked_na=0) they do not create new ones, which is fine since a
+// neighbour without an entry asks and gets this node's answer.
+//
+// When another host claims an announced address (a gratuitous packet or an
+// answer with another MAC), the responder counts a conflict and sends a new
+// burst, at most once per DefendInterval, so that after a brief
+// disagreement between speakers the elected node has the last word.
+package l2

@@ -1,0 +1,232 @@
+package l2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"golang.org/x/sys/unix"
+)
+
+// The kernel test builds two network namespaces joined by a veth pair:
+//
+//	beacon-t-r-<pid> (responder)           beacon-t-p-<pid> (peer)
+//	beacon-t-r 198.51.100.11 ---- veth ---- beacon-t-p 198.51.100.100
+//	           2001:db8:100::11                        2001:db8:100::100
+//
+// The responder answers for addresses assigned to no interface, and the
+// peer asks with the real arping and ndisc6 tools and its own kernel.
+const (
+	respIf   = "beacon-t-r"
+	peerIf   = "beacon-t-p"
+	respMAC  = "02:be:ac:00:00:01"
+	staleMAC = "02:00:00:00:00:99"
+)
+
+// cmdTimeout bounds every external command.
+const cmdTimeout = 20 * time.Second
+
+func run(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func mustRun(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := run(name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// inNetns runs fn on an OS thread switched to the named namespace. The
+// thread is never unlocked, so it is thrown away rather than reused with
+// the wrong namespace. Sockets fn opens belong to that namespace.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open netns %s: %w", ns, err)
+			return
+		}
+		defer func() { _ = unix.Close(fd) }()
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// pollUntil re-evaluates check every 20 ms until it returns "", failing with
+// its last answer after limit.
+func pollUntil(t *testing.T, limit time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		why := check()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", limit, why)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+func TestKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces and packet sockets")
+	}
+	for _, tool := range []string{"ip", "arping", "ndisc6"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s: %v", tool, err)
+		}
+	}
+	resp := fmt.Sprintf("beacon-t-r-%d", os.Getpid())
+	peer := fmt.Sprintf("beacon-t-p-%d", os.Getpid())
+	for _, ns := range []string{resp, peer} {
+		mustRun(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() {
+			if _, err := os.Stat("/run/netns/" + ns); errors.Is(err, fs.ErrNotExist) {
+				t.Logf("namespace %s was already removed by someone else", ns)
+				return
+			}
+			if out, err := run("ip", "netns", "del", ns); err != nil {
+				t.Errorf("cleanup: %v: %s", err, out)
+			}
+		})
+		// No duplicate address detection: addresses are usable at once.
+		mustRun(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+	}
+	mustRun(t, "ip", "link", "add", respIf, "netns", resp, "address", respMAC, "type", "veth", "peer", "name", peerIf, "netns", peer)
+	for _, c := range [][]string{
+		{"-n", resp, "addr", "add", "198.51.100.11/24", "dev", respIf},
+		{"-n", resp, "addr", "add", "2001:db8:100::11/64", "dev", respIf, "nodad"},
+		{"-n", resp, "link", "set", respIf, "up"},
+		{"-n", peer, "addr", "add", "198.51.100.100/24", "dev", peerIf},
+		{"-n", peer, "addr", "add", "2001:db8:100::100/64", "dev", peerIf, "nodad"},
+		{"-n", peer, "link", "set", peerIf, "up"},
+	} {
+		mustRun(t, "ip", c...)
+	}
+	// Neighbour probes of the peer kernel come quickly, so that the
+	// reachability tests below take seconds.
+	mustRun(t, "ip", "netns", "exec", peer, "sysctl", "-qw",
+		"net.ipv4.neigh."+peerIf+".delay_first_probe_time=1",
+		"net.ipv6.neigh."+peerIf+".delay_first_probe_time=1")
+
+	var link *Link
+	if err := inNetns(resp, func() (err error) {
+		link, err = OpenLink(respIf, true, true)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Link: link, Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 2})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { // runs before the namespaces go
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	vip4, vip6 := netip.MustParseAddr("198.51.100.201"), netip.MustParseAddr("2001:db8:100::201")
+	r.SetAnnounced([]netip.Addr{vip4, vip6})
+
+	t.Run("arping gets our MAC", func(t *testing.T) {
+		out := mustRun(t, "ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "2", "-I", peerIf, vip4.String())
+		if !strings.Contains(strings.ToLower(out), respMAC) {
+			t.Fatalf("arping did not report %s:\n%s", respMAC, out)
+		}
+	})
+	t.Run("ndisc6 gets our MAC", func(t *testing.T) {
+		out := mustRun(t, "ip", "netns", "exec", peer, "ndisc6", "-1", "-r", "2", vip6.String(), peerIf)
+		if !strings.Contains(strings.ToLower(out), respMAC) {
+			t.Fatalf("ndisc6 did not report %s:\n%s", respMAC, out)
+		}
+	})
+	t.Run("addresses not announced get no answer", func(t *testing.T) {
+		if out, err := run("ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "1", "-I", peerIf, "198.51.100.202"); err == nil {
+			t.Fatalf("arping got an answer:\n%s", out)
+		}
+		if out, err := run("ip", "netns", "exec", peer, "ndisc6", "-1", "-r", "1", "-w", "500", "2001:db8:100::202", peerIf); err == nil {
+			t.Fatalf("ndisc6 got an answer:\n%s", out)
+		}
+	})
+	t.Run("gratuitous announcements move the peer's entries", func(t *testing.T) {
+		// The peer believes the addresses are at another node, as after a
+		// failover; it asks nothing.
+		v4, v6 := "198.51.100.203", "2001:db8:100::203"
+		for _, ip := range []string{v4, v6} {
+			mustRun(t, "ip", "-n", peer, "neigh", "replace", ip, "lladdr", staleMAC, "nud", "stale", "dev", peerIf)
+		}
+		r.SetAnnounced([]netip.Addr{vip4, vip6, netip.MustParseAddr(v4), netip.MustParseAddr(v6)})
+		for _, ip := range []string{v4, v6} {
+			pollUntil(t, 3*time.Second, func() string {
+				out, _ := run("ip", "-n", peer, "neigh", "show", ip, "dev", peerIf)
+				if !strings.Contains(out, respMAC) {
+					return "peer's entry for " + ip + ": " + out
+				}
+				return ""
+			})
+		}
+	})
+	t.Run("the peer kernel's unicast probes are answered", func(t *testing.T) {
+		// A stale entry plus traffic makes the peer kernel probe by unicast
+		// after delay_first_probe_time; an answer makes it REACHABLE, no
+		// answer would make it FAILED after a few seconds.
+		for _, ip := range []netip.Addr{vip4, vip6} {
+			mustRun(t, "ip", "-n", peer, "neigh", "replace", ip.String(), "lladdr", respMAC, "nud", "stale", "dev", peerIf)
+			if err := inNetns(peer, func() error {
+				c, err := net.Dial("udp", netip.AddrPortFrom(ip, 9).String())
+				if err != nil {
+					return err
+				}
+				defer func() { _ = c.Close() }()
+				_, err = c.Write([]byte("probe me"))
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			pollUntil(t, 6*time.Second, func() string {
+				out, _ := run("ip", "-n", peer, "neigh", "show", ip.String(), "dev", peerIf)
+				if !strings.Contains(out, "REACHABLE") {
+					return "peer's entry for " + ip.String() + ": " + out
+				}
+				return ""
+			})
+		}
+	})
+	t.Run("withdrawn addresses are no longer answered", func(t *testing.T) {
+		r.SetAnnounced([]netip.Addr{vip6})
+		if out, err := run("ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "1", "-I", peerIf, vip4.String()); err == nil {
+			t.Fatalf("arping got an answer:\n%s", out)
+		}
+	})
+}

@@ -1,0 +1,479 @@
+package l2
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/mdlayher/ndp"
+	"k8s.io/utils/clock"
+)
+
+// DefaultGratuitous is when gratuitous packets go out after an address
+// starts being announced: at once, then repeated so that a lost packet or a
+// slow switch does not leave clients on the old node.
+var DefaultGratuitous = []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, time.Second}
+
+// DefaultDefendInterval is how often, at most, an address is defended
+// against another host claiming it (RFC 5227's DEFEND_INTERVAL).
+const DefaultDefendInterval = 10 * time.Second
+
+// maxGratuitous bounds the schedule so a misconfiguration cannot flood.
+const maxGratuitous = 16
+
+// Config configures a Responder.
+type Config struct {
+	// Link is the interface's sockets. The Responder owns it: Run closes it.
+	Link *Link
+	// Logger receives takeovers and withdrawals (V(0)), conflicts (V(1)),
+	// and each answer (V(2)).
+	Logger logr.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+	// Clock is for tests; default the real clock.
+	Clock clock.WithTicker
+	// Gratuitous lists the offsets, from the moment an address becomes
+	// announced, at which gratuitous packets are sent; ascending, at most
+	// 16. Nil means DefaultGratuitous; empty (non-nil) sends none.
+	Gratuitous []time.Duration
+	// DefendInterval is the minimum time between two defences of one
+	// address: when another host claims an announced address (a gratuitous
+	// ARP or advertisement with another MAC), the responder sends a new
+	// gratuitous burst so that the last word is the announcer's. Default
+	// DefaultDefendInterval.
+	DefendInterval time.Duration
+}
+
+// Responder answers ARP requests and Neighbor Solicitations on one
+// interface for the addresses it is told to announce, with the interface's
+// MAC, and sends gratuitous announcements when it takes an address over.
+// It ignores requests for any other address.
+type Responder struct {
+	cfg   Config
+	link  *Link
+	log   logr.Logger
+	clock clock.WithTicker
+
+	announced  atomic.Pointer[addrSet]
+	changed    chan struct{}
+	reannounce chan struct{}
+	conflicts  chan netip.Addr
+	running    atomic.Bool
+}
+
+type addrSet map[netip.Addr]struct{}
+
+// New validates the configuration. It starts nothing and opens nothing.
+func New(cfg Config) (*Responder, error) {
+	l := cfg.Link
+	switch {
+	case l == nil:
+		return nil, errors.New("l2: Config.Link is required")
+	case len(l.MAC) != 6:
+		return nil, fmt.Errorf("l2: %s: MAC %v is not an Ethernet address", l.Name, l.MAC)
+	case l.ARP == nil && l.NDP == nil:
+		return nil, fmt.Errorf("l2: %s: neither ARP nor NDP socket", l.Name)
+	case l.NDP != nil && l.Groups == nil:
+		return nil, fmt.Errorf("l2: %s: NDP needs Groups", l.Name)
+	}
+	if cfg.Gratuitous == nil {
+		cfg.Gratuitous = DefaultGratuitous
+	}
+	if len(cfg.Gratuitous) > maxGratuitous || !slices.IsSorted(cfg.Gratuitous) || (len(cfg.Gratuitous) > 0 && cfg.Gratuitous[0] < 0) {
+		return nil, fmt.Errorf("l2: Gratuitous must be at most %d ascending non-negative offsets, got %v", maxGratuitous, cfg.Gratuitous)
+	}
+	if cfg.DefendInterval <= 0 {
+		cfg.DefendInterval = DefaultDefendInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	r := &Responder{
+		cfg:        cfg,
+		link:       l,
+		log:        cfg.Logger.WithValues("interface", l.Name),
+		clock:      cfg.Clock,
+		changed:    make(chan struct{}, 1),
+		reannounce: make(chan struct{}, 1),
+		conflicts:  make(chan netip.Addr, 64),
+	}
+	r.announced.Store(&addrSet{})
+	return r, nil
+}
+
+// SetAnnounced replaces the set of addresses this node announces on the
+// interface. It may be called at any time, before or during Run, from any
+// goroutine; requests are answered from the new set at once, and addresses
+// new to the set get a gratuitous burst. Addresses of a family the link does
+// not serve are ignored.
+func (r *Responder) SetAnnounced(ips []netip.Addr) {
+	set := make(addrSet, len(ips))
+	v4, v6 := 0, 0
+	for _, ip := range ips {
+		ip = ip.Unmap().WithZone("")
+		switch {
+		case !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast():
+			continue
+		case ip.Is4() && r.link.ARP != nil:
+			v4++
+		case ip.Is6() && r.link.NDP != nil:
+			v6++
+		default:
+			continue
+		}
+		set[ip] = struct{}{}
+	}
+	r.announced.Store(&set)
+	r.cfg.Metrics.setAnnounced(r.link.Name, v4, v6)
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Reannounce sends a new gratuitous burst for every announced address. The
+// speaker calls it when peers it saw dead come back (a healed partition), so
+// that neighbours that followed another node's announcements return at once
+// instead of when their cache entries expire.
+func (r *Responder) Reannounce() {
+	select {
+	case r.reannounce <- struct{}{}:
+	default:
+	}
+}
+
+// Announced returns the addresses currently answered for, sorted.
+func (r *Responder) Announced() []netip.Addr {
+	set := *r.announced.Load()
+	out := make([]netip.Addr, 0, len(set))
+	for ip := range set {
+		out = append(out, ip)
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return out
+}
+
+// Run answers requests and sends announcements until ctx is done, then
+// closes the link and returns nil. A Responder runs once.
+func (r *Responder) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("l2: responder already ran")
+	}
+	var wg sync.WaitGroup
+	defer r.cfg.Metrics.forget(r.link.Name)
+	defer wg.Wait()
+	defer func() {
+		if err := r.link.Close(); err != nil {
+			r.log.Error(err, "close")
+		}
+	}()
+	if r.link.ARP != nil {
+		wg.Go(func() { r.read(ctx, r.link.ARP, "ipv4") })
+	}
+	if r.link.NDP != nil {
+		wg.Go(func() { r.read(ctx, r.link.NDP, "ipv6") })
+	}
+	r.log.Info("responder started", "mac", r.link.MAC.String(), "arp", r.link.ARP != nil, "ndp", r.link.NDP != nil)
+	a := &announcer{r: r, bursts: map[netip.Addr]*burst{}, current: addrSet{}, joined: map[netip.Addr]bool{}, defended: map[netip.Addr]time.Time{}}
+	a.sync()
+	// The timer exists only while there is timed work, so that a fake
+	// clock's waiters say exactly that.
+	var timer clock.Timer
+	var timerC <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		a.fire()
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+		if at, ok := a.nextWake(); ok {
+			timer = r.clock.NewTimer(max(at.Sub(r.clock.Now()), 0))
+			timerC = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Info("responder stopped")
+			return nil
+		case <-r.changed:
+			a.sync()
+		case ip := <-r.conflicts:
+			a.defend(ip)
+		case <-r.reannounce:
+			a.sync()
+			a.restart()
+		case <-timerC:
+			timer, timerC = nil, nil
+			if a.retryAt != (time.Time{}) && !r.clock.Now().Before(a.retryAt) {
+				a.syncGroups()
+			}
+		}
+	}
+}
+
+// read answers requests arriving on conn until it is closed.
+func (r *Responder) read(ctx context.Context, conn Conn, family string) {
+	buf := make([]byte, 9216) // jumbo frames
+	backoff := 10 * time.Millisecond
+	for {
+		n, err := conn.ReadFrame(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A packet socket reports ENETDOWN once when its link goes
+			// down, and works again when it comes back: keep reading, but
+			// do not spin on a persistent error.
+			r.cfg.Metrics.inc(cError, r.link.Name, family)
+			r.log.Error(err, "read failed", "family", family, "retryIn", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.clock.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 10 * time.Millisecond
+		r.handle(buf[:n], family)
+	}
+}
+
+// handle processes one received frame.
+func (r *Responder) handle(frame []byte, family string) {
+	m := r.cfg.Metrics
+	p, err := parse(frame, family)
+	if err != nil {
+		if !errors.Is(err, errIgnore) {
+			m.inc(cError, r.link.Name, family)
+			r.log.V(3).Info("malformed packet", "family", family, "err", err)
+		}
+		return
+	}
+	set := *r.announced.Load()
+	_, ours := set[p.target]
+	switch p.kind {
+	case kindRequest:
+		m.inc(cRequest, r.link.Name, family)
+		if !ours {
+			return
+		}
+		reply, err := replyFrame(r.link.MAC, p, family)
+		if err == nil {
+			err = r.write(family, reply)
+		}
+		if err != nil {
+			m.inc(cError, r.link.Name, family)
+			r.log.Error(err, "cannot answer", "ip", p.target, "to", p.senderIP)
+			return
+		}
+		m.inc(cReply, r.link.Name, family)
+		r.log.V(2).Info("answered", "ip", p.target, "to", p.senderIP, "toMAC", p.senderMAC.String())
+	case kindClaim:
+		if !ours || bytes.Equal(p.claimMAC, r.link.MAC) {
+			return
+		}
+		m.inc(cConflict, r.link.Name, family)
+		r.log.V(1).Info("another host claims an announced address", "ip", p.target, "mac", p.claimMAC.String())
+		select {
+		case r.conflicts <- p.target:
+		default: // a defence is already queued
+		}
+	}
+}
+
+func parse(frame []byte, family string) (frameInfo, error) {
+	if family == "ipv6" {
+		return parseNDP(frame)
+	}
+	return parseARP(frame)
+}
+
+func replyFrame(mac net.HardwareAddr, p frameInfo, family string) ([]byte, error) {
+	if family == "ipv6" {
+		return naReplyFrame(mac, p)
+	}
+	return arpReplyFrame(mac, p), nil
+}
+
+func (r *Responder) write(family string, frame []byte) error {
+	if family == "ipv6" {
+		return r.link.NDP.WriteFrame(frame)
+	}
+	return r.link.ARP.WriteFrame(frame)
+}
+
+// gratuitous sends one round of unsolicited announcements for ip.
+func (r *Responder) gratuitous(ip netip.Addr) {
+	family, frames := "ipv4", [][]byte(nil)
+	if ip.Is4() {
+		frames = gratuitousARP(r.link.MAC, ip)
+	} else {
+		family = "ipv6"
+		na, err := unsolicitedNA(r.link.MAC, ip)
+		if err != nil {
+			r.log.Error(err, "cannot build advertisement", "ip", ip)
+			return
+		}
+		frames = [][]byte{na}
+	}
+	m := r.cfg.Metrics
+	for _, f := range frames {
+		if err := r.write(family, f); err != nil {
+			m.inc(cError, r.link.Name, family)
+			r.log.Error(err, "cannot send gratuitous announcement", "ip", ip)
+			continue
+		}
+		m.inc(cGratuitous, r.link.Name, family)
+	}
+}
+
+// announcer is the state of Run's loop: pending gratuitous bursts and
+// multicast memberships. Only Run's goroutine touches it.
+type announcer struct {
+	r        *Responder
+	bursts   map[netip.Addr]*burst
+	current  addrSet
+	joined   map[netip.Addr]bool // solicited-node groups
+	retryAt  time.Time           // when to retry failed joins; zero if none
+	defended map[netip.Addr]time.Time
+}
+
+type burst struct {
+	start time.Time
+	next  int // index into Config.Gratuitous of the next round
+}
+
+// sync catches up with SetAnnounced: bursts for new addresses, none for
+// removed ones, memberships to match.
+func (a *announcer) sync() {
+	now := a.r.clock.Now()
+	next := *a.r.announced.Load()
+	for ip := range next {
+		if _, ok := a.current[ip]; !ok {
+			a.r.log.Info("announcing", "ip", ip)
+			if len(a.r.cfg.Gratuitous) > 0 {
+				a.bursts[ip] = &burst{start: now}
+			}
+		}
+	}
+	for ip := range a.current {
+		if _, ok := next[ip]; !ok {
+			a.r.log.Info("withdrawn", "ip", ip)
+			delete(a.bursts, ip)
+			delete(a.defended, ip)
+		}
+	}
+	a.current = next
+	a.syncGroups()
+}
+
+// syncGroups joins the solicited-node group of every announced IPv6
+// address and leaves the others. Several addresses may share a group.
+func (a *announcer) syncGroups() {
+	if a.r.link.Groups == nil {
+		return
+	}
+	want := map[netip.Addr]bool{}
+	for ip := range a.current {
+		if ip.Is6() {
+			g, err := ndp.SolicitedNodeMulticast(ip)
+			if err == nil {
+				want[g] = true
+			}
+		}
+	}
+	a.retryAt = time.Time{}
+	for g := range want {
+		if a.joined[g] {
+			continue
+		}
+		if err := a.r.link.Groups.Join(g); err != nil {
+			a.r.log.Error(err, "cannot join solicited-node group; retrying", "group", g)
+			a.retryAt = a.r.clock.Now().Add(time.Second)
+			continue
+		}
+		a.joined[g] = true
+	}
+	for g := range a.joined {
+		if want[g] {
+			continue
+		}
+		if err := a.r.link.Groups.Leave(g); err != nil {
+			a.r.log.Error(err, "cannot leave solicited-node group", "group", g)
+		}
+		delete(a.joined, g)
+	}
+}
+
+// restart begins a new burst for every announced address.
+func (a *announcer) restart() {
+	if len(a.r.cfg.Gratuitous) == 0 {
+		return
+	}
+	now := a.r.clock.Now()
+	for ip := range a.current {
+		a.bursts[ip] = &burst{start: now}
+	}
+}
+
+// defend answers another host's claim on an announced address with a new
+// burst, at most once per DefendInterval per address.
+func (a *announcer) defend(ip netip.Addr) {
+	if _, ok := a.current[ip]; !ok || len(a.r.cfg.Gratuitous) == 0 {
+		return
+	}
+	now := a.r.clock.Now()
+	if last, ok := a.defended[ip]; ok && now.Sub(last) < a.r.cfg.DefendInterval {
+		return
+	}
+	a.defended[ip] = now
+	a.r.log.Info("defending address claimed by another host", "ip", ip)
+	a.bursts[ip] = &burst{start: now}
+}
+
+// fire sends the rounds that are due. A round missed entirely (the process
+// stalled) is not replayed: one round covers all that are due.
+func (a *announcer) fire() {
+	now := a.r.clock.Now()
+	sched := a.r.cfg.Gratuitous
+	for ip, b := range a.bursts {
+		due := b.next
+		for due < len(sched) && !now.Before(b.start.Add(sched[due])) {
+			due++
+		}
+		if due > b.next {
+			a.r.gratuitous(ip)
+			b.next = due
+		}
+		if b.next == len(sched) {
+			delete(a.bursts, ip)
+		}
+	}
+}
+
+// nextWake is when the loop has timed work: the next round of a burst or a
+// membership retry.
+func (a *announcer) nextWake() (at time.Time, ok bool) {
+	if a.retryAt != (time.Time{}) {
+		at, ok = a.retryAt, true
+	}
+	for _, b := range a.bursts {
+		if t := b.start.Add(a.r.cfg.Gratuitous[b.next]); !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	return at, ok
+}

@@ -1,0 +1,293 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+)
+
+// Defaults of Config.
+const (
+	DefaultPort      = 7946
+	DefaultInterval  = 100 * time.Millisecond
+	DefaultDeadAfter = 400 * time.Millisecond
+)
+
+// Config configures a Member.
+type Config struct {
+	// Name is this node's name. Required.
+	Name string
+	// ListenAddress is the UDP address to listen on; default ":7946" (every
+	// address, both families). Ignored when Conn is set.
+	ListenAddress string
+	// Conn, if set, is used instead of listening; Run closes it.
+	Conn net.PacketConn
+	// Interval between heartbeats; default 100 ms.
+	Interval time.Duration
+	// DeadAfter is how long a silent peer stays alive; default 400 ms. It
+	// must be at least twice Interval.
+	DeadAfter time.Duration
+	// Key, if set, authenticates messages (HMAC-SHA256); every speaker must
+	// use the same key.
+	Key []byte
+	// Logger receives peer transitions (V(0)) and dropped packets (V(2)).
+	Logger logr.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+	// Clock is for tests; default the real clock.
+	Clock clock.WithTicker
+}
+
+// Member tracks the liveness of peer speakers. Create it with New, feed it
+// peers with SetPeers, and run it with Run. Its queries are safe from any
+// goroutine.
+type Member struct {
+	cfg   Config
+	log   logr.Logger
+	clock clock.WithTicker
+
+	mu        sync.Mutex
+	peerAddrs map[string]netip.AddrPort
+	peersSet  chan struct{}
+
+	view    atomic.Pointer[view]
+	changes chan struct{}
+}
+
+// view is an immutable snapshot published to readers.
+type view struct {
+	settled bool
+	alive   map[string]bool
+	names   []string
+	peers   []PeerState
+}
+
+// New validates the configuration. It starts nothing.
+func New(cfg Config) (*Member, error) {
+	if cfg.Name == "" || len(cfg.Name) > maxNameLen {
+		return nil, fmt.Errorf("member: node name must be 1 to %d bytes", maxNameLen)
+	}
+	if cfg.ListenAddress == "" {
+		cfg.ListenAddress = fmt.Sprintf(":%d", DefaultPort)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = DefaultDeadAfter
+	}
+	if cfg.DeadAfter < 2*cfg.Interval {
+		return nil, fmt.Errorf("member: DeadAfter %v must be at least twice Interval %v", cfg.DeadAfter, cfg.Interval)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	m := &Member{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		clock:     cfg.Clock,
+		peerAddrs: map[string]netip.AddrPort{},
+		peersSet:  make(chan struct{}, 1),
+		changes:   make(chan struct{}, 1),
+	}
+	m.view.Store(&view{alive: map[string]bool{cfg.Name: true}, names: []string{cfg.Name}})
+	return m, nil
+}
+
+// SetPeers replaces the set of peers to send heartbeats to: node name →
+// address (its node IP and the member port). The own name is ignored.
+func (m *Member) SetPeers(peers map[string]netip.AddrPort) {
+	m.mu.Lock()
+	m.peerAddrs = make(map[string]netip.AddrPort, len(peers))
+	for name, ap := range peers {
+		if name != m.cfg.Name {
+			m.peerAddrs[name] = ap
+		}
+	}
+	m.mu.Unlock()
+	select {
+	case m.peersSet <- struct{}{}:
+	default:
+	}
+}
+
+// Changes signals (coalesced) whenever Settled or the set of alive nodes
+// changes. Read the new state with AliveNames, Alive and Settled.
+func (m *Member) Changes() <-chan struct{} { return m.changes }
+
+// Settled reports whether the startup grace period is over; see the
+// package doc.
+func (m *Member) Settled() bool { return m.view.Load().settled }
+
+// Alive reports whether a node's speaker is alive; this node always is.
+func (m *Member) Alive(name string) bool { return m.view.Load().alive[name] }
+
+// AliveNames returns the alive nodes, this one included, sorted.
+func (m *Member) AliveNames() []string { return append([]string(nil), m.view.Load().names...) }
+
+// Peers returns the state of every tracked peer, sorted by name.
+func (m *Member) Peers() []PeerState { return append([]PeerState(nil), m.view.Load().peers...) }
+
+type received struct {
+	msg Message
+	at  time.Time
+}
+
+// Run listens, sends heartbeats and tracks peers until ctx is done; then it
+// sends a leave message to every peer, closes the socket and returns nil.
+// It returns an error if it cannot listen or if reading fails: a member
+// that hears nothing would see every peer dead, so it must not go on.
+func (m *Member) Run(ctx context.Context) error {
+	conn := m.cfg.Conn
+	if conn == nil {
+		var err error
+		if conn, err = (&net.ListenConfig{}).ListenPacket(ctx, "udp", m.cfg.ListenAddress); err != nil {
+			return fmt.Errorf("member: listen on %s: %w", m.cfg.ListenAddress, err)
+		}
+	}
+	incarnation := uint64(m.clock.Now().UnixNano())
+	table := NewTable(m.cfg.Name, m.cfg.DeadAfter, m.clock.Now())
+	m.log.Info("member started", "address", conn.LocalAddr().String(), "interval", m.cfg.Interval, "deadAfter", m.cfg.DeadAfter, "incarnation", incarnation)
+
+	msgs := make(chan received, 256)
+	readErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { readErr <- m.receive(ctx, conn, msgs) })
+	defer wg.Wait()
+	defer func() { _ = conn.Close() }() // unblocks receive
+
+	var seq uint64
+	send := func(kind Kind) {
+		seq++
+		b, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq}.Marshal(m.cfg.Key)
+		if err != nil {
+			m.log.Error(err, "cannot encode message") // unreachable: New validated the name
+			return
+		}
+		m.mu.Lock()
+		addrs := make([]netip.AddrPort, 0, len(m.peerAddrs))
+		for _, ap := range m.peerAddrs {
+			addrs = append(addrs, ap)
+		}
+		m.mu.Unlock()
+		for _, ap := range addrs {
+			if _, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(ap)); err != nil {
+				m.cfg.Metrics.sendError()
+				m.log.V(2).Info("cannot send", "to", ap, "kind", kind, "err", err)
+			}
+		}
+		m.cfg.Metrics.sent(kind, len(addrs))
+	}
+	publish := func() {
+		v := &view{settled: table.Settled(), names: table.AliveNames(), peers: table.Peers()}
+		v.alive = make(map[string]bool, len(v.names))
+		for _, n := range v.names {
+			v.alive[n] = true
+		}
+		m.view.Store(v)
+		m.cfg.Metrics.setAlive(len(v.names))
+		select {
+		case m.changes <- struct{}{}:
+		default:
+		}
+	}
+	peerNames := func() []string {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		names := make([]string, 0, len(m.peerAddrs))
+		for n := range m.peerAddrs {
+			names = append(names, n)
+		}
+		return names
+	}
+
+	ticker := m.clock.NewTicker(m.cfg.Interval)
+	defer ticker.Stop()
+	deadline := m.clock.NewTimer(m.cfg.DeadAfter)
+	defer deadline.Stop()
+	rearm := func() {
+		deadline.Stop()
+		if at, ok := table.NextDeadline(); ok {
+			deadline.Reset(max(at.Sub(m.clock.Now()), 0))
+		}
+	}
+	table.SetPeers(peerNames())
+	send(Beat)
+	for {
+		changed := false
+		select {
+		case <-ctx.Done():
+			send(Leave)
+			m.log.Info("member stopped; sent leave")
+			return nil
+		case err := <-readErr:
+			// Without input every peer would look dead and this node would
+			// take over every address: stop instead, and say goodbye.
+			send(Leave)
+			return fmt.Errorf("member: %w", err)
+		case <-ticker.C():
+			send(Beat)
+		case <-m.peersSet:
+			table.SetPeers(peerNames())
+		case r := <-msgs:
+			m.cfg.Metrics.received(r.msg.Kind)
+			before := table.Alive(r.msg.Name)
+			changed = table.Receive(r.msg, r.at)
+			if after := table.Alive(r.msg.Name); before != after {
+				m.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
+			}
+		case <-deadline.C():
+		}
+		// Expire on every wake-up: cheap, and robust to a missed timer.
+		now := m.clock.Now()
+		ticked, died := table.Tick(now)
+		changed = changed || ticked
+		for _, name := range died {
+			m.log.Info("peer dead", "node", name, "after", m.cfg.DeadAfter)
+		}
+		if changed {
+			publish()
+		}
+		rearm()
+	}
+}
+
+func aliveWord(alive bool) string {
+	if alive {
+		return "alive"
+	}
+	return "left"
+}
+
+// receive reads messages until the socket is closed (nil) or fails.
+func (m *Member) receive(ctx context.Context, conn net.PacketConn, out chan<- received) error {
+	buf := make([]byte, MaxMessageLen+1)
+	for {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		msg, err := Parse(buf[:n], m.cfg.Key)
+		if err != nil {
+			m.cfg.Metrics.dropped()
+			m.log.V(2).Info("dropped packet", "from", from, "err", err)
+			continue
+		}
+		select {
+		case out <- received{msg, m.clock.Now()}:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

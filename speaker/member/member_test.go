@@ -1,0 +1,196 @@
+package member
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// cuttable wraps a socket so a test can make a member go silent at once,
+// as if its node crashed: no leave message gets out.
+type cuttable struct {
+	net.PacketConn
+	cut atomic.Bool
+}
+
+func (c *cuttable) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.cut.Load() {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+type running struct {
+	m      *Member
+	conn   *cuttable
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startMembers runs n members on loopback, each knowing all the others.
+func startMembers(t *testing.T, n int, key []byte) []*running {
+	t.Helper()
+	var rs []*running
+	peers := map[string]netip.AddrPort{}
+	for i := range n {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("node%d", i+1)
+		c := &cuttable{PacketConn: pc}
+		m, err := New(Config{Name: name, Conn: c, Key: key, Logger: testr.New(t).WithName(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, &running{m: m, conn: c})
+		peers[name] = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	for _, r := range rs {
+		r.m.SetPeers(peers)
+		ctx, cancel := context.WithCancel(context.Background())
+		r.cancel, r.done = cancel, make(chan error, 1)
+		go func() { r.done <- r.m.Run(ctx) }()
+		t.Cleanup(func() {
+			r.cancel()
+			if err := <-r.done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	return rs
+}
+
+// waitView waits until the member's alive set is want, and returns how long
+// that took.
+func waitView(t *testing.T, m *Member, want string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		if got := strings.Join(m.AliveNames(), ","); got == want && m.Settled() {
+			return time.Since(start)
+		}
+		select {
+		case <-m.Changes():
+		case <-deadline.C:
+			t.Fatalf("after %v: alive %v (settled %v), want %s", limit, m.AliveNames(), m.Settled(), want)
+		}
+	}
+}
+
+func TestMembersOnLoopback(t *testing.T) {
+	rs := startMembers(t, 3, []byte("shared key"))
+	for _, r := range rs {
+		waitView(t, r.m, "node1,node2,node3", 2*time.Second)
+	}
+
+	// node3 crashes: nothing more comes from it, not even a leave.
+	rs[2].conn.cut.Store(true)
+	for _, r := range rs[:2] {
+		d := waitView(t, r.m, "node1,node2", time.Second)
+		t.Logf("%s saw the crash of node3 after %v", r.m.cfg.Name, d)
+	}
+
+	// node2 stops cleanly: node1 hears its leave at once.
+	start := time.Now()
+	rs[1].cancel()
+	d := waitView(t, rs[0].m, "node1", 100*time.Millisecond)
+	t.Logf("node1 saw node2 leave after %v (%v since cancel)", d, time.Since(start))
+	if p := rs[0].m.Peers(); len(p) != 2 || !p[0].Left || p[1].Left {
+		t.Fatalf("peers %+v: want node2 left and node3 timed out", p)
+	}
+
+	// node3 comes back: node1 sees it alive again.
+	rs[2].conn.cut.Store(false)
+	waitView(t, rs[0].m, "node1,node3", time.Second)
+}
+
+func TestMembersWithDifferentKeysIgnoreEachOther(t *testing.T) {
+	a, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	b, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	reg := prometheus.NewRegistry()
+	metrics, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma, _ := New(Config{Name: "a", Conn: a, Key: []byte("one"), Metrics: metrics, Logger: testr.New(t)})
+	mb, _ := New(Config{Name: "b", Conn: b, Key: []byte("two"), Logger: testr.New(t)})
+	peers := map[string]netip.AddrPort{
+		"a": a.LocalAddr().(*net.UDPAddr).AddrPort(),
+		"b": b.LocalAddr().(*net.UDPAddr).AddrPort(),
+	}
+	ma.SetPeers(peers)
+	mb.SetPeers(peers)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- ma.Run(ctx) }()
+	go func() { done <- mb.Run(ctx) }()
+	defer func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	waitView(t, ma, "a", 2*time.Second)
+	// Poll the counter: b beats every 100 ms.
+	deadline := time.Now().Add(2 * time.Second)
+	for gauge(t, reg, "beacon_member_packets_dropped_total") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no packet counted as dropped")
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	if ma.Alive("b") {
+		t.Fatal("a accepted b's messages with the wrong key")
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, cfg := range []Config{
+		{},
+		{Name: strings.Repeat("n", 254)},
+		{Name: "a", Interval: time.Second, DeadAfter: time.Second},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+	m, err := New(Config{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.cfg.Interval != DefaultInterval || m.cfg.DeadAfter != DefaultDeadAfter || m.cfg.ListenAddress != ":7946" {
+		t.Fatalf("defaults not applied: %+v", m.cfg)
+	}
+	if !m.Alive("a") || m.Settled() {
+		t.Fatal("before Run: self must be alive and the view unsettled")
+	}
+}
+
+// gauge reads a metric without labels from a registry; 0 if absent.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return 0
+}

@@ -1,0 +1,78 @@
+package member
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics of a Member. A nil *Metrics records nothing.
+type Metrics struct {
+	sentTotal     *prometheus.CounterVec
+	receivedTotal *prometheus.CounterVec
+	droppedTotal  prometheus.Counter
+	sendErrors    prometheus.Counter
+	aliveNodes    prometheus.Gauge
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		sentTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "messages_sent_total",
+			Help: "Liveness messages sent, by kind (beat, leave), one per peer.",
+		}, []string{"kind"}),
+		receivedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "messages_received_total",
+			Help: "Well-formed liveness messages received, by kind.",
+		}, []string{"kind"}),
+		droppedTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "packets_dropped_total",
+			Help: "Received packets dropped as malformed or unauthenticated.",
+		}),
+		sendErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "send_errors_total",
+			Help: "Liveness messages that could not be sent.",
+		}),
+		aliveNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "alive_nodes",
+			Help: "Speakers this node sees alive, itself included.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("member metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) sent(k Kind, n int) {
+	if m != nil {
+		m.sentTotal.WithLabelValues(k.String()).Add(float64(n))
+	}
+}
+
+func (m *Metrics) received(k Kind) {
+	if m != nil {
+		m.receivedTotal.WithLabelValues(k.String()).Inc()
+	}
+}
+
+func (m *Metrics) dropped() {
+	if m != nil {
+		m.droppedTotal.Inc()
+	}
+}
+
+func (m *Metrics) sendError() {
+	if m != nil {
+		m.sendErrors.Inc()
+	}
+}
+
+func (m *Metrics) setAlive(n int) {
+	if m != nil {
+		m.aliveNodes.Set(float64(n))
+	}
+}
