@@ -1,0 +1,194 @@
+package agent_test
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/testenv"
+	"github.com/beaconlb/beacon/speaker/agent"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// fakeLiveness: every listed node is alive.
+type fakeLiveness struct {
+	mu    sync.Mutex
+	alive map[string]bool
+	ch    chan struct{}
+}
+
+func (f *fakeLiveness) Alive(n string) bool                 { f.mu.Lock(); defer f.mu.Unlock(); return f.alive[n] }
+func (f *fakeLiveness) Settled() bool                       { return true }
+func (f *fakeLiveness) Changes() <-chan struct{}            { return f.ch }
+func (f *fakeLiveness) SetPeers(map[string]netip.AddrPort) {}
+func (f *fakeLiveness) set(n string, alive bool) {
+	f.mu.Lock()
+	f.alive[n] = alive
+	f.mu.Unlock()
+	f.ch <- struct{}{}
+}
+
+// fakeLinks records what each interface announces.
+type fakeLinks struct {
+	mu  sync.Mutex
+	ips map[string][]netip.Addr
+}
+
+type fakeResponder struct {
+	l     *fakeLinks
+	iface string
+}
+
+func (r fakeResponder) SetAnnounced(ips []netip.Addr) {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	r.l.ips[r.iface] = slices.Clone(ips)
+}
+
+func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
+	return fakeResponder{l, iface}, nil
+}
+func (l *fakeLinks) OnLink(netip.Addr) ([]string, error) { return []string{"eth0"}, nil }
+func (l *fakeLinks) Exists(string) bool                  { return true }
+func (l *fakeLinks) announced(iface string) []netip.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ips[iface])
+}
+
+// Three agents (one per node) against a real API server: exactly one
+// announces the Service's address; when it dies another takes over; with
+// externalTrafficPolicy Local the announcer is the endpoint's node.
+func TestAgentsElectOneAnnouncer(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kube := e.Kube
+	nodes := []string{"node1", "node2", "node3"}
+	for _, n := range nodes {
+		_, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
+	pool.Spec.Addresses = []v1alpha1.AddressBlock{"198.51.100.200-198.51.100.250"}
+	if err := e.Beacon.Create(ctx, client.IPPools, pool); err != nil {
+		t.Fatal(err)
+	}
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
+	ad.Spec.IPPools = []string{"lan"}
+	if err := e.Beacon.Create(ctx, client.L2Advertisements, ad); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The controller's job, done by hand here.
+	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.200"}}
+	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	live := &fakeLiveness{alive: map[string]bool{"node1": true, "node2": true, "node3": true}, ch: make(chan struct{}, 16)}
+	links := map[string]*fakeLinks{}
+	stop := map[string]func(){}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	start := func(n string) {
+		links[n] = &fakeLinks{ips: map[string][]netip.Addr{}}
+		a := agent.New(agent.Config{
+			Node: n, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links[n],
+			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
+		})
+		actx, acancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		wg.Go(func() { _ = a.Run(actx); close(done) })
+		// A dead speaker's responders die with it.
+		stop[n] = func() { acancel(); <-done; links[n].mu.Lock(); links[n].ips = map[string][]netip.Addr{}; links[n].mu.Unlock() }
+	}
+	for _, n := range nodes {
+		start(n)
+	}
+	ip := netip.MustParseAddr("198.51.100.200")
+	announcers := func() []string {
+		var out []string
+		for _, n := range nodes {
+			if slices.Contains(links[n].announced("eth0"), ip) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	waitOne := func(what string, ok func(string) bool) string {
+		t.Helper()
+		var got []string
+		err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			got = announcers()
+			return len(got) == 1 && ok(got[0]), nil
+		})
+		if err != nil {
+			t.Fatalf("%s: announcers %v", what, got)
+		}
+		return got[0]
+	}
+	first := waitOne("initial election", func(string) bool { return true })
+
+	stop[first]()
+	live.set(first, false)
+	for range nodes {
+		live.ch <- struct{}{} // every agent reads the shared channel
+	}
+	second := waitOne("takeover", func(n string) bool { return n != first })
+	t.Logf("announcer %s, after its death %s", first, second)
+	start(first)
+	live.set(first, true)
+	for range nodes {
+		live.ch <- struct{}{}
+	}
+	waitOne("return", func(n string) bool { return n == first })
+
+	// Local policy: only the node with a ready endpoint announces.
+	target := "node1"
+	if first == "node1" {
+		target = "node2"
+	}
+	svc, _ = kube.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+	svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	if _, err := kube.CoreV1().Services("default").Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = kube.DiscoveryV1().EndpointSlices("default").Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses: []string{"198.18.1.2"}, NodeName: ptr.To(target),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOne("local endpoint's node", func(n string) bool { return n == target })
+}
