@@ -33,9 +33,9 @@ type fakeLiveness struct {
 	ch    chan struct{}
 }
 
-func (f *fakeLiveness) Alive(n string) bool                 { f.mu.Lock(); defer f.mu.Unlock(); return f.alive[n] }
-func (f *fakeLiveness) Settled() bool                       { return true }
-func (f *fakeLiveness) Changes() <-chan struct{}            { return f.ch }
+func (f *fakeLiveness) Alive(n string) bool                { f.mu.Lock(); defer f.mu.Unlock(); return f.alive[n] }
+func (f *fakeLiveness) Settled() bool                      { return true }
+func (f *fakeLiveness) Changes() <-chan struct{}           { return f.ch }
 func (f *fakeLiveness) SetPeers(map[string]netip.AddrPort) {}
 func (f *fakeLiveness) set(n string, alive bool) {
 	f.mu.Lock()
@@ -99,7 +99,7 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 	}
 	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
+		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,13 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 		done := make(chan struct{})
 		wg.Go(func() { _ = a.Run(actx); close(done) })
 		// A dead speaker's responders die with it.
-		stop[n] = func() { acancel(); <-done; links[n].mu.Lock(); links[n].ips = map[string][]netip.Addr{}; links[n].mu.Unlock() }
+		stop[n] = func() {
+			acancel()
+			<-done
+			links[n].mu.Lock()
+			links[n].ips = map[string][]netip.Addr{}
+			links[n].mu.Unlock()
+		}
 	}
 	for _, n := range nodes {
 		start(n)

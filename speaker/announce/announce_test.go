@@ -69,13 +69,13 @@ func TestPlan(t *testing.T) {
 		reason string
 	}{
 		{
-			name: "not in any pool",
-			in:   Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{outIP}}}, Pools: ps, L2: ads(ps, lanOnly)},
+			name:   "not in any pool",
+			in:     Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{outIP}}}, Pools: ps, L2: ads(ps, lanOnly)},
 			reason: NoPool,
 		},
 		{
-			name: "pool without advertisement",
-			in:   Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{bgpIP}}}, Pools: ps, L2: ads(ps, lanOnly)},
+			name:   "pool without advertisement",
+			in:     Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{bgpIP}}}, Pools: ps, L2: ads(ps, lanOnly)},
 			reason: NoAdvertisement,
 		},
 		{
