@@ -9,10 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -52,8 +55,9 @@ func New(cfg *rest.Config) (*Client, error) {
 
 // Resource names.
 const (
-	IPPools          = "ippools"
-	L2Advertisements = "l2advertisements"
+	IPPools              = "ippools"
+	L2Advertisements     = "l2advertisements"
+	ServiceAnnouncements = "serviceannouncements"
 )
 
 // ListWatch returns a list-watch of a cluster-scoped resource, for informers.
@@ -69,6 +73,26 @@ func (c *Client) IPPoolInformer() cache.SharedIndexInformer {
 // L2AdvertisementInformer returns an informer of L2Advertisements.
 func (c *Client) L2AdvertisementInformer() cache.SharedIndexInformer {
 	return cache.NewSharedIndexInformer(c.ListWatch(L2Advertisements), &v1alpha1.L2Advertisement{}, 0, cache.Indexers{})
+}
+
+// ServiceAnnouncementInformer returns an informer of the ServiceAnnouncements
+// written for one node, in every namespace.
+func (c *Client) ServiceAnnouncementInformer(node string) cache.SharedIndexInformer {
+	sel := labels.SelectorFromSet(labels.Set{v1alpha1.NodeLabel: node}).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel
+			out := &v1alpha1.ServiceAnnouncementList{}
+			err := c.rest.Get().Resource(ServiceAnnouncements).VersionedParams(&o, metav1.ParameterCodec).Do(ctx).Into(out)
+			return out, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			o.Watch = true
+			return c.rest.Get().Resource(ServiceAnnouncements).VersionedParams(&o, metav1.ParameterCodec).Watch(ctx)
+		},
+	}
+	return cache.NewSharedIndexInformer(lw, &v1alpha1.ServiceAnnouncement{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
 
 // PatchStatus merge-patches the status subresource of a cluster-scoped
@@ -88,7 +112,12 @@ func (c *Client) PatchStatus(ctx context.Context, resource, name string, status 
 
 // Create creates a cluster-scoped object (used by tests and the lab).
 func (c *Client) Create(ctx context.Context, resource string, obj runtime.Object) error {
-	if err := c.rest.Post().Resource(resource).Body(obj).Do(ctx).Error(); err != nil {
+	return c.CreateIn(ctx, "", resource, obj)
+}
+
+// CreateIn creates an object in a namespace ("" for cluster-scoped).
+func (c *Client) CreateIn(ctx context.Context, namespace, resource string, obj runtime.Object) error {
+	if err := c.rest.Post().NamespaceIfScoped(namespace, namespace != "").Resource(resource).Body(obj).Do(ctx).Error(); err != nil {
 		return fmt.Errorf("create %s: %w", resource, err)
 	}
 	return nil
@@ -96,7 +125,12 @@ func (c *Client) Create(ctx context.Context, resource string, obj runtime.Object
 
 // Update replaces a cluster-scoped object (used by tests and the lab).
 func (c *Client) Update(ctx context.Context, resource, name string, obj runtime.Object) error {
-	if err := c.rest.Put().Resource(resource).Name(name).Body(obj).Do(ctx).Error(); err != nil {
+	return c.UpdateIn(ctx, "", resource, name, obj)
+}
+
+// UpdateIn replaces an object in a namespace ("" for cluster-scoped).
+func (c *Client) UpdateIn(ctx context.Context, namespace, resource, name string, obj runtime.Object) error {
+	if err := c.rest.Put().NamespaceIfScoped(namespace, namespace != "").Resource(resource).Name(name).Body(obj).Do(ctx).Error(); err != nil {
 		return fmt.Errorf("update %s/%s: %w", resource, name, err)
 	}
 	return nil
@@ -104,8 +138,21 @@ func (c *Client) Update(ctx context.Context, resource, name string, obj runtime.
 
 // Delete deletes a cluster-scoped object.
 func (c *Client) Delete(ctx context.Context, resource, name string) error {
-	if err := c.rest.Delete().Resource(resource).Name(name).Do(ctx).Error(); err != nil {
+	return c.DeleteIn(ctx, "", resource, name)
+}
+
+// DeleteIn deletes an object in a namespace ("" for cluster-scoped).
+func (c *Client) DeleteIn(ctx context.Context, namespace, resource, name string) error {
+	if err := c.rest.Delete().NamespaceIfScoped(namespace, namespace != "").Resource(resource).Name(name).Do(ctx).Error(); err != nil {
 		return fmt.Errorf("delete %s/%s: %w", resource, name, err)
+	}
+	return nil
+}
+
+// List lists objects of a resource in a namespace ("" for all) into out.
+func (c *Client) List(ctx context.Context, namespace, resource string, out runtime.Object) error {
+	if err := c.rest.Get().NamespaceIfScoped(namespace, namespace != "").Resource(resource).Do(ctx).Into(out); err != nil {
+		return fmt.Errorf("list %s: %w", resource, err)
 	}
 	return nil
 }

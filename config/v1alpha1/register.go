@@ -27,6 +27,7 @@ func Resource(resource string) schema.GroupResource {
 func addKnownTypes(scheme *runtime.Scheme) error {
 	scheme.AddKnownTypes(SchemeGroupVersion,
 		&IPPool{}, &IPPoolList{},
+		&ServiceAnnouncement{}, &ServiceAnnouncementList{},
 		&L2Advertisement{}, &L2AdvertisementList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)

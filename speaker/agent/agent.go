@@ -87,6 +87,7 @@ type Agent struct {
 	nodes     cache.Indexer
 	pools     cache.Store
 	l2ads     cache.Store
+	reports   cache.Store
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
 	plan      []announce.Decision
@@ -119,6 +120,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	nodeInf := factory.Core().V1().Nodes().Informer()
 	poolInf := a.cfg.Beacon.IPPoolInformer()
 	l2Inf := a.cfg.Beacon.L2AdvertisementInformer()
+	reportInf := a.cfg.Beacon.ServiceAnnouncementInformer(a.cfg.Node)
 	mark := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { a.markDirty() },
 		UpdateFunc: func(any, any) { a.markDirty() },
@@ -133,7 +135,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("slice index: %w", err)
 	}
 	a.services, a.slices, a.nodes = svcInf.GetIndexer(), sliceInf.GetIndexer(), nodeInf.GetIndexer()
-	a.pools, a.l2ads = poolInf.GetStore(), l2Inf.GetStore()
+	a.pools, a.l2ads, a.reports = poolInf.GetStore(), l2Inf.GetStore(), reportInf.GetStore()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -141,7 +143,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer factory.Shutdown()
 	wg.Go(func() { poolInf.Run(ctx.Done()) })
 	wg.Go(func() { l2Inf.Run(ctx.Done()) })
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, sliceInf.HasSynced, nodeInf.HasSynced, poolInf.HasSynced, l2Inf.HasSynced) {
+	wg.Go(func() { reportInf.Run(ctx.Done()) })
+	if !cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, sliceInf.HasSynced, nodeInf.HasSynced,
+		poolInf.HasSynced, l2Inf.HasSynced, reportInf.HasSynced) {
 		return nil
 	}
 	a.cfg.Log.Info("speaker running", "node", a.cfg.Node)
@@ -267,12 +271,25 @@ func (a *Agent) sync(ctx context.Context) error {
 
 	perIface := map[string][]netip.Addr{}
 	now := map[netip.Addr]string{}
+	reports := map[string]*report{}
 	var errs []string
 	for _, d := range announce.For(a.cfg.Node, plan) {
 		ifaces, err := a.interfaces(d)
 		if err != nil || len(ifaces) == 0 {
 			errs = append(errs, fmt.Sprintf("%s: no interface to announce on (%v)", d.IP, err))
 			continue
+		}
+		r := reports[d.Service]
+		if r == nil {
+			ns, name, _ := strings.Cut(d.Service, "/")
+			r = &report{namespace: ns, service: name}
+			reports[d.Service] = r
+		}
+		r.addresses = append(r.addresses, d.IP)
+		for _, i := range ifaces {
+			if !slices.Contains(r.interfaces, i) {
+				r.interfaces = append(r.interfaces, i)
+			}
 		}
 		for _, i := range ifaces {
 			perIface[i] = append(perIface[i], d.IP)
@@ -298,6 +315,10 @@ func (a *Agent) sync(ctx context.Context) error {
 		r.SetAnnounced(ips)
 	}
 	a.announced = now
+	// Reports go last: the API server must not delay an announcement.
+	if err := a.writeReports(ctx, a.reports, reports); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}

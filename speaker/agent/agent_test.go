@@ -161,6 +161,19 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 	}
 	first := waitOne("initial election", func(string) bool { return true })
 
+	// The announcing node reports it, for kubectl get serviceannouncements.
+	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		var list v1alpha1.ServiceAnnouncementList
+		if err := e.Beacon.List(ctx, "default", client.ServiceAnnouncements, &list); err != nil {
+			return false, err
+		}
+		return len(list.Items) == 1 && list.Items[0].Node == first && list.Items[0].Service == "web" &&
+			slices.Equal(list.Items[0].Addresses, []string{"198.51.100.200"}), nil
+	})
+	if err != nil {
+		t.Fatalf("service announcement of %s: %v", first, err)
+	}
+
 	stop[first]()
 	live.set(first, false)
 	for range nodes {

@@ -1,0 +1,60 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Announcement modes.
+const (
+	ViaL2  = "L2"
+	ViaBGP = "BGP"
+)
+
+// NodeLabel on a ServiceAnnouncement names the node whose speaker wrote it.
+const NodeLabel = "beaconlb.io/node"
+
+// ServiceAnnouncement reports that one node announces addresses of one
+// Service. Speakers write them for their own node only (and delete them
+// when they stop announcing); users read them:
+//
+//	kubectl get serviceannouncements -A
+//
+// It lives in the Service's namespace. It is a report, not configuration:
+// editing it changes nothing.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Namespaced,shortName=svcann,categories=beacon
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=".service"
+// +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=".addresses"
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=".node"
+// +kubebuilder:printcolumn:name="Via",type=string,JSONPath=".via"
+// +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=".interfaces",priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+type ServiceAnnouncement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Service is the name of the announced Service (same namespace).
+	Service string `json:"service"`
+	// Node is the announcing node.
+	Node string `json:"node"`
+	// Via is L2 or BGP.
+	// +kubebuilder:validation:Enum=L2;BGP
+	Via string `json:"via"`
+	// Addresses are the announced addresses.
+	// +listType=atomic
+	Addresses []string `json:"addresses"`
+	// Interfaces carry the L2 announcements.
+	// +listType=atomic
+	// +optional
+	Interfaces []string `json:"interfaces,omitempty"`
+}
+
+// ServiceAnnouncementList is a list of ServiceAnnouncements.
+//
+// +kubebuilder:object:root=true
+type ServiceAnnouncementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ServiceAnnouncement `json:"items"`
+}

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config/v1alpha1"
+)
+
+// report is what this node announces for one Service.
+type report struct {
+	namespace, service string
+	addresses          []netip.Addr
+	interfaces         []string
+}
+
+// reportName names a ServiceAnnouncement after its Service and node,
+// hashed when that would be too long for an object name.
+func reportName(service, node, via string) string {
+	n := strings.ToLower(service + "-" + node + "-" + via)
+	if len(n) <= 253 {
+		return n
+	}
+	h := sha256.Sum256([]byte(n))
+	return n[:200] + "-" + hex.EncodeToString(h[:8])
+}
+
+// writeReports makes this node's ServiceAnnouncements match what it
+// announces: one per Service, written only when it differs.
+func (a *Agent) writeReports(ctx context.Context, store cache.Store, want map[string]*report) error {
+	have := map[string]*v1alpha1.ServiceAnnouncement{}
+	for _, o := range store.List() {
+		sa := o.(*v1alpha1.ServiceAnnouncement)
+		have[sa.Namespace+"/"+sa.Name] = sa
+	}
+	var errs []string
+	for _, r := range want {
+		obj := &v1alpha1.ServiceAnnouncement{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:      reportName(r.service, a.cfg.Node, v1alpha1.ViaL2),
+				Namespace: r.namespace,
+				Labels:    map[string]string{v1alpha1.NodeLabel: a.cfg.Node},
+			},
+			Service: r.service, Node: a.cfg.Node, Via: v1alpha1.ViaL2, Interfaces: r.interfaces,
+		}
+		for _, ip := range r.addresses {
+			obj.Addresses = append(obj.Addresses, ip.String())
+		}
+		key := obj.Namespace + "/" + obj.Name
+		cur, ok := have[key]
+		delete(have, key)
+		var err error
+		switch {
+		case !ok:
+			err = a.cfg.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj)
+		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces):
+			obj.ResourceVersion = cur.ResourceVersion
+			err = a.cfg.Beacon.UpdateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj.Name, obj)
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for _, sa := range have {
+		if sa.Via != v1alpha1.ViaL2 {
+			continue
+		}
+		if err := a.cfg.Beacon.DeleteIn(ctx, sa.Namespace, client.ServiceAnnouncements, sa.Name); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("service announcements: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
