@@ -12,6 +12,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -88,6 +89,7 @@ type Agent struct {
 	pools     cache.Store
 	l2ads     cache.Store
 	reports   cache.Store
+	peers     map[string]netip.AddrPort
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
 	plan      []announce.Decision
@@ -211,6 +213,7 @@ func (a *Agent) input() (announce.Input, map[string]*v1.Service) {
 		}
 	}
 	a.cfg.Liveness.SetPeers(peers)
+	a.peers = peers
 
 	var poolObjs []v1alpha1.IPPool
 	for _, o := range a.pools.List() {
@@ -258,7 +261,13 @@ func (a *Agent) readyEndpoints(key string) map[string]int {
 }
 
 func (a *Agent) sync(ctx context.Context) error {
+	before := a.peers
 	in, svcs := a.input()
+	if !maps.Equal(before, a.peers) && hasNew(before, a.peers) {
+		// A peer never heard from: the member layer needs a moment before
+		// its silence means anything; it signals Changes when settled.
+		return nil
+	}
 	if !a.cfg.Liveness.Settled() {
 		// Until peers have had a chance to be heard, every peer looks dead
 		// and this node would claim every address.
@@ -359,6 +368,15 @@ func (a *Agent) interfaces(d announce.Decision) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+func hasNew(before, after map[string]netip.AddrPort) bool {
+	for n := range after {
+		if _, ok := before[n]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 func nodeCondition(n *v1.Node, t v1.NodeConditionType) bool {

@@ -219,7 +219,7 @@ func (m *Member) Run(ctx context.Context) error {
 			deadline.Reset(max(at.Sub(m.clock.Now()), 0))
 		}
 	}
-	table.SetPeers(peerNames())
+	table.SetPeers(peerNames(), m.clock.Now())
 	send(Beat)
 	for {
 		changed := false
@@ -236,7 +236,7 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-ticker.C():
 			send(Beat)
 		case <-m.peersSet:
-			table.SetPeers(peerNames())
+			changed = table.SetPeers(peerNames(), m.clock.Now())
 		case r := <-msgs:
 			m.cfg.Metrics.received(r.msg.Kind)
 			before := table.Alive(r.msg.Name)

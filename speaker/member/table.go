@@ -45,11 +45,26 @@ func NewTable(self string, deadAfter time.Duration, now time.Time) *Table {
 // objects). Messages from other names are still tracked, because a new
 // node's beats may arrive before its Node object does; such entries are
 // forgotten once they have been dead for Retention(deadAfter).
-func (t *Table) SetPeers(names []string) {
-	t.known = make(map[string]bool, len(names))
+//
+// A name never heard from makes the table unsettled again for deadAfter:
+// until then its silence means "not heard yet", not "dead". Without this,
+// a speaker that learns its peers after its own settling time would think
+// them all dead and claim every address.
+// It reports whether the table became unsettled.
+func (t *Table) SetPeers(names []string, now time.Time) bool {
+	was := t.settled
+	known := make(map[string]bool, len(names))
 	for _, n := range names {
-		t.known[n] = true
+		known[n] = true
+		if !t.known[n] && t.peers[n] == nil && n != t.self {
+			t.settled = false
+			if at := now.Add(t.deadAfter); at.After(t.settleAt) {
+				t.settleAt = at
+			}
+		}
 	}
+	t.known = known
+	return was && !t.settled
 }
 
 // Retention is how long a dead peer that is not known is remembered. It

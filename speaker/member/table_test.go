@@ -44,6 +44,15 @@ func TestTable(t *testing.T) {
 			{400, "tick", "settled:a", true},
 		},
 	}, {
+		name: "peers learnt after settling are not dead before they could be heard",
+		steps: []step{
+			{400, "tick", "settled:a", true},
+			{500, "peers b", "a", false},
+			{899, "tick", "a", false},
+			{900, "tick", "settled:a", true},
+			{950, "peers b", "settled:a", false},
+		},
+	}, {
 		name: "beats keep a peer alive; silence for deadAfter kills it",
 		steps: []step{
 			{0, "beat b 1 1", "a,b", true},
@@ -125,7 +134,7 @@ func TestTable(t *testing.T) {
 				case s.do == "tick":
 					changed, _ = tb.Tick(now)
 				case strings.HasPrefix(s.do, "peers "):
-					tb.SetPeers(strings.Split(strings.TrimPrefix(s.do, "peers "), ","))
+					tb.SetPeers(strings.Split(strings.TrimPrefix(s.do, "peers "), ","), now)
 				default:
 					changed = tb.Receive(parseStep(t, s.do), now)
 				}
@@ -175,7 +184,7 @@ func TestTableNextDeadline(t *testing.T) {
 
 func TestTablePeers(t *testing.T) {
 	tb := NewTable("a", time.Second, t0)
-	tb.SetPeers([]string{"b"})
+	tb.SetPeers([]string{"b"}, t0)
 	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 3, Seq: 9}, t0)
 	tb.Receive(Message{Kind: Leave, Name: "b", Incarnation: 3, Seq: 10}, t0.Add(time.Millisecond))
 	got := fmt.Sprintf("%+v", tb.Peers())
@@ -189,7 +198,7 @@ func TestTablePeers(t *testing.T) {
 	if len(tb.Peers()) != 1 {
 		t.Fatal("known peer forgotten")
 	}
-	tb.SetPeers(nil)
+	tb.SetPeers(nil, t0.Add(time.Hour))
 	tb.Tick(t0.Add(Retention(time.Second)))
 	if len(tb.Peers()) != 1 {
 		t.Fatal("unknown peer forgotten before the retention period")

@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/beaconlb/beacon/lab"
+	"github.com/beaconlb/beacon/lab/labtest"
+)
+
+// The whole L2 path on the real kernel: the controller allocates, one
+// elected speaker answers ARP and NDP from client-lan with its node's MAC,
+// and another node takes over when the speaker is killed or its link dies.
+func TestL2AnnounceAndFailover(t *testing.T) {
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s := startBeacon(t, l)
+	s.lanPool()
+	s.apply(echoService("web", "n1-p1", nil))
+	ips := s.ingress("web")
+	v4, v6 := ips[0], ips[1]
+	t.Logf("web got %v", ips)
+
+	first, _ := s.answeredBy(v4, 20*time.Second, func(string) bool { return true })
+	if n, _ := s.answeredBy(v6, 10*time.Second, func(string) bool { return true }); n != first {
+		t.Errorf("IPv6 answered by %s, IPv4 by %s: one Service address, one announcer per address is fine, but both should be announced", n, first)
+	}
+	s.poll(10*time.Second, "ServiceAnnouncement", func() (bool, string) {
+		a := s.announcers("web")
+		return slices.Contains(a, first), fmt.Sprint(a)
+	})
+
+	// Crash: SIGKILL the announcing speaker.
+	s.killSpeaker(first)
+	second, d := s.answeredBy(v4, 5*time.Second, func(n string) bool { return n != first })
+	t.Logf("speaker on %s killed: %s answers after %v", first, second, d)
+	s.startSpeaker(first)
+
+	// Link failure: the announcer's LAN link goes down.
+	if _, err := l.Exec(s.ctx, second, "ip", "link", "set", lab.LANInterface, "down"); err != nil {
+		t.Fatal(err)
+	}
+	third, d := s.answeredBy(v4, 5*time.Second, func(n string) bool { return n != second })
+	t.Logf("link of %s down: %s answers after %v", second, third, d)
+	if _, err := l.Exec(s.ctx, second, "ip", "link", "set", lab.LANInterface, "up"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Exclusion label: the excluded node never answers.
+	excl := third
+	patch := []byte(`{"metadata":{"labels":{"node.kubernetes.io/exclude-from-external-load-balancers":""}}}`)
+	if _, err := l.Kube().CoreV1().Nodes().Patch(s.ctx, excl, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := s.answeredBy(v4, 5*time.Second, func(n string) bool { return n != excl })
+	t.Logf("%s excluded: %s answers", excl, n)
+}
+
+// externalTrafficPolicy Local: the announcer is always the node with the
+// ready endpoint, and the announcement moves with the endpoint.
+func TestL2LocalPolicyFollowsEndpoint(t *testing.T) {
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s := startBeacon(t, l)
+	s.lanPool()
+	s.apply(echoService("local", "n2-p1", func(svc *corev1.Service) {
+		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}))
+	ips := s.ingress("local")
+	s.answeredBy(ips[0], 20*time.Second, func(n string) bool { return n == "node2" })
+	s.answeredBy(ips[1], 10*time.Second, func(n string) bool { return n == "node2" })
+
+	// The endpoint moves: n2-p1 stops being ready, n3-p1 gets the label.
+	patch := []byte(`{"metadata":{"labels":{"app":"n2-p1"}}}`)
+	if _, err := l.Kube().CoreV1().Pods(l.Namespace()).Patch(s.ctx, "n3-p1", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetPodReady(s.ctx, "n2-p1", false); err != nil {
+		t.Fatal(err)
+	}
+	_, d := s.answeredBy(ips[0], 5*time.Second, func(n string) bool { return n == "node3" })
+	t.Logf("announcement followed the endpoint to node3 in %v", d)
+}
