@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/informers"
@@ -76,6 +77,8 @@ type Config struct {
 	MemberPort uint16
 	// LoadBalancerClass as the controller's: "" = Services without a class.
 	LoadBalancerClass string
+	// Registerer, if set, receives the agent's metrics.
+	Registerer prometheus.Registerer
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.
@@ -90,6 +93,7 @@ type Agent struct {
 	l2ads     cache.Store
 	reports   cache.Store
 	peers     map[string]netip.AddrPort
+	elections prometheus.Counter
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
 	plan      []announce.Decision
@@ -97,7 +101,15 @@ type Agent struct {
 
 // New returns an Agent; it starts nothing.
 func New(cfg Config) *Agent {
-	return &Agent{cfg: cfg, dirty: make(chan struct{}, 1), announced: map[netip.Addr]string{}}
+	a := &Agent{cfg: cfg, dirty: make(chan struct{}, 1), announced: map[netip.Addr]string{},
+		elections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "beacon_l2_election_changes_total",
+			Help: "Addresses whose elected announcer changed (seen by this speaker).",
+		})}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(a.elections)
+	}
+	return a
 }
 
 // Plan returns the last computed plan (for status and tests).
@@ -275,6 +287,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	plan := announce.Plan(in)
 	a.mu.Lock()
+	a.elections.Add(float64(changedAnnouncers(a.plan, plan)))
 	a.plan = plan
 	a.mu.Unlock()
 
@@ -368,6 +381,22 @@ func (a *Agent) interfaces(d announce.Decision) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// changedAnnouncers counts addresses announced before and now by different
+// nodes (appearing and vanishing addresses do not count).
+func changedAnnouncers(old, cur []announce.Decision) int {
+	prev := make(map[netip.Addr]string, len(old))
+	for _, d := range old {
+		prev[d.IP] = d.Node
+	}
+	n := 0
+	for _, d := range cur {
+		if p, ok := prev[d.IP]; ok && p != d.Node {
+			n++
+		}
+	}
+	return n
 }
 
 func hasNew(before, after map[string]netip.AddrPort) bool {

@@ -113,7 +113,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	ag := agent.New(agent.Config{
 		Node: o.NodeName, Kube: kube, Beacon: beacon, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
-		LoadBalancerClass: o.LoadBalancerClass,
+		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg,
 	})
 
 	serveMetrics, err := serve.Listen(o.MetricsAddr, serve.Metrics(reg))
