@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test test-unit test-integration generate verify testbin bench-alloc demo demo-down clean lint
+.PHONY: all build test generate verify testbin bench-alloc bench-failover demo clean
 
 all: build
 
@@ -35,6 +35,10 @@ test: verify ## Everything CI runs
 bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare status-patch baseline
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) run ./test/bench/alloc
+
+bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each (root)
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 demo: build ## Start an API server and the controller, create a pool and a Service, show kubectl get svc
 	@hack/demo.sh

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -79,6 +80,8 @@ type Config struct {
 	LoadBalancerClass string
 	// Registerer, if set, receives the agent's metrics.
 	Registerer prometheus.Registerer
+	// Dataplane, if set, is marked dirty on every watched change.
+	Dataplane Dirtier
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.
@@ -94,6 +97,7 @@ type Agent struct {
 	reports   cache.Store
 	peers     map[string]netip.AddrPort
 	elections prometheus.Counter
+	synced    atomic.Bool
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
 	plan      []announce.Decision
@@ -119,6 +123,13 @@ func (a *Agent) Plan() []announce.Decision {
 	return slices.Clone(a.plan)
 }
 
+func (a *Agent) changed() {
+	a.markDirty()
+	if a.cfg.Dataplane != nil && a.synced.Load() {
+		a.cfg.Dataplane.MarkDirty()
+	}
+}
+
 func (a *Agent) markDirty() {
 	select {
 	case a.dirty <- struct{}{}:
@@ -136,9 +147,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	l2Inf := a.cfg.Beacon.L2AdvertisementInformer()
 	reportInf := a.cfg.Beacon.ServiceAnnouncementInformer(a.cfg.Node)
 	mark := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { a.markDirty() },
-		UpdateFunc: func(any, any) { a.markDirty() },
-		DeleteFunc: func(any) { a.markDirty() },
+		AddFunc:    func(any) { a.changed() },
+		UpdateFunc: func(any, any) { a.changed() },
+		DeleteFunc: func(any) { a.changed() },
 	}
 	for _, inf := range []cache.SharedIndexInformer{svcInf, sliceInf, nodeInf, poolInf, l2Inf} {
 		if _, err := inf.AddEventHandler(mark); err != nil {
@@ -162,6 +173,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		poolInf.HasSynced, l2Inf.HasSynced, reportInf.HasSynced) {
 		return nil
 	}
+	a.synced.Store(true)
+	a.changed()
 	a.cfg.Log.Info("speaker running", "node", a.cfg.Node)
 	// A safety net: re-sync every few seconds even without events, so a
 	// responder that failed to start is retried.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/internal/serve"
+	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/member"
@@ -38,6 +39,7 @@ type Options struct {
 	HealthAddr        string
 	MemberPort        int
 	MemberKeyFile     string
+	Dataplane         string
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -52,6 +54,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.HealthAddr, "health-addr", ":9474", "address for /healthz and /readyz; empty or 0 disables")
 	fs.IntVar(&o.MemberPort, "member-port", 7946, "UDP port for speaker heartbeats (same on every node)")
 	fs.StringVar(&o.MemberKeyFile, "member-key-file", "", "file holding a shared key that authenticates heartbeats (recommended)")
+	fs.StringVar(&o.Dataplane, "dataplane", "external", "Service forwarding in nftables: full (replaces kube-proxy), external (LoadBalancer and externalIPs only), off")
 }
 
 // Run runs the speaker until ctx ends.
@@ -109,11 +112,21 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "beacon-speaker", Host: o.NodeName})
 
+	mode, err := nodeport.ParseMode(o.Dataplane)
+	if err != nil {
+		return err
+	}
 	links := agent.NewKernelLinks(log.WithName("l2"), l2m)
-	ag := agent.New(agent.Config{
+	var ag *agent.Agent
+	dp, applier, err := newDataplane(log.WithName("nodeport"), reg, func() (nodeport.Input, error) { return ag.NodeportInput(mode) })
+	if err != nil {
+		return fmt.Errorf("dataplane (--dataplane=%s): %w", mode, err)
+	}
+	defer func() { _ = applier.Close() }()
+	ag = agent.New(agent.Config{
 		Node: o.NodeName, Kube: kube, Beacon: beacon, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
-		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg,
+		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp,
 	})
 
 	serveMetrics, err := serve.Listen(o.MetricsAddr, serve.Metrics(reg))
@@ -128,10 +141,30 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	g.Go(func() error { return serveMetrics(gctx) })
 	g.Go(func() error { return serveHealth(gctx) })
 	g.Go(func() error { return mem.Run(gctx) })
+	g.Go(func() error { return dp.Run(gctx) })
 	g.Go(func() error {
 		err := ag.Run(gctx)
 		links.Wait()
 		return err
 	})
 	return g.Wait()
+}
+
+// newDataplane builds the nftables syncer. Its rules stay in the kernel when
+// the speaker stops, so traffic keeps flowing across restarts.
+func newDataplane(log logr.Logger, reg prometheus.Registerer, input func() (nodeport.Input, error)) (*nodeport.Syncer, *nodeport.KernelApplier, error) {
+	applier, err := nodeport.NewKernelApplier(nodeport.KernelConfig{}, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var s *nodeport.Syncer
+	health := nodeport.NewHealthServer(nodeport.HealthConfig{Log: log, Healthy: func() bool { return s.Healthy() }})
+	s, err = nodeport.NewSyncer(nodeport.SyncerConfig{
+		Input: input, Applier: applier, Health: health, Registerer: reg, Log: log,
+	})
+	if err != nil {
+		_ = applier.Close()
+		return nil, nil, err
+	}
+	return s, applier, nil
 }

@@ -3,10 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +26,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/lab"
+	"github.com/beaconlb/beacon/lab/echo"
 )
 
 var (
@@ -83,7 +87,7 @@ func startBeacon(t *testing.T, l *lab.Lab) *site {
 func (s *site) startSpeaker(node string) {
 	s.t.Helper()
 	if _, err := s.l.StartProcess(lab.ProcessSpec{Name: "speaker-" + node, Netns: node, Argv: []string{
-		filepath.Join(s.bin, "beacon-speaker"), "--kubeconfig", s.l.Kubeconfig(), "--node-name", node, "-v=1",
+		filepath.Join(s.bin, "beacon-speaker"), "--kubeconfig", s.l.Kubeconfig(), "--node-name", node, "--dataplane=full", "-v=1",
 	}}); err != nil {
 		s.t.Fatal(err)
 	}
@@ -236,4 +240,67 @@ func (s *site) answeredBy(ip string, timeout time.Duration, cond func(node strin
 		return cond(node), node
 	})
 	return node, d
+}
+
+func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) }
+
+// metric reads one sample from a node's speaker metrics (0 if absent).
+func (s *site) metric(node, series string) float64 {
+	n, _ := s.l.Node(node)
+	resp, err := s.l.HTTPClient(node).Get("http://" + net.JoinHostPort(n.IPv4.String(), "9473") + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// rss reads a lab process's resident set size.
+func (s *site) rss(name string) string {
+	for _, p := range s.l.Processes() {
+		if p.Name != name {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
+		if err != nil {
+			return err.Error()
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return "unknown"
+}
+
+// stopSpeaker stops a node's speaker with SIGTERM and waits for it.
+func (s *site) stopSpeaker(node string) {
+	s.t.Helper()
+	if err := s.l.StopProcess("speaker-" + node); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// get sends one HTTP request from a lab namespace and parses the echo reply.
+func (s *site) get(from, ip string, port int) (echo.Reply, error) {
+	hc := s.l.HTTPClient(from)
+	hc.Timeout = 2 * time.Second
+	resp, err := hc.Get("http://" + net.JoinHostPort(ip, strconv.Itoa(port)) + "/")
+	if err != nil {
+		return echo.Reply{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return echo.Reply{}, err
+	}
+	return echo.ParseReply(string(b))
 }

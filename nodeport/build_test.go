@@ -1,0 +1,384 @@
+package nodeport
+
+import (
+	"flag"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
+}
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func ep(addr, node string, ports ...EndpointPort) Endpoint {
+	return Endpoint{Addr: netip.MustParseAddr(addr), NodeName: node, Ready: true, Serving: true, Ports: ports}
+}
+
+func http8080() EndpointPort { return EndpointPort{Name: "http", Protocol: TCP, Port: 8080} }
+
+// fixture covers every feature once; node1 is "this" node.
+func fixture() Input {
+	notReady := ep("198.18.1.3", "node1", http8080())
+	notReady.Ready, notReady.Serving = false, false
+	term := ep("198.18.1.9", "node1", http8080())
+	term.Ready, term.Terminating = false, true
+	return Input{
+		Mode:          ModeFull,
+		NodeName:      "node1",
+		NodeAddresses: addrs("198.51.100.11", "2001:db8:100::11"),
+		PodCIDRs:      []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16"), netip.MustParsePrefix("2001:db8:18::/48")},
+		Services: []Service{
+			{
+				Namespace: "default", Name: "web",
+				ClusterIPs:      addrs("198.19.0.10", "2001:db8:19::10"),
+				LoadBalancerIPs: addrs("198.51.100.200", "2001:db8:100::200"),
+				Ports:           []Port{{Name: "http", Protocol: TCP, Port: 80, NodePort: 30080}},
+				Endpoints: []Endpoint{
+					ep("198.18.1.2", "node1", http8080()),
+					ep("198.18.2.2", "node2", http8080()),
+					notReady,
+					ep("2001:db8:18:1::2", "node1", http8080()),
+				},
+			},
+			{
+				Namespace: "default", Name: "dns-local",
+				ClusterIPs:          addrs("198.19.0.53"),
+				LoadBalancerIPs:     addrs("203.0.113.5"),
+				ExternalLocal:       true,
+				HealthCheckNodePort: 32000,
+				Ports: []Port{
+					{Name: "dns-udp", Protocol: UDP, Port: 53, NodePort: 30053},
+					{Name: "dns-tcp", Protocol: TCP, Port: 53, NodePort: 30053},
+				},
+				Endpoints: []Endpoint{
+					ep("198.18.1.4", "node1", EndpointPort{"dns-udp", UDP, 5353}, EndpointPort{"dns-tcp", TCP, 5353}),
+					ep("198.18.2.4", "node2", EndpointPort{"dns-udp", UDP, 5353}, EndpointPort{"dns-tcp", TCP, 5353}),
+				},
+			},
+			{
+				Namespace: "default", Name: "remote-only",
+				ClusterIPs:      addrs("198.19.0.20"),
+				LoadBalancerIPs: addrs("203.0.113.20"),
+				ExternalLocal:   true,
+				Ports:           []Port{{Name: "http", Protocol: TCP, Port: 80}},
+				Endpoints:       []Endpoint{ep("198.18.2.20", "node2", http8080())},
+			},
+			{
+				Namespace: "default", Name: "empty",
+				ClusterIPs: addrs("198.19.0.30"),
+				Ports:      []Port{{Protocol: TCP, Port: 80}, {Protocol: UDP, Port: 9}},
+			},
+			{
+				Namespace: "default", Name: "sticky",
+				ClusterIPs:      addrs("198.19.0.40"),
+				AffinityTimeout: 3 * time.Hour,
+				Ports:           []Port{{Name: "http", Protocol: TCP, Port: 80}},
+				Endpoints:       []Endpoint{ep("198.18.1.40", "node1", http8080()), ep("198.18.2.40", "node2", http8080())},
+			},
+			{
+				Namespace: "default", Name: "firewalled",
+				ClusterIPs:      addrs("198.19.0.50"),
+				LoadBalancerIPs: addrs("198.51.100.201"),
+				SourceRanges:    []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+				Ports:           []Port{{Name: "http", Protocol: TCP, Port: 80}},
+				Endpoints:       []Endpoint{ep("198.18.1.50", "node1", http8080())},
+			},
+			{
+				Namespace: "default", Name: "external-ip",
+				ClusterIPs:  addrs("198.19.0.60"),
+				ExternalIPs: addrs("203.0.113.77"),
+				Ports:       []Port{{Name: "sctp", Protocol: SCTP, Port: 3868}},
+				Endpoints:   []Endpoint{ep("198.18.1.60", "node1", EndpointPort{"sctp", SCTP, 3868})},
+			},
+			{
+				Namespace: "default", Name: "internal-local",
+				ClusterIPs:    addrs("198.19.0.70"),
+				InternalLocal: true,
+				Ports:         []Port{{Name: "http", Protocol: TCP, Port: 80}},
+				Endpoints:     []Endpoint{ep("198.18.1.70", "node1", http8080()), ep("198.18.2.70", "node2", http8080())},
+			},
+			{
+				Namespace: "default", Name: "terminating",
+				ClusterIPs: addrs("198.19.0.80"),
+				Ports:      []Port{{Name: "http", Protocol: TCP, Port: 80}},
+				Endpoints:  []Endpoint{term},
+			},
+		},
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (go test ./nodeport -run %s -update to accept):\n%s", path, t.Name(), lineDiff(string(want), got))
+	}
+}
+
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("- " + wl + "\n+ " + gl + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestBuildGolden(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		mode Mode
+	}{
+		{"full.golden", ModeFull},
+		{"external.golden", ModeExternal},
+		{"off.golden", ModeOff},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			in := fixture()
+			in.Mode = tc.mode
+			rs := Build(in)
+			golden(t, tc.file, rs.String())
+			if len(rs.Warnings) != 0 {
+				t.Errorf("warnings: %v", rs.Warnings)
+			}
+		})
+	}
+}
+
+func TestBuildDeterministic(t *testing.T) {
+	want := Build(fixture()).String()
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20 {
+		in := fixture()
+		r.Shuffle(len(in.Services), func(i, j int) { in.Services[i], in.Services[j] = in.Services[j], in.Services[i] })
+		for i := range in.Services {
+			s := &in.Services[i]
+			r.Shuffle(len(s.Ports), func(i, j int) { s.Ports[i], s.Ports[j] = s.Ports[j], s.Ports[i] })
+			r.Shuffle(len(s.Endpoints), func(i, j int) { s.Endpoints[i], s.Endpoints[j] = s.Endpoints[j], s.Endpoints[i] })
+		}
+		if got := Build(in).String(); got != want {
+			t.Fatalf("output depends on input order:\n%s", lineDiff(want, got))
+		}
+	}
+}
+
+func TestBuildConflictWarns(t *testing.T) {
+	in := fixture()
+	dup := in.Services[0]
+	dup.Name = "web2"
+	dup.ClusterIPs = nil
+	in.Services = append(in.Services, dup)
+	rs := Build(in)
+	if len(rs.Warnings) != 2 || !strings.Contains(rs.Warnings[0], "default/web2 ignored, already used by default/web") {
+		t.Fatalf("warnings = %q", rs.Warnings)
+	}
+	// The first Service keeps the LoadBalancer IP.
+	out := Trace(rs, Packet{Src: ap("192.0.2.10:1000"), Dst: ap("198.51.100.200:80"), Proto: TCP})
+	if len(out) != 2 || out[0].To != ap("198.18.1.2:8080") {
+		t.Fatalf("outcomes = %v", out)
+	}
+}
+
+func TestHealthAndUDP(t *testing.T) {
+	rs := Build(fixture())
+	want := []HealthCheck{{Namespace: "default", Name: "dns-local", Port: 32000, LocalEndpoints: 1}}
+	if !slices.Equal(rs.Health, want) {
+		t.Errorf("health = %+v, want %+v", rs.Health, want)
+	}
+	var keys []string
+	for _, u := range rs.UDP {
+		keys = append(keys, u.Family.String()+" "+u.Key)
+	}
+	if want := []string{"ip default/dns-local/udp/53", "ip default/empty/udp/9"}; !slices.Equal(keys, want) {
+		t.Fatalf("udp = %q, want %q", keys, want)
+	}
+	u := rs.UDP[0]
+	if !slices.Equal(u.Backends, []netip.AddrPort{ap("198.18.1.4:5353"), ap("198.18.2.4:5353")}) {
+		t.Errorf("backends = %v", u.Backends)
+	}
+	if !slices.Equal(u.Frontends, []netip.AddrPort{ap("198.19.0.53:53"), ap("203.0.113.5:53"), ap("198.51.100.11:30053")}) {
+		t.Errorf("frontends = %v", u.Frontends)
+	}
+}
+
+func approx(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+type want struct {
+	verdict Verdict
+	to      string
+	masq    bool
+	p       float64
+}
+
+func TestTrace(t *testing.T) {
+	const (
+		client   = "192.0.2.10:40000"
+		lan      = "198.51.100.100:40000"
+		pod      = "198.18.1.2:40000" // a web endpoint on this node
+		otherPod = "198.18.5.5:40000"
+		node     = "198.51.100.11:40000"
+	)
+	full := Build(fixture())
+	in := fixture()
+	in.Mode = ModeExternal
+	external := Build(in)
+	in.Mode = ModeOff
+	off := Build(in)
+
+	for _, tc := range []struct {
+		name string
+		rs   *Ruleset
+		pkt  Packet
+		want []want
+	}{
+		{"clusterIP spreads evenly, no masquerade", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.2:8080", false, .5}, {VerdictDNAT, "198.18.2.2:8080", false, .5}}},
+		{"clusterIP hairpin is masqueraded", full, Packet{Src: ap(pod), Dst: ap("198.19.0.10:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", false, .5}}},
+		{"clusterIP wrong port passes", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:81"), Proto: TCP},
+			[]want{{VerdictAccept, "", false, 1}}},
+		{"clusterIP wrong protocol passes", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:80"), Proto: UDP},
+			[]want{{VerdictAccept, "", false, 1}}},
+		{"clusterIP from the node", full, Packet{Src: ap(node), Dst: ap("198.19.0.10:80"), Proto: TCP, FromNode: true},
+			[]want{{VerdictDNAT, "198.18.1.2:8080", false, .5}, {VerdictDNAT, "198.18.2.2:8080", false, .5}}},
+		{"clusterIP v6", full, Packet{Src: ap("[2001:db8:18:5::5]:4000"), Dst: ap("[2001:db8:19::10]:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "[2001:db8:18:1::2]:8080", false, 1}}},
+		{"LB IP cluster policy masquerades", full, Packet{Src: ap(client), Dst: ap("198.51.100.200:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", true, .5}}},
+		{"LB IP v6", full, Packet{Src: ap("[2001:db8:100::100]:4000"), Dst: ap("[2001:db8:100::200]:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "[2001:db8:18:1::2]:8080", true, 1}}},
+		{"nodePort", full, Packet{Src: ap(lan), Dst: ap("198.51.100.11:30080"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", true, .5}}},
+		{"nodePort v6", full, Packet{Src: ap("[2001:db8:100::100]:4000"), Dst: ap("[2001:db8:100::11]:30080"), Proto: TCP},
+			[]want{{VerdictDNAT, "[2001:db8:18:1::2]:8080", true, 1}}},
+		{"nodePort on a non-node address passes", full, Packet{Src: ap(lan), Dst: ap("198.51.100.12:30080"), Proto: TCP},
+			[]want{{VerdictAccept, "", false, 1}}},
+		{"local policy: external client only to local, source kept", full, Packet{Src: ap(client), Dst: ap("203.0.113.5:53"), Proto: UDP},
+			[]want{{VerdictDNAT, "198.18.1.4:5353", false, 1}}},
+		{"local policy nodePort", full, Packet{Src: ap(lan), Dst: ap("198.51.100.11:30053"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.4:5353", false, 1}}},
+		{"local policy: pods use any endpoint", full, Packet{Src: ap(otherPod), Dst: ap("203.0.113.5:53"), Proto: UDP},
+			[]want{{VerdictDNAT, "198.18.1.4:5353", false, .5}, {VerdictDNAT, "198.18.2.4:5353", false, .5}}},
+		{"local policy: the node uses any endpoint, masqueraded", full, Packet{Src: ap(node), Dst: ap("203.0.113.5:53"), Proto: UDP, FromNode: true},
+			[]want{{VerdictDNAT, "198.18.1.4:5353", true, .5}, {VerdictDNAT, "198.18.2.4:5353", true, .5}}},
+		{"local policy clusterIP uses any endpoint", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.53:53"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.4:5353", false, .5}, {VerdictDNAT, "198.18.2.4:5353", false, .5}}},
+		{"local policy, no local endpoint: drop", full, Packet{Src: ap(client), Dst: ap("203.0.113.20:80"), Proto: TCP},
+			[]want{{VerdictDrop, "", false, 1}}},
+		{"local policy, no local endpoint: clusterIP still works", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.20:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.2.20:8080", false, 1}}},
+		{"no endpoints: reject tcp", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.30:80"), Proto: TCP},
+			[]want{{VerdictReject, "", false, 1}}},
+		{"no endpoints: reject udp", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.30:9"), Proto: UDP},
+			[]want{{VerdictReject, "", false, 1}}},
+		{"source range allows", full, Packet{Src: ap(client), Dst: ap("198.51.100.201:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.50:8080", true, 1}}},
+		{"source range drops others", full, Packet{Src: ap(lan), Dst: ap("198.51.100.201:80"), Proto: TCP},
+			[]want{{VerdictDrop, "", false, 1}}},
+		{"source range does not apply to the clusterIP", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.50:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.50:8080", false, 1}}},
+		{"externalIP sctp", full, Packet{Src: ap(client), Dst: ap("203.0.113.77:3868"), Proto: SCTP},
+			[]want{{VerdictDNAT, "198.18.1.60:3868", true, 1}}},
+		{"internal local", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.70:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.70:8080", false, 1}}},
+		{"terminating endpoint used when none ready", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.80:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.9:8080", false, 1}}},
+		{"external mode ignores clusterIPs", external, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:80"), Proto: TCP},
+			[]want{{VerdictAccept, "", false, 1}}},
+		{"external mode ignores nodePorts", external, Packet{Src: ap(lan), Dst: ap("198.51.100.11:30080"), Proto: TCP},
+			[]want{{VerdictAccept, "", false, 1}}},
+		{"external mode forwards LB IPs", external, Packet{Src: ap(client), Dst: ap("198.51.100.200:80"), Proto: TCP},
+			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", true, .5}}},
+		{"off", off, Packet{Src: ap(client), Dst: ap("198.51.100.200:80"), Proto: TCP},
+			[]want{{VerdictAccept, "", false, 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkOutcomes(t, Trace(tc.rs, tc.pkt), tc.want)
+		})
+	}
+}
+
+func checkOutcomes(t *testing.T, got []Outcome, want []want) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		var to netip.AddrPort
+		if want[i].to != "" {
+			to = ap(want[i].to)
+		}
+		ok = got[i].Verdict == want[i].verdict && got[i].To == to && got[i].Masquerade == want[i].masq && approx(got[i].Probability, want[i].p)
+	}
+	if !ok {
+		t.Errorf("outcomes = %v, want %v", got, want)
+	}
+}
+
+func TestTraceEvenSpread(t *testing.T) {
+	for n := 1; n <= 7; n++ {
+		in := Input{NodeName: "node1", Services: []Service{{
+			Namespace: "ns", Name: "s", ClusterIPs: addrs("198.19.1.1"),
+			Ports: []Port{{Protocol: TCP, Port: 80}},
+		}}}
+		for i := range n {
+			in.Services[0].Endpoints = append(in.Services[0].Endpoints,
+				Endpoint{Addr: netip.AddrFrom4([4]byte{198, 18, 3, byte(i + 1)}), Ready: true, Ports: []EndpointPort{{Protocol: TCP, Port: 80}}})
+		}
+		out := Trace(Build(in), Packet{Src: ap("198.18.9.9:1"), Dst: ap("198.19.1.1:80"), Proto: TCP})
+		if len(out) != n {
+			t.Fatalf("n=%d: %d outcomes", n, len(out))
+		}
+		for _, o := range out {
+			if !approx(o.Probability, 1/float64(n)) {
+				t.Errorf("n=%d: %v, want p=1/%d", n, o, n)
+			}
+		}
+	}
+}
+
+func TestTraceAffinity(t *testing.T) {
+	rs := Build(fixture())
+	tr := NewTracer(rs)
+	pkt := Packet{Src: ap("198.18.5.5:1000"), Dst: ap("198.19.0.40:80"), Proto: TCP}
+	first := tr.Trace(pkt)
+	checkOutcomes(t, first, []want{{VerdictDNAT, "198.18.1.40:8080", false, .5}, {VerdictDNAT, "198.18.2.40:8080", false, .5}})
+	tr.Commit(pkt, first[1])
+	pkt.Src = ap("198.18.5.5:1001") // a new connection from the same client
+	checkOutcomes(t, tr.Trace(pkt), []want{{VerdictDNAT, "198.18.2.40:8080", false, 1}})
+	// Another client is free to go anywhere.
+	pkt.Src = ap("198.18.5.6:1001")
+	checkOutcomes(t, tr.Trace(pkt), []want{{VerdictDNAT, "198.18.1.40:8080", false, .5}, {VerdictDNAT, "198.18.2.40:8080", false, .5}})
+}

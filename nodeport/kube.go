@@ -1,0 +1,175 @@
+package nodeport
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// DefaultAffinityTimeout is Kubernetes' default sessionAffinity timeout.
+const DefaultAffinityTimeout = 10800 * time.Second
+
+// ServicesFromKube is the thin adapter from API objects to Build's input.
+// Slices are matched to Services by namespace and the
+// kubernetes.io/service-name label. allowExternalIP says whether an
+// spec.externalIPs address is covered by an IPPool with allowExternalIPs;
+// nil allows none. Headless and ExternalName Services are skipped;
+// LoadBalancer ingress with ipMode Proxy is left to the external proxy, as
+// kube-proxy does.
+func ServicesFromKube(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool) []Service {
+	type nsName struct{ ns, name string }
+	byService := map[nsName][]*discoveryv1.EndpointSlice{}
+	for _, s := range eps {
+		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
+			k := nsName{s.Namespace, name}
+			byService[k] = append(byService[k], s)
+		}
+	}
+	var out []Service
+	for _, s := range svcs {
+		if s.Spec.Type == v1.ServiceTypeExternalName || s.Spec.ClusterIP == v1.ClusterIPNone {
+			continue
+		}
+		svc := Service{
+			Namespace:           s.Namespace,
+			Name:                s.Name,
+			ClusterIPs:          parseAddrs(clusterIPs(s)),
+			ExternalLocal:       s.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal,
+			InternalLocal:       s.Spec.InternalTrafficPolicy != nil && *s.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal,
+			HealthCheckNodePort: uint16(s.Spec.HealthCheckNodePort),
+		}
+		if s.Spec.Type == v1.ServiceTypeLoadBalancer {
+			for _, ing := range s.Status.LoadBalancer.Ingress {
+				if ing.IPMode != nil && *ing.IPMode == v1.LoadBalancerIPModeProxy {
+					continue
+				}
+				svc.LoadBalancerIPs = append(svc.LoadBalancerIPs, parseAddrs([]string{ing.IP})...)
+			}
+			for _, r := range s.Spec.LoadBalancerSourceRanges {
+				if p, err := netip.ParsePrefix(strings.TrimSpace(r)); err == nil {
+					svc.SourceRanges = append(svc.SourceRanges, p.Masked())
+				}
+			}
+		}
+		if allowExternalIP != nil {
+			for _, a := range parseAddrs(s.Spec.ExternalIPs) {
+				if allowExternalIP(a) {
+					svc.ExternalIPs = append(svc.ExternalIPs, a)
+				}
+			}
+		}
+		if s.Spec.SessionAffinity == v1.ServiceAffinityClientIP {
+			svc.AffinityTimeout = DefaultAffinityTimeout
+			if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+				svc.AffinityTimeout = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
+			}
+		}
+		nodePorts := s.Spec.Type == v1.ServiceTypeNodePort || s.Spec.Type == v1.ServiceTypeLoadBalancer
+		for _, p := range s.Spec.Ports {
+			port := Port{Name: p.Name, Protocol: protocol(p.Protocol), Port: uint16(p.Port)}
+			if nodePorts {
+				port.NodePort = uint16(p.NodePort)
+			}
+			svc.Ports = append(svc.Ports, port)
+		}
+		for _, sl := range byService[nsName{s.Namespace, s.Name}] {
+			svc.Endpoints = append(svc.Endpoints, endpointsFromSlice(sl)...)
+		}
+		out = append(out, svc)
+	}
+	slices.SortFunc(out, func(a, b Service) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+func clusterIPs(s *v1.Service) []string {
+	if len(s.Spec.ClusterIPs) > 0 {
+		return s.Spec.ClusterIPs
+	}
+	if s.Spec.ClusterIP != "" {
+		return []string{s.Spec.ClusterIP}
+	}
+	return nil
+}
+
+func endpointsFromSlice(sl *discoveryv1.EndpointSlice) []Endpoint {
+	if sl.AddressType != discoveryv1.AddressTypeIPv4 && sl.AddressType != discoveryv1.AddressTypeIPv6 {
+		return nil
+	}
+	ports := make([]EndpointPort, 0, len(sl.Ports))
+	for _, p := range sl.Ports {
+		if p.Port == nil {
+			continue
+		}
+		ep := EndpointPort{Port: uint16(*p.Port), Protocol: TCP}
+		if p.Name != nil {
+			ep.Name = *p.Name
+		}
+		if p.Protocol != nil {
+			ep.Protocol = protocol(*p.Protocol)
+		}
+		ports = append(ports, ep)
+	}
+	var out []Endpoint
+	for _, e := range sl.Endpoints {
+		// Unset conditions: ready is "unknown, assume ready"; serving
+		// follows ready.
+		ready := e.Conditions.Ready == nil || *e.Conditions.Ready
+		serving := ready
+		if e.Conditions.Serving != nil {
+			serving = *e.Conditions.Serving
+		}
+		node := ""
+		if e.NodeName != nil {
+			node = *e.NodeName
+		}
+		for _, a := range parseAddrs(e.Addresses) {
+			out = append(out, Endpoint{
+				Addr: a, NodeName: node, Ports: ports,
+				Ready: ready, Serving: serving,
+				Terminating: e.Conditions.Terminating != nil && *e.Conditions.Terminating,
+			})
+		}
+	}
+	return out
+}
+
+func protocol(p v1.Protocol) Protocol {
+	switch p {
+	case v1.ProtocolUDP:
+		return UDP
+	case v1.ProtocolSCTP:
+		return SCTP
+	}
+	return TCP
+}
+
+func parseAddrs(ss []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil && a.Zone() == "" {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}
+
+// NodeAddressesFromKube returns the node's InternalIP and ExternalIP
+// addresses, the destinations NodePorts are served on.
+func NodeAddressesFromKube(n *v1.Node) []netip.Addr {
+	var ss []string
+	for _, a := range n.Status.Addresses {
+		if a.Type == v1.NodeInternalIP || a.Type == v1.NodeExternalIP {
+			ss = append(ss, a.Address)
+		}
+	}
+	out := parseAddrs(ss)
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}

@@ -1,0 +1,98 @@
+package nodeport
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+func TestServicesFromKube(t *testing.T) {
+	local := v1.ServiceInternalTrafficPolicyLocal
+	proxy := v1.LoadBalancerIPModeProxy
+	svc := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: v1.ServiceSpec{
+			Type:                     v1.ServiceTypeLoadBalancer,
+			ClusterIP:                "198.19.0.10",
+			ClusterIPs:               []string{"198.19.0.10", "2001:db8:19::10"},
+			ExternalIPs:              []string{"203.0.113.77", "203.0.113.78"},
+			ExternalTrafficPolicy:    v1.ServiceExternalTrafficPolicyLocal,
+			InternalTrafficPolicy:    &local,
+			HealthCheckNodePort:      32000,
+			LoadBalancerSourceRanges: []string{" 192.0.2.1/24"},
+			SessionAffinity:          v1.ServiceAffinityClientIP,
+			SessionAffinityConfig:    &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](60)}},
+			Ports: []v1.ServicePort{
+				{Name: "http", Port: 80, NodePort: 30080},
+				{Name: "dns", Protocol: v1.ProtocolUDP, Port: 53, NodePort: 30053},
+			},
+		},
+		Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{
+			{IP: "198.51.100.200"}, {IP: "198.51.100.201", IPMode: &proxy}, {Hostname: "lb.example"},
+		}}},
+	}
+	headless := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "headless"}, Spec: v1.ServiceSpec{ClusterIP: v1.ClusterIPNone}}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-abc", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports: []discoveryv1.EndpointPort{
+			{Name: ptr.To("http"), Port: ptr.To[int32](8080)},
+			{Name: ptr.To("dns"), Protocol: ptr.To(v1.ProtocolUDP), Port: ptr.To[int32](5353)},
+		},
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"198.18.1.2"}, NodeName: ptr.To("node1")},
+			{Addresses: []string{"198.18.1.3"}, NodeName: ptr.To("node1"), Conditions: discoveryv1.EndpointConditions{
+				Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}},
+		},
+	}
+	other := slice.DeepCopy()
+	other.Labels[discoveryv1.LabelServiceName] = "other"
+	fqdn := slice.DeepCopy()
+	fqdn.AddressType = discoveryv1.AddressTypeFQDN
+
+	got := ServicesFromKube([]*v1.Service{svc, headless}, []*discoveryv1.EndpointSlice{slice, other, fqdn},
+		func(a netip.Addr) bool { return a == netip.MustParseAddr("203.0.113.77") })
+	if len(got) != 1 {
+		t.Fatalf("got %d services, want 1 (headless skipped)", len(got))
+	}
+	s := got[0]
+	if !slices.Equal(s.ClusterIPs, addrs("198.19.0.10", "2001:db8:19::10")) ||
+		!slices.Equal(s.LoadBalancerIPs, addrs("198.51.100.200")) ||
+		!slices.Equal(s.ExternalIPs, addrs("203.0.113.77")) ||
+		!slices.Equal(s.SourceRanges, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}) ||
+		!s.ExternalLocal || !s.InternalLocal || s.HealthCheckNodePort != 32000 || s.AffinityTimeout != time.Minute {
+		t.Errorf("service %+v", s)
+	}
+	wantPorts := []Port{{Name: "http", Protocol: TCP, Port: 80, NodePort: 30080}, {Name: "dns", Protocol: UDP, Port: 53, NodePort: 30053}}
+	if !slices.Equal(s.Ports, wantPorts) {
+		t.Errorf("ports %+v", s.Ports)
+	}
+	if len(s.Endpoints) != 2 || !s.Endpoints[0].Ready || s.Endpoints[1].Ready || !s.Endpoints[1].Serving || !s.Endpoints[1].Terminating {
+		t.Errorf("endpoints %+v", s.Endpoints)
+	}
+
+	// The named target port resolves per endpoint, per protocol.
+	rs := Build(Input{NodeName: "node1", NodeAddresses: addrs("198.51.100.11"), Services: got})
+	checkOutcomes(t, Trace(rs, Packet{Src: ap("192.0.2.10:1"), Dst: ap("198.51.100.200:53"), Proto: UDP}),
+		[]want{{VerdictDNAT, "198.18.1.2:5353", false, 1}})
+	checkOutcomes(t, Trace(rs, Packet{Src: ap("198.51.100.100:1"), Dst: ap("198.51.100.200:80"), Proto: TCP}),
+		[]want{{VerdictDrop, "", false, 1}}) // outside loadBalancerSourceRanges
+}
+
+func TestNodeAddressesFromKube(t *testing.T) {
+	n := &v1.Node{Status: v1.NodeStatus{Addresses: []v1.NodeAddress{
+		{Type: v1.NodeHostName, Address: "node1"},
+		{Type: v1.NodeInternalIP, Address: "198.51.100.11"},
+		{Type: v1.NodeInternalIP, Address: "2001:db8:100::11"},
+		{Type: v1.NodeExternalIP, Address: "198.51.100.11"},
+	}}}
+	if got := NodeAddressesFromKube(n); !slices.Equal(got, addrs("198.51.100.11", "2001:db8:100::11")) {
+		t.Errorf("got %v", got)
+	}
+}

@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"errors"
+	"net/netip"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/nodeport"
+)
+
+// Dirtier is told about every watched change (the dataplane's syncer).
+type Dirtier interface{ MarkDirty() }
+
+// errNotSynced is returned before the caches have synced.
+var errNotSynced = errors.New("caches not synced yet")
+
+// NodeportInput builds the dataplane's desired state from the agent's
+// caches, so the node runs one set of watches for both jobs.
+func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
+	if !a.synced.Load() {
+		return nodeport.Input{}, errNotSynced
+	}
+	in := nodeport.Input{Mode: mode, NodeName: a.cfg.Node}
+	if o, ok, _ := a.nodes.GetByKey(a.cfg.Node); ok {
+		n := o.(*v1.Node)
+		in.NodeAddresses = nodeport.NodeAddressesFromKube(n)
+		for _, c := range n.Spec.PodCIDRs {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				in.PodCIDRs = append(in.PodCIDRs, p)
+			}
+		}
+	}
+	var svcs []*v1.Service
+	for _, o := range a.services.List() {
+		svcs = append(svcs, o.(*v1.Service))
+	}
+	var eps []*discoveryv1.EndpointSlice
+	for _, o := range a.slices.List() {
+		eps = append(eps, o.(*discoveryv1.EndpointSlice))
+	}
+	var pools []v1alpha1.IPPool
+	for _, o := range a.pools.List() {
+		pools = append(pools, *o.(*v1alpha1.IPPool))
+	}
+	in.Services = nodeport.ServicesFromKube(svcs, eps, externalIPAllowed(config.ParsePools(pools)))
+	return in, nil
+}
+
+// externalIPAllowed admits a spec.externalIPs address only inside a pool
+// with allowExternalIPs: anything else could hijack other tenants' traffic.
+func externalIPAllowed(ps *config.Pools) func(netip.Addr) bool {
+	return func(ip netip.Addr) bool {
+		p := ps.ByName[ps.PoolOf(ip)]
+		return p != nil && p.AllowExternalIPs
+	}
+}

@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lab"
+	"github.com/beaconlb/beacon/lab/labtest"
+)
+
+// prober sends one HTTP request every 10 ms from client-lan and records
+// when each succeeded.
+type prober struct {
+	mu      sync.Mutex
+	ok      []time.Time
+	sent    int
+	failed  int
+	stopped chan struct{}
+}
+
+func startProber(ctx context.Context, l *lab.Lab, target string) *prober {
+	p := &prober{stopped: make(chan struct{})}
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return l.Dialer("client-lan")(ctx, network, addr)
+	}}
+	hc := &http.Client{Transport: tr, Timeout: 200 * time.Millisecond}
+	go func() {
+		defer close(p.stopped)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			resp, err := hc.Get("http://" + target + "/")
+			ok := err == nil
+			if ok {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				ok = resp.StatusCode == http.StatusOK
+			}
+			p.mu.Lock()
+			p.sent++
+			if ok {
+				p.ok = append(p.ok, time.Now())
+			} else {
+				p.failed++
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// gap returns the time without a successful reply around at: from the last
+// success before it to the first success after it (false while none yet).
+func (p *prober) gap(at time.Time) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := sort.Search(len(p.ok), func(i int) bool { return p.ok[i].After(at) })
+	if i == 0 || i == len(p.ok) {
+		return 0, false
+	}
+	return p.ok[i].Sub(p.ok[i-1]), true
+}
+
+func (p *prober) counts() (sent, failed int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent, p.failed
+}
+
+func percentile(sorted []time.Duration, q int) time.Duration {
+	i := (len(sorted)*q + 99) / 100
+	return sorted[max(i-1, 0)]
+}
+
+func report(t *testing.T, name string, gaps []time.Duration) {
+	sorted := append([]time.Duration(nil), gaps...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	raw := make([]string, len(gaps))
+	for i, g := range gaps {
+		raw[i] = g.Round(time.Millisecond).String()
+	}
+	fmt.Printf("%-28s n=%d  p50 %v  p99 %v  max %v\n  raw: %s\n", name, len(gaps),
+		percentile(sorted, 50).Round(time.Millisecond), percentile(sorted, 99).Round(time.Millisecond),
+		sorted[len(sorted)-1].Round(time.Millisecond), strings.Join(raw, " "))
+}
+
+// TestBenchFailover is `make bench-failover`: the time with no successful
+// reply when the announcing speaker is killed, or its link cut, 20 times
+// each, with a request every 10 ms from client-lan; and the speaker's RSS
+// with 1,000 announced addresses.
+func TestBenchFailover(t *testing.T) {
+	if os.Getenv("BEACON_BENCH") != "failover" {
+		t.Skip("a benchmark: run `make bench-failover`")
+	}
+	runs := 20
+	if v, err := strconv.Atoi(os.Getenv("BEACON_BENCH_RUNS")); err == nil && v > 0 {
+		runs = v
+	}
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s := startBeacon(t, l)
+	s.lanPool()
+	s.apply(&corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"lab.beaconlb.io/app": "echo"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrName("http")}},
+		},
+	})
+	ip := s.ingress("bench")[0]
+	target := net.JoinHostPort(ip, "80")
+	p := startProber(s.ctx, l, target)
+	stable := func() string {
+		var who string
+		s.poll(20*time.Second, "stable announcer with traffic", func() (bool, string) {
+			a := s.announcers("bench")
+			if len(a) != 1 {
+				return false, fmt.Sprint(a)
+			}
+			who = a[0]
+			g, ok := p.gap(time.Now().Add(-time.Second))
+			return ok && g < 100*time.Millisecond, fmt.Sprint(g)
+		})
+		return who
+	}
+	measure := func(name string, fail, heal func(node string)) {
+		var gaps []time.Duration
+		for range runs {
+			node := stable()
+			at := time.Now()
+			fail(node)
+			var g time.Duration
+			s.poll(30*time.Second, "traffic back after "+name, func() (bool, string) {
+				var ok bool
+				g, ok = p.gap(at)
+				return ok, ""
+			})
+			gaps = append(gaps, g)
+			heal(node)
+		}
+		report(t, name, gaps)
+	}
+	fmt.Printf("bench-failover: 3 nodes, a request every 10 ms from client-lan to %s, %d runs per case\n", target, runs)
+	measure("kill -9 announcing speaker", s.killSpeaker, s.startSpeaker)
+	measure("cut announcer's LAN link", func(n string) {
+		_, _ = l.Exec(s.ctx, n, "ip", "link", "set", lab.LANInterface, "down")
+	}, func(n string) {
+		_, _ = l.Exec(s.ctx, n, "ip", "link", "set", lab.LANInterface, "up")
+	})
+	sent, failed := p.counts()
+	fmt.Printf("requests: %d sent, %d failed in total\n", sent, failed)
+	fmt.Println("targets: p50 <= 300ms, p99 <= 1s")
+
+	// RSS with 1,000 announced addresses, all on node1.
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "rss"}}
+	pool.Spec.Addresses = []v1alpha1.AddressBlock{"198.18.128.0/22"}
+	pool.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{Priority: 1}
+	s.apply(pool)
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "rss"}}
+	ad.Spec.IPPools = []string{"rss"}
+	ad.Spec.Interfaces = []v1alpha1.InterfaceName{lab.LANInterface}
+	ad.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": "node1"}}
+	s.apply(ad)
+	for i := range 1000 {
+		s.apply(&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("rss-%04d", i), Namespace: "default"},
+			Spec: corev1.ServiceSpec{
+				Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
+				Ports: []corev1.ServicePort{{Port: 80}},
+			},
+		})
+	}
+	s.poll(3*time.Minute, "1,000 addresses announced by node1", func() (bool, string) {
+		n := s.metric("node1", `beacon_l2_announced_ips{family="ipv4",interface="eth0"}`)
+		return n >= 1000, fmt.Sprint(n)
+	})
+	fmt.Printf("speaker RSS on node1 announcing %v addresses: %s\n",
+		s.metric("node1", `beacon_l2_announced_ips{family="ipv4",interface="eth0"}`), s.rss("speaker-node1"))
+}
