@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover demo clean
+.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean
 
 all: build
 
@@ -40,8 +40,11 @@ bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 time
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
-demo: build ## Start an API server and the controller, create a pool and a Service, show kubectl get svc
+demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh
+
+demo-down: build ## Remove the demo lab (namespaces, links, processes)
+	@bin/beacon-lab down
 
 clean:
 	rm -rf $(BIN)

@@ -1,68 +1,100 @@
 #!/usr/bin/env bash
-# make demo: a real API server, beacon-controller, an IPPool and a
-# LoadBalancer Service that gets its EXTERNAL-IP. Ctrl-C (or the end) cleans up.
+# make demo: builds Beacon, brings up the lab (network namespaces with a real
+# API server, three nodes, pods, a client), runs beacon-controller and a
+# beacon-speaker per node, and shows a LoadBalancer Service answering on its
+# EXTERNAL-IP from client-lan. `make demo-down` (or Ctrl-C) cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+[ "$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-work=$(mktemp -d /tmp/beacon-demo.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+lab=bin/beacon-lab
+in() { "$lab" exec "$@"; }
+kc() { in host kubectl --kubeconfig /run/beacon-lab/kubeconfig "$@"; }
+cleanup() { "$lab" down >/dev/null 2>&1 || true; }
+trap 'echo; step "Cleaning up"; cleanup' INT TERM
 
 step "Building the pinned kube-apiserver and etcd (cached after the first run)"
-assets=$(hack/testbin.sh | tail -n 1)
-export KUBEBUILDER_ASSETS=$assets
+KUBEBUILDER_ASSETS=$(hack/testbin.sh | tail -n 1)
+export KUBEBUILDER_ASSETS
 
-step "Starting etcd + kube-apiserver"
-go build -o "$work/apiserver" ./hack/apiserver
-"$work/apiserver" -write-kubeconfig "$work/kubeconfig" >"$work/apiserver.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 120); do
-  grep -q '^ready' "$work/apiserver.log" && break
-  kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/apiserver.log"; exit 1; }
-  sleep 0.5
+step "Bringing up the lab: API server in beacon-host, node1..3 with pods, client-lan"
+"$lab" up --nodes 3 --pods-per-node 1
+
+step "Starting beacon-controller (host) and beacon-speaker on every node (L2 + nftables dataplane)"
+mkdir -p /run/beacon-lab/logs
+ip netns exec beacon-host bin/beacon-controller --kubeconfig /run/beacon-lab/kubeconfig \
+  --leader-elect-namespace default >/run/beacon-lab/logs/demo-controller.log 2>&1 &
+for n in 1 2 3; do
+  ip netns exec beacon-node$n bin/beacon-speaker --kubeconfig /run/beacon-lab/kubeconfig \
+    --node-name node$n --dataplane=full >/run/beacon-lab/logs/demo-speaker-node$n.log 2>&1 &
 done
-grep -q '^ready' "$work/apiserver.log" || { echo "API server did not start"; exit 1; }
-export KUBECONFIG=$work/kubeconfig
-echo "kube-apiserver $(kubectl get --raw /version | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p')"
 
-step "Starting beacon-controller"
-bin/beacon-controller --kubeconfig "$KUBECONFIG" --leader-elect-namespace default \
-  --metrics-addr 127.0.0.1:19471 --health-addr 127.0.0.1:19472 >"$work/controller.log" 2>&1 &
-pids+=($!)
+step "Creating an IPPool and an L2Advertisement"
+kc apply -f - <<'YAML'
+apiVersion: beaconlb.io/v1alpha1
+kind: IPPool
+metadata: {name: lan}
+spec:
+  addresses: ["198.51.100.200-198.51.100.250", "2001:db8:100::200-2001:db8:100::250"]
+---
+apiVersion: beaconlb.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: lan}
+spec:
+  ipPools: [lan]
+YAML
 
-step "Creating an IPPool (examples/ippool.yaml)"
-kubectl apply -f examples/ippool.yaml
-
-step "Exposing a LoadBalancer Service"
-kubectl create deployment web --image=example.invalid/echo --port=5000 >/dev/null
-kubectl expose deployment web --type=LoadBalancer --port=80 --target-port=5000
+step "Exposing the echo pods as a LoadBalancer Service (port 80 -> 5000)"
+kc apply -f - <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: PreferDualStack
+  selector: {lab.beaconlb.io/app: echo}
+  ports: [{name: http, port: 80, targetPort: 5000}]
+YAML
+ip=""
 for _ in $(seq 1 100); do
-  ip=$(kubectl get svc web -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+  ip=$(kc get svc echo -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
   [ -n "$ip" ] && break
-  sleep 0.1
+  sleep 0.2
 done
+[ -n "$ip" ] || { echo "no EXTERNAL-IP: see /run/beacon-lab/logs/demo-controller.log"; exit 1; }
 
 step "kubectl get svc"
-kubectl get svc web
-step "kubectl get ippools"
-kubectl get ippools
+kc get svc echo
+step "Who announces it: kubectl get serviceannouncements -A"
+for _ in $(seq 1 50); do
+  [ -n "$(kc get serviceannouncements -A -o name 2>/dev/null)" ] && break
+  sleep 0.2
+done
+kc get serviceannouncements -A
+
+step "From client-lan: arping $ip and curl http://$ip/ (three times)"
+in client-lan arping -c 1 -w 2 -I eth0 "$ip" | grep 'bytes from' || true
+for _ in 1 2 3; do in client-lan curl -s --max-time 2 "http://$ip/"; done
+v6=$(kc get svc echo -o jsonpath='{.status.loadBalancer.ingress[1].ip}')
+if [ -n "$v6" ]; then
+  step "And over IPv6: curl http://[$v6]/"
+  in client-lan curl -s --max-time 2 "http://[$v6]/"
+fi
+
+step "The NodePort path: curl http://198.51.100.11:<nodePort>/"
+np=$(kc get svc echo -o jsonpath='{.spec.ports[0].nodePort}')
+in client-lan curl -s --max-time 2 "http://198.51.100.11:$np/"
+
 step "Events of the Service"
-kubectl get events --field-selector involvedObject.name=web -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
-step "Metrics (excerpt)"
-curl -s 127.0.0.1:19471/metrics | grep '^beacon_pool' || true
+kc get events --field-selector involvedObject.name=echo -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
 
 cat <<MSG
 
-The Service got its EXTERNAL-IP from the pool. Nothing announces it on a
-network yet in this demo: the lab (network namespaces, speakers, FRR) is
-where that happens. Logs: $work/controller.log (removed on exit).
+Where to look next:
+  bin/beacon-lab exec host kubectl --kubeconfig /run/beacon-lab/kubeconfig get ippools
+  bin/beacon-lab exec client-lan curl http://$ip/
+  logs: /run/beacon-lab/logs/
+  docs: docs/allocation.md, docs/l2.md
+The lab stays up; remove everything with: make demo-down
 MSG
-if [ -t 0 ] && [ -z "${CI:-}" ]; then
-  read -r -p "Press Enter to stop and clean up... " _ || true
-fi

@@ -53,6 +53,8 @@ type Liveness interface {
 // Responder answers ARP/NDP for a set of addresses on one interface.
 type Responder interface {
 	SetAnnounced([]netip.Addr)
+	// Reannounce repeats the gratuitous burst for every announced address.
+	Reannounce()
 }
 
 // Links opens responders and finds interfaces (the netlink/socket edge).
@@ -96,8 +98,10 @@ type Agent struct {
 	l2ads     cache.Store
 	reports   cache.Store
 	peers     map[string]netip.AddrPort
+	alive     map[string]bool
 	elections prometheus.Counter
 	synced    atomic.Bool
+	reportsCh chan map[string]*report
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
 	plan      []announce.Decision
@@ -106,6 +110,7 @@ type Agent struct {
 // New returns an Agent; it starts nothing.
 func New(cfg Config) *Agent {
 	a := &Agent{cfg: cfg, dirty: make(chan struct{}, 1), announced: map[netip.Addr]string{},
+		reportsCh: make(chan map[string]*report, 1),
 		elections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "beacon_l2_election_changes_total",
 			Help: "Addresses whose elected announcer changed (seen by this speaker).",
@@ -169,6 +174,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { poolInf.Run(ctx.Done()) })
 	wg.Go(func() { l2Inf.Run(ctx.Done()) })
 	wg.Go(func() { reportInf.Run(ctx.Done()) })
+	wg.Go(func() { a.reportLoop(ctx) })
 	if !cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, sliceInf.HasSynced, nodeInf.HasSynced,
 		poolInf.HasSynced, l2Inf.HasSynced, reportInf.HasSynced) {
 		return nil
@@ -337,6 +343,18 @@ func (a *Agent) sync(ctx context.Context) error {
 			}
 		}
 	}
+	// A node that comes back (a healed partition, a restarted speaker)
+	// may have answered for our addresses meanwhile, and clients may still
+	// point at it: repeat our gratuitous announcements.
+	rejoined := false
+	alive := map[string]bool{}
+	for _, n := range in.Nodes {
+		alive[n.Name] = n.Alive
+		if n.Alive && a.alive != nil && !a.alive[n.Name] {
+			rejoined = true
+		}
+	}
+	a.alive = alive
 	// Responders that announced something before but nothing now are
 	// emptied; new ones are started.
 	for _, iface := range a.knownIfaces(perIface) {
@@ -348,12 +366,14 @@ func (a *Agent) sync(ctx context.Context) error {
 		ips := perIface[iface]
 		sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
 		r.SetAnnounced(ips)
+		if rejoined {
+			r.Reannounce()
+		}
 	}
 	a.announced = now
-	// Reports go last: the API server must not delay an announcement.
-	if err := a.writeReports(ctx, a.reports, reports); err != nil {
-		errs = append(errs, err.Error())
-	}
+	// Reports are written by their own goroutine: an unreachable API server
+	// must never hold up an announcement.
+	a.wantReports(reports)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}

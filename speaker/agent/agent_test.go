@@ -61,6 +61,8 @@ func (r fakeResponder) SetAnnounced(ips []netip.Addr) {
 	r.l.ips[r.iface] = slices.Clone(ips)
 }
 
+func (r fakeResponder) Reannounce() {}
+
 func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
 	return fakeResponder{l, iface}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -32,6 +33,45 @@ func reportName(service, node, via string) string {
 	}
 	h := sha256.Sum256([]byte(n))
 	return n[:200] + "-" + hex.EncodeToString(h[:8])
+}
+
+// wantReports hands the latest desired reports to reportLoop, replacing any
+// it has not picked up yet.
+func (a *Agent) wantReports(r map[string]*report) {
+	select {
+	case <-a.reportsCh:
+	default:
+	}
+	a.reportsCh <- r
+}
+
+// reportLoop writes the latest desired reports, retrying failures every
+// second with whatever is latest by then.
+func (a *Agent) reportLoop(ctx context.Context) {
+	var pending map[string]*report
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case pending = <-a.reportsCh:
+		case <-retry.C:
+		}
+		if pending == nil {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.writeReports(wctx, a.reports, pending)
+		cancel()
+		if err != nil {
+			a.cfg.Log.V(1).Info("writing service announcements, will retry", "err", err)
+			retry.Reset(time.Second)
+			continue
+		}
+		pending = nil
+	}
 }
 
 // writeReports makes this node's ServiceAnnouncements match what it

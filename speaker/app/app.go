@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,8 @@ type Options struct {
 	HealthAddr        string
 	MemberPort        int
 	MemberKeyFile     string
+	MemberInterval    time.Duration
+	MemberDeadAfter   time.Duration
 	Dataplane         string
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
@@ -53,6 +56,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9473", "address for /metrics; empty or 0 disables")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":9474", "address for /healthz and /readyz; empty or 0 disables")
 	fs.IntVar(&o.MemberPort, "member-port", 7946, "UDP port for speaker heartbeats (same on every node)")
+	fs.DurationVar(&o.MemberInterval, "member-interval", member.DefaultInterval, "time between heartbeats")
+	fs.DurationVar(&o.MemberDeadAfter, "member-dead-after", member.DefaultDeadAfter, "silence after which a peer speaker is dead (at least twice the interval)")
 	fs.StringVar(&o.MemberKeyFile, "member-key-file", "", "file holding a shared key that authenticates heartbeats (recommended)")
 	fs.StringVar(&o.Dataplane, "dataplane", "external", "Service forwarding in nftables: full (replaces kube-proxy), external (LoadBalancer and externalIPs only), off")
 }
@@ -99,6 +104,8 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	mem, err := member.New(member.Config{
 		Name:          o.NodeName,
 		ListenAddress: fmt.Sprintf(":%d", o.MemberPort),
+		Interval:      o.MemberInterval,
+		DeadAfter:     o.MemberDeadAfter,
 		Key:           key,
 		Logger:        log.WithName("member"),
 		Metrics:       mm,

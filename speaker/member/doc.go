@@ -5,8 +5,8 @@
 // # Protocol
 //
 // Every speaker sends a small UDP heartbeat to every known peer every
-// Interval (100 ms by default) on a fixed port (7946). A peer is alive while
-// its last heartbeat is younger than DeadAfter (400 ms, four beats). On a
+// Interval (60 ms by default) on a fixed port (7946). A peer is alive while
+// its last heartbeat is younger than DeadAfter (240 ms, four beats). On a
 // clean shutdown a speaker sends a "leave" message, and receivers mark it
 // dead at once, so a SIGTERM hand-over costs one packet's latency rather
 // than DeadAfter. Each message carries the sender's incarnation (its start

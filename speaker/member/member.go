@@ -17,8 +17,8 @@ import (
 // Defaults of Config.
 const (
 	DefaultPort      = 7946
-	DefaultInterval  = 100 * time.Millisecond
-	DefaultDeadAfter = 400 * time.Millisecond
+	DefaultInterval  = 60 * time.Millisecond
+	DefaultDeadAfter = 240 * time.Millisecond
 )
 
 // Config configures a Member.

@@ -126,7 +126,9 @@ func (s *site) lanPool() {
 	p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
 	p.Spec.Addresses = []v1alpha1.AddressBlock{"198.51.100.200-198.51.100.250", "2001:db8:100::200-2001:db8:100::250"}
 	s.apply(p)
-	s.apply(&v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}})
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
+	ad.Spec.IPPools = []string{"lan"}
+	s.apply(ad)
 }
 
 func echoService(name, pod string, mut func(*corev1.Service)) *corev1.Service {
@@ -303,4 +305,17 @@ func (s *site) get(from, ip string, port int) (echo.Reply, error) {
 		return echo.Reply{}, err
 	}
 	return echo.ParseReply(string(b))
+}
+
+// ready reports whether a node's speaker answers /readyz (it has settled).
+func (s *site) ready(node string) bool {
+	n, _ := s.l.Node(node)
+	hc := s.l.HTTPClient(node)
+	hc.Timeout = time.Second
+	resp, err := hc.Get("http://" + net.JoinHostPort(n.IPv4.String(), "9474") + "/readyz")
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == 200
 }

@@ -10,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
+	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/labtest"
 )
@@ -138,6 +140,54 @@ func TestL2GracefulRestartLosesNothing(t *testing.T) {
 		t.Logf("round %d: restarted %s; %d requests, %d failed", round, who, sent-sentBefore, failed-failedBefore)
 		if failed != failedBefore {
 			t.Errorf("round %d: %d requests failed while %s restarted", round, failed-failedBefore, who)
+		}
+	}
+}
+
+// An advertisement's nodeSelector limits the announcers, and its interfaces
+// list limits where they answer: a pool advertised only on an interface no
+// node has is answered by nobody.
+func TestL2NodeAndInterfaceSelectors(t *testing.T) {
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s := startBeacon(t, l)
+	pool := func(name, addrs string) {
+		p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		p.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(addrs)}
+		p.Spec.AutoAssign = ptr.To(false)
+		s.apply(p)
+	}
+	pool("only-node3", "198.51.100.210-198.51.100.219")
+	pool("no-such-nic", "198.51.100.220-198.51.100.229")
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "only-node3"}}
+	ad.Spec.IPPools = []string{"only-node3"}
+	ad.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": "node3"}}
+	s.apply(ad)
+	ad = &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "no-such-nic"}}
+	ad.Spec.IPPools = []string{"no-such-nic"}
+	ad.Spec.Interfaces = []v1alpha1.InterfaceName{"eth9"}
+	s.apply(ad)
+
+	for i := range 4 { // several addresses: the hash alone would spread them
+		s.apply(echoService(fmt.Sprintf("n3-%d", i), "n1-p1", func(svc *corev1.Service) {
+			svc.Annotations = map[string]string{"beaconlb.io/pool": "only-node3"}
+			svc.Spec.IPFamilyPolicy = nil
+		}))
+	}
+	for i := range 4 {
+		ip := s.ingress(fmt.Sprintf("n3-%d", i))[0]
+		s.answeredBy(ip, 10*time.Second, func(n string) bool { return n == "node3" })
+	}
+
+	s.apply(echoService("nowhere", "n1-p1", func(svc *corev1.Service) {
+		svc.Annotations = map[string]string{"beaconlb.io/pool": "no-such-nic"}
+		svc.Spec.IPFamilyPolicy = nil
+	}))
+	ip := s.ingress("nowhere")[0]
+	// Give the speakers the time a takeover takes, then check nobody answers.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if macs := s.resolve(ip); len(macs) > 0 {
+			t.Fatalf("%s answered by %v although no node has interface eth9", ip, macs)
 		}
 	}
 }
