@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 lab=bin/beacon-lab
-in() { "$lab" exec "$@"; }
-kc() { in host kubectl --kubeconfig /run/beacon-lab/kubeconfig "$@"; }
+labexec() { "$lab" exec "$@"; }
+kc() { labexec host kubectl --kubeconfig /run/beacon-lab/kubeconfig "$@"; }
 cleanup() { "$lab" down >/dev/null 2>&1 || true; }
 trap 'echo; step "Cleaning up"; cleanup' INT TERM
 
@@ -74,17 +74,17 @@ done
 kc get serviceannouncements -A
 
 step "From client-lan: arping $ip and curl http://$ip/ (three times)"
-in client-lan arping -c 1 -w 2 -I eth0 "$ip" | grep 'bytes from' || true
-for _ in 1 2 3; do in client-lan curl -s --max-time 2 "http://$ip/"; done
+labexec client-lan arping -c 1 -w 2 -I eth0 "$ip" | grep 'bytes from' || true
+for _ in 1 2 3; do labexec client-lan curl -s --max-time 2 "http://$ip/"; done
 v6=$(kc get svc echo -o jsonpath='{.status.loadBalancer.ingress[1].ip}')
 if [ -n "$v6" ]; then
   step "And over IPv6: curl http://[$v6]/"
-  in client-lan curl -s --max-time 2 "http://[$v6]/"
+  labexec client-lan curl -s --max-time 2 "http://[$v6]/"
 fi
 
 step "The NodePort path: curl http://198.51.100.11:<nodePort>/"
 np=$(kc get svc echo -o jsonpath='{.spec.ports[0].nodePort}')
-in client-lan curl -s --max-time 2 "http://198.51.100.11:$np/"
+labexec client-lan curl -s --max-time 2 "http://198.51.100.11:$np/"
 
 step "Events of the Service"
 kc get events --field-selector involvedObject.name=echo -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
