@@ -1,0 +1,34 @@
+// Package cli is the common body of Beacon's daemons: flags (with klog's),
+// a logger, and a context that ends on SIGINT or SIGTERM.
+package cli
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+)
+
+// Main parses flags into what addFlags registered, runs run until it
+// returns or a signal arrives, and exits non-zero on error.
+func Main(name string, addFlags func(*flag.FlagSet), run func(context.Context, logr.Logger) error) {
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	klog.InitFlags(fs)
+	addFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	log := klog.NewKlogr().WithName(name)
+	err := run(ctx, log)
+	stop()
+	if err != nil {
+		log.Error(err, "exiting")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
