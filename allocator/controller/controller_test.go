@@ -446,12 +446,13 @@ func TestRestartKeepsAddresses(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	h := newHarness(t)
 	h.pool("t-metrics", nil, "198.18.12.0/30")
+	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
 	h.startController(func(o *app.Options) {
-		o.MetricsAddr = "127.0.0.1:19471"
-		o.HealthAddr = "127.0.0.1:19472"
+		o.MetricsAddr = metricsAddr
+		o.HealthAddr = healthAddr
 	})
 	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, err := http.Get("http://127.0.0.1:19472" + path)
+		resp, err := http.Get("http://" + healthAddr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,7 +467,7 @@ func TestMetrics(t *testing.T) {
 	h.waitEvent("m-bad", controller.EventAllocationFailed, "192.0.2.1")
 	var body string
 	h.eventually(5*time.Second, "metrics", func() (bool, string) {
-		resp, err := http.Get("http://127.0.0.1:19471/metrics")
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
 		if err != nil {
 			return false, err.Error()
 		}

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,8 +68,8 @@ func TestTwoReplicasKillLeader(t *testing.T) {
 			"--leader-elect-namespace", h.ns, "--leader-elect-name", "beacon-ha",
 			"--leader-elect-identity", name,
 			// Distinct ports per replica on one host.
-			"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", 19481+2*i),
-			"--health-addr", fmt.Sprintf("127.0.0.1:%d", 19482+2*i),
+			"--metrics-addr", freeAddr(t),
+			"--health-addr", freeAddr(t),
 		}}
 		replicas[i].start(t, bin)
 	}
@@ -200,6 +201,18 @@ func (h *harness) waitLeader(name string, timeout time.Duration) string {
 		return l != "", l
 	})
 	return l
+}
+
+// freeAddr returns a loopback address with a port free at the time of the
+// call (tests run in parallel with other packages).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
 }
 
 func tail(s string, n int) string {
