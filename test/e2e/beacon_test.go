@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,6 +193,25 @@ func (s *site) announcers(service string) []string {
 		}
 	}
 	return out
+}
+
+// announcerOf returns the node whose ServiceAnnouncement lists ip for the
+// Service, or "" when none (or more than one) does.
+func (s *site) announcerOf(service, ip string) string {
+	var list v1alpha1.ServiceAnnouncementList
+	if err := s.bc.List(s.ctx, "default", client.ServiceAnnouncements, &list); err != nil {
+		return ""
+	}
+	var nodes []string
+	for _, a := range list.Items {
+		if a.Service == service && slices.Contains(a.Addresses, ip) {
+			nodes = append(nodes, a.Node)
+		}
+	}
+	if len(nodes) != 1 {
+		return ""
+	}
+	return nodes[0]
 }
 
 var macRE = regexp.MustCompile(`(?i)([0-9a-f]{2}(:[0-9a-f]{2}){5})`)

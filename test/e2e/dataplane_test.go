@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/beaconlb/beacon/lab"
+	"github.com/beaconlb/beacon/lab/echo"
+	"github.com/beaconlb/beacon/lab/labtest"
+)
+
+// Traffic from client-lan to an L2 address: with Cluster policy it reaches
+// pods on every node (masqueraded to the announcing node's address); with
+// Local policy only the announcing node's own pod, which sees client-lan's
+// real address.
+func TestL2TrafficPolicies(t *testing.T) {
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s := startBeacon(t, l)
+	s.lanPool()
+	svc := func(name string, policy corev1.ServiceExternalTrafficPolicy) *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: corev1.ServiceSpec{
+				Type:                  corev1.ServiceTypeLoadBalancer,
+				ExternalTrafficPolicy: policy,
+				Selector:              map[string]string{"lab.beaconlb.io/app": "echo"},
+				Ports:                 []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrName("http")}},
+			},
+		}
+	}
+	s.apply(svc("cluster", corev1.ServiceExternalTrafficPolicyCluster))
+	s.apply(svc("local", corev1.ServiceExternalTrafficPolicyLocal))
+	clusterIP, localIP := s.ingress("cluster")[0], s.ingress("local")[0]
+	clientLAN := l.Topology().ClientLAN.IPv4.String()
+
+	// Cluster: 60 requests reach all three pods.
+	pods := map[string]bool{}
+	s.poll(20*time.Second, "Cluster policy reaches every pod", func() (bool, string) {
+		r, err := s.get("client-lan", clusterIP, 80)
+		if err == nil {
+			pods[r.Pod] = true
+		}
+		return len(pods) == 3, fmt.Sprint(pods, err)
+	})
+
+	// Local: the announcer is the only node with traffic, its pod answers,
+	// and it sees the client's own address.
+	var announcer string
+	s.poll(20*time.Second, "Local announcer", func() (bool, string) {
+		a := s.announcers("local")
+		if len(a) == 1 {
+			announcer = a[0]
+		}
+		return len(a) == 1, fmt.Sprint(a)
+	})
+	for i := range 20 {
+		var r echo.Reply
+		s.poll(10*time.Second, "Local reply", func() (bool, string) {
+			var err error
+			r, err = s.get("client-lan", localIP, 80)
+			return err == nil, fmt.Sprint(err)
+		})
+		if r.Node != announcer || r.Client.Addr().String() != clientLAN {
+			t.Fatalf("request %d: answered by %s on %s seeing %v; want the announcer %s's pod seeing %s",
+				i, r.Pod, r.Node, r.Client, announcer, clientLAN)
+		}
+	}
+}
