@@ -6,25 +6,17 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/beaconlb/beacon/allocator/controller"
-	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/leader"
 	"github.com/beaconlb/beacon/internal/serve"
 )
@@ -77,34 +69,16 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 // Run runs the controller until ctx ends. It returns leader.ErrLost if
 // leadership is lost, so the process can exit and restart cleanly.
 func Run(ctx context.Context, log logr.Logger, o Options) error {
-	cfg := o.RestConfig
-	if cfg == nil {
-		var err error
-		if cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig); err != nil {
-			return fmt.Errorf("kubeconfig: %w", err)
-		}
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = float32(o.QPS), o.Burst
-	cfg.UserAgent = "beacon-controller"
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	beacon, err := client.New(cfg)
+	cs, err := cli.NewClients(o.RestConfig, o.Kubeconfig, "beacon-controller", float32(o.QPS), o.Burst)
 	if err != nil {
 		return err
 	}
+	kube := cs.Kube
+	reg := cli.Registry()
+	recorder, stopEvents := cli.Recorder(ctx, kube, v1.EventSource{Component: "beacon-controller"})
+	defer stopEvents()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	defer broadcaster.Shutdown()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "beacon-controller"})
-
-	ctrl := controller.New(log, kube, beacon, recorder, reg, controller.Options{
+	ctrl := controller.New(log, kube, cs.Beacon, recorder, reg, controller.Options{
 		LoadBalancerClass: o.LoadBalancerClass,
 		Workers:           o.Workers,
 	})

@@ -12,17 +12,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/record"
 
-	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/serve"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
@@ -67,20 +61,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if o.NodeName == "" {
 		return errors.New("node name unknown: pass --node-name or set NODE_NAME")
 	}
-	cfg := o.RestConfig
-	if cfg == nil {
-		var err error
-		if cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig); err != nil {
-			return fmt.Errorf("kubeconfig: %w", err)
-		}
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.UserAgent = "beacon-speaker/" + o.NodeName
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	beacon, err := client.New(cfg)
+	cs, err := cli.NewClients(o.RestConfig, o.Kubeconfig, "beacon-speaker/"+o.NodeName, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -91,8 +72,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cli.Registry()
 	l2m, err := l2.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -114,10 +94,8 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		return err
 	}
 
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	defer broadcaster.Shutdown()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "beacon-speaker", Host: o.NodeName})
+	recorder, stopEvents := cli.Recorder(ctx, cs.Kube, v1.EventSource{Component: "beacon-speaker", Host: o.NodeName})
+	defer stopEvents()
 
 	mode, err := nodeport.ParseMode(o.Dataplane)
 	if err != nil {
@@ -131,7 +109,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	}
 	defer func() { _ = applier.Close() }()
 	ag = agent.New(agent.Config{
-		Node: o.NodeName, Kube: kube, Beacon: beacon, Liveness: mem, Links: links,
+		Node: o.NodeName, Kube: cs.Kube, Beacon: cs.Beacon, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp,
 	})

@@ -148,6 +148,19 @@ func echoService(name, pod string, mut func(*corev1.Service)) *corev1.Service {
 	return svc
 }
 
+// allEchoService selects every lab pod (one per node by default).
+func allEchoService(name string, policy corev1.ServiceExternalTrafficPolicy) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeLoadBalancer,
+			ExternalTrafficPolicy: policy,
+			Selector:              map[string]string{"lab.beaconlb.io/app": "echo"},
+			Ports:                 []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrName("http")}},
+		},
+	}
+}
+
 func (s *site) poll(timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
 	s.t.Helper()
 	start := time.Now()

@@ -147,14 +147,7 @@ func TestBenchFailover(t *testing.T) {
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
 	s.lanPool()
-	s.apply(&corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "default"},
-		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeLoadBalancer,
-			Selector: map[string]string{"lab.beaconlb.io/app": "echo"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrName("http")}},
-		},
-	})
+	s.apply(allEchoService("bench", corev1.ServiceExternalTrafficPolicyCluster))
 	ip := s.ingress("bench")[0]
 	target := net.JoinHostPort(ip, "80")
 	p := startProber(s.ctx, l, target)

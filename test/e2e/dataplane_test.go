@@ -6,7 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/echo"
@@ -21,19 +20,8 @@ func TestL2TrafficPolicies(t *testing.T) {
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
 	s.lanPool()
-	svc := func(name string, policy corev1.ServiceExternalTrafficPolicy) *corev1.Service {
-		return &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			Spec: corev1.ServiceSpec{
-				Type:                  corev1.ServiceTypeLoadBalancer,
-				ExternalTrafficPolicy: policy,
-				Selector:              map[string]string{"lab.beaconlb.io/app": "echo"},
-				Ports:                 []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrName("http")}},
-			},
-		}
-	}
-	s.apply(svc("cluster", corev1.ServiceExternalTrafficPolicyCluster))
-	s.apply(svc("local", corev1.ServiceExternalTrafficPolicyLocal))
+	s.apply(allEchoService("cluster", corev1.ServiceExternalTrafficPolicyCluster))
+	s.apply(allEchoService("local", corev1.ServiceExternalTrafficPolicyLocal))
 	clusterIP, localIP := s.ingress("cluster")[0], s.ingress("local")[0]
 	clientLAN := l.Topology().ClientLAN.IPv4.String()
 

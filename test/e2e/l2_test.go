@@ -106,14 +106,7 @@ func TestL2GracefulRestartLosesNothing(t *testing.T) {
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
 	s.lanPool()
-	s.apply(&corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "steady", Namespace: "default"},
-		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeLoadBalancer,
-			Selector: map[string]string{"lab.beaconlb.io/app": "echo"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrName("http")}},
-		},
-	})
+	s.apply(allEchoService("steady", corev1.ServiceExternalTrafficPolicyCluster))
 	ip := s.ingress("steady")[0]
 	s.poll(10*time.Second, "HTTP via "+ip, func() (bool, string) {
 		_, err := s.get("client-lan", ip, 80)

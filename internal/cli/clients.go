@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/beaconlb/beacon/client"
+)
+
+// Clients are the API clients every Beacon daemon uses.
+type Clients struct {
+	Config *rest.Config
+	Kube   kubernetes.Interface
+	Beacon *client.Client
+}
+
+// NewClients builds clients from override (tests) or the kubeconfig file
+// (in-cluster configuration when empty), with a user agent and, when qps
+// is positive, client-side rate limits.
+func NewClients(override *rest.Config, kubeconfig, userAgent string, qps float32, burst int) (*Clients, error) {
+	cfg := override
+	if cfg == nil {
+		var err error
+		if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+			return nil, fmt.Errorf("kubeconfig: %w", err)
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = userAgent
+	if qps > 0 {
+		cfg.QPS, cfg.Burst = qps, burst
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	beacon, err := client.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Clients{Config: cfg, Kube: kube, Beacon: beacon}, nil
+}
+
+// Registry returns a metrics registry with the Go and process collectors.
+func Registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Recorder returns an Event recorder writing through kube, and a function
+// that stops it (flushing what it can).
+func Recorder(ctx context.Context, kube kubernetes.Interface, source v1.EventSource) (record.EventRecorder, func()) {
+	b := record.NewBroadcaster(record.WithContext(ctx))
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	return b.NewRecorder(scheme.Scheme, source), b.Shutdown
+}
