@@ -11,6 +11,8 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/beaconlb/beacon/internal/metricstest"
 )
 
 type fakeApplier struct {
@@ -221,24 +223,21 @@ func TestNewSyncerValidates(t *testing.T) {
 	}
 }
 
-// metric returns the series of the named family whose one label has the
-// given value ("" for an unlabelled metric).
+// metric returns the series of the named family with the given label
+// value ("" for an unlabelled metric); the label's name is implied.
 func metric(t *testing.T, reg *prometheus.Registry, name, label string) *dto.Metric {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	labels := map[string]string{}
+	switch {
+	case label == "":
+	case name == MetricSyncDuration:
+		labels["kind"] = label
+	default:
+		labels["object"] = label
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" && len(m.GetLabel()) == 0 || len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
-				return m
-			}
-		}
+	m := metricstest.Find(t, reg, name, labels)
+	if m == nil {
+		t.Fatalf("no metric %s{%s}", name, label)
 	}
-	t.Fatalf("no metric %s{%s}", name, label)
-	return nil
+	return m
 }

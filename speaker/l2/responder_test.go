@@ -13,6 +13,8 @@ import (
 	"github.com/mdlayher/ndp"
 	"github.com/prometheus/client_golang/prometheus"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/beaconlb/beacon/internal/metricstest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -338,8 +340,8 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("announced ipv6 = %v", got)
 	}
 	h.stop()
-	if got := metricValue(t, h.reg, "beacon_l2_announced_ips", "ipv4"); got != -1 {
-		t.Errorf("announced gauge kept after stop: %v", got)
+	if m := metricstest.Find(t, h.reg, "beacon_l2_announced_ips", map[string]string{"family": "ipv4"}); m != nil {
+		t.Errorf("announced gauge kept after stop: %v", metricstest.Value(m))
 	}
 }
 
@@ -373,24 +375,8 @@ func TestRunsOnce(t *testing.T) {
 	}
 }
 
-// metricValue reads one series by family from a registry; -1 if absent.
+// metricValue reads one series by family from a registry; 0 if absent.
 func metricValue(t *testing.T, reg *prometheus.Registry, name, family string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "family" && l.GetValue() == family {
-					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return -1
+	return metricstest.Value(metricstest.Find(t, reg, name, map[string]string{"family": family}))
 }

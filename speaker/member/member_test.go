@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaconlb/beacon/internal/metricstest"
 )
 
 // cuttable wraps a socket so a test can make a member go silent at once,
@@ -182,15 +184,5 @@ func TestNewValidates(t *testing.T) {
 // gauge reads a metric without labels from a registry; 0 if absent.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return metricstest.Value(metricstest.Find(t, reg, name, nil))
 }
