@@ -60,6 +60,9 @@ func (r Range) Size() int64 {
 }
 
 func (r Range) String() string {
+	if !r.First.IsValid() || !r.Last.IsValid() {
+		return "invalid range"
+	}
 	if p, ok := r.Prefix(); ok {
 		return p.String()
 	}
@@ -99,10 +102,22 @@ func LastOf(p netip.Prefix) netip.Addr {
 	return a
 }
 
+// mapped is ::ffff:0:0/96, where IPv6 notation stands for IPv4 addresses.
+var mapped = Range{First: netip.MustParseAddr("::ffff:0.0.0.0"), Last: netip.MustParseAddr("::ffff:255.255.255.255")}
+
 // ParseBlock parses an address block of an IPPool: a CIDR or "first-last".
 // It rejects what the CRD's CEL rules reject, so that the controller is safe
-// on API servers that skip CRD validation.
+// on API servers that skip CRD validation, and blocks reaching into the
+// IPv4-mapped range (such as ::/80), which no Service can use as IPv6.
 func ParseBlock(s string) (Range, error) {
+	r, err := parseBlock(s)
+	if err == nil && r.Overlaps(mapped) {
+		return Range{}, fmt.Errorf("%q reaches into %s, the IPv4-mapped addresses: write IPv4 addresses as IPv4", s, mapped)
+	}
+	return r, err
+}
+
+func parseBlock(s string) (Range, error) {
 	s = strings.TrimSpace(s)
 	if first, last, ok := strings.Cut(s, "-"); ok {
 		f, err := parseAddr(strings.TrimSpace(first))
