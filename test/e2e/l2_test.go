@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/labtest"
+	"github.com/beaconlb/beacon/speaker/election"
 )
 
 // The whole L2 path on the real kernel: the controller allocates, one
@@ -116,16 +118,23 @@ func TestL2GracefulHandover(t *testing.T) {
 		_, err := s.get("client-lan", ip, 80)
 		return err == nil, fmt.Sprint(err)
 	})
+	// With every speaker up, the rendezvous winner over all nodes owns the
+	// address. Waiting for exactly that (in the reports and on the wire)
+	// rather than for any single announcer keeps a round from starting
+	// while a transient second claimant, seen under CI load when
+	// heartbeats are late, is still being resolved.
+	var cands []election.Candidate
+	for _, n := range l.Nodes() {
+		cands = append(cands, election.Candidate{Name: n.Name, Eligible: true})
+	}
+	who, _ := election.Announcer(netip.MustParseAddr(ip), cands)
 	p := startProber(s.ctx, l, net.JoinHostPort(ip, "80"))
 	for round := range 3 {
-		var who string
-		s.poll(20*time.Second, "one announcer", func() (bool, string) {
+		s.poll(20*time.Second, "the owner "+who+" alone announces", func() (bool, string) {
 			a := s.announcers("steady")
-			if len(a) == 1 {
-				who = a[0]
-			}
-			return len(a) == 1, fmt.Sprint(a)
+			return len(a) == 1 && a[0] == who, fmt.Sprint(a)
 		})
+		s.answeredBy(ip, 5*time.Second, func(n string) bool { return n == who })
 		sentBefore, failedBefore := p.counts()
 		s.stopSpeaker(who) // SIGTERM
 		s.answeredBy(ip, 5*time.Second, func(n string) bool { return n != who })
