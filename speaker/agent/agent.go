@@ -36,6 +36,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/election"
+	"github.com/beaconlb/beacon/speaker/handoff"
 )
 
 // EventAnnouncing is the reason of the Event a speaker records on a Service
@@ -48,6 +49,14 @@ type Liveness interface {
 	Settled() bool
 	Changes() <-chan struct{}
 	SetPeers(map[string]netip.AddrPort)
+	// Left reports a peer that stopped gracefully.
+	Left(node string) bool
+}
+
+// Handoff programs where unknown mid-stream flows of taken-over addresses
+// go (package handoff).
+type Handoff interface {
+	Apply([]handoff.Route) error
 }
 
 // Responder answers ARP/NDP for a set of addresses on one interface.
@@ -84,6 +93,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Dataplane, if set, is marked dirty on every watched change.
 	Dataplane Dirtier
+	// Handoff, if set, keeps connections alive when addresses move
+	// between live nodes, for HandoffWindow after each takeover.
+	Handoff       Handoff
+	HandoffWindow time.Duration
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.
@@ -105,11 +118,14 @@ type Agent struct {
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
 	plan      []announce.Decision
+	planned   bool // a plan was applied by this process
+	handoffs  *handoff.Tracker
 }
 
 // New returns an Agent; it starts nothing.
 func New(cfg Config) *Agent {
 	a := &Agent{cfg: cfg, dirty: make(chan struct{}, 1), announced: map[netip.Addr]string{},
+		handoffs:  handoff.NewTracker(cfg.HandoffWindow),
 		reportsCh: make(chan map[string]*report, 1),
 		elections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "beacon_l2_election_changes_total",
@@ -307,13 +323,18 @@ func (a *Agent) sync(ctx context.Context) error {
 	plan := announce.Plan(in)
 	a.mu.Lock()
 	a.elections.Add(float64(changedAnnouncers(a.plan, plan)))
-	a.plan = plan
+	prev, planned := a.plan, a.planned
+	a.plan, a.planned = plan, true
 	a.mu.Unlock()
+	// Hand-off goes in before any announcement: clients move at once.
+	var errs []string
+	if err := a.applyHandoff(prev, planned, plan, in.Nodes); err != nil {
+		errs = append(errs, err.Error())
+	}
 
 	perIface := map[string][]netip.Addr{}
 	now := map[netip.Addr]string{}
 	reports := map[string]*report{}
-	var errs []string
 	for _, d := range announce.For(a.cfg.Node, plan) {
 		ifaces, err := a.interfaces(d)
 		if err != nil || len(ifaces) == 0 {

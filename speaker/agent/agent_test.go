@@ -20,6 +20,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/handoff"
 )
 
 var env *testenv.Env
@@ -37,6 +38,7 @@ func (f *fakeLiveness) Alive(n string) bool                { f.mu.Lock(); defer 
 func (f *fakeLiveness) Settled() bool                      { return true }
 func (f *fakeLiveness) Changes() <-chan struct{}           { return f.ch }
 func (f *fakeLiveness) SetPeers(map[string]netip.AddrPort) {}
+func (f *fakeLiveness) Left(string) bool                   { return false }
 func (f *fakeLiveness) set(n string, alive bool) {
 	f.mu.Lock()
 	f.alive[n] = alive
@@ -74,6 +76,25 @@ func (l *fakeLinks) announced(iface string) []netip.Addr {
 	return slices.Clone(l.ips[iface])
 }
 
+// fakeHandoff records the last hand-off routes applied.
+type fakeHandoff struct {
+	mu     sync.Mutex
+	routes []handoff.Route
+}
+
+func (f *fakeHandoff) Apply(r []handoff.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.routes = slices.Clone(r)
+	return nil
+}
+
+func (f *fakeHandoff) last() []handoff.Route {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.routes)
+}
+
 // Three agents (one per node) against a real API server: exactly one
 // announces the Service's address; when it dies another takes over; with
 // externalTrafficPolicy Local the announcer is the endpoint's node.
@@ -83,9 +104,15 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 	defer cancel()
 	kube := e.Kube
 	nodes := []string{"node1", "node2", "node3"}
-	for _, n := range nodes {
-		_, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+	nodeIP := map[string]netip.Addr{}
+	for i, n := range nodes {
+		node, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
 		if err != nil {
+			t.Fatal(err)
+		}
+		nodeIP[n] = netip.AddrFrom4([4]byte{198, 51, 100, byte(11 + i)})
+		node.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: nodeIP[n].String()}}
+		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,15 +141,18 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 
 	live := &fakeLiveness{alive: map[string]bool{"node1": true, "node2": true, "node3": true}, ch: make(chan struct{}, 16)}
 	links := map[string]*fakeLinks{}
+	handoffs := map[string]*fakeHandoff{}
 	stop := map[string]func(){}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
 	start := func(n string) {
 		links[n] = &fakeLinks{ips: map[string][]netip.Addr{}}
+		handoffs[n] = &fakeHandoff{}
 		a := agent.New(agent.Config{
 			Node: n, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links[n],
 			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
+			Handoff: handoffs[n], HandoffWindow: time.Minute,
 		})
 		actx, acancel := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -183,12 +213,22 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 	}
 	second := waitOne("takeover", func(n string) bool { return n != first })
 	t.Logf("announcer %s, after its death %s", first, second)
+	// A node that died silently gets no hand-off: nothing could serve it.
+	if r := handoffs[second].last(); len(r) != 0 {
+		t.Errorf("%s handed off %v to %s, which died", second, r, first)
+	}
 	start(first)
 	live.set(first, true)
 	for range nodes {
 		live.ch <- struct{}{}
 	}
 	waitOne("return", func(n string) bool { return n == first })
+	// The returning node hands unknown mid-stream flows back to the node
+	// that held the address meanwhile (its standby), before announcing.
+	want := []handoff.Route{{IP: ip, Via: nodeIP[second]}}
+	if r := handoffs[first].last(); !slices.Equal(r, want) {
+		t.Errorf("%s, back, hands off %v; want %v", first, r, want)
+	}
 
 	// Local policy: only the node with a ready endpoint announces.
 	target := "node1"

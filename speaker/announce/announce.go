@@ -47,6 +47,9 @@ type Decision struct {
 	// Node announces the address; "" when nobody does, and Reason says why.
 	Node   string
 	Reason string
+	// Standby would announce the address if Node went away; "" when no
+	// other node is eligible.
+	Standby string
 	// Interfaces the announcing node may use (from the advertisements that
 	// select the pool and the node).
 	Interfaces config.Interfaces
@@ -91,12 +94,12 @@ func decide(in Input, nodes map[string]election.Node, svc Service, ip netip.Addr
 	// grants it at least one interface.
 	selected := func(l labels.Set) bool { return in.L2.Interfaces(d.Pool, l).Any() }
 	cands := election.Candidates(in.Nodes, selected, election.Service{Local: svc.Local, ReadyEndpoints: svc.ReadyEndpoints})
-	node, ok := election.Announcer(ip, cands)
+	node, standby, ok := election.Standby(ip, cands)
 	if !ok {
 		d.Reason = NoEligibleNode
 		return d
 	}
-	d.Node = node
+	d.Node, d.Standby = node, standby
 	d.Interfaces = in.L2.Interfaces(d.Pool, nodes[node].Labels)
 	return d
 }

@@ -146,6 +146,9 @@ func TestPlanFailoverMovesOnlyTheDeadNodesAddresses(t *testing.T) {
 		if after[i].Node == "" || after[i].Node == "node2" {
 			t.Fatalf("%s not taken over: %q", before[i].IP, after[i].Node)
 		}
+		if after[i].Node != before[i].Standby {
+			t.Fatalf("%s taken over by %s, but the standby was %q", before[i].IP, after[i].Node, before[i].Standby)
+		}
 		moved++
 	}
 	if moved != counts["node2"] || moved == 0 {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -20,6 +21,7 @@ import (
 	"github.com/beaconlb/beacon/internal/serve"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/handoff"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/member"
 )
@@ -37,6 +39,9 @@ type Options struct {
 	MemberInterval    time.Duration
 	MemberDeadAfter   time.Duration
 	Dataplane         string
+	HandoffWindow     time.Duration
+	HandoffMark       uint32
+	HandoffTable      int
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -54,6 +59,17 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MemberDeadAfter, "member-dead-after", member.DefaultDeadAfter, "silence after which a peer speaker is dead (at least twice the interval)")
 	fs.StringVar(&o.MemberKeyFile, "member-key-file", "", "file holding a shared key that authenticates heartbeats (recommended)")
 	fs.StringVar(&o.Dataplane, "dataplane", "external", "Service forwarding in nftables: full (replaces kube-proxy), external (LoadBalancer and externalIPs only), off")
+	fs.DurationVar(&o.HandoffWindow, "handoff-window", handoff.DefaultWindow, "after taking an address over from a live node, send that node the address's TCP flows this node does not know, for this long; 0 disables")
+	o.HandoffMark = handoff.DefaultMark
+	fs.Func("handoff-mark", fmt.Sprintf("packet-mark bit for handed-off flows (default %#x); must be free on the node", handoff.DefaultMark), func(v string) error {
+		m, err := strconv.ParseUint(v, 0, 32)
+		if err != nil || m == 0 || m&(m-1) != 0 {
+			return fmt.Errorf("want one bit, such as 0x200000")
+		}
+		o.HandoffMark = uint32(m)
+		return nil
+	})
+	fs.IntVar(&o.HandoffTable, "handoff-table", handoff.DefaultRouting, "routing table id for handed-off flows")
 }
 
 // Run runs the speaker until ctx ends.
@@ -108,10 +124,18 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		return fmt.Errorf("dataplane (--dataplane=%s): %w", mode, err)
 	}
 	defer func() { _ = applier.Close() }()
+	var ho agent.Handoff
+	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable)
+	if o.HandoffWindow > 0 {
+		ho = hk
+	} else if err := hk.Remove(); err != nil {
+		log.Error(err, "cannot remove hand-off rules left by an earlier run")
+	}
 	ag = agent.New(agent.Config{
 		Node: o.NodeName, Kube: cs.Kube, Beacon: cs.Beacon, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp,
+		Handoff: ho, HandoffWindow: o.HandoffWindow,
 	})
 
 	serveMetrics, err := serve.Listen(o.MetricsAddr, serve.Metrics(reg))

@@ -80,6 +80,31 @@ func Announcer(ip netip.Addr, candidates []Candidate) (string, bool) {
 	return best, found
 }
 
+// Standby returns the announcer of ip and the candidate that would take
+// over if it went away ("" when there is none), in one pass: Rank's first
+// two without the sort.
+func Standby(ip netip.Addr, candidates []Candidate) (announcer, standby string, ok bool) {
+	h := ipHash(ip)
+	var s1, s2 uint64
+	better := func(s uint64, name string, than uint64, thanName string) bool {
+		return s > than || (s == than && name < thanName)
+	}
+	for i := range candidates {
+		c := &candidates[i]
+		if !c.Eligible {
+			continue
+		}
+		s := score(h, c.Name)
+		switch {
+		case !ok || better(s, c.Name, s1, announcer):
+			announcer, s1, standby, s2, ok = c.Name, s, announcer, s1, true
+		case standby == "" || better(s, c.Name, s2, standby):
+			standby, s2 = c.Name, s
+		}
+	}
+	return announcer, standby, ok
+}
+
 // Rank returns the eligible candidates' names in announcing order for ip:
 // the announcer first, then who takes over if it goes away, and so on.
 func Rank(ip netip.Addr, candidates []Candidate) []string {

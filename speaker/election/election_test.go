@@ -104,6 +104,27 @@ func TestAnnouncerIgnoresIneligibleDuplicates(t *testing.T) {
 	}
 }
 
+func TestStandbyAgreesWithRank(t *testing.T) {
+	for n := 1; n <= 6; n++ {
+		c := eligible(nodeNames(n)...)
+		c = append(c, Candidate{Name: "zz-ineligible", Reason: NotAlive})
+		for _, ip := range addrs(300, n%2 == 0) {
+			r := Rank(ip, c)
+			a, s, ok := Standby(ip, c)
+			want := ""
+			if len(r) > 1 {
+				want = r[1]
+			}
+			if !ok || a != r[0] || s != want {
+				t.Fatalf("%v over %d nodes: Standby = %q, %q, %v; Rank = %v", ip, n, a, s, ok, r)
+			}
+		}
+	}
+	if _, _, ok := Standby(netip.MustParseAddr("192.0.2.1"), nil); ok {
+		t.Error("Standby with no candidates reported ok")
+	}
+}
+
 func TestRankAgreesWithAnnouncer(t *testing.T) {
 	c := eligible(nodeNames(7)...)
 	c[3].Eligible = false

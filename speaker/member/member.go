@@ -66,6 +66,7 @@ type Member struct {
 type view struct {
 	settled bool
 	alive   map[string]bool
+	left    map[string]bool
 	names   []string
 	peers   []PeerState
 }
@@ -130,6 +131,10 @@ func (m *Member) Settled() bool { return m.view.Load().settled }
 // Alive reports whether a node's speaker is alive; this node always is.
 func (m *Member) Alive(name string) bool { return m.view.Load().alive[name] }
 
+// Left reports whether a node's speaker said goodbye (a graceful stop) and
+// has not been heard from since.
+func (m *Member) Left(name string) bool { return m.view.Load().left[name] }
+
 // AliveNames returns the alive nodes, this one included, sorted.
 func (m *Member) AliveNames() []string { return append([]string(nil), m.view.Load().names...) }
 
@@ -191,6 +196,12 @@ func (m *Member) Run(ctx context.Context) error {
 		v.alive = make(map[string]bool, len(v.names))
 		for _, n := range v.names {
 			v.alive[n] = true
+		}
+		v.left = map[string]bool{}
+		for _, p := range v.peers {
+			if p.Left {
+				v.left[p.Name] = true
+			}
 		}
 		m.view.Store(v)
 		m.cfg.Metrics.setAlive(len(v.names))

@@ -111,6 +111,9 @@ func TestMembersOnLoopback(t *testing.T) {
 	if p := rs[0].m.Peers(); len(p) != 2 || !p[0].Left || p[1].Left {
 		t.Fatalf("peers %+v: want node2 left and node3 timed out", p)
 	}
+	if !rs[0].m.Left("node2") || rs[0].m.Left("node3") {
+		t.Fatalf("Left: node2 %v, node3 %v; want true, false", rs[0].m.Left("node2"), rs[0].m.Left("node3"))
+	}
 
 	// node3 comes back: node1 sees it alive again.
 	rs[2].conn.cut.Store(false)

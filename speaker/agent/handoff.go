@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/beaconlb/beacon/speaker/announce"
+	"github.com/beaconlb/beacon/speaker/election"
+	"github.com/beaconlb/beacon/speaker/handoff"
+)
+
+// applyHandoff works out, for every address this node announces in plan,
+// who announced it before, and programs the hand-offs in force. Before
+// this process's first plan the previous announcer is not known; the
+// standby (who holds the address while this node is away) is the best
+// guess, and right after a restart it is the right one.
+func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []announce.Decision, nodes []election.Node) error {
+	if a.cfg.Handoff == nil {
+		return nil
+	}
+	before := make(map[netip.Addr]string, len(prev))
+	for _, d := range prev {
+		before[d.IP] = d.Node
+	}
+	var claims []handoff.Claim
+	for _, d := range announce.For(a.cfg.Node, plan) {
+		from := before[d.IP]
+		if !planned {
+			from = d.Standby
+		}
+		if from == a.cfg.Node {
+			from = ""
+		}
+		claims = append(claims, handoff.Claim{IP: d.IP, From: from})
+	}
+	reachable := map[string]bool{}
+	for _, n := range nodes {
+		// A node that vanished cannot serve its flows; one whose speaker
+		// stopped gracefully (or is back) still can.
+		reachable[n.Name] = n.Alive || a.cfg.Liveness.Left(n.Name)
+	}
+	var routes []handoff.Route
+	for _, h := range a.handoffs.Update(time.Now(), claims) {
+		if !reachable[h.Node] {
+			continue
+		}
+		if via, ok := a.nodeAddress(h.Node, h.IP.Is4()); ok {
+			routes = append(routes, handoff.Route{IP: h.IP, Via: via})
+		}
+	}
+	if err := a.cfg.Handoff.Apply(routes); err != nil {
+		return fmt.Errorf("hand-off (%s): %w", handoff.String(routes), err)
+	}
+	return nil
+}
+
+// nodeAddress returns a node's first InternalIP of one family.
+func (a *Agent) nodeAddress(name string, v4 bool) (netip.Addr, bool) {
+	o, ok, _ := a.nodes.GetByKey(name)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	for _, ad := range o.(*v1.Node).Status.Addresses {
+		if ad.Type != v1.NodeInternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(ad.Address); err == nil && ip.Is4() == v4 {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}

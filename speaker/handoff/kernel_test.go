@@ -1,0 +1,263 @@
+package handoff
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel test builds a small LAN in network namespaces:
+//
+//	beacon-t-hl-<pid>: bridge br0
+//	beacon-t-ha-<pid>: the old announcer A, 198.51.100.11; it holds the
+//	                   address X (198.51.100.200) and serves TCP on it
+//	beacon-t-hb-<pid>: the new announcer B, 198.51.100.12; a stand-in
+//	                   dataplane DNATs X:80 to a closed port, so any flow
+//	                   it picks up is reset, as a real one would be
+//	beacon-t-hc-<pid>: the client, 198.51.100.100
+//
+// The client's neighbour entry for X plays the gratuitous ARP: it points at
+// A, then at B.
+const (
+	addrA = "198.51.100.11"
+	addrB = "198.51.100.12"
+	addrC = "198.51.100.100"
+	addrX = "198.51.100.200"
+	macA  = "02:be:ac:00:0a:01"
+	macB  = "02:be:ac:00:0b:01"
+)
+
+func run(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// inNetns runs fn on an OS thread switched to the namespace; the thread is
+// never unlocked, so it is discarded rather than reused.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer func() { _ = unix.Close(fd) }()
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+type lan struct {
+	t          *testing.T
+	a, b, c, l string
+}
+
+func newLAN(t *testing.T) *lan {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs the nft tool for the stand-in dataplane")
+	}
+	id := os.Getpid()
+	n := &lan{t: t, a: fmt.Sprintf("beacon-t-ha-%d", id), b: fmt.Sprintf("beacon-t-hb-%d", id),
+		c: fmt.Sprintf("beacon-t-hc-%d", id), l: fmt.Sprintf("beacon-t-hl-%d", id)}
+	for _, ns := range []string{n.l, n.a, n.b, n.c} {
+		n.must("ip", "netns", "add", ns)
+		t.Cleanup(func() { _, _ = run("ip", "netns", "del", ns) })
+		n.must("ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	n.must("ip", "-n", n.l, "link", "add", "br0", "type", "bridge")
+	n.must("ip", "-n", n.l, "link", "set", "br0", "up")
+	for _, s := range []struct{ ns, port, mac, addr string }{
+		{n.a, "pa", macA, addrA}, {n.b, "pb", macB, addrB}, {n.c, "pc", "02:be:ac:00:0c:01", addrC},
+	} {
+		n.must("ip", "-n", n.l, "link", "add", s.port, "type", "veth", "peer", "name", "eth0", "netns", s.ns)
+		n.must("ip", "-n", n.l, "link", "set", s.port, "master", "br0", "up")
+		n.must("ip", "-n", s.ns, "link", "set", "eth0", "address", s.mac, "up")
+		n.must("ip", "-n", s.ns, "addr", "add", s.addr+"/24", "dev", "eth0")
+	}
+	n.must("ip", "-n", n.a, "addr", "add", addrX+"/32", "dev", "lo")
+	n.must("ip", "netns", "exec", n.b, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	n.must("ip", "netns", "exec", n.b, "nft",
+		"add table ip standin; add chain ip standin pre { type nat hook prerouting priority -100; }; "+
+			"add rule ip standin pre ip daddr "+addrX+" tcp dport 80 dnat to "+addrB+":81")
+	return n
+}
+
+func (n *lan) must(args ...string) string {
+	n.t.Helper()
+	out, err := run(args...)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return out
+}
+
+// pointXAt sets the client's neighbour entry for X, as a gratuitous ARP
+// from that node would.
+func (n *lan) pointXAt(mac string) {
+	n.must("ip", "-n", n.c, "neigh", "replace", addrX, "lladdr", mac, "dev", "eth0", "nud", "permanent")
+}
+
+// serveEcho echoes lines on X:80 in A until the test ends.
+func (n *lan) serveEcho() {
+	var ln net.Listener
+	if err := inNetns(n.a, func() (err error) { ln, err = net.Listen("tcp", addrX+":80"); return err }); err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if _, err := c.Write([]byte(line)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+}
+
+func (n *lan) dial() (net.Conn, error) {
+	var c net.Conn
+	err := inNetns(n.c, func() (err error) {
+		c, err = net.DialTimeout("tcp", addrX+":80", 2*time.Second)
+		return err
+	})
+	if err == nil {
+		n.t.Cleanup(func() { _ = c.Close() })
+	}
+	return c, err
+}
+
+// roundTrip sends one line and reads it back within a bound.
+func roundTrip(c net.Conn, msg string) error {
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte(msg + "\n")); err != nil {
+		return err
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if got != msg+"\n" {
+		return fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return nil
+}
+
+func TestKernelHandsOffMidStreamFlows(t *testing.T) {
+	n := newLAN(t)
+	n.serveEcho()
+
+	// Control: without hand-off, the new announcer resets a connection
+	// that started at the old one.
+	n.pointXAt(macA)
+	c0, err := n.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(c0, "before"); err != nil {
+		t.Fatal(err)
+	}
+	n.pointXAt(macB)
+	if err := roundTrip(c0, "moved"); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("without hand-off the moved connection got %v, want a reset", err)
+	}
+
+	// With hand-off, it carries on, for several segments.
+	n.pointXAt(macA)
+	c1, err := n.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(c1, "before"); err != nil {
+		t.Fatal(err)
+	}
+	k := NewKernel(0, 0)
+	routes := []Route{{IP: netip.MustParseAddr(addrX), Via: netip.MustParseAddr(addrA)}}
+	if err := inNetns(n.b, func() error { return k.Apply(routes) }); err != nil {
+		t.Fatal(err)
+	}
+	n.pointXAt(macB)
+	for i := range 3 {
+		if err := roundTrip(c1, fmt.Sprint("moved ", i)); err != nil {
+			t.Fatalf("handed-off connection, segment %d: %v", i, err)
+		}
+	}
+	// New connections are not handed off: they are the new node's.
+	if _, err := n.dial(); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("a new connection via the new announcer got %v, want the stand-in dataplane's refusal", err)
+	}
+
+	// Readable in nft, one route, one rule per family.
+	listing := n.must("ip", "netns", "exec", n.b, "nft", "list", "table", "inet", Table)
+	for _, want := range []string{"ip daddr @" + SetV4, "tcp flags ! syn", "ct mark set ct mark | 0x00200000", "dnat ip to ip daddr", addrX} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("nft listing lacks %q:\n%s", want, listing)
+		}
+	}
+	if got := n.must("ip", "-n", n.b, "route", "show", "table", fmt.Sprint(DefaultRouting)); !strings.Contains(got, addrX+" via "+addrA) {
+		t.Errorf("routing table: %q", got)
+	}
+	for _, fam := range []string{"-4", "-6"} {
+		if got := n.must("ip", fam, "-n", n.b, "rule", "show"); strings.Count(got, "lookup "+fmt.Sprint(DefaultRouting)) != 1 {
+			t.Errorf("ip %s rule: %q", fam, got)
+		}
+	}
+
+	// Applying nothing removes the route but keeps one rule; Remove
+	// leaves nothing behind.
+	if err := inNetns(n.b, func() error { return k.Apply(nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.must("ip", "-n", n.b, "route", "show", "table", fmt.Sprint(DefaultRouting)); strings.TrimSpace(got) != "" {
+		t.Errorf("routes left after Apply(nil): %q", got)
+	}
+	if err := inNetns(n.b, func() error { return k.Remove() }); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("ip", "netns", "exec", n.b, "nft", "list", "table", "inet", Table); err == nil {
+		t.Errorf("table left after Remove:\n%s", out)
+	}
+	if got := n.must("ip", "-n", n.b, "rule", "show"); strings.Contains(got, fmt.Sprint(DefaultRouting)) {
+		t.Errorf("rule left after Remove: %q", got)
+	}
+}

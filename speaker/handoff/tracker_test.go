@@ -1,0 +1,45 @@
+package handoff
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestTracker(t *testing.T) {
+	a := netip.MustParseAddr("198.51.100.200")
+	b := netip.MustParseAddr("2001:db8:100::200")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := NewTracker(time.Minute)
+	steps := []struct {
+		name   string
+		at     time.Duration
+		claims []Claim
+		want   []Handoff
+	}{
+		{"fresh address: nothing to hand off", 0, []Claim{{IP: a}}, nil},
+		{"still announced, no previous announcer", time.Second, []Claim{{IP: a}}, nil},
+		{"address taken over", 2 * time.Second, []Claim{{IP: b, From: "node2"}}, []Handoff{{IP: b, Node: "node2"}}},
+		{"a later claim does not replace the first holder", 3 * time.Second, []Claim{{IP: b, From: "node3"}}, []Handoff{{IP: b, Node: "node2"}}},
+		{"window ends", 62 * time.Second, []Claim{{IP: b, From: "node3"}}, nil},
+		{"lost and taken over again: a new window", 63 * time.Second, nil, nil},
+		{"second takeover", 64 * time.Second, []Claim{{IP: b, From: "node3"}, {IP: a, From: "node1"}}, []Handoff{{IP: a, Node: "node1"}, {IP: b, Node: "node3"}}},
+	}
+	for _, s := range steps {
+		got := tr.Update(t0.Add(s.at), s.claims)
+		if !reflect.DeepEqual(got, s.want) {
+			t.Fatalf("%s: got %v, want %v", s.name, got, s.want)
+		}
+	}
+	if at, ok := tr.NextExpiry(t0.Add(64 * time.Second)); !ok || !at.Equal(t0.Add(124*time.Second)) {
+		t.Fatalf("NextExpiry = %v, %v", at, ok)
+	}
+}
+
+func TestTrackerDisabled(t *testing.T) {
+	tr := NewTracker(0)
+	if got := tr.Update(time.Now(), []Claim{{IP: netip.MustParseAddr("198.51.100.200"), From: "node1"}}); got != nil {
+		t.Fatalf("disabled tracker handed off %v", got)
+	}
+}
