@@ -82,19 +82,29 @@ func (k *Kernel) Apply(routes []Route) error {
 // Remove deletes everything Apply created (for --handoff-window=0).
 func (k *Kernel) Remove() error {
 	k.last = ""
-	c, err := nftables.New()
+	c, _, err := deleteTable()
 	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+		return err
 	}
-	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
-	c.AddTable(t)
-	c.DelTable(t)
 	var errs []error
 	if err := c.Flush(); err != nil {
 		errs = append(errs, fmt.Errorf("delete table %s: %w", Table, err))
 	}
 	errs = append(errs, k.applyRouting(nil), k.syncPolicyRules(false))
 	return errors.Join(errs...)
+}
+
+// deleteTable starts a batch that deletes the table whether or not it
+// exists (adding an existing table is a no-op).
+func deleteTable() (*nftables.Conn, *nftables.Table, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, nil, fmt.Errorf("nftables: %w", err)
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
+	c.AddTable(t)
+	c.DelTable(t)
+	return c, t, nil
 }
 
 func native32(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
@@ -105,15 +115,11 @@ func orMark(load, store expr.Any, mark uint32) []expr.Any {
 }
 
 func (k *Kernel) applyRules(routes []Route) error {
-	c, err := nftables.New()
+	// Delete then add in one transaction: no segment sees a half table.
+	c, t, err := deleteTable()
 	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+		return err
 	}
-	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
-	// Add then delete then add: replaces the table whether or not it
-	// exists, in one transaction, so no segment sees a half table.
-	c.AddTable(t)
-	c.DelTable(t)
 	c.AddTable(t)
 
 	restore := c.AddChain(&nftables.Chain{Name: ChainRestore, Table: t, Type: nftables.ChainTypeFilter,

@@ -2,20 +2,18 @@ package handoff
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/beaconlb/beacon/internal/netnstest"
 )
 
 // The kernel test builds a small LAN in network namespaces:
@@ -39,37 +37,6 @@ const (
 	macB  = "02:be:ac:00:0b:01"
 )
 
-func run(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
-// inNetns runs fn on an OS thread switched to the namespace; the thread is
-// never unlocked, so it is discarded rather than reused.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer func() { _ = unix.Close(fd) }()
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 type lan struct {
 	t          *testing.T
 	a, b, c, l string
@@ -87,7 +54,7 @@ func newLAN(t *testing.T) *lan {
 		c: fmt.Sprintf("beacon-t-hc-%d", id), l: fmt.Sprintf("beacon-t-hl-%d", id)}
 	for _, ns := range []string{n.l, n.a, n.b, n.c} {
 		n.must("ip", "netns", "add", ns)
-		t.Cleanup(func() { _, _ = run("ip", "netns", "del", ns) })
+		t.Cleanup(func() { _, _ = netnstest.Run("ip", "netns", "del", ns) })
 		n.must("ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	n.must("ip", "-n", n.l, "link", "add", "br0", "type", "bridge")
@@ -110,7 +77,7 @@ func newLAN(t *testing.T) *lan {
 
 func (n *lan) must(args ...string) string {
 	n.t.Helper()
-	out, err := run(args...)
+	out, err := netnstest.Run(args[0], args[1:]...)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -126,7 +93,7 @@ func (n *lan) pointXAt(mac string) {
 // serveEcho echoes lines on X:80 in A until the test ends.
 func (n *lan) serveEcho() {
 	var ln net.Listener
-	if err := inNetns(n.a, func() (err error) { ln, err = net.Listen("tcp", addrX+":80"); return err }); err != nil {
+	if err := netnstest.Do(n.a, func() (err error) { ln, err = net.Listen("tcp", addrX+":80"); return err }); err != nil {
 		n.t.Fatal(err)
 	}
 	n.t.Cleanup(func() { _ = ln.Close() })
@@ -155,7 +122,7 @@ func (n *lan) serveEcho() {
 
 func (n *lan) dial() (net.Conn, error) {
 	var c net.Conn
-	err := inNetns(n.c, func() (err error) {
+	err := netnstest.Do(n.c, func() (err error) {
 		c, err = net.DialTimeout("tcp", addrX+":80", 2*time.Second)
 		return err
 	})
@@ -213,7 +180,7 @@ func TestKernelHandsOffMidStreamFlows(t *testing.T) {
 	}
 	k := NewKernel(0, 0)
 	routes := []Route{{IP: netip.MustParseAddr(addrX), Via: netip.MustParseAddr(addrA)}}
-	if err := inNetns(n.b, func() error { return k.Apply(routes) }); err != nil {
+	if err := netnstest.Do(n.b, func() error { return k.Apply(routes) }); err != nil {
 		t.Fatal(err)
 	}
 	n.pointXAt(macB)
@@ -245,16 +212,16 @@ func TestKernelHandsOffMidStreamFlows(t *testing.T) {
 
 	// Applying nothing removes the route but keeps one rule; Remove
 	// leaves nothing behind.
-	if err := inNetns(n.b, func() error { return k.Apply(nil) }); err != nil {
+	if err := netnstest.Do(n.b, func() error { return k.Apply(nil) }); err != nil {
 		t.Fatal(err)
 	}
 	if got := n.must("ip", "-n", n.b, "route", "show", "table", fmt.Sprint(DefaultRouting)); strings.TrimSpace(got) != "" {
 		t.Errorf("routes left after Apply(nil): %q", got)
 	}
-	if err := inNetns(n.b, func() error { return k.Remove() }); err != nil {
+	if err := netnstest.Do(n.b, func() error { return k.Remove() }); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run("ip", "netns", "exec", n.b, "nft", "list", "table", "inet", Table); err == nil {
+	if out, err := netnstest.Run("ip", "netns", "exec", n.b, "nft", "list", "table", "inet", Table); err == nil {
 		t.Errorf("table left after Remove:\n%s", out)
 	}
 	if got := n.must("ip", "-n", n.b, "rule", "show"); strings.Contains(got, fmt.Sprint(DefaultRouting)) {

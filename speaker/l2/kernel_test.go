@@ -9,13 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
-	"golang.org/x/sys/unix"
+
+	"github.com/beaconlb/beacon/internal/netnstest"
 )
 
 // The kernel test builds two network namespaces joined by a veth pair:
@@ -33,48 +33,13 @@ const (
 	staleMAC = "02:00:00:00:00:99"
 )
 
-// cmdTimeout bounds every external command.
-const cmdTimeout = 20 * time.Second
-
-func run(name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
 func mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := run(name, args...)
+	out, err := netnstest.Run(name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// inNetns runs fn on an OS thread switched to the named namespace. The
-// thread is never unlocked, so it is thrown away rather than reused with
-// the wrong namespace. Sockets fn opens belong to that namespace.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("open netns %s: %w", ns, err)
-			return
-		}
-		defer func() { _ = unix.Close(fd) }()
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // pollUntil re-evaluates check every 20 ms until it returns "", failing with
@@ -112,7 +77,7 @@ func TestKernel(t *testing.T) {
 				t.Logf("namespace %s was already removed by someone else", ns)
 				return
 			}
-			if out, err := run("ip", "netns", "del", ns); err != nil {
+			if out, err := netnstest.Run("ip", "netns", "del", ns); err != nil {
 				t.Errorf("cleanup: %v: %s", err, out)
 			}
 		})
@@ -137,7 +102,7 @@ func TestKernel(t *testing.T) {
 		"net.ipv6.neigh."+peerIf+".delay_first_probe_time=1")
 
 	var link *Link
-	if err := inNetns(resp, func() (err error) {
+	if err := netnstest.Do(resp, func() (err error) {
 		link, err = OpenLink(respIf, true, true)
 		return err
 	}); err != nil {
@@ -172,10 +137,10 @@ func TestKernel(t *testing.T) {
 		}
 	})
 	t.Run("addresses not announced get no answer", func(t *testing.T) {
-		if out, err := run("ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "1", "-I", peerIf, "198.51.100.202"); err == nil {
+		if out, err := netnstest.Run("ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "1", "-I", peerIf, "198.51.100.202"); err == nil {
 			t.Fatalf("arping got an answer:\n%s", out)
 		}
-		if out, err := run("ip", "netns", "exec", peer, "ndisc6", "-1", "-r", "1", "-w", "500", "2001:db8:100::202", peerIf); err == nil {
+		if out, err := netnstest.Run("ip", "netns", "exec", peer, "ndisc6", "-1", "-r", "1", "-w", "500", "2001:db8:100::202", peerIf); err == nil {
 			t.Fatalf("ndisc6 got an answer:\n%s", out)
 		}
 	})
@@ -189,7 +154,7 @@ func TestKernel(t *testing.T) {
 		r.SetAnnounced([]netip.Addr{vip4, vip6, netip.MustParseAddr(v4), netip.MustParseAddr(v6)})
 		for _, ip := range []string{v4, v6} {
 			pollUntil(t, 3*time.Second, func() string {
-				out, _ := run("ip", "-n", peer, "neigh", "show", ip, "dev", peerIf)
+				out, _ := netnstest.Run("ip", "-n", peer, "neigh", "show", ip, "dev", peerIf)
 				if !strings.Contains(out, respMAC) {
 					return "peer's entry for " + ip + ": " + out
 				}
@@ -203,7 +168,7 @@ func TestKernel(t *testing.T) {
 		// answer would make it FAILED after a few seconds.
 		for _, ip := range []netip.Addr{vip4, vip6} {
 			mustRun(t, "ip", "-n", peer, "neigh", "replace", ip.String(), "lladdr", respMAC, "nud", "stale", "dev", peerIf)
-			if err := inNetns(peer, func() error {
+			if err := netnstest.Do(peer, func() error {
 				c, err := net.Dial("udp", netip.AddrPortFrom(ip, 9).String())
 				if err != nil {
 					return err
@@ -215,7 +180,7 @@ func TestKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			pollUntil(t, 6*time.Second, func() string {
-				out, _ := run("ip", "-n", peer, "neigh", "show", ip.String(), "dev", peerIf)
+				out, _ := netnstest.Run("ip", "-n", peer, "neigh", "show", ip.String(), "dev", peerIf)
 				if !strings.Contains(out, "REACHABLE") {
 					return "peer's entry for " + ip.String() + ": " + out
 				}
@@ -225,7 +190,7 @@ func TestKernel(t *testing.T) {
 	})
 	t.Run("withdrawn addresses are no longer answered", func(t *testing.T) {
 		r.SetAnnounced([]netip.Addr{vip6})
-		if out, err := run("ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "1", "-I", peerIf, vip4.String()); err == nil {
+		if out, err := netnstest.Run("ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "1", "-I", peerIf, vip4.String()); err == nil {
 			t.Fatalf("arping got an answer:\n%s", out)
 		}
 	})
