@@ -128,6 +128,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable)
 	if o.HandoffWindow > 0 {
 		ho = hk
+		reg.MustRegister(hk)
 	} else if err := hk.Remove(); err != nil {
 		log.Error(err, "cannot remove hand-off rules left by an earlier run")
 	}

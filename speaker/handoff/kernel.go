@@ -7,10 +7,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -41,12 +43,23 @@ type Route struct {
 	Via netip.Addr
 }
 
-// Kernel programs hand-offs into this network namespace.
+// Kernel programs hand-offs into this network namespace. It is also a
+// Prometheus collector of what it programmed and what the kernel counted.
 type Kernel struct {
 	mark  uint32
 	table int
 	last  string // what was applied, "" after an error
+	built bool   // the table has this process's structure; only sets change
+
+	addresses atomic.Int64
 }
+
+var (
+	descFlows = prometheus.NewDesc("beacon_handoff_flows_total",
+		"TCP flows this node sent on to the previous announcer of an address it took over.", nil, nil)
+	descAddresses = prometheus.NewDesc("beacon_handoff_addresses",
+		"Addresses whose unknown mid-stream flows go to their previous announcer.", nil, nil)
+)
 
 // NewKernel returns a Kernel using mark bit mark and routing table id
 // table (zero: the defaults). It touches nothing until Apply.
@@ -61,8 +74,9 @@ func NewKernel(mark uint32, table int) *Kernel {
 }
 
 // Apply makes the kernel hand off exactly routes: the nftables table is
-// replaced in one transaction, then the policy rules and the routes are
-// brought in line. Nothing is written when routes equal the last applied.
+// built once and afterwards only its sets change, in one transaction; then
+// the policy rules and the routes are brought in line. Nothing is written
+// when routes equal the last applied.
 func (k *Kernel) Apply(routes []Route) error {
 	key := fmt.Sprint(routes)
 	if key == k.last && k.last != "" {
@@ -70,18 +84,54 @@ func (k *Kernel) Apply(routes []Route) error {
 	}
 	k.last = ""
 	if err := k.applyRules(routes); err != nil {
+		k.built = false
 		return err
 	}
 	if err := k.applyRouting(routes); err != nil {
 		return err
 	}
 	k.last = key
+	k.addresses.Store(int64(len(routes)))
 	return nil
+}
+
+// Describe implements prometheus.Collector.
+func (k *Kernel) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descFlows
+	ch <- descAddresses
+}
+
+// Collect implements prometheus.Collector: the flows are the steer rules'
+// counters, read from the kernel (they restart with the table, that is
+// with the speaker).
+func (k *Kernel) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descAddresses, prometheus.GaugeValue, float64(k.addresses.Load()))
+	c, err := nftables.New()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descFlows, err)
+		return
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
+	rules, err := c.GetRules(t, &nftables.Chain{Name: ChainSteer, Table: t})
+	if err != nil {
+		// No table yet: nothing handed off.
+		rules = nil
+	}
+	var n uint64
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if ctr, ok := e.(*expr.Counter); ok {
+				n += ctr.Packets
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.CounterValue, float64(n))
 }
 
 // Remove deletes everything Apply created (for --handoff-window=0).
 func (k *Kernel) Remove() error {
-	k.last = ""
+	k.last, k.built = "", false
+	k.addresses.Store(0)
 	c, _, err := deleteTable()
 	if err != nil {
 		return err
@@ -114,7 +164,49 @@ func orMark(load, store expr.Any, mark uint32) []expr.Any {
 	return []expr.Any{load, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(^mark), Xor: native32(mark)}, store}
 }
 
+// families are the two sets and how a rule matches their addresses.
+var families = []struct {
+	set    string
+	proto  byte
+	key    nftables.SetDatatype
+	offset uint32
+	length uint32
+	is4    bool
+}{
+	{SetV4, unix.NFPROTO_IPV4, nftables.TypeIPAddr, 16, 4, true},
+	{SetV6, unix.NFPROTO_IPV6, nftables.TypeIP6Addr, 24, 16, false},
+}
+
+func elements(routes []Route, is4 bool) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, r := range routes {
+		if r.IP.Is4() == is4 {
+			out = append(out, nftables.SetElement{Key: r.IP.AsSlice()})
+		}
+	}
+	return out
+}
+
 func (k *Kernel) applyRules(routes []Route) error {
+	if k.built {
+		// Only the sets change: the rules (and their counters) stay.
+		c, err := nftables.New()
+		if err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
+		for _, fam := range families {
+			set := &nftables.Set{Table: t, Name: fam.set, KeyType: fam.key}
+			c.FlushSet(set)
+			if err := c.SetAddElements(set, elements(routes, fam.is4)); err != nil {
+				return fmt.Errorf("set %s: %w", fam.set, err)
+			}
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("update sets of %s: %w", Table, err)
+		}
+		return nil
+	}
 	// Delete then add in one transaction: no segment sees a half table.
 	c, t, err := deleteTable()
 	if err != nil {
@@ -136,32 +228,16 @@ func (k *Kernel) applyRules(routes []Route) error {
 
 	steer := c.AddChain(&nftables.Chain{Name: ChainSteer, Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioritySteer)})
-	for _, fam := range []struct {
-		set    string
-		proto  byte
-		key    nftables.SetDatatype
-		offset uint32
-		length uint32
-		is4    bool
-	}{
-		{SetV4, unix.NFPROTO_IPV4, nftables.TypeIPAddr, 16, 4, true},
-		{SetV6, unix.NFPROTO_IPV6, nftables.TypeIP6Addr, 24, 16, false},
-	} {
+	for _, fam := range families {
 		set := &nftables.Set{Table: t, Name: fam.set, KeyType: fam.key}
-		var elems []nftables.SetElement
-		for _, r := range routes {
-			if r.IP.Is4() == fam.is4 {
-				elems = append(elems, nftables.SetElement{Key: r.IP.AsSlice()})
-			}
-		}
-		if err := c.AddSet(set, elems); err != nil {
+		if err := c.AddSet(set, elements(routes, fam.is4)); err != nil {
 			return fmt.Errorf("set %s: %w", fam.set, err)
 		}
 		daddr := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.offset, Len: fam.length}
 		// A TCP segment without SYN that conntrack has not seen (nat
-		// chains only see a flow's first packet) is mid-stream: mark it
-		// and its flow, and DNAT it to its own address so no later dstnat
-		// chain sends it to an endpoint here.
+		// chains only see a flow's first packet) is mid-stream: count it,
+		// mark it and its flow, and DNAT it to its own address so no later
+		// dstnat chain sends it to an endpoint here.
 		ex := []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fam.proto}},
@@ -172,6 +248,7 @@ func (k *Kernel) applyRules(routes []Route) error {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x02}, Xor: []byte{0}},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+			&expr.Counter{},
 		}
 		ex = append(ex, orMark(&expr.Ct{Register: 1, Key: expr.CtKeyMARK}, &expr.Ct{Register: 1, Key: expr.CtKeyMARK, SourceRegister: true}, k.mark)...)
 		ex = append(ex, orMark(&expr.Meta{Key: expr.MetaKeyMARK, Register: 1}, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true}, k.mark)...)
@@ -181,6 +258,7 @@ func (k *Kernel) applyRules(routes []Route) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("program table %s: %w", Table, err)
 	}
+	k.built = true
 	return nil
 }
 

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/beaconlb/beacon/internal/netnstest"
 )
 
@@ -210,10 +213,38 @@ func TestKernelHandsOffMidStreamFlows(t *testing.T) {
 		}
 	}
 
-	// Applying nothing removes the route but keeps one rule; Remove
-	// leaves nothing behind.
+	// The kernel counted the handed-off flow (and not the refused SYN).
+	// (Collect is called here on the namespace's thread; a registry's
+	// Gather would run it on another.)
+	got := map[string]float64{}
+	if err := netnstest.Do(n.b, func() error {
+		ch := make(chan prometheus.Metric, 4)
+		k.Collect(ch)
+		close(ch)
+		for m := range ch {
+			var d dto.Metric
+			if err := m.Write(&d); err != nil {
+				return err
+			}
+			got[m.Desc().String()] = d.GetCounter().GetValue() + d.GetGauge().GetValue()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flows, addrs := got[descFlows.String()], got[descAddresses.String()]
+	if flows != 1 || addrs != 1 {
+		t.Errorf("metrics: %v flows, %v addresses; want 1, 1", flows, addrs)
+	}
+
+	// Applying nothing empties the set (the table stays, with its
+	// counters) and removes the route but keeps one rule; Remove leaves
+	// nothing behind.
 	if err := netnstest.Do(n.b, func() error { return k.Apply(nil) }); err != nil {
 		t.Fatal(err)
+	}
+	if listing := n.must("ip", "netns", "exec", n.b, "nft", "list", "table", "inet", Table); strings.Contains(listing, addrX) || !strings.Contains(listing, "packets 1") {
+		t.Errorf("after Apply(nil), want an empty set and the counter kept:\n%s", listing)
 	}
 	if got := n.must("ip", "-n", n.b, "route", "show", "table", fmt.Sprint(DefaultRouting)); strings.TrimSpace(got) != "" {
 		t.Errorf("routes left after Apply(nil): %q", got)
