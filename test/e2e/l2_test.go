@@ -136,6 +136,7 @@ func TestL2GracefulHandover(t *testing.T) {
 		})
 		s.answeredBy(ip, 5*time.Second, func(n string) bool { return n == who })
 		sentBefore, failedBefore := p.counts()
+		t.Logf("round %d: SIGTERM to %s at %s", round, who, time.Now().Format("15:04:05.000"))
 		s.stopSpeaker(who) // SIGTERM
 		s.answeredBy(ip, 5*time.Second, func(n string) bool { return n != who })
 		// Keep the stream going past the handover; every request started
@@ -147,13 +148,14 @@ func TestL2GracefulHandover(t *testing.T) {
 		sent, failed := p.counts()
 		t.Logf("round %d: SIGTERM to %s; %d requests, %d failed", round, who, sent-sentBefore, failed-failedBefore)
 		if failed-failedBefore > 0 {
-			t.Errorf("round %d: %d requests failed while %s stopped", round, failed-failedBefore, who)
+			t.Errorf("round %d: %d requests failed while %s stopped: %q", round, failed-failedBefore, who, p.lastErrors())
 		}
 		// The restarted speaker takes its address back, also without a
 		// failed request.
 		sentBefore, failedBefore = p.counts()
 		s.startSpeaker(who)
-		s.answeredBy(ip, 10*time.Second, func(n string) bool { return n == who })
+		_, d := s.answeredBy(ip, 10*time.Second, func(n string) bool { return n == who })
+		t.Logf("round %d: %s answers again at %s (%v after its start)", round, who, time.Now().Format("15:04:05.000"), d)
 		moved, _ := p.counts()
 		s.poll(5*time.Second, "requests after the move back", func() (bool, string) {
 			sent, _ := p.counts()
@@ -162,9 +164,15 @@ func TestL2GracefulHandover(t *testing.T) {
 		sent, failed = p.counts()
 		t.Logf("round %d: %s back; %d requests, %d failed", round, who, sent-sentBefore, failed-failedBefore)
 		if failed-failedBefore > 0 {
-			t.Errorf("round %d: %d requests failed while %s took its address back", round, failed-failedBefore, who)
+			t.Errorf("round %d: %d requests failed while %s took its address back: %q", round, failed-failedBefore, who, p.lastErrors())
 		}
 	}
+	// How many connections were caught mid-move (it varies run to run).
+	var handedOff float64
+	for _, n := range l.Nodes() {
+		handedOff += s.metric(n.Name, "beacon_handoff_flows_total")
+	}
+	t.Logf("flows handed off to a previous announcer (since the last restarts): %v", handedOff)
 }
 
 // An advertisement's nodeSelector limits the announcers, and its interfaces
