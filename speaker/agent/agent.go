@@ -207,7 +207,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			// Responders stop with ctx and the member layer tells peers
-			// this node leaves, so they take over at once.
+			// this node leaves, so they take over at once. A stopped node
+			// announces nothing, so it hands nothing off either: the next
+			// announcer may hand flows to this node, and they must not
+			// bounce back.
+			if a.cfg.Handoff != nil {
+				if err := a.cfg.Handoff.Apply(nil); err != nil {
+					a.cfg.Log.Error(err, "cannot clear hand-offs on stop")
+				}
+			}
 			return nil
 		case <-a.dirty:
 		case <-a.cfg.Liveness.Changes():

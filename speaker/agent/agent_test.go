@@ -206,7 +206,16 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 		t.Fatalf("service announcement of %s: %v", first, err)
 	}
 
+	// Just started, the announcer hands unknown flows to the standby,
+	// which may have held the address meanwhile; stopped, it hands off
+	// nothing (flows handed to it must not bounce back).
+	if r := handoffs[first].last(); len(r) != 1 || r[0].IP != ip {
+		t.Errorf("%s, just started, hands off %v; want %v to its standby", first, r, ip)
+	}
 	stop[first]()
+	if r := handoffs[first].last(); len(r) != 0 {
+		t.Errorf("%s, stopped, still hands off %v", first, r)
+	}
 	live.set(first, false)
 	for range nodes {
 		live.ch <- struct{}{} // every agent reads the shared channel
