@@ -23,7 +23,8 @@ const Usage = `usage:
   beacon-lab up [flags]        build the lab (replacing one made by an earlier up) and leave it running
   beacon-lab down              remove every beacon- namespace, link and process (also after a crash)
   beacon-lab status            show namespaces, addresses, processes and API server health
-  beacon-lab exec NS CMD...    run CMD in a lab namespace (host, lan, router, client-lan, node1, n1-p1...)
+  beacon-lab exec NS CMD...    run CMD in a lab namespace (host, lan, router, client-lan, client-ext, node1, n1-p1...);
+                               in router, vtysh talks to the lab's FRR: beacon-lab exec router vtysh -c 'show bgp summary'
 `
 
 // Main runs the command with args (without the program name) and returns
@@ -113,6 +114,9 @@ func execIn(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if len(argv) == 0 {
 		return errors.New("usage: beacon-lab exec NS CMD [ARGS]")
+	}
+	if lab.Netns(ns) == lab.Netns(lab.Router) && argv[0] == "vtysh" {
+		argv = lab.VtyshArgv(argv[1:]...) // the lab's FRR, not the system's
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
