@@ -6,10 +6,15 @@ package labtest
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +127,79 @@ func BuildInto(t testing.TB, dir, pkg string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
+}
+
+// FRRSpeaker configures StartFRRSpeaker.
+type FRRSpeaker struct {
+	// Prefixes are announced to the router (IPv4 ones on the IPv4 session,
+	// IPv6 ones on the IPv6 session).
+	Prefixes []netip.Prefix
+	// Password is the TCP MD5 password of both sessions ("" for none).
+	Password string
+}
+
+// StartFRRSpeaker starts a throw-away FRR bgpd (without zebra: it
+// installs nothing) in a lab node, peering with the lab router as
+// lab.NodeASN over IPv4 and IPv6 and announcing s.Prefixes. It stands in
+// for a BGP speaker in tests of the lab itself; its process is named
+// "test-bgpd-<node>" and stopped by the lab's teardown.
+func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.Process {
+	t.Helper()
+	n, ok := l.Node(node)
+	if !ok {
+		t.Fatalf("no node %s", node)
+	}
+	rt := l.Topology().Router
+	var b strings.Builder
+	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n",
+		l.Router().Config().NodeASN, n.IPv4)
+	for _, a := range []netip.Addr{rt.IPv4, rt.IPv6} {
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", a, l.Router().Config().ASN)
+		if s.Password != "" {
+			fmt.Fprintf(&b, " neighbor %s password %s\n", a, s.Password)
+		}
+	}
+	for _, af := range []struct {
+		name string
+		peer netip.Addr
+	}{{"ipv4", rt.IPv4}, {"ipv6", rt.IPv6}} {
+		fmt.Fprintf(&b, " address-family %s unicast\n  neighbor %s activate\n", af.name, af.peer)
+		for _, p := range s.Prefixes {
+			if p.Addr().Is4() == af.peer.Is4() {
+				fmt.Fprintf(&b, "  network %s\n", p)
+			}
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	b.WriteString("exit\n")
+
+	// Under the lab's state directory (removed with the lab), owned by the
+	// frr user that bgpd drops to.
+	dir := filepath.Join(l.StateDir(), "test-frr", node)
+	if err := os.MkdirAll(filepath.Join(dir, "vty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "bgpd.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, err := user.Lookup("frr")
+	if err != nil {
+		t.Fatalf("frr user: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, p := range []string{dir, filepath.Join(dir, "vty"), conf} {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := l.StartProcess(lab.ProcessSpec{Name: "test-bgpd-" + node, Netns: node, Argv: []string{
+		filepath.Join(lab.FRRBinDir, "bgpd"), "-Z", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
+		"--vty_socket", filepath.Join(dir, "vty"), "-P", "0", "--log", "stdout", "--log-level", "info",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
