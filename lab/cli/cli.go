@@ -100,6 +100,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_, _ = fmt.Fprintf(stdout, "lab is up. kubeconfig (for processes in lab namespaces): %s\n", l.Kubeconfig())
 	_, _ = fmt.Fprintf(stdout, "try: beacon-lab exec client-lan curl -s http://%s:%d/\n", l.Pods()[0].IPv4, lab.EchoPort)
 	_, _ = fmt.Fprintf(stdout, "     beacon-lab exec host kubectl --kubeconfig %s get nodes,pods -o wide\n", l.Kubeconfig())
+	_, _ = fmt.Fprintln(stdout, "     beacon-lab exec router vtysh -c 'show bgp summary'")
 	_, _ = fmt.Fprintln(stdout, "remove with: beacon-lab down")
 	return nil
 }
