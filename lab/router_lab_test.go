@@ -135,7 +135,7 @@ func TestLabRouter(t *testing.T) {
 	}
 	pfx4, pfx6 := netip.PrefixFrom(vip4, 32), netip.PrefixFrom(vip6, 128)
 	sp1 := labtest.StartFRRSpeaker(t, l, "node1", labtest.FRRSpeaker{Prefixes: []netip.Prefix{pfx4, pfx6}, Password: "s3cret"})
-	labtest.StartFRRSpeaker(t, l, "node2", labtest.FRRSpeaker{Prefixes: []netip.Prefix{pfx4, pfx6}})
+	labtest.StartFRRSpeaker(t, l, "node2", labtest.FRRSpeaker{Prefixes: []netip.Prefix{pfx4, pfx6}, BFD: true})
 
 	start := time.Now()
 	for _, c := range []struct {
@@ -190,27 +190,45 @@ func TestLabRouter(t *testing.T) {
 		}
 	}
 
-	// node1's speaker stops: the router drops it from both ECMP sets and
-	// all flows go to node2.
-	if err := l.StopProcess(sp1.Name); err != nil {
-		t.Fatal(err)
+	// node2 runs BFD: its sessions with the router come up (node1's stay
+	// down: its speaker has no bfdd).
+	if err := poll(ctx, func() bool {
+		peers, err = r.BFDPeers(ctx)
+		up := map[netip.Addr]bool{}
+		for _, p := range peers {
+			up[p.Peer] = p.Status == "up"
+		}
+		return err == nil && up[n2.IPv4] && up[n2.IPv6] && !up[n1.IPv4] && !up[n1.IPv6]
+	}); err != nil {
+		t.Fatalf("BFD with node2 not up: %+v %v", peers, err)
 	}
+
+	// Cut node2's LAN link (its switch port): BFD takes it out of both
+	// ECMP sets (detection 4 x 250 ms here), long before BGP's hold time.
+	mustExec(ctx, t, l, lab.LAN, "ip", "link", "set", n2.Name, "down")
 	start = time.Now()
-	if _, err := r.WaitFIBNextHops(ctx, pfx4, n2.IPv4); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		pfx  netip.Prefix
+		want netip.Addr
+	}{{pfx4, n1.IPv4}, {pfx6, n1.IPv6}} {
+		if _, err := r.WaitFIBNextHops(ctx, c.pfx, c.want); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := r.WaitFIBNextHops(ctx, pfx6, n2.IPv6); err != nil {
-		t.Fatal(err)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("node2 left the FIB %v after its link was cut; want BFD speed (under 3 s)", d)
+	} else {
+		t.Logf("node2 left the FIB %v after its link was cut (BFD 250 ms x 4)", d.Round(time.Millisecond))
 	}
-	t.Logf("node1 withdrawn from the FIB %v after stopping its speaker", time.Since(start).Round(time.Millisecond))
 	for range 4 {
-		if rep := httpReply(ctx, t, l, lab.ClientExt, vip4, "/"); rep.Pod != l.Pods()[1].Name {
-			t.Errorf("after withdrawal: %+v", rep)
+		if rep := httpReply(ctx, t, l, lab.ClientExt, vip4, "/"); rep.Pod != l.Pods()[0].Name {
+			t.Errorf("after node2's link cut: %+v", rep)
 		}
 	}
 
-	// Tests can reconfigure the router.
-	if err := r.ConfigureBGP(ctx, "neighbor "+n2.IPv4.String()+" shutdown"); err != nil {
+	// Tests can reconfigure the router: shutting node1's IPv4 session
+	// withdraws the IPv4 route; a bad line is an error.
+	if err := r.ConfigureBGP(ctx, "neighbor "+n1.IPv4.String()+" shutdown"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.WaitFIBNextHops(ctx, pfx4); err != nil {
@@ -218,6 +236,19 @@ func TestLabRouter(t *testing.T) {
 	}
 	if err := r.ConfigureBGP(ctx, "no such command"); err == nil {
 		t.Error("ConfigureBGP accepted a bad line")
+	}
+
+	// node1's speaker stops: its IPv6 route goes too (session closed).
+	if err := l.StopProcess(sp1.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WaitFIBNextHops(ctx, pfx6); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []netip.Prefix{lab.BGPPoolV4, lab.BGPPoolV6} {
+		if rts := routesWithin(t, l, topo.Router.Netns, p); len(rts) != 0 {
+			t.Errorf("router still has routes in %v after every withdrawal: %v", p, rts)
+		}
 	}
 
 	inv = takeInventory(t)

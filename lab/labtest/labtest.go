@@ -136,13 +136,18 @@ type FRRSpeaker struct {
 	Prefixes []netip.Prefix
 	// Password is the TCP MD5 password of both sessions ("" for none).
 	Password string
+	// BFD runs zebra and bfdd next to bgpd and enables BFD (FRR's
+	// default timers, 300 ms x 3) on both sessions. Without it bgpd runs
+	// alone (-Z) and the router's BFD sessions with this node stay down.
+	BFD bool
 }
 
-// StartFRRSpeaker starts a throw-away FRR bgpd (without zebra: it
-// installs nothing) in a lab node, peering with the lab router as
-// lab.NodeASN over IPv4 and IPv6 and announcing s.Prefixes. It stands in
-// for a BGP speaker in tests of the lab itself; its process is named
-// "test-bgpd-<node>" and stopped by the lab's teardown.
+// StartFRRSpeaker starts a throw-away FRR in a lab node: bgpd (and with
+// s.BFD zebra and bfdd) peering with the lab router as its NodeASN over
+// IPv4 and IPv6 and announcing s.Prefixes. It stands in for a BGP speaker
+// in tests of the lab itself. It returns bgpd's process ("test-bgpd-<node>";
+// the others are test-zebra-<node> and test-bfdd-<node>); the lab's
+// teardown stops them all.
 func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.Process {
 	t.Helper()
 	n, ok := l.Node(node)
@@ -157,6 +162,9 @@ func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.P
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", a, l.Router().Config().ASN)
 		if s.Password != "" {
 			fmt.Fprintf(&b, " neighbor %s password %s\n", a, s.Password)
+		}
+		if s.BFD {
+			fmt.Fprintf(&b, " neighbor %s bfd\n", a)
 		}
 	}
 	for _, af := range []struct {
@@ -174,14 +182,16 @@ func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.P
 	b.WriteString("exit\n")
 
 	// Under the lab's state directory (removed with the lab), owned by the
-	// frr user that bgpd drops to.
+	// frr user that the daemons drop to.
 	dir := filepath.Join(l.StateDir(), "test-frr", node)
+	confs := map[string]string{"bgpd": b.String(), "zebra": "!\n", "bfdd": "!\n"}
 	if err := os.MkdirAll(filepath.Join(dir, "vty"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "bgpd.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
+	for d, text := range confs {
+		if err := os.WriteFile(filepath.Join(dir, d+".conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	u, err := user.Lookup("frr")
 	if err != nil {
@@ -189,17 +199,41 @@ func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.P
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	for _, p := range []string{dir, filepath.Join(dir, "vty"), conf} {
-		if err := os.Chown(p, uid, gid); err != nil {
-			t.Fatal(err)
+	if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
 		}
-	}
-	p, err := l.StartProcess(lab.ProcessSpec{Name: "test-bgpd-" + node, Netns: node, Argv: []string{
-		filepath.Join(lab.FRRBinDir, "bgpd"), "-Z", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
-		"--vty_socket", filepath.Join(dir, "vty"), "-P", "0", "--log", "stdout", "--log-level", "info",
-	}})
-	if err != nil {
+		return os.Chown(p, uid, gid)
+	}); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	start := func(daemon string, extra ...string) *lab.Process {
+		t.Helper()
+		argv := append([]string{filepath.Join(lab.FRRBinDir, daemon), "-f", filepath.Join(dir, daemon+".conf"),
+			"-i", filepath.Join(dir, daemon+".pid"), "--vty_socket", filepath.Join(dir, "vty"), "-P", "0",
+			"--log", "stdout", "--log-level", "info"}, extra...)
+		p, err := l.StartProcess(lab.ProcessSpec{Name: "test-" + daemon + "-" + node, Netns: node, Argv: argv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if !s.BFD {
+		return start("bgpd", "-Z")
+	}
+	zserv := filepath.Join(dir, "zserv.api")
+	zebra := start("zebra", "-z", zserv)
+	// bgpd and bfdd retry a missing zserv socket only after seconds.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(zserv); err == nil {
+			break
+		}
+		if !zebra.Alive() || time.Now().After(deadline) {
+			t.Fatalf("zebra in %s: no zserv socket: %s", node, lab.LogTail(zebra.Log, 1000))
+		}
+		time.Sleep(5 * time.Millisecond) // polling a file, bounded by deadline
+	}
+	start("bfdd", "-z", zserv, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
+	return start("bgpd", "-z", zserv)
 }
