@@ -144,4 +144,13 @@
 //	l := labtest.Up(t, lab.Config{Nodes: 2, PodsPerNode: 1}) // skips without root or KUBEBUILDER_ASSETS
 //	r, err := l.HTTPClient(lab.ClientLAN).Get("http://198.18.1.2:5000/")
 //	out, err := l.Exec(ctx, "node1", "ip", "route")
+//
+// and, for BGP (see "The router and client-ext"):
+//
+//	l := labtest.Up(t, lab.Config{Nodes: 2, Router: lab.RouterConfig{Passwords: map[string]string{"node1": "s3cret"}}})
+//	nbs, err := l.Router().Neighbors(ctx)                  // State "Established" once a speaker peers
+//	hops, err := l.Router().WaitFIBNextHops(ctx, netip.MustParsePrefix("203.0.113.10/32"),
+//		l.Nodes()[0].IPv4, l.Nodes()[1].IPv4)              // the kernel's ECMP set
+//	r, err := l.HTTPClient(lab.ClientExt).Get("http://203.0.113.10:80/")
+//	err = l.Router().ConfigureBGP(ctx, "neighbor 198.51.100.12 shutdown")
 package lab

@@ -122,6 +122,10 @@ func TestLabCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The attached lab's router reads the daemon's FRR.
+	if nbs, err := l.Router().Neighbors(ctx); err != nil || len(nbs) != 2 || nbs[0].Address != l.Nodes()[0].IPv4 || nbs[0].RemoteAS != lab.NodeASN {
+		t.Errorf("attached lab's router neighbours: %+v %v", nbs, err)
+	}
 	p := l.Pods()[1]
 	out := run("exec", "client-lan", "curl", "-sS", "-m", "5", "http://"+net.JoinHostPort(p.IPv4.String(), strconv.Itoa(lab.EchoPort))+"/")
 	if r, err := echo.ParseReply(out); err != nil || r.Pod != p.Name || r.Client.Addr() != l.Topology().ClientLAN.IPv4 {
