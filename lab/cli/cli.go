@@ -77,10 +77,13 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.AssetsDir, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory with etcd and kube-apiserver (hack/testbin.sh | tail -n1)")
 	fs.StringVar(&cfg.CRDDir, "crds", "", "CRD directory (default charts/beacon/crds)")
 	fs.StringVar(&cfg.EchoBinary, "echo", "", "beacon-echo binary (default: $BEACON_ECHO, next to beacon-lab, or on PATH)")
+	bfdInterval := fs.Duration("bfd-interval", lab.DefaultBFDInterval, "the router's BFD transmit and receive interval")
+	fs.IntVar(&cfg.Router.BFD.DetectMultiplier, "bfd-multiplier", lab.DefaultBFDMultiplier, "the router's BFD detect multiplier")
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long (includes waiting for a test's lab)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.Router.BFD.TransmitInterval, cfg.Router.BFD.ReceiveInterval = *bfdInterval, *bfdInterval
 	cfg.NoEndpointWriter = true // the daemon runs it
 	cfg.ReplaceDetached = true
 	cfg.Logf = func(f string, a ...any) { _, _ = fmt.Fprintf(stderr, f+"\n", a...) }

@@ -97,7 +97,7 @@ func TestLabCLI(t *testing.T) {
 		t.Fatalf("Up over a CLI lab: %v", err)
 	}
 	// `up` again replaces the lab.
-	run("up", "--nodes=1", "--pods-per-node=2")
+	run("up", "--nodes=1", "--pods-per-node=2", "--bfd-interval=200ms")
 
 	status := run("status")
 	for _, want := range []string{"ready at https://198.51.100.2:6443 (1 nodes, 2 pods)", "beacon-n1-p2", "lab-daemon", "198.51.100.11/24",
@@ -125,6 +125,23 @@ func TestLabCLI(t *testing.T) {
 	// The attached lab's router reads the daemon's FRR.
 	if nbs, err := l.Router().Neighbors(ctx); err != nil || len(nbs) != 2 || nbs[0].Address != l.Nodes()[0].IPv4 || nbs[0].RemoteAS != lab.NodeASN {
 		t.Errorf("attached lab's router neighbours: %+v %v", nbs, err)
+	}
+	// bfdd's sessions appear once bgpd has registered them.
+	bfdTick := time.NewTicker(20 * time.Millisecond)
+	defer bfdTick.Stop()
+	for {
+		bfd, err := l.Router().BFDPeers(ctx)
+		if err == nil && len(bfd) == 2 {
+			if bfd[0].TransmitInterval != 200*time.Millisecond || bfd[0].DetectMultiplier != lab.DefaultBFDMultiplier {
+				t.Errorf("BFD sessions of the CLI lab (--bfd-interval=200ms): %+v", bfd)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("BFD sessions of the CLI lab: %+v %v", bfd, err)
+		case <-bfdTick.C:
+		}
 	}
 	p := l.Pods()[1]
 	out := run("exec", "client-lan", "curl", "-sS", "-m", "5", "http://"+net.JoinHostPort(p.IPv4.String(), strconv.Itoa(lab.EchoPort))+"/")
