@@ -40,15 +40,15 @@ func helmBin(t testing.TB) string {
 	return ""
 }
 
-// helmEnv gives helm private cache/config/data directories, so tests
+// helmDirs gives helm private cache/config/data directories, so tests
 // neither read nor write the user's.
-func helmEnv(t testing.TB) []string {
+func helmDirs(t testing.TB) map[string]string {
 	dir := t.TempDir()
-	return append(os.Environ(),
-		"HELM_CACHE_HOME="+filepath.Join(dir, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(dir, "config"),
-		"HELM_DATA_HOME="+filepath.Join(dir, "data"),
-	)
+	return map[string]string{
+		"HELM_CACHE_HOME":  filepath.Join(dir, "cache"),
+		"HELM_CONFIG_HOME": filepath.Join(dir, "config"),
+		"HELM_DATA_HOME":   filepath.Join(dir, "data"),
+	}
 }
 
 // helm runs the helm binary with args and returns its stdout; it fails
@@ -67,7 +67,10 @@ func runHelm(t testing.TB, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, helmBin(t), args...)
-	cmd.Env = helmEnv(t)
+	cmd.Env = os.Environ()
+	for k, v := range helmDirs(t) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
