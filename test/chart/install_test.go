@@ -32,6 +32,7 @@ import (
 // its account, upgrades to BGP, and uninstalls.
 func TestInstallUpgradeUninstall(t *testing.T) {
 	e := testenv.Need(t, env)
+	t.Parallel()
 	helmBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

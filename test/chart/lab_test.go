@@ -40,6 +40,7 @@ import (
 // and the release leaves no Beacon object behind (CRDs aside).
 func TestChartInLab(t *testing.T) {
 	labtest.Require(t)
+	t.Parallel() // with the envtest install test: the package stays near a minute
 	helmPath := helmBin(t)
 	bin := buildDaemons(t)
 	l := labtest.Up(t, lab.Config{Nodes: 2, PodsPerNode: 1})
@@ -50,12 +51,14 @@ func TestChartInLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	helmArgv := []string{"env"} // helm's private directories
 	for k, v := range helmDirs(t) {
-		t.Setenv(k, v) // l.Exec passes the environment on to helm
+		helmArgv = append(helmArgv, k+"="+v)
 	}
+	helmArgv = append(helmArgv, helmPath)
 	inHost := func(args ...string) {
 		t.Helper()
-		argv := append([]string{helmPath}, args...)
+		argv := append(slices.Clone(helmArgv), args...)
 		argv = append(argv, "--kubeconfig", l.Kubeconfig(), "--namespace", namespace)
 		if out, err := l.Exec(ctx, lab.Host, argv...); err != nil {
 			t.Fatalf("%v\n%s", err, out)
