@@ -19,10 +19,11 @@ build: ## Build every binary into ./bin
 testbin: ## Build and cache kube-apiserver, etcd and helm; prints their directory last
 	@hack/testbin.sh
 
-generate: ## Regenerate deepcopy code and CRDs
+generate: ## Regenerate deepcopy code, CRDs and docs/reference.md
 	@cg=$$(hack/tools.sh controller-gen); \
 	$$cg object paths=./config/... && \
-	$$cg crd:crdVersions=v1,generateEmbeddedObjectMeta=false paths=./config/... output:crd:artifacts:config=$(CRD_DIR)
+	$$cg crd:crdVersions=v1,generateEmbeddedObjectMeta=false paths=./config/... output:crd:artifacts:config=$(CRD_DIR) && \
+	$(GO) run ./hack/crdref -crds $(CRD_DIR) -out docs/reference.md
 
 verify: ## gofmt, go vet, golangci-lint, and generated files up to date
 	@hack/verify.sh
