@@ -170,6 +170,7 @@ var (
 		each("get,list,watch", access{group: "beaconlb.io", resource: "bfdprofiles"}),
 	)
 	speakerMustNot = concat(
+		each("list,watch", access{resource: "secrets", ns: namespace}),
 		each("create,update,patch,delete", access{resource: "services", ns: "default"}),
 		each("update,patch", access{resource: "services", sub: "status", ns: "default"}),
 		each("update,patch", access{resource: "nodes", name: "node1"}),
@@ -180,9 +181,9 @@ var (
 		each("create,update,delete", access{group: "beaconlb.io", resource: "bgppeers"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
 	)
-	// With bgp.enabled the speaker reads password Secrets, in the release
-	// namespace only.
-	speakerBGPSecrets = each("get,list,watch", access{resource: "secrets", ns: namespace})
+	// With bgp.enabled the speaker gets password Secrets by name, in the
+	// release namespace only.
+	speakerBGPSecrets = each("get", access{resource: "secrets", ns: namespace, name: "router-password"})
 )
 
 func concat(lists ...[]access) []access {

@@ -73,7 +73,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	checkAccess(ctx, t, "controller", ctrlKube, true, controllerNeeds)
 	checkAccess(ctx, t, "controller", ctrlKube, false, controllerMustNot)
 	checkAccess(ctx, t, "speaker", spkKube, true, speakerNeeds)
-	checkAccess(ctx, t, "speaker", spkKube, false, append(speakerMustNot, speakerBGPSecrets...))
+	checkAccess(ctx, t, "speaker", spkKube, false, concat(speakerMustNot, speakerBGPSecrets))
 
 	// The controller, running as its account, hands out an address; not
 	// one of its requests is refused.
