@@ -40,7 +40,14 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 
 	// Install the defaults. CRDs are already there (testenv installs the
 	// same files): helm skips existing CRDs.
-	helm(t, append([]string{"install", release, chartDir(), "--create-namespace"}, kc...)...)
+	notes := helm(t, append([]string{"install", release, chartDir(), "--create-namespace"}, kc...)...)
+	// NOTES.txt tells the user what to create next and where to look.
+	for _, want := range []string{"kind: IPPool", "kind: L2Advertisement", "--type=LoadBalancer", "kubectl get serviceannouncements -A", "docs/troubleshooting.md"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("helm install notes lack %q:\n%s", want, notes)
+		}
+	}
+	t.Logf("helm install printed:\n%s", notes)
 	uninstalled := false
 	t.Cleanup(func() {
 		if !uninstalled {
