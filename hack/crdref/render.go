@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -228,10 +229,10 @@ func constraints(s apiextensionsv1.JSONSchemaProps, required bool) string {
 		c = append(c, "one of "+strings.Join(vals, ", "))
 	}
 	if s.Minimum != nil {
-		c = append(c, fmt.Sprintf("≥ %g", *s.Minimum))
+		c = append(c, "≥ "+strconv.FormatFloat(*s.Minimum, 'f', -1, 64))
 	}
 	if s.Maximum != nil {
-		c = append(c, fmt.Sprintf("≤ %g", *s.Maximum))
+		c = append(c, "≤ "+strconv.FormatFloat(*s.Maximum, 'f', -1, 64))
 	}
 	if s.MinLength != nil && *s.MinLength > 0 {
 		c = append(c, fmt.Sprintf("length ≥ %d", *s.MinLength))
