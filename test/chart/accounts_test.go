@@ -164,10 +164,12 @@ var (
 		each("list,watch", access{group: "beaconlb.io", resource: "l2advertisements"}),
 		each("list,watch", access{group: "beaconlb.io", resource: "serviceannouncements"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "serviceannouncements", ns: "default"}),
-		// BGP configuration, ahead of the BGP speaker (issue 4).
-		each("get,list,watch", access{group: "beaconlb.io", resource: "bgppeers"}),
-		each("get,list,watch", access{group: "beaconlb.io", resource: "bgpadvertisements"}),
-		each("get,list,watch", access{group: "beaconlb.io", resource: "bfdprofiles"}),
+		// BGP configuration and session reports, as the BGP speaker (issue 4)
+		// uses them.
+		each("list,watch", access{group: "beaconlb.io", resource: "bgppeers"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bgpadvertisements"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bfdprofiles"}),
+		each("list,watch,create,update,delete", access{group: "beaconlb.io", resource: "bgpsessionstates"}),
 	)
 	speakerMustNot = concat(
 		each("list,watch", access{resource: "secrets", ns: namespace}),
