@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/beaconlb/beacon/allocator/app"
 	"github.com/beaconlb/beacon/allocator/controller"
@@ -89,11 +90,30 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	// The speaker's account cannot change that Service, spec or status.
 	checkSpeakerCannotWrite(ctx, t, spkKube, svc)
 
-	// Upgrade: BGP on. The speaker may now read Secrets here (passwords),
+	// A controller holds the Lease while the release is upgraded: helm
+	// must leave the holder alone.
+	lease, err := e.Kube.CoordinationV1().Leases(namespace).Get(ctx, "beacon-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease.Spec.HolderIdentity = ptr.To("beacon-controller-abcde")
+	lease.Spec.LeaseDurationSeconds = ptr.To[int32](4)
+	if _, err := e.Kube.CoordinationV1().Leases(namespace).Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Upgrade: BGP on. The speaker may now get Secrets here (passwords),
 	// still nowhere else; the heartbeat key survives the upgrade.
 	helm(t, append([]string{"upgrade", release, chartDir(), "--set", "bgp.enabled=true", "--set", "logLevel=1"}, kc...)...)
 	checkAccess(ctx, t, "speaker (bgp)", spkKube, true, speakerBGPSecrets)
 	checkAccess(ctx, t, "speaker (bgp)", spkKube, false, speakerMustNot)
+	lease, err = e.Kube.CoordinationV1().Leases(namespace).Get(ctx, "beacon-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != "beacon-controller-abcde" {
+		t.Errorf("helm upgrade changed the Lease holder to %q", h)
+	}
 	if key2 := memberKeyOf(ctx, t, e.Kube); key2 != key1 {
 		t.Errorf("helm upgrade changed the speakers' heartbeat key")
 	}
