@@ -145,8 +145,15 @@ var (
 		each("list,watch", access{group: "beaconlb.io", resource: "ippools"}),
 		each("patch", access{group: "beaconlb.io", resource: "ippools", sub: "status", name: "lan"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
+		// The externalIPs guard's param (allocator/controller on the
+		// hardening branch).
+		each("get,list,watch,update", access{resource: "configmaps", ns: namespace, name: "beacon-externalips"}),
+		each("create", access{resource: "configmaps", ns: namespace}),
 	)
 	controllerMustNot = concat(
+		each("get,update,delete", access{resource: "configmaps", ns: namespace, name: "kube-root-ca.crt"}),
+		each("list", access{resource: "configmaps", ns: namespace}),
+		each("create", access{resource: "configmaps", ns: "default"}),
 		each("create,update,patch,delete", access{resource: "services", ns: "default"}),
 		each("get,list", access{resource: "secrets", ns: namespace}),
 		each("list", access{resource: "nodes"}),
