@@ -43,7 +43,7 @@ func TestChartInLab(t *testing.T) {
 	t.Parallel() // with the envtest install test: the package stays near a minute
 	helmPath := helmBin(t)
 	bin := buildDaemons(t)
-	l := labtest.Up(t, lab.Config{Nodes: 2, PodsPerNode: 1})
+	l := labUp(t, lab.Config{Nodes: 2, PodsPerNode: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	admin := l.Kube()
@@ -211,6 +211,32 @@ func TestChartInLab(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("after uninstall these objects remain: %v", left)
 	}
+}
+
+// labUp is labtest.Up with a longer wait for the lab lock: the lab is one
+// per machine, and under `go test ./...` this test queues behind the other
+// lab packages (within make test's 20-minute package timeout).
+func labUp(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	cfg.EchoBinary = labtest.BuildEcho(t)
+	cfg.Logf = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	start := time.Now()
+	l, err := lab.Up(ctx, cfg)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Logf("lab up after %v (including the wait for the lab lock)", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			labtest.DumpLogs(t, l)
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return l
 }
 
 // buildDaemons builds both binaries once into a temporary directory.
