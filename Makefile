@@ -64,7 +64,7 @@ image: ## Build the container image (both daemons) with docker or podman: make i
 
 chart-test: ## Helm chart: lint, template goldens, install/upgrade/uninstall and RBAC proof on a real API server (lab part needs root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
-	KUBEBUILDER_ASSETS=$$assets $(GO) test $(GO_TEST_FLAGS) -timeout 10m -v ./test/chart/
+	KUBEBUILDER_ASSETS=$$assets $(GO) test $(GO_TEST_FLAGS) -timeout 20m -v ./test/chart/
 
 clean:
 	rm -rf $(BIN)
