@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean
+.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean image chart-test
 
 all: build
 
@@ -19,10 +19,11 @@ build: ## Build every binary into ./bin
 testbin: ## Build and cache kube-apiserver, etcd and helm; prints their directory last
 	@hack/testbin.sh
 
-generate: ## Regenerate deepcopy code and CRDs
+generate: ## Regenerate deepcopy code, CRDs and docs/reference.md
 	@cg=$$(hack/tools.sh controller-gen); \
 	$$cg object paths=./config/... && \
-	$$cg crd:crdVersions=v1,generateEmbeddedObjectMeta=false paths=./config/... output:crd:artifacts:config=$(CRD_DIR)
+	$$cg crd:crdVersions=v1,generateEmbeddedObjectMeta=false paths=./config/... output:crd:artifacts:config=$(CRD_DIR) && \
+	$(GO) run ./hack/crdref -crds $(CRD_DIR) -out docs/reference.md
 
 verify: ## gofmt, go vet, golangci-lint, and generated files up to date
 	@hack/verify.sh
@@ -49,6 +50,25 @@ demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTE
 
 demo-down: build ## Remove the demo lab (namespaces, links, processes)
 	@bin/beacon-lab down
+
+IMAGE     ?= beacon:dev
+# docker if present, else podman; IMAGE_TOOL=podman forces one.
+IMAGE_TOOL ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+
+image: ## Build the container image (both daemons) with docker or podman: make image IMAGE=repo/beacon:tag
+	@if [ -z "$(IMAGE_TOOL)" ]; then \
+	  echo "make image: neither docker nor podman is installed; install one (or build the binaries with 'make build' and package them yourself, see Dockerfile)" >&2; \
+	  exit 1; \
+	fi
+	@if ! $(IMAGE_TOOL) info >/dev/null 2>&1; then \
+	  echo "make image: $(IMAGE_TOOL) is installed but cannot reach its engine ('$(IMAGE_TOOL) info' fails); start it and retry" >&2; \
+	  exit 1; \
+	fi
+	$(IMAGE_TOOL) build -t $(IMAGE) .
+
+chart-test: ## Helm chart: lint, template goldens, install/upgrade/uninstall and RBAC proof on a real API server (lab part needs root)
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets $(GO) test $(GO_TEST_FLAGS) -timeout 20m -v ./test/chart/
 
 clean:
 	rm -rf $(BIN)

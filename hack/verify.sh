@@ -13,9 +13,10 @@ lint=$(hack/tools.sh golangci-lint)
 
 # Regenerate in place and compare with a snapshot of what was committed.
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cp -r config "$tmp/config"; cp -r charts/beacon/crds "$tmp/crds"
+cp -r config "$tmp/config"; cp -r charts/beacon/crds "$tmp/crds"; cp docs/reference.md "$tmp/reference.md"
 make -s generate >/dev/null
-if ! diff -r "$tmp/config" config >/dev/null || ! diff -r "$tmp/crds" charts/beacon/crds >/dev/null; then
+if ! diff -r "$tmp/config" config >/dev/null || ! diff -r "$tmp/crds" charts/beacon/crds >/dev/null \
+   || ! diff "$tmp/reference.md" docs/reference.md >/dev/null; then
   echo "generated files are out of date: run 'make generate' and commit the result"
   diff -ru "$tmp/crds" charts/beacon/crds | head -40 || true
   exit 1

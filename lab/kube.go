@@ -141,8 +141,9 @@ func (p *pki) write(dir string) (map[string]string, error) {
 		"sa.key":        p.SAKey,
 		"sa.pub":        p.SAPub,
 		"tokens.csv":    []byte(fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", p.Token, adminUser, adminUser)),
+		"audit.yaml":    []byte(auditPolicy),
 	}
-	paths := map[string]string{}
+	paths := map[string]string{"audit.log": AuditLogPath(dir)}
 	for name, b := range files {
 		paths[name] = filepath.Join(d, name)
 		if err := os.WriteFile(paths[name], b, 0o600); err != nil {
@@ -151,6 +152,22 @@ func (p *pki) write(dir string) (map[string]string, error) {
 	}
 	return paths, nil
 }
+
+// auditPolicy records the verdict of every request made with a
+// ServiceAccount token (the chart's daemons run with those), and nothing
+// else: tests count denied requests (code 403) per account.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+`
+
+// AuditLogPath is the API server's audit log (JSON lines, one event per
+// request made with a ServiceAccount token) of the lab in stateDir.
+func AuditLogPath(stateDir string) string { return filepath.Join(stateDir, "pki", "audit.log") }
 
 // apiServerURL is where every lab namespace on the LAN reaches the API.
 func apiServerURL(host Station) string {
@@ -211,6 +228,9 @@ func apiServerSpec(assets string, host Station, files map[string]string) Process
 		"--service-account-key-file=" + files["sa.pub"],
 		"--service-account-signing-key-file=" + files["sa.key"],
 		"--service-cluster-ip-range=" + ServiceCIDRs,
+		"--audit-policy-file=" + files["audit.yaml"],
+		"--audit-log-path=" + files["audit.log"],
+		"--audit-log-maxbackup=1",
 		// No controller creates the "default" ServiceAccount (envtest does
 		// the same).
 		"--disable-admission-plugins=ServiceAccount",

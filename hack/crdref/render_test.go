@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/reference.md")
+
+func root() string { return filepath.Join("..", "..") }
+
+// TestReferenceUpToDate is the drift check of the generated reference.
+func TestReferenceUpToDate(t *testing.T) {
+	got, err := Render(filepath.Join(root(), "charts", "beacon", "crds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root(), "docs", "reference.md")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("docs/reference.md is out of date with the CRDs: run `make generate` (or go test ./hack/crdref -update)")
+	}
+}
+
+// TestEveryFieldListed checks the walk against the schema: every spec and
+// status field of every CRD has a row.
+func TestEveryFieldListed(t *testing.T) {
+	doc, err := Render(filepath.Join(root(), "charts", "beacon", "crds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"`spec.addresses`", "`spec.autoAssign`", "`spec.avoidBuggyIPs`", "`spec.allowExternalIPs`",
+		"`spec.serviceAllocation.priority`", "`spec.serviceAllocation.namespaces`",
+		"`spec.serviceAllocation.namespaceSelector` | LabelSelector", "`status.ipv4.available`", "`status.conditions` | []Condition",
+		"`spec.ipPools`", "`spec.ipPoolSelector`", "`spec.interfaces`", "`spec.nodeSelector` | LabelSelector",
+		"`service`", "`node`", "`via`", "`addresses`",
+		"default `true`", "beaconlb.io/ips", "beaconlb.io/pool", "beaconlb.io/allow-shared-ip",
+	} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("reference lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package chart
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// valueSets are the renders kept as golden files: testdata/<name>.values.yaml
+// in, testdata/<name>.golden out. "default" uses the chart's values only.
+var valueSets = []string{"default", "bgp-monitoring", "class-full-controlplane", "controller-only"}
+
+func valuesArgs(name string) []string {
+	if name == "default" {
+		return nil
+	}
+	return []string{"-f", filepath.Join("testdata", name+".values.yaml")}
+}
+
+func TestLint(t *testing.T) {
+	for _, name := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			out := helm(t, append([]string{"lint", "--strict", chartDir()}, valuesArgs(name)...)...)
+			if !strings.Contains(out, "0 chart(s) failed") {
+				t.Fatalf("helm lint:\n%s", out)
+			}
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "[WARNING]") || strings.HasPrefix(line, "[ERROR]") {
+					t.Errorf("helm lint: %s", line)
+				}
+			}
+		})
+	}
+}
+
+// The random heartbeat key differs on every render.
+var memberKey = regexp.MustCompile(`(?m)^(  member-key: ).*$`)
+
+func render(t *testing.T, args ...string) string {
+	t.Helper()
+	out := helm(t, append([]string{"template", release, chartDir(), "--namespace", namespace}, args...)...)
+	return memberKey.ReplaceAllString(out, "${1}<random>")
+}
+
+func TestTemplateGolden(t *testing.T) {
+	for _, name := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			got := []byte(render(t, valuesArgs(name)...))
+			path := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./test/chart -run TestTemplateGolden -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("helm template with %s differs from %s (rerun with -update if intended):\n%s", name, path, diff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// TestTemplateRejects checks that values.schema.json refuses bad values
+// with a message naming the key.
+func TestTemplateRejects(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"dataplane=kube-proxy", "/dataplane"},
+		{"controller.leaderElection.enabled=false", "/controller/leaderElection/enabled"},
+		{"speaker.memberPort=0", "/speaker/memberPort"},
+		{"l2.enable=true", "enable"},
+		{"loadBalancerClass=Not A Class", "/loadBalancerClass"},
+		{"metrics.prometheusRule.poolAlmostExhaustedRatio=1.5", "poolAlmostExhaustedRatio"},
+	} {
+		t.Run(tc.set, func(t *testing.T) {
+			_, err := runHelm(t, "template", release, chartDir(), "--namespace", namespace, "--set", tc.set)
+			if err == nil {
+				t.Fatalf("--set %s rendered; want a schema error", tc.set)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("--set %s: error does not name %q: %v", tc.set, tc.want, err)
+			}
+		})
+	}
+}
+
+// diff returns the first differing lines of two texts, with context.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			lo := max(0, i-3)
+			var sb strings.Builder
+			for j := lo; j < i; j++ {
+				sb.WriteString("  " + w[j] + "\n")
+			}
+			sb.WriteString("- " + a + "\n+ " + b + "\n")
+			return sb.String()
+		}
+	}
+	return "(no line differs)"
+}
