@@ -62,6 +62,10 @@ type Options struct {
 	// PendingResync re-tries waiting Services as a safety net (default 30 s);
 	// freed addresses and pool changes retry them at once.
 	PendingResync time.Duration
+	// ExternalIPsParam names the ConfigMap the controller keeps equal to the
+	// CIDRs of the pools with allowExternalIPs, for the externalIPs admission
+	// policy (package allocator/externalips). Empty Name: not maintained.
+	ExternalIPsParam types.NamespacedName
 }
 
 // Controller reconciles LoadBalancer Services. Build it with New; Run owns
@@ -80,10 +84,12 @@ type Controller struct {
 	namespaces corelisters.NamespaceLister
 	pools      cache.Store
 	poolsDirty chan struct{}
-	mu         sync.Mutex
-	pending    map[string]bool
-	warnings   map[string]map[warning]bool
-	ready      chan struct{}
+	// externalIPsDirty asks for the externalIPs param to be rewritten.
+	externalIPsDirty chan struct{}
+	mu               sync.Mutex
+	pending          map[string]bool
+	warnings         map[string]map[warning]bool
+	ready            chan struct{}
 }
 
 // New builds a controller. It starts nothing.
@@ -98,15 +104,16 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 		opts.PendingResync = 30 * time.Second
 	}
 	c := &Controller{
-		log:        log,
-		kube:       kube,
-		beacon:     beacon,
-		recorder:   recorder,
-		opts:       opts,
-		poolsDirty: make(chan struct{}, 1),
-		pending:    map[string]bool{},
-		warnings:   map[string]map[warning]bool{},
-		ready:      make(chan struct{}),
+		log:              log,
+		kube:             kube,
+		beacon:           beacon,
+		recorder:         recorder,
+		opts:             opts,
+		poolsDirty:       make(chan struct{}, 1),
+		externalIPsDirty: make(chan struct{}, 1),
+		pending:          map[string]bool{},
+		warnings:         map[string]map[warning]bool{},
+		ready:            make(chan struct{}),
 	}
 	c.lb = provider.New(c.namespaceLabels)
 	c.metrics = newMetrics(reg, c.lb)
@@ -172,6 +179,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { c.syncPoolStatusLoop(ctx) })
+	if c.opts.ExternalIPsParam.Name != "" {
+		wg.Go(func() { c.externalIPsLoop(ctx) })
+	}
 	wg.Go(func() {
 		wait.Until(c.retryPending, c.opts.PendingResync, ctx.Done())
 	})
@@ -211,6 +221,7 @@ func (c *Controller) restore() {
 		c.queue.Add(key(svc))
 	}
 	c.markPoolsDirty()
+	c.markExternalIPsDirty()
 }
 
 func key(svc *v1.Service) string { return svc.Namespace + "/" + svc.Name }
@@ -283,6 +294,7 @@ func (c *Controller) poolsChanged() {
 		}
 	}
 	c.markPoolsDirty()
+	c.markExternalIPsDirty()
 }
 
 func (c *Controller) parsePools() *config.Pools {
