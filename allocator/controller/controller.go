@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	servicehelper "k8s.io/cloud-provider/service/helpers"
 
+	"github.com/beaconlb/beacon/allocator"
 	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
@@ -300,12 +301,41 @@ func (c *Controller) poolsChanged() {
 func (c *Controller) parsePools() *config.Pools {
 	objs := c.pools.List()
 	items := make([]v1alpha1.IPPool, 0, len(objs))
+	unusable := map[string]error{}
 	for _, o := range objs {
-		if p, ok := o.(*v1alpha1.IPPool); ok {
-			items = append(items, *p)
+		p, ok := o.(*v1alpha1.IPPool)
+		if !ok {
+			continue
+		}
+		// A pool reaching into loopback, multicast and the like is refused
+		// as a whole, before overlaps are resolved, so that it claims
+		// nothing from younger pools.
+		if err := unusableBlock(p); err != nil {
+			unusable[p.Name] = err
+			continue
+		}
+		items = append(items, *p)
+	}
+	ps := config.ParsePools(items)
+	for name, err := range unusable {
+		ps.Invalid[name] = err
+	}
+	return ps
+}
+
+// unusableBlock explains why a pool holds addresses no Service may have.
+// Blocks that do not parse are left to config.ParsePools to report.
+func unusableBlock(p *v1alpha1.IPPool) error {
+	for _, b := range p.Spec.Addresses {
+		r, err := config.ParseBlock(string(b))
+		if err != nil {
+			continue
+		}
+		if err := allocator.CheckUsable(r); err != nil {
+			return err
 		}
 	}
-	return config.ParsePools(items)
+	return nil
 }
 
 func (c *Controller) markPoolsDirty() {
