@@ -43,6 +43,17 @@ type fixture struct {
 	env *testenv.Env
 	ctx context.Context
 	ns  string
+	// owner, when set, gets the cleanups instead of t, so that what a
+	// subtest creates lives until the whole test ends.
+	owner *testing.T
+}
+
+func (f *fixture) cleanup(fn func()) {
+	if f.owner != nil {
+		f.owner.Cleanup(fn)
+		return
+	}
+	f.t.Cleanup(fn)
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -64,7 +75,7 @@ func (f *fixture) namespace(prefix string, lbls map[string]string) string {
 	if err != nil {
 		f.t.Fatalf("create namespace: %v", err)
 	}
-	f.t.Cleanup(func() {
+	f.cleanup(func() {
 		ctx := context.Background()
 		svcs, _ := f.env.Kube.CoreV1().Services(ns.Name).List(ctx, metav1.ListOptions{})
 		if svcs != nil {
@@ -90,7 +101,7 @@ func (f *fixture) pool(name string, mut func(*v1alpha1.IPPool), addrs ...string)
 	}
 	err := f.env.Beacon.Create(f.ctx, client.IPPools, p)
 	if err == nil {
-		f.t.Cleanup(func() { _ = f.env.Beacon.Delete(context.Background(), client.IPPools, name) })
+		f.cleanup(func() { _ = f.env.Beacon.Delete(context.Background(), client.IPPools, name) })
 	}
 	return err
 }
