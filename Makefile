@@ -31,6 +31,10 @@ test: verify ## Everything CI runs
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1 $(GO) test $(GO_TEST_FLAGS) -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz FuzzParseBlock -fuzztime 10s ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzAllocator$$' -fuzztime 10s ./allocator/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 5s ./speaker/l2/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNDP$$' -fuzztime 5s ./speaker/l2/
+	$(GO) test -run '^$$' -fuzz '^FuzzResponderHandle$$' -fuzztime 5s ./speaker/l2/
 
 bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare status-patch baseline
 	@assets=$$(hack/testbin.sh | tail -n 1); \
