@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean
+.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean chaos
 
 all: build
 
@@ -43,6 +43,10 @@ bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare
 bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
+
+chaos: ## Chaos scenarios (test/chaos) with their counts: requests sent, failed, IPs duplicated, IPs changed
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1 $(GO) test -count=1 -timeout 20m -v ./test/chaos/ | grep -E '^(CHAOS|--- |FAIL|ok|PASS)|_test.go:'
 
 demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh
