@@ -110,6 +110,7 @@ func (c *counts) report(t *testing.T, scenario string, extra string) {
 // Services, no Service's address ever changes, every live Service gets an
 // address, deleted Services go away, and pool status counts what is held.
 func TestControllerChurn(t *testing.T) {
+	needChaos(t)
 	e := testenv.Need(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
