@@ -46,7 +46,7 @@ bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 time
 
 chaos: ## Chaos scenarios (test/chaos: controller churn on envtest, API server outage and speaker/link faults in the lab; root) with their counts: requests sent, failed, IPs duplicated, IPs changed
 	@assets=$$(hack/testbin.sh | tail -n 1); \
-	KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1 BEACON_CHAOS=1 $(GO) test -count=1 -timeout 30m -v ./test/chaos/ | grep -E '^(CHAOS|--- |FAIL|ok|PASS)|_test.go:'
+	KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1 BEACON_CHAOS=1 $(GO) test -count=1 -timeout 60m -v ./test/chaos/ | grep -E '^(CHAOS|--- |FAIL|ok|PASS)|_test.go:'
 
 demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh

@@ -302,6 +302,32 @@ func (p *prober) finish() {
 	<-p.stopped
 }
 
+// labUp is labtest.Up with a longer wait for the lab lock: the lab is one
+// per machine and chaos runs queue behind other lab tests.
+func labUp(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	labtest.Require(t)
+	cfg.EchoBinary = labtest.BuildEcho(t)
+	cfg.Logf = t.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	start := time.Now()
+	l, err := lab.Up(ctx, cfg)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Logf("lab up after %v (including the wait for the lab lock)", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			labtest.DumpLogs(t, l)
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return l
+}
+
 // needChaos gates the long scenarios behind `make chaos`.
 func needChaos(t *testing.T) {
 	t.Helper()
@@ -325,7 +351,7 @@ func procCmdline(pid int) ([]string, error) {
 // Service created afterwards is announced and served.
 func TestAPIServerOutage(t *testing.T) {
 	needChaos(t)
-	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	l := labUp(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
 	s.lanPool()
 	ip := s.echoService("steady")
@@ -455,7 +481,7 @@ func TestAPIServerOutage(t *testing.T) {
 func TestSpeakerRestartsAndLinkFlaps(t *testing.T) {
 	needChaos(t)
 	const bound = 5 * time.Second
-	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	l := labUp(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
 	s.lanPool()
 	ip := s.echoService("steady")
