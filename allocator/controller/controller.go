@@ -85,12 +85,13 @@ type Controller struct {
 	namespaces corelisters.NamespaceLister
 	pools      cache.Store
 	poolsDirty chan struct{}
+	mu         sync.Mutex
+	pending    map[string]bool
+	warnings   map[string]map[warning]bool
+	ready      chan struct{}
+
 	// externalIPsDirty asks for the externalIPs param to be rewritten.
 	externalIPsDirty chan struct{}
-	mu               sync.Mutex
-	pending          map[string]bool
-	warnings         map[string]map[warning]bool
-	ready            chan struct{}
 }
 
 // New builds a controller. It starts nothing.
@@ -105,17 +106,17 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 		opts.PendingResync = 30 * time.Second
 	}
 	c := &Controller{
-		log:              log,
-		kube:             kube,
-		beacon:           beacon,
-		recorder:         recorder,
-		opts:             opts,
-		poolsDirty:       make(chan struct{}, 1),
-		externalIPsDirty: make(chan struct{}, 1),
-		pending:          map[string]bool{},
-		warnings:         map[string]map[warning]bool{},
-		ready:            make(chan struct{}),
+		log:        log,
+		kube:       kube,
+		beacon:     beacon,
+		recorder:   recorder,
+		opts:       opts,
+		poolsDirty: make(chan struct{}, 1),
+		pending:    map[string]bool{},
+		warnings:   map[string]map[warning]bool{},
+		ready:      make(chan struct{}),
 	}
+	c.externalIPsDirty = make(chan struct{}, 1)
 	c.lb = provider.New(c.namespaceLabels)
 	c.metrics = newMetrics(reg, c.lb)
 	return c
