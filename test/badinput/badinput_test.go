@@ -179,7 +179,7 @@ type existing struct {
 func TestHostileInputs(t *testing.T) {
 	f := newFixture(t)
 	release := f.namespace("beacon-system-", nil)
-	f.applyPolicy(renderPolicy(t, release, chartValues(t)))
+	f.applyPolicy(renderPolicy(t, release, chartValues(t)), "-hostile")
 	keepNS := f.namespace("keep-", nil)
 	tenantNS := f.namespace("tenant-", nil)
 
@@ -195,6 +195,27 @@ func TestHostileInputs(t *testing.T) {
 		p.Spec.AllowExternalIPs = true
 	}, "198.18.62.0/29")
 	proc := f.startController("--externalips-param", release+"/"+externalips.DefaultName)
+	// Wait until this test's policy admits what bi-ext allows (a binding of
+	// an earlier test may linger a moment).
+	f.eventually(30*time.Second, "externalIPs policy active", func() (bool, string) {
+		s := svc(keepNS, "ext-probe", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeClusterIP
+			s.Spec.ExternalIPs = []string{"198.18.62.1"}
+		})
+		if _, err := f.create(s); err != nil {
+			return false, err.Error()
+		}
+		_ = f.env.Kube.CoreV1().Services(keepNS).Delete(f.ctx, s.Name, metav1.DeleteOptions{})
+		_, err := f.create(svc(keepNS, "ext-probe2", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeClusterIP
+			s.Spec.ExternalIPs = []string{"198.18.63.1"}
+		}))
+		if err == nil {
+			_ = f.env.Kube.CoreV1().Services(keepNS).Delete(f.ctx, "ext-probe2", metav1.DeleteOptions{})
+			return false, "198.18.63.1 admitted"
+		}
+		return strings.Contains(err.Error(), "binding 'beacon-externalips-hostile'"), err.Error()
+	})
 
 	v6 := func(s *v1.Service) { s.Spec.IPFamilies = []v1.IPFamily{v1.IPv6Protocol} }
 	dual := func(s *v1.Service) {

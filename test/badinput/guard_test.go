@@ -50,7 +50,7 @@ func TestExternalIPsGuard(t *testing.T) {
 	vals := chartValues(t)
 	exemptByName := f.namespace("exempt-name-", nil)
 	vals.ExemptNamespaces = []string{exemptByName}
-	f.applyPolicy(renderPolicy(t, release, vals))
+	f.applyPolicy(renderPolicy(t, release, vals), "-guard")
 
 	f.mustPool("t-ext", func(p *v1alpha1.IPPool) { p.Spec.AllowExternalIPs = true; p.Spec.AutoAssign = new(false) },
 		"203.0.113.10-203.0.113.20", "2001:db8:203::/124")
@@ -75,8 +75,9 @@ func TestExternalIPsGuard(t *testing.T) {
 			s.Spec.ExternalIPs = ips
 		})
 	}
-	// The policy becomes active asynchronously after creation: wait until
-	// a foreign address is refused.
+	// The policy becomes active asynchronously after creation (and a
+	// binding of an earlier test may linger a moment): wait until this
+	// binding refuses a foreign address and admits an allowed one.
 	var denied error
 	f.eventually(30*time.Second, "policy active", func() (bool, string) {
 		_, denied = f.create(ext(f.ns, "probe", "198.51.100.70"))
@@ -84,6 +85,13 @@ func TestExternalIPsGuard(t *testing.T) {
 			_ = f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, "probe", metav1.DeleteOptions{})
 			return false, "created"
 		}
+		if !strings.Contains(denied.Error(), "binding 'beacon-externalips-guard'") {
+			return false, denied.Error()
+		}
+		if _, err := f.create(ext(f.ns, "probe-ok", "203.0.113.10")); err != nil {
+			return false, err.Error()
+		}
+		_ = f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, "probe-ok", metav1.DeleteOptions{})
 		return true, ""
 	})
 	t.Logf("refusal: %v", denied)

@@ -390,7 +390,9 @@ func renderPolicy(t *testing.T, releaseNS string, vals guardValues) []byte {
 }
 
 // applyPolicy creates the rendered documents and removes them at the end.
-func (f *fixture) applyPolicy(doc []byte) {
+// The policy and binding get the suffix: the API server's admission plugin
+// forgets a deleted binding only asynchronously, so each test uses its own.
+func (f *fixture) applyPolicy(doc []byte, suffix string) {
 	f.t.Helper()
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(doc), 4096)
 	for {
@@ -412,6 +414,7 @@ func (f *fixture) applyPolicy(doc []byte) {
 		case "ValidatingAdmissionPolicy":
 			var p admissionv1.ValidatingAdmissionPolicy
 			mustDecode(f.t, js, &p)
+			p.Name += suffix
 			if _, err := ar.ValidatingAdmissionPolicies().Create(f.ctx, &p, metav1.CreateOptions{}); err != nil {
 				f.t.Fatalf("create policy: %v", err)
 			}
@@ -421,6 +424,8 @@ func (f *fixture) applyPolicy(doc []byte) {
 		case "ValidatingAdmissionPolicyBinding":
 			var b admissionv1.ValidatingAdmissionPolicyBinding
 			mustDecode(f.t, js, &b)
+			b.Name += suffix
+			b.Spec.PolicyName += suffix
 			if _, err := ar.ValidatingAdmissionPolicyBindings().Create(f.ctx, &b, metav1.CreateOptions{}); err != nil {
 				f.t.Fatalf("create binding: %v", err)
 			}
