@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean image chart-test
+.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean image chart-test chaos
 
 all: build
 
@@ -36,6 +36,10 @@ test: verify ## Everything CI runs
 	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v /test/e2e); \
 	$(GO) test $(GO_TEST_FLAGS) -timeout 20m ./test/e2e/
 	$(GO) test -run '^$$' -fuzz FuzzParseBlock -fuzztime 10s ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzAllocator$$' -fuzztime 10s ./allocator/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 5s ./speaker/l2/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNDP$$' -fuzztime 5s ./speaker/l2/
+	$(GO) test -run '^$$' -fuzz '^FuzzResponderHandle$$' -fuzztime 5s ./speaker/l2/
 
 bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare status-patch baseline
 	@assets=$$(hack/testbin.sh | tail -n 1); \
@@ -44,6 +48,10 @@ bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare
 bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
+
+chaos: ## Chaos scenarios (test/chaos: controller churn on envtest, API server outage and speaker/link faults in the lab; root) with their counts: requests sent, failed, IPs duplicated, IPs changed
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1 BEACON_CHAOS=1 $(GO) test -count=1 -timeout 60m -v ./test/chaos/ | grep -E '^(CHAOS|--- |FAIL|ok|PASS)|_test.go:'
 
 demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh

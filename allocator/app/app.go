@@ -6,16 +6,20 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	"github.com/beaconlb/beacon/allocator/controller"
+	"github.com/beaconlb/beacon/allocator/externalips"
 	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/leader"
 	"github.com/beaconlb/beacon/internal/serve"
@@ -37,6 +41,9 @@ type Options struct {
 	LeaseDuration     time.Duration
 	RenewDeadline     time.Duration
 	RetryPeriod       time.Duration
+	// ExternalIPsParam is "namespace/name" of the ConfigMap kept for the
+	// externalIPs admission policy; empty disables it.
+	ExternalIPsParam string
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -64,6 +71,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 4*time.Second, "how long a Lease holds without renewal")
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 3*time.Second, "how long the leader retries renewing before giving up")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 500*time.Millisecond, "how often candidates try to take the Lease")
+	fs.StringVar(&o.ExternalIPsParam, "externalips-param", ns+"/"+externalips.DefaultName, "namespace/name of the ConfigMap listing the CIDRs of pools with allowExternalIPs, read by the chart's externalIPs admission policy; empty disables")
 }
 
 // Run runs the controller until ctx ends. It returns leader.ErrLost if
@@ -78,9 +86,14 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	recorder, stopEvents := cli.Recorder(ctx, kube, v1.EventSource{Component: "beacon-controller"})
 	defer stopEvents()
 
+	param, err := parseRef(o.ExternalIPsParam)
+	if err != nil {
+		return err
+	}
 	ctrl := controller.New(log, kube, cs.Beacon, recorder, reg, controller.Options{
 		LoadBalancerClass: o.LoadBalancerClass,
 		Workers:           o.Workers,
+		ExternalIPsParam:  param,
 	})
 
 	// Ready means: a standby waiting for the Lease, or a leader whose
@@ -134,3 +147,15 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 }
 
 var errStopped = errors.New("controller stopped")
+
+// parseRef reads "namespace/name"; "" is the zero reference.
+func parseRef(s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("--externalips-param %q: want namespace/name", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
+}

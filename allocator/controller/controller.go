@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	servicehelper "k8s.io/cloud-provider/service/helpers"
 
+	"github.com/beaconlb/beacon/allocator"
 	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
@@ -62,6 +63,10 @@ type Options struct {
 	// PendingResync re-tries waiting Services as a safety net (default 30 s);
 	// freed addresses and pool changes retry them at once.
 	PendingResync time.Duration
+	// ExternalIPsParam names the ConfigMap the controller keeps equal to the
+	// CIDRs of the pools with allowExternalIPs, for the externalIPs admission
+	// policy (package allocator/externalips). Empty Name: not maintained.
+	ExternalIPsParam types.NamespacedName
 }
 
 // Controller reconciles LoadBalancer Services. Build it with New; Run owns
@@ -84,6 +89,9 @@ type Controller struct {
 	pending    map[string]bool
 	warnings   map[string]map[warning]bool
 	ready      chan struct{}
+
+	// externalIPsDirty asks for the externalIPs param to be rewritten.
+	externalIPsDirty chan struct{}
 }
 
 // New builds a controller. It starts nothing.
@@ -108,6 +116,7 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 		warnings:   map[string]map[warning]bool{},
 		ready:      make(chan struct{}),
 	}
+	c.externalIPsDirty = make(chan struct{}, 1)
 	c.lb = provider.New(c.namespaceLabels)
 	c.metrics = newMetrics(reg, c.lb)
 	return c
@@ -172,6 +181,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { c.syncPoolStatusLoop(ctx) })
+	if c.opts.ExternalIPsParam.Name != "" {
+		wg.Go(func() { c.externalIPsLoop(ctx) })
+	}
 	wg.Go(func() {
 		wait.Until(c.retryPending, c.opts.PendingResync, ctx.Done())
 	})
@@ -211,6 +223,7 @@ func (c *Controller) restore() {
 		c.queue.Add(key(svc))
 	}
 	c.markPoolsDirty()
+	c.markExternalIPsDirty()
 }
 
 func key(svc *v1.Service) string { return svc.Namespace + "/" + svc.Name }
@@ -283,17 +296,47 @@ func (c *Controller) poolsChanged() {
 		}
 	}
 	c.markPoolsDirty()
+	c.markExternalIPsDirty()
 }
 
 func (c *Controller) parsePools() *config.Pools {
 	objs := c.pools.List()
 	items := make([]v1alpha1.IPPool, 0, len(objs))
+	unusable := map[string]error{}
 	for _, o := range objs {
-		if p, ok := o.(*v1alpha1.IPPool); ok {
-			items = append(items, *p)
+		p, ok := o.(*v1alpha1.IPPool)
+		if !ok {
+			continue
+		}
+		// A pool reaching into loopback, multicast and the like is refused
+		// as a whole, before overlaps are resolved, so that it claims
+		// nothing from younger pools.
+		if err := unusableBlock(p); err != nil {
+			unusable[p.Name] = err
+			continue
+		}
+		items = append(items, *p)
+	}
+	ps := config.ParsePools(items)
+	for name, err := range unusable {
+		ps.Invalid[name] = err
+	}
+	return ps
+}
+
+// unusableBlock explains why a pool holds addresses no Service may have.
+// Blocks that do not parse are left to config.ParsePools to report.
+func unusableBlock(p *v1alpha1.IPPool) error {
+	for _, b := range p.Spec.Addresses {
+		r, err := config.ParseBlock(string(b))
+		if err != nil {
+			continue
+		}
+		if err := allocator.CheckUsable(r); err != nil {
+			return err
 		}
 	}
-	return config.ParsePools(items)
+	return nil
 }
 
 func (c *Controller) markPoolsDirty() {

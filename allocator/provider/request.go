@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -98,12 +99,9 @@ func families(svc *v1.Service) ([]config.Family, bool) {
 
 func requestedIPs(svc *v1.Service) ([]netip.Addr, error) {
 	raw, fromAnnotation := svc.Annotations[AnnotationIPs]
-	if lb := strings.TrimSpace(svc.Spec.LoadBalancerIP); lb != "" {
-		if !fromAnnotation {
-			raw = lb
-		} else if !strings.Contains(","+strings.ReplaceAll(raw, " ", "")+",", ","+lb+",") {
-			return nil, fmt.Errorf("spec.loadBalancerIP %s conflicts with annotation %s=%q", lb, AnnotationIPs, raw)
-		}
+	lb := strings.TrimSpace(svc.Spec.LoadBalancerIP)
+	if lb != "" && !fromAnnotation {
+		raw = lb
 	}
 	if strings.TrimSpace(raw) == "" {
 		if fromAnnotation {
@@ -113,11 +111,27 @@ func requestedIPs(svc *v1.Service) ([]netip.Addr, error) {
 	}
 	var ips []netip.Addr
 	for _, s := range strings.Split(raw, ",") {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil || a.Zone() != "" || a.Is4In6() {
-			return nil, fmt.Errorf("requested address %q is not a plain IPv4 or IPv6 address", strings.TrimSpace(s))
+		a, err := plainAddr(s)
+		if err != nil {
+			return nil, err
 		}
 		ips = append(ips, a)
 	}
+	if lb != "" && fromAnnotation {
+		// Compare addresses, not text: 2001:DB8::1 is 2001:db8::1.
+		a, err := plainAddr(lb)
+		if err != nil || !slices.Contains(ips, a) {
+			return nil, fmt.Errorf("spec.loadBalancerIP %s conflicts with annotation %s=%q", lb, AnnotationIPs, raw)
+		}
+	}
 	return ips, nil
+}
+
+func plainAddr(s string) (netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" || a.Is4In6() {
+		return netip.Addr{}, fmt.Errorf("requested address %q is not a plain IPv4 or IPv6 address", s)
+	}
+	return a, nil
 }
