@@ -64,8 +64,11 @@ type Speaker struct {
 	lastErr  error
 
 	// Owned by Run.
-	srv        *server.BgpServer
-	global     struct{ asn uint32; id netip.Addr }
+	srv    *server.BgpServer
+	global struct {
+		asn uint32
+		id  netip.Addr
+	}
 	peers      map[netip.Addr]Peer // as configured in gobgp (Routes unused)
 	paths      map[netip.Prefix]bool
 	policy     string // rendered policy, to detect changes
@@ -74,8 +77,8 @@ type Speaker struct {
 	policySets          []*api.DefinedSet
 	policyHadStatements bool
 	lastExports         map[netip.Prefix]string
-	everAdded  map[string]bool // peers added since the process started
-	since      map[string]sessionSeen
+	everAdded           map[string]bool // peers added since the process started
+	since               map[string]sessionSeen
 }
 
 type sessionSeen struct {
