@@ -91,7 +91,7 @@ type BGPPeerSpec struct {
 	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
 	// PasswordSecretRef enables TCP MD5 (RFC 2385) with the password held
 	// in this Secret, in the speaker's namespace. A mismatch leaves the
-	// session down; the speaker's BGPSession report says so.
+	// session down; the speaker's BGPSessionState report says so.
 	// +optional
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
 	// NodeSelector limits the nodes that open this session. Unset selects

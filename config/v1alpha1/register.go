@@ -32,7 +32,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&BGPPeer{}, &BGPPeerList{},
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
 		&BFDProfile{}, &BFDProfileList{},
-		&BGPSession{}, &BGPSessionList{},
+		&BGPSessionState{}, &BGPSessionStateList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -4,7 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// BGP session states as reported in BGPSession.state (the BGP FSM states
+// BGP session states as reported in BGPSessionState.state (the BGP FSM states
 // of RFC 4271, plus Configuring while the speaker sets the peer up).
 const (
 	SessionIdle        = "Idle"
@@ -16,16 +16,16 @@ const (
 	SessionConfiguring = "Configuring"
 )
 
-// BGPSession reports one node's BGP session with one BGPPeer. The speaker
+// BGPSessionState reports one node's BGP session with one BGPPeer. The speaker
 // of that node writes it (name "<peer>-<node>", label beaconlb.io/node) and
 // deletes it when the session is no longer configured; users read it:
 //
-//	kubectl get bgpsessions
+//	kubectl get bgpsessionstates
 //
 // It is a report, not configuration: editing it changes nothing.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=bgps,categories=beacon
+// +kubebuilder:resource:scope=Cluster,shortName=bgpss,categories=beacon
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=".node"
 // +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=".peer"
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=".peerAddress"
@@ -34,7 +34,7 @@ const (
 // +kubebuilder:printcolumn:name="Prefixes",type=integer,JSONPath=".prefixes"
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=".message"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
-type BGPSession struct {
+type BGPSessionState struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
@@ -60,11 +60,11 @@ type BGPSession struct {
 	Since *metav1.Time `json:"since,omitempty"`
 }
 
-// BGPSessionList is a list of BGPSessions.
+// BGPSessionStateList is a list of BGPSessions.
 //
 // +kubebuilder:object:root=true
-type BGPSessionList struct {
+type BGPSessionStateList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []BGPSession `json:"items"`
+	Items           []BGPSessionState `json:"items"`
 }
