@@ -255,12 +255,19 @@ func TestMD5Mismatch(t *testing.T) {
 // TestBFD: BFD comes up with FRR's bfdd; cutting the link makes FRR drop
 // the route within the BFD detection time, long before the 9 s hold time.
 func TestBFD(t *testing.T) {
+	for _, gr := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gracefulRestart=%v", gr), func(t *testing.T) { testBFD(t, gr) })
+	}
+}
+
+func testBFD(t *testing.T, gr bool) {
 	_, rNS := netnsOrSkip(t)
 	f := startFRR(t, rNS, frrConfig{ASN: routerASN, Neighbors: []frrNeighbor{{Address: speakerV4, ASN: speakerASN, BFD: true}}})
 	reg := prometheus.NewRegistry()
 	s, _ := runSpeaker(t, Config{Registerer: reg})
 	p := v4Peer()
 	p.BFD = &BFD{Receive: 100 * time.Millisecond, Transmit: 100 * time.Millisecond, Multiplier: 3}
+	p.GracefulRestart, p.RestartTime = gr, 60*time.Second
 	p.Routes = []Route{{Prefix: pfx("203.0.113.30/32")}}
 	s.Apply(Desired{ASN: speakerASN, RouterID: netip.MustParseAddr(speakerV4), Peers: []Peer{p}})
 	waitEstablished(t, s, f, "router", speakerV4)
@@ -384,10 +391,19 @@ func (w writerFunc) Write(p []byte) (int, error) { w(p); return len(p), nil }
 // process re-announces and FRR's route is fresh again. A route the new
 // process no longer announces goes away after its End-of-RIB.
 func TestGracefulRestart(t *testing.T) {
+	for _, withBFD := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bfd=%v", withBFD), func(t *testing.T) { testGracefulRestart(t, withBFD) })
+	}
+}
+
+func testGracefulRestart(t *testing.T, withBFD bool) {
 	_, rNS := netnsOrSkip(t)
-	f := startFRR(t, rNS, frrConfig{ASN: routerASN, Neighbors: []frrNeighbor{{Address: speakerV4, ASN: speakerASN}}})
+	f := startFRR(t, rNS, frrConfig{ASN: routerASN, Neighbors: []frrNeighbor{{Address: speakerV4, ASN: speakerASN, BFD: withBFD}}})
 	p := v4Peer()
 	p.GracefulRestart, p.RestartTime = true, 60*time.Second
+	if withBFD {
+		p.BFD = &BFD{Receive: 100 * time.Millisecond, Transmit: 100 * time.Millisecond, Multiplier: 3}
+	}
 	p.Routes = []Route{{Prefix: pfx("203.0.113.40/32")}, {Prefix: pfx("203.0.113.41/32")}}
 	d := Desired{ASN: speakerASN, RouterID: netip.MustParseAddr(speakerV4), Peers: []Peer{p}}
 	first := startHelper(t, d)
@@ -407,10 +423,19 @@ func TestGracefulRestart(t *testing.T) {
 	if err != nil || len(r) != 1 || !r[0].Stale || f.fib("203.0.113.40") == "" {
 		t.Fatalf("route not kept as stale while the speaker restarts: %+v %v fib=%q", r, err, f.fib("203.0.113.40"))
 	}
+	// It stays: watch the FIB for a second, over three BFD detection
+	// times, so a late BFD Down would have removed it.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if f.fib("203.0.113.40") == "" {
+			t.Fatalf("stale route left the FIB during the restart (router state %s)", f.neighborState(speakerV4))
+		}
+	}
 
 	// The second process announces only .40.
 	d.Peers[0].Routes = d.Peers[0].Routes[:1]
+	restarted := time.Now()
 	startHelper(t, d)
+	defer func() { t.Logf("second speaker: routes fresh after %s", time.Since(restarted)) }()
 	waitFor(t, 20*time.Second, "fresh .40 and .41 gone after End-of-RIB", func() (bool, string) {
 		r, err := f.route("203.0.113.40/32")
 		gone, _ := f.route("203.0.113.41/32")
