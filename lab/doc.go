@@ -12,8 +12,10 @@
 //	beacon-lan         the switch: bridge br0 (no address, no IPv6, multicast
 //	                   snooping off) with one port per station, named after it
 //	beacon-host        198.51.100.2    etcd, kube-apiserver (:6443), later the controller
-//	beacon-router      198.51.100.1    placeholder for FRR (see router.go)
+//	beacon-router      198.51.100.1    FRR (zebra, bgpd, bfdd): BGP with every node
+//	                   198.18.254.1    on its link "client-ext" to client-ext
 //	beacon-client-lan  198.51.100.100  a client on the node LAN
+//	beacon-client-ext  198.18.254.2    a client behind the router (default route via it)
 //	beacon-nodeN       198.51.100.1N   forwards; routes to its pods
 //	beacon-nN-pP       198.18.N.(P+1)  a pod: runs beacon-echo on port 5000
 //
@@ -22,6 +24,52 @@
 // station's eth0 has a stable, locally administered MAC: 02:bc:00:00:00:<LAN
 // host number>; pods get 02:bc:18:<node>:00:<pod>. Plan computes all of it,
 // without IO.
+//
+// # The router and client-ext
+//
+// client-ext reaches the site only through the router, like a client on
+// the internet: its link to the router is ExternalV4CIDR (198.18.254.0/24)
+// and 2001:db8:192::/64. The address plan once had 192.0.2.0/24 there, but
+// that is this machine's own uplink in the root namespace, so the lab uses
+// a benchmarking /24 instead (inside the pods' 198.18.0.0/16 summary, never
+// a node's pod CIDR). Every other LAN station routes the external range via
+// the router, so replies (e.g. from an externalTrafficPolicy: Local
+// endpoint, which sees client-ext's real address) go back through it.
+//
+// The router runs Debian's FRR daemons from FRRBinDir as tracked processes
+// (frr-zebra, frr-bgpd, frr-bfdd; logs in logs/), each with its own
+// configuration, pid file, vty socket directory, zserv and bfdd sockets
+// under FRRDir (/run/beacon-lab/frr), so nothing is shared with a system
+// FRR or /etc/frr. Up starts zebra first (bgpd and bfdd retry a missing
+// zserv socket only after seconds), then polls vtysh until bgpd has every
+// node as a neighbour and bgpd and bfdd are zebra clients: about half a
+// second. The configuration (frrConfigs; testdata/frr/*.conf shows it) is:
+// router bgp RouterASN (64512), router-id 198.51.100.1, graceful restart,
+// no ebgp-requires-policy, as-path multipath-relax, maximum-paths MaxPaths
+// (16) for IPv4 and IPv6 unicast; peer groups nodes-v4 (every node's IPv4
+// LAN address, IPv4 unicast) and nodes-v6 (IPv6 addresses, IPv6 unicast),
+// remote-as NodeASN (64513), BFD profile BFDProfileName (300 ms × 3 unless
+// Config.Router.BFD says otherwise), optional TCP MD5 passwords per node
+// (Config.Router.Passwords). The router prefers the nodes' global IPv6 next
+// hops (so FIB next hops are node addresses) and announces nothing to the
+// nodes. The router's FRR dials the nodes too (port 179, refused while no
+// speaker listens) and accepts their connections.
+//
+// zebra installs bgpd's ECMP sets into the router's kernel FIB (as nexthop
+// groups; netlink route dumps still list every next hop). The router hashes
+// flows by 5-tuple (fib_multipath_hash_policy=1), so connections from
+// client-ext to one address spread over the nodes. It has no static route
+// into the BGP pools 203.0.113.0/24 and 2001:db8:203::/120: those come only
+// from BGP.
+//
+// Tests use Lab.Router(): Vtysh and VtyshJSON (any vtysh command),
+// ConfigureBGP (lines inside router bgp, e.g. a password or a shutdown),
+// Neighbors (state per neighbour), BFDPeers, Paths (one prefix's BGP paths
+// with next hops, communities, local preference, stale flag), FIBNextHops
+// and WaitFIBNextHops (the kernel's view, read by netlink in the router).
+// labtest.StartFRRSpeaker runs a throw-away FRR bgpd on a node as a
+// stand-in speaker. From a shell: beacon-lab exec router vtysh -c 'show bgp
+// summary' (exec rewrites vtysh to use the lab's sockets).
 //
 // Pods are wired like a flat routed CNI: the pod has its /32 and /128 on
 // eth0, a link route to the node's gateway address (.1 and ::1 of the node's
@@ -87,9 +135,9 @@
 //
 // Safety: the lab uses only the documentation and benchmarking ranges of the
 // address plan (198.51.100.0/24, 2001:db8:100::/64, 198.18.0.0/16,
-// 2001:db8:18::/48; later 203.0.113.0/24, 2001:db8:203::/120, 192.0.2.0/24,
-// 2001:db8:192::/64), and nothing routes out of it. Every wait polls with a
-// deadline.
+// 2001:db8:18::/48, 198.18.254.0/24, 2001:db8:192::/64; services announced
+// in 203.0.113.0/24, 2001:db8:203::/120), never 192.0.2.0/24, and nothing
+// routes out of it. Every wait polls with a deadline.
 //
 // Tests use package labtest:
 //

@@ -53,6 +53,8 @@ type Config struct {
 	EchoBinary string
 	// Namespace of the Pod objects (default "default").
 	Namespace string
+	// Router configures FRR in the router (ASNs, BFD timers, passwords).
+	Router RouterConfig
 	// ReplaceDetached makes Up remove a running lab started by `beacon-lab
 	// up` (see Detach) instead of failing at once. A lab owned by a running
 	// test is always waited for (within the context).
@@ -77,6 +79,7 @@ func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
 		c.Namespace = "default"
 	}
+	c.Router = c.Router.withDefaults()
 	return c
 }
 
@@ -92,6 +95,8 @@ type saved struct {
 	PodsPerNode int    `json:"podsPerNode"`
 	Namespace   string `json:"namespace"`
 	OwnerPid    int    `json:"ownerPid"`
+	// Router is the router's configuration (defaults filled in).
+	Router RouterConfig `json:"router"`
 	// Detached: the lab belongs to the daemon of `beacon-lab up`.
 	Detached bool `json:"detached,omitempty"`
 }
@@ -122,6 +127,9 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	cfg = cfg.withDefaults()
 	topo, err := Plan(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Router.validate(topo); err != nil {
 		return nil, err
 	}
 	if os.Geteuid() != 0 {
@@ -185,7 +193,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
-	if err := writeSaved(saved{Nodes: cfg.Nodes, PodsPerNode: cfg.PodsPerNode, Namespace: cfg.Namespace, OwnerPid: os.Getpid()}); err != nil {
+	if err := writeSaved(saved{Nodes: cfg.Nodes, PodsPerNode: cfg.PodsPerNode, Namespace: cfg.Namespace, OwnerPid: os.Getpid(), Router: cfg.Router}); err != nil {
 		return nil, err
 	}
 	if err := copyFile(echoBin, l.echoPath()); err != nil {
@@ -218,6 +226,11 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 
+	cfg.logf("lab: starting FRR (zebra, bgpd, bfdd) in %s", Netns(Router))
+	if err := l.startRouter(ctx); err != nil {
+		return nil, err
+	}
+
 	cfg.logf("lab: starting %d echo servers", len(topo.Pods))
 	for _, pod := range topo.Pods {
 		if _, err := l.StartProcess(l.echoSpec(pod)); err != nil {
@@ -229,6 +242,11 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
+
+	if err := l.waitRouter(ctx); err != nil {
+		return nil, err
+	}
+	cfg.logf("lab: FRR ready after %v", time.Since(start).Round(time.Millisecond))
 
 	if l.restCfg, err = restConfigFromKubeconfig(l.Kubeconfig()); err != nil {
 		return nil, err
@@ -424,7 +442,7 @@ func Attach() (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := Config{Nodes: sv.Nodes, PodsPerNode: sv.PodsPerNode, Namespace: sv.Namespace}.withDefaults()
+	cfg := Config{Nodes: sv.Nodes, PodsPerNode: sv.PodsPerNode, Namespace: sv.Namespace, Router: sv.Router}.withDefaults()
 	topo, err := Plan(cfg)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,13 @@ var (
 		{"net.ipv4.ip_forward", "1"},
 		{"net.ipv6.conf.all.forwarding", "1"},
 	}
+	// The router spreads flows over ECMP next hops by their 5-tuple (the
+	// default hashes addresses only, so every connection from client-ext
+	// to one service address would take the same node).
+	ecmpSysctls = [][2]string{
+		{"net.ipv4.fib_multipath_hash_policy", "1"},
+		{"net.ipv6.fib_multipath_hash_policy", "1"},
+	}
 	// The switch is pure layer 2: its ports must not speak IPv6 (MLD, RS).
 	switchSysctls = [][2]string{
 		{"net.ipv6.conf.all.disable_ipv6", "1"},
@@ -82,7 +89,10 @@ func buildNetwork(t *Topology) error {
 			return err
 		}
 	}
-	if err := n.setSysctls(t.Router.Netns, routerSysctls); err != nil {
+	if err := n.setSysctls(t.Router.Netns, append(append([][2]string(nil), routerSysctls...), ecmpSysctls...)); err != nil {
+		return err
+	}
+	if err := n.plugClientExt(); err != nil {
 		return err
 	}
 	for _, p := range t.Pods {
@@ -91,10 +101,56 @@ func buildNetwork(t *Topology) error {
 		}
 	}
 	for _, s := range t.Stations() {
-		for _, r := range t.LANRoutes(s.Name) {
+		for _, r := range append(t.LANRoutes(s.Name), t.ExternalRoutes(s.Name)...) {
 			if err := n.addRoute(s.Netns, r); err != nil {
 				return err
 			}
+		}
+	}
+	for _, r := range t.ExternalRoutes(t.ClientExt.Name) {
+		if err := n.addRoute(t.ClientExt.Netns, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plugClientExt links client-ext to the router with a veth: the external
+// link, whose only other station is the router.
+func (n *network) plugClientExt() error {
+	t := n.topo
+	rh := n.handles[t.Router.Netns]
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: RouterExtInterface, HardwareAddr: t.RouterExtMAC},
+		PeerName:         ClientExtInterface,
+		PeerHardwareAddr: t.ClientExt.MAC,
+		PeerNamespace:    netlink.NsFd(n.fds[t.ClientExt.Netns]),
+	}
+	if err := rh.LinkAdd(veth); err != nil {
+		return fmt.Errorf("lab: veth %s/%s<->%s/%s: %w", t.Router.Netns, RouterExtInterface, t.ClientExt.Netns, ClientExtInterface, err)
+	}
+	for _, end := range []struct {
+		ns, link     string
+		addr4, addr6 netip.Addr
+	}{
+		{t.Router.Netns, RouterExtInterface, t.RouterExtV4, t.RouterExtV6},
+		{t.ClientExt.Netns, ClientExtInterface, t.ClientExt.IPv4, t.ClientExt.IPv6},
+	} {
+		h := n.handles[end.ns]
+		link, err := h.LinkByName(end.link)
+		if err != nil {
+			return fmt.Errorf("lab: %s/%s: %w", end.ns, end.link, err)
+		}
+		for _, a := range []netip.Prefix{
+			netip.PrefixFrom(end.addr4, ExternalV4.Bits()),
+			netip.PrefixFrom(end.addr6, ExternalV6.Bits()),
+		} {
+			if err := addAddr(h, link, a); err != nil {
+				return fmt.Errorf("lab: %s: %w", end.ns, err)
+			}
+		}
+		if err := h.LinkSetUp(link); err != nil {
+			return fmt.Errorf("lab: %s/%s up: %w", end.ns, end.link, err)
 		}
 	}
 	return nil

@@ -19,9 +19,9 @@ const Prefix = "beacon-"
 const (
 	Host      = "host"       // etcd, kube-apiserver, later the controller
 	LAN       = "lan"        // the switch: a bridge and nothing else
-	Router    = "router"     // placeholder until FRR arrives (see router.go)
+	Router    = "router"     // FRR: BGP with every node (see router.go)
 	ClientLAN = "client-lan" // a client on the node LAN
-	ClientExt = "client-ext" // reserved: behind the router (not created yet)
+	ClientExt = "client-ext" // a client behind the router (reaches the site only through it)
 )
 
 // Interface names inside the lab namespaces.
@@ -32,6 +32,11 @@ const (
 	PodInterface = "eth0"
 	// BridgeName is the switch in the lan namespace.
 	BridgeName = "br0"
+	// ClientExtInterface is client-ext's link to the router.
+	ClientExtInterface = "eth0"
+	// RouterExtInterface is the router's link to client-ext (named after
+	// the station at its other end, like the switch ports).
+	RouterExtInterface = ClientExt
 )
 
 // EchoPort is the TCP (HTTP) and UDP port of every pod's echo server.
@@ -50,10 +55,19 @@ var (
 	PodsV6       = netip.MustParsePrefix("2001:db8:18::/48")
 	ServicesV4   = netip.MustParsePrefix("198.19.0.0/16")
 	ServicesV6   = netip.MustParsePrefix("2001:db8:19::/112")
-	ExternalV4   = netip.MustParsePrefix("192.0.2.0/24")
+	ExternalV4   = netip.MustParsePrefix(ExternalV4CIDR)
 	ExternalV6   = netip.MustParsePrefix("2001:db8:192::/64")
 	ServiceCIDRs = ServicesV4.String() + "," + ServicesV6.String()
 )
+
+// ExternalV4CIDR is the router <-> client-ext link. ARCHITECTURE.md §5 once
+// planned 192.0.2.0/24, but that is this machine's own uplink in the root
+// namespace; a lab address that an admin could mistake for (or a test in the
+// wrong namespace could route to) the uplink is a trap. 198.18.254.0/24 is
+// in the benchmarking range instead: inside the pods' 198.18.0.0/16 summary,
+// but no node ever gets it (node N has 198.18.N.0/24 and N <= MaxNodes < 254),
+// and nothing routes the /16 as a whole.
+const ExternalV4CIDR = "198.18.254.0/24"
 
 // Limits of the plan: node N is .1N on the LAN up to .99 (client-lan is .100),
 // pods of a node are .2 up to .254 of its /24.
@@ -125,8 +139,16 @@ type Pod struct {
 // Topology is the whole planned lab: a pure function of the Config.
 type Topology struct {
 	Host, Router, ClientLAN Station
-	Nodes                   []Node
-	Pods                    []Pod
+	// ClientExt sits behind the router: its IPv4, IPv6 and MAC are those of
+	// its ClientExtInterface on the external link (ExternalV4/ExternalV6),
+	// not LAN addresses; it is not one of Stations.
+	ClientExt Station
+	// RouterExtV4 and RouterExtV6 are the router's addresses on the
+	// external link (client-ext's gateway); RouterExtMAC its interface's.
+	RouterExtV4, RouterExtV6 netip.Addr
+	RouterExtMAC             net.HardwareAddr
+	Nodes                    []Node
+	Pods                     []Pod
 }
 
 // Stations returns every station on the LAN: host, router, client-lan, nodes.
@@ -144,6 +166,7 @@ func (t Topology) Namespaces() []string {
 	for _, s := range t.Stations() {
 		ns = append(ns, s.Netns)
 	}
+	ns = append(ns, t.ClientExt.Netns)
 	for _, p := range t.Pods {
 		ns = append(ns, p.Netns)
 	}
@@ -173,12 +196,47 @@ func (t Topology) LANRoutes(station string) []Route {
 	return r
 }
 
+// ExternalRoutes returns the routes a namespace gets to or from the
+// external link: LAN stations other than the router reach ExternalV4/V6
+// via the router's LAN address (so replies to client-ext, e.g. from
+// externalTrafficPolicy: Local endpoints, go back through the router);
+// client-ext has its default routes via the router. The router itself has
+// only its connected routes: the BGP pool reaches it only through BGP.
+func (t Topology) ExternalRoutes(name string) []Route {
+	switch name {
+	case t.Router.Name:
+		return nil
+	case t.ClientExt.Name:
+		return []Route{
+			{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gateway: t.RouterExtV4, Dev: ClientExtInterface},
+			{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: t.RouterExtV6, Dev: ClientExtInterface},
+		}
+	}
+	for _, s := range t.Stations() {
+		if s.Name == name {
+			return []Route{
+				{Dst: ExternalV4, Gateway: t.Router.IPv4, Dev: LANInterface},
+				{Dst: ExternalV6, Gateway: t.Router.IPv6, Dev: LANInterface},
+			}
+		}
+	}
+	return nil
+}
+
 // lanAddr returns the LAN address with the given host number (the decimal
 // number's text is used for IPv6 too: .11 is ::11).
 func lanAddr(host int) (netip.Addr, netip.Addr) {
 	v4 := netip.AddrFrom4([4]byte{198, 51, 100, byte(host)})
 	v6 := netip.MustParseAddr("2001:db8:100::" + strconv.Itoa(host))
 	return v4, v6
+}
+
+// extAddr returns host number n (< 256) of an external link prefix.
+func extAddr(p netip.Prefix, n byte) netip.Addr {
+	b := p.Addr().AsSlice()
+	b[len(b)-1] = n
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // stationMAC is 02:bc:00:00:00:<LAN host number>.
@@ -210,6 +268,14 @@ func Plan(cfg Config) (Topology, error) {
 		Router:    station(Router, 1),
 		Host:      station(Host, 2),
 		ClientLAN: station(ClientLAN, 100),
+		ClientExt: Station{
+			Name: ClientExt, Netns: Netns(ClientExt),
+			IPv4: extAddr(ExternalV4, 2), IPv6: extAddr(ExternalV6, 2),
+			MAC: net.HardwareAddr{0x02, 0xbc, 0x00, 0x00, 0xfe, 0x02},
+		},
+		RouterExtV4:  extAddr(ExternalV4, 1),
+		RouterExtV6:  extAddr(ExternalV6, 1),
+		RouterExtMAC: net.HardwareAddr{0x02, 0xbc, 0x00, 0x00, 0xfe, 0x01},
 	}
 	for i := 1; i <= cfg.Nodes; i++ {
 		n := Node{Station: station(NodeName(i), 10+i), Index: i}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,14 @@ func TestPlanAddresses(t *testing.T) {
 		{topo.Pods[3].IPv4.String(), "198.18.2.3"},
 		{topo.Pods[3].IPv6.String(), "2001:db8:18:2::3"},
 		{topo.Pods[3].MAC.String(), "02:bc:18:02:00:02"},
+		{topo.ClientExt.Name, "client-ext"},
+		{topo.ClientExt.Netns, "beacon-client-ext"},
+		{topo.ClientExt.IPv4.String(), "198.18.254.2"},
+		{topo.ClientExt.IPv6.String(), "2001:db8:192::2"},
+		{topo.ClientExt.MAC.String(), "02:bc:00:00:fe:02"},
+		{topo.RouterExtV4.String(), "198.18.254.1"},
+		{topo.RouterExtV6.String(), "2001:db8:192::1"},
+		{topo.RouterExtMAC.String(), "02:bc:00:00:fe:01"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %s, want %s", c.got, c.want)
@@ -81,7 +90,18 @@ func TestPlanStaysInLabRanges(t *testing.T) {
 		check(s.Name, s.IPv6, LANv6)
 		checkMAC(s.Name, s.MAC)
 	}
+	check("client-ext", topo.ClientExt.IPv4, ExternalV4)
+	check("client-ext", topo.ClientExt.IPv6, ExternalV6)
+	checkMAC("client-ext", topo.ClientExt.MAC)
+	check("router/ext", topo.RouterExtV4, ExternalV4)
+	check("router/ext", topo.RouterExtV6, ExternalV6)
+	checkMAC("router/ext", topo.RouterExtMAC)
 	for _, n := range topo.Nodes {
+		// The external link shares 198.18.0.0/16 with the pods, never a
+		// node's pod CIDR.
+		if n.PodCIDRv4.Overlaps(ExternalV4) || n.PodCIDRv6.Overlaps(ExternalV6) {
+			t.Errorf("%s: pod CIDRs %v %v overlap the external link", n.Name, n.PodCIDRv4, n.PodCIDRv6)
+		}
 		check(n.Name, n.GatewayV4, PodsV4)
 		check(n.Name, n.GatewayV6, PodsV6)
 		if !PodsV4.Contains(n.PodCIDRv4.Addr()) || !PodsV6.Contains(n.PodCIDRv6.Addr()) {
@@ -117,6 +137,49 @@ func TestLANRoutes(t *testing.T) {
 	}
 	if got := len(topo.LANRoutes(ClientLAN)); got != 4 {
 		t.Errorf("client-lan routes: %d, want 4", got)
+	}
+}
+
+func TestExternalRoutes(t *testing.T) {
+	topo, _ := Plan(Config{Nodes: 2, PodsPerNode: 1})
+	str := func(rs []Route) string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Dst.String()+" via "+r.Gateway.String()+" dev "+r.Dev)
+		}
+		return strings.Join(out, "; ")
+	}
+	for name, want := range map[string]string{
+		"node1":      "198.18.254.0/24 via 198.51.100.1 dev eth0; 2001:db8:192::/64 via 2001:db8:100::1 dev eth0",
+		"host":       "198.18.254.0/24 via 198.51.100.1 dev eth0; 2001:db8:192::/64 via 2001:db8:100::1 dev eth0",
+		"client-lan": "198.18.254.0/24 via 198.51.100.1 dev eth0; 2001:db8:192::/64 via 2001:db8:100::1 dev eth0",
+		"client-ext": "0.0.0.0/0 via 198.18.254.1 dev eth0; ::/0 via 2001:db8:192::1 dev eth0",
+		"router":     "", // connected routes only: nothing static, the BGP pools come from BGP
+		"n1-p1":      "",
+	} {
+		if got := str(topo.ExternalRoutes(name)); got != want {
+			t.Errorf("ExternalRoutes(%s) = %q, want %q", name, got, want)
+		}
+	}
+	// No namespace routes the BGP pools or the uplink statically.
+	uplink := netip.MustParsePrefix("192.0.2.0/24")
+	for _, s := range append(topo.Stations(), topo.ClientExt) {
+		for _, r := range append(topo.LANRoutes(s.Name), topo.ExternalRoutes(s.Name)...) {
+			if r.Dst.Bits() > 0 && (r.Dst.Overlaps(BGPPoolV4) || r.Dst.Overlaps(BGPPoolV6) || r.Dst.Overlaps(uplink)) {
+				t.Errorf("%s: route %v", s.Name, r.Dst)
+			}
+		}
+	}
+	if ExternalV4.Overlaps(uplink) {
+		t.Errorf("ExternalV4 %v overlaps this machine's uplink %v", ExternalV4, uplink)
+	}
+}
+
+func TestNamespacesIncludeClientExt(t *testing.T) {
+	topo, _ := Plan(Config{Nodes: 1, PodsPerNode: 1})
+	got := strings.Join(topo.Namespaces(), " ")
+	if want := "beacon-lan beacon-host beacon-router beacon-client-lan beacon-node1 beacon-client-ext beacon-n1-p1"; got != want {
+		t.Errorf("Namespaces = %q, want %q", got, want)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -45,6 +46,11 @@ type StatusReport struct {
 	LockHolder string
 	// APIServer is "ready (...)" or why not.
 	APIServer string
+	// BGP and BFD are the router's neighbours and BFD sessions; Router
+	// says why they are missing ("" when read).
+	BGP    []BGPNeighbor
+	BFD    []BFDPeer
+	Router string
 }
 
 // Status inspects the lab on this machine (running or leftover) without
@@ -69,7 +75,28 @@ func Status(ctx context.Context) (*StatusReport, error) {
 		r.Processes = append(r.Processes, ProcessStatus{Name: p.Name, Netns: p.Netns, Pid: p.Pid, Running: p.Alive()})
 	}
 	r.APIServer = apiStatus(ctx)
+	r.BGP, r.BFD, r.Router = routerStatus(ctx)
 	return r, nil
+}
+
+// routerStatus reads the router's BGP neighbours and BFD sessions through
+// vtysh (it needs no Lab value: the vty sockets are at fixed paths).
+func routerStatus(ctx context.Context) ([]BGPNeighbor, []BFDPeer, string) {
+	if _, err := os.Stat(filepath.Join(FRRDir, "vty", "bgpd.vty")); err != nil {
+		return nil, nil, "FRR not running (no bgpd vty socket)"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	r := &BGPRouter{topo: Topology{Router: station(Router, 1)}, dir: FRRDir}
+	nb, err := r.Neighbors(ctx)
+	if err != nil {
+		return nil, nil, "bgpd: " + err.Error()
+	}
+	bfd, err := r.BFDPeers(ctx)
+	if err != nil {
+		return nb, nil, "bfdd: " + err.Error()
+	}
+	return nb, bfd, ""
 }
 
 func netnsStatus(ns string) NetnsStatus {
@@ -180,6 +207,29 @@ func (r *StatusReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	_ = tw.Flush()
 	_, _ = fmt.Fprintf(&b, "\napi server: %s\n", r.APIServer)
+	b.WriteString("\n")
+	if r.Router != "" {
+		_, _ = fmt.Fprintf(&b, "router: %s\n", r.Router)
+	}
+	if len(r.BGP) > 0 {
+		bfd := map[netip.Addr]string{}
+		for _, p := range r.BFD {
+			bfd[p.Peer] = p.Status
+		}
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		_, _ = fmt.Fprintf(tw, "BGP NEIGHBOR (router)\tAS\tGROUP\tSTATE\tUP\tPREFIXES\tBFD\n")
+		for _, n := range r.BGP {
+			up, st := "-", bfd[n.Address]
+			if n.State == "Established" {
+				up = n.Established.Round(time.Second).String()
+			}
+			if st == "" {
+				st = "-"
+			}
+			_, _ = fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", n.Address, n.RemoteAS, n.PeerGroup, n.State, up, n.PrefixesAccepted, st)
+		}
+		_ = tw.Flush()
+	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
 }

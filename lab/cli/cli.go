@@ -23,7 +23,8 @@ const Usage = `usage:
   beacon-lab up [flags]        build the lab (replacing one made by an earlier up) and leave it running
   beacon-lab down              remove every beacon- namespace, link and process (also after a crash)
   beacon-lab status            show namespaces, addresses, processes and API server health
-  beacon-lab exec NS CMD...    run CMD in a lab namespace (host, lan, router, client-lan, node1, n1-p1...)
+  beacon-lab exec NS CMD...    run CMD in a lab namespace (host, lan, router, client-lan, client-ext, node1, n1-p1...);
+                               in router, vtysh talks to the lab's FRR: beacon-lab exec router vtysh -c 'show bgp summary'
 `
 
 // Main runs the command with args (without the program name) and returns
@@ -99,6 +100,7 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_, _ = fmt.Fprintf(stdout, "lab is up. kubeconfig (for processes in lab namespaces): %s\n", l.Kubeconfig())
 	_, _ = fmt.Fprintf(stdout, "try: beacon-lab exec client-lan curl -s http://%s:%d/\n", l.Pods()[0].IPv4, lab.EchoPort)
 	_, _ = fmt.Fprintf(stdout, "     beacon-lab exec host kubectl --kubeconfig %s get nodes,pods -o wide\n", l.Kubeconfig())
+	_, _ = fmt.Fprintln(stdout, "     beacon-lab exec router vtysh -c 'show bgp summary'")
 	_, _ = fmt.Fprintln(stdout, "remove with: beacon-lab down")
 	return nil
 }
@@ -113,6 +115,9 @@ func execIn(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if len(argv) == 0 {
 		return errors.New("usage: beacon-lab exec NS CMD [ARGS]")
+	}
+	if lab.Netns(ns) == lab.Netns(lab.Router) && argv[0] == "vtysh" {
+		argv = lab.VtyshArgv(argv[1:]...) // the lab's FRR, not the system's
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr

@@ -6,10 +6,15 @@ package labtest
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +127,113 @@ func BuildInto(t testing.TB, dir, pkg string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
+}
+
+// FRRSpeaker configures StartFRRSpeaker.
+type FRRSpeaker struct {
+	// Prefixes are announced to the router (IPv4 ones on the IPv4 session,
+	// IPv6 ones on the IPv6 session).
+	Prefixes []netip.Prefix
+	// Password is the TCP MD5 password of both sessions ("" for none).
+	Password string
+	// BFD runs zebra and bfdd next to bgpd and enables BFD (FRR's
+	// default timers, 300 ms x 3) on both sessions. Without it bgpd runs
+	// alone (-Z) and the router's BFD sessions with this node stay down.
+	BFD bool
+}
+
+// StartFRRSpeaker starts a throw-away FRR in a lab node: bgpd (and with
+// s.BFD zebra and bfdd) peering with the lab router as its NodeASN over
+// IPv4 and IPv6 and announcing s.Prefixes. It stands in for a BGP speaker
+// in tests of the lab itself. It returns bgpd's process ("test-bgpd-<node>";
+// the others are test-zebra-<node> and test-bfdd-<node>); the lab's
+// teardown stops them all.
+func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.Process {
+	t.Helper()
+	n, ok := l.Node(node)
+	if !ok {
+		t.Fatalf("no node %s", node)
+	}
+	rt := l.Topology().Router
+	var b strings.Builder
+	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n",
+		l.Router().Config().NodeASN, n.IPv4)
+	for _, a := range []netip.Addr{rt.IPv4, rt.IPv6} {
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", a, l.Router().Config().ASN)
+		if s.Password != "" {
+			fmt.Fprintf(&b, " neighbor %s password %s\n", a, s.Password)
+		}
+		if s.BFD {
+			fmt.Fprintf(&b, " neighbor %s bfd\n", a)
+		}
+	}
+	for _, af := range []struct {
+		name string
+		peer netip.Addr
+	}{{"ipv4", rt.IPv4}, {"ipv6", rt.IPv6}} {
+		fmt.Fprintf(&b, " address-family %s unicast\n  neighbor %s activate\n", af.name, af.peer)
+		for _, p := range s.Prefixes {
+			if p.Addr().Is4() == af.peer.Is4() {
+				fmt.Fprintf(&b, "  network %s\n", p)
+			}
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	b.WriteString("exit\n")
+
+	// Under the lab's state directory (removed with the lab), owned by the
+	// frr user that the daemons drop to.
+	dir := filepath.Join(l.StateDir(), "test-frr", node)
+	confs := map[string]string{"bgpd": b.String(), "zebra": "!\n", "bfdd": "!\n"}
+	if err := os.MkdirAll(filepath.Join(dir, "vty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d, text := range confs {
+		if err := os.WriteFile(filepath.Join(dir, d+".conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := user.Lookup("frr")
+	if err != nil {
+		t.Fatalf("frr user: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, uid, gid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := func(daemon string, extra ...string) *lab.Process {
+		t.Helper()
+		argv := append([]string{filepath.Join(lab.FRRBinDir, daemon), "-f", filepath.Join(dir, daemon+".conf"),
+			"-i", filepath.Join(dir, daemon+".pid"), "--vty_socket", filepath.Join(dir, "vty"), "-P", "0",
+			"--log", "stdout", "--log-level", "info"}, extra...)
+		p, err := l.StartProcess(lab.ProcessSpec{Name: "test-" + daemon + "-" + node, Netns: node, Argv: argv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if !s.BFD {
+		return start("bgpd", "-Z")
+	}
+	zserv := filepath.Join(dir, "zserv.api")
+	zebra := start("zebra", "-z", zserv)
+	// bgpd and bfdd retry a missing zserv socket only after seconds.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(zserv); err == nil {
+			break
+		}
+		if !zebra.Alive() || time.Now().After(deadline) {
+			t.Fatalf("zebra in %s: no zserv socket: %s", node, lab.LogTail(zebra.Log, 1000))
+		}
+		time.Sleep(5 * time.Millisecond) // polling a file, bounded by deadline
+	}
+	start("bfdd", "-z", zserv, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
+	return start("bgpd", "-z", zserv)
 }

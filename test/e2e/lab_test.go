@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -99,10 +100,22 @@ func TestLabCLI(t *testing.T) {
 	run("up", "--nodes=1", "--pods-per-node=2")
 
 	status := run("status")
-	for _, want := range []string{"ready at https://198.51.100.2:6443 (1 nodes, 2 pods)", "beacon-n1-p2", "lab-daemon", "198.51.100.11/24"} {
+	for _, want := range []string{"ready at https://198.51.100.2:6443 (1 nodes, 2 pods)", "beacon-n1-p2", "lab-daemon", "198.51.100.11/24",
+		"beacon-client-ext", "198.18.254.2/24", "frr-bgpd", "BGP NEIGHBOR", "2001:db8:100::11"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}
+	}
+	// vtysh in the router talks to the lab's FRR.
+	var sum struct {
+		IPv4 struct {
+			AS    uint32                     `json:"as"`
+			Peers map[string]json.RawMessage `json:"peers"`
+		} `json:"ipv4Unicast"`
+	}
+	if out := run("exec", "router", "vtysh", "-c", "show bgp summary json"); json.Unmarshal([]byte(out), &sum) != nil ||
+		sum.IPv4.AS != lab.RouterASN || sum.IPv4.Peers["198.51.100.11"] == nil {
+		t.Errorf("exec router vtysh: %s", out)
 	}
 
 	l, err := lab.Attach()
@@ -113,6 +126,10 @@ func TestLabCLI(t *testing.T) {
 	out := run("exec", "client-lan", "curl", "-sS", "-m", "5", "http://"+net.JoinHostPort(p.IPv4.String(), strconv.Itoa(lab.EchoPort))+"/")
 	if r, err := echo.ParseReply(out); err != nil || r.Pod != p.Name || r.Client.Addr() != l.Topology().ClientLAN.IPv4 {
 		t.Errorf("exec curl: %q %v", out, err)
+	}
+	out = run("exec", "client-ext", "curl", "-sS", "-m", "5", "http://"+net.JoinHostPort(p.IPv4.String(), strconv.Itoa(lab.EchoPort))+"/")
+	if r, err := echo.ParseReply(out); err != nil || r.Pod != p.Name || r.Client.Addr() != l.Topology().ClientExt.IPv4 {
+		t.Errorf("exec curl from client-ext: %q %v", out, err)
 	}
 
 	svc := &corev1.Service{
