@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean
+.PHONY: all build test generate verify testbin bench-alloc bench-failover bench-bgp demo demo-down clean
 
 all: build
 
@@ -39,6 +39,10 @@ bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare
 bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
+
+bench-bgp: ## BGP in the lab: announce latency, BFD link cut, graceful restart, 20 runs each (root)
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=bgp $(GO) test -count=1 -timeout 30m -run '^TestBenchBGP$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh

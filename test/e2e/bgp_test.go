@@ -27,9 +27,15 @@ import (
 // through its own BGPPeer whose password Secret is wrong at first (the
 // router expects "s3cret" from node3).
 func bgpSite(t *testing.T) (*site, *lab.Lab) {
-	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1, Router: lab.RouterConfig{
+	return bgpSiteWith(t, lab.Config{Nodes: 3, PodsPerNode: 1, Router: lab.RouterConfig{
 		Passwords: map[string]string{"node3": "s3cret"},
-	}})
+	}}, 300)
+}
+
+// bgpSiteWith is bgpSite with a lab configuration (no password for node3
+// when cfg.Router.Passwords has none) and the BFD interval in ms.
+func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32) (*site, *lab.Lab) {
+	l := labtest.Up(t, cfg)
 	s := startBeacon(t, l)
 	must := func(err error) {
 		t.Helper()
@@ -46,7 +52,7 @@ func bgpSite(t *testing.T) (*site, *lab.Lab) {
 	pool.Spec.AutoAssign = ptr.To(false)
 	must(s.bc.Create(ctx, client.IPPools, pool))
 	must(s.bc.Create(ctx, client.BFDProfiles, &v1alpha1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "lab"},
-		Spec: v1alpha1.BFDProfileSpec{ReceiveInterval: ptr.To(int32(300)), TransmitInterval: ptr.To(int32(300)), DetectMultiplier: ptr.To(int32(3))}}))
+		Spec: v1alpha1.BFDProfileSpec{ReceiveInterval: ptr.To(bfdMillis), TransmitInterval: ptr.To(bfdMillis), DetectMultiplier: ptr.To(int32(3))}}))
 	topo := l.Topology()
 	notNode3 := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: corev1.LabelHostname, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"node3"}}}}
 	onlyNode3 := &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelHostname: "node3"}}
@@ -65,7 +71,7 @@ func bgpSite(t *testing.T) (*site, *lab.Lab) {
 			MyASN: v1alpha1.ASN(lab.NodeASN), PeerASN: v1alpha1.ASN(lab.RouterASN), PeerAddress: p.addr,
 			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, NodeSelector: p.sel, GracefulRestart: gr, BFDProfile: "lab",
 		}}
-		if p.pw != "" {
+		if p.pw != "" && cfg.Router.Passwords["node3"] != "" {
 			obj.Spec.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: p.pw}
 		}
 		must(s.bc.Create(ctx, client.BGPPeers, obj))
