@@ -312,6 +312,7 @@ func (a *Agent) wantSessionReports(c []configuredSession) {
 // configured sessions and their observed states.
 func (a *Agent) sessionReportLoop(ctx context.Context) {
 	var configured []configuredSession
+	planned := false // nothing is written before the first plan
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
@@ -320,8 +321,12 @@ func (a *Agent) sessionReportLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case configured = <-a.bgp.reportsCh:
+			planned = true
 		case <-a.cfg.BGP.Changes():
 		case <-retry.C:
+		}
+		if !planned {
+			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := a.writeSessions(wctx, configured)
