@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
 )
 
@@ -34,6 +36,21 @@ func TestBenchBGP(t *testing.T) {
 	r := l.Router()
 	all := []string{"node1", "node2", "node3"}
 	fmt.Printf("bench-bgp: 3 nodes, FRR router, %d runs per case\n", runs)
+	// Measure announcements, not session set-up: wait for all six
+	// sessions (IPv4 and IPv6 per node) first.
+	s.poll(60*time.Second, "every session Established", func() (bool, string) {
+		var list v1alpha1.BGPSessionStateList
+		if err := s.bc.List(s.ctx, "", client.BGPSessionStates, &list); err != nil {
+			return false, err.Error()
+		}
+		up := 0
+		for _, st := range list.Items {
+			if st.State == v1alpha1.SessionEstablished {
+				up++
+			}
+		}
+		return up == 6, fmt.Sprintf("%d of %d up", up, len(list.Items))
+	})
 
 	// (1) Service IP -> route in the router's FIB.
 	var announce []time.Duration
