@@ -209,6 +209,9 @@ type frrRoute struct {
 	Nexthops []struct {
 		IP string `json:"ip"`
 	} `json:"nexthops"`
+	Peer struct {
+		ID string `json:"peerId"`
+	} `json:"peer"`
 }
 
 // route returns the paths FRR holds for prefix (none when absent).

@@ -30,8 +30,11 @@ const (
 var (
 	speakerV4 = "198.18.250.1"
 	routerV4  = "198.18.250.2"
-	speakerV6 = "2001:db8:250::1"
-	routerV6  = "2001:db8:250::2"
+	// A second IPv4 pair on the same link: two sessions of one family.
+	speakerV4b = "198.18.250.5"
+	routerV4b  = "198.18.250.6"
+	speakerV6  = "2001:db8:250::1"
+	routerV6   = "2001:db8:250::2"
 )
 
 // whyNoKernel says why the kernel tests cannot run here, "" when they can.
@@ -111,6 +114,8 @@ func setupNetns(sNS, rNS string) error {
 		{"-n", rNS, "link", "set", "lo", "up"},
 		{"-n", sNS, "addr", "add", speakerV4 + "/30", "dev", vethS},
 		{"-n", rNS, "addr", "add", routerV4 + "/30", "dev", vethR},
+		{"-n", sNS, "addr", "add", speakerV4b + "/30", "dev", vethS},
+		{"-n", rNS, "addr", "add", routerV4b + "/30", "dev", vethR},
 		{"-n", sNS, "addr", "add", speakerV6 + "/64", "dev", vethS, "nodad"},
 		{"-n", rNS, "addr", "add", routerV6 + "/64", "dev", vethR, "nodad"},
 		{"-n", sNS, "link", "set", vethS, "up"},

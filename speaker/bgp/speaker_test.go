@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,6 +175,74 @@ func TestAnnounceToFRR(t *testing.T) {
 	})
 	if got := session(s, "router"); !got.Established() {
 		t.Errorf("session went down on withdrawal: %+v", got)
+	}
+}
+
+// TestPerPeerRoutes: two IPv4 sessions (from two local addresses) get
+// different prefixes, and the same prefix with different communities; moving
+// a prefix to the other peer too is a soft change.
+func TestPerPeerRoutes(t *testing.T) {
+	_, rNS := netnsOrSkip(t)
+	f := startFRR(t, rNS, frrConfig{ASN: routerASN, Neighbors: []frrNeighbor{
+		{Address: speakerV4, ASN: speakerASN}, {Address: speakerV4b, ASN: speakerASN},
+	}})
+	s, _ := runSpeaker(t, Config{})
+	a := v4Peer()
+	a.Name = "a"
+	a.Source = netip.MustParseAddr(speakerV4)
+	b := v4Peer()
+	b.Name, b.Address, b.Source = "b", netip.MustParseAddr(routerV4b), netip.MustParseAddr(speakerV4b)
+	a.Routes = []Route{{Prefix: pfx("203.0.113.50/32"), Communities: []Community{std(65000, 1)}}, {Prefix: pfx("203.0.113.51/32")}}
+	b.Routes = []Route{{Prefix: pfx("203.0.113.50/32"), Communities: []Community{std(65000, 2)}}, {Prefix: pfx("203.0.113.52/32")}}
+	d := Desired{ASN: speakerASN, RouterID: netip.MustParseAddr(speakerV4), Peers: []Peer{a, b}}
+	s.Apply(d)
+	waitEstablished(t, s, f, "a", speakerV4)
+	waitEstablished(t, s, f, "b", speakerV4b)
+
+	// from renders a prefix's paths as "peer=community" pairs.
+	from := func(prefix string) string {
+		r, err := f.route(prefix)
+		if err != nil {
+			return err.Error()
+		}
+		var out []string
+		for _, p := range r {
+			c := ""
+			if p.Community != nil {
+				c = p.Community.String
+			}
+			out = append(out, p.Peer.ID+"="+c)
+		}
+		slices.Sort(out)
+		return strings.Join(out, " ")
+	}
+	want := map[string]string{
+		"203.0.113.50/32": speakerV4 + "=65000:1 " + speakerV4b + "=65000:2",
+		"203.0.113.51/32": speakerV4 + "=",
+		"203.0.113.52/32": speakerV4b + "=",
+	}
+	check := func(what string) {
+		t.Helper()
+		waitFor(t, 10*time.Second, what, func() (bool, string) {
+			var bad []string
+			for p, w := range want {
+				if got := from(p); got != w {
+					bad = append(bad, fmt.Sprintf("%s: %q, want %q", p, got, w))
+				}
+			}
+			return len(bad) == 0, strings.Join(bad, "; ")
+		})
+	}
+	check("per-peer routes")
+
+	// .51 goes to b too; .52 leaves b.
+	d.Peers[1].Routes = []Route{d.Peers[1].Routes[0], {Prefix: pfx("203.0.113.51/32")}}
+	s.Apply(d)
+	want["203.0.113.51/32"] = speakerV4 + "= " + speakerV4b + "="
+	want["203.0.113.52/32"] = ""
+	check("moved routes")
+	if session(s, "a").Prefixes != 2 {
+		t.Errorf("peer a: %+v", session(s, "a"))
 	}
 }
 
