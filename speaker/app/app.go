@@ -163,15 +163,19 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	return g.Wait()
 }
 
-// bgpServed reports whether the API server serves the BGP kinds: without
-// their CRDs (an older chart) the speaker runs L2 only instead of waiting
-// forever for caches that cannot sync.
+// bgpServed reports whether the API server serves the BGP kinds to this
+// speaker: without their CRDs or RBAC (an older chart) the speaker runs L2
+// only instead of waiting forever for caches that cannot sync.
 func bgpServed(ctx context.Context, log logr.Logger, c *client.Client) bool {
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := c.List(lctx, "", client.BGPPeers, &v1alpha1.BGPPeerList{})
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		log.Info("BGP mode off: the API server does not serve bgppeers.beaconlb.io (install the BGP CRDs)")
+		return false
+	case apierrors.IsForbidden(err):
+		log.Info("BGP mode off: this speaker may not list bgppeers.beaconlb.io (RBAC)", "err", err.Error())
 		return false
 	}
 	return true
