@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean image chart-test chaos
+.PHONY: all build test generate verify testbin bench-alloc bench-failover bench-bgp demo demo-down clean image chart-test chaos
 
 all: build
 
@@ -52,6 +52,10 @@ bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 time
 chaos: ## Chaos scenarios (test/chaos: controller churn on envtest, API server outage and speaker/link faults in the lab; root) with their counts: requests sent, failed, IPs duplicated, IPs changed
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1 BEACON_CHAOS=1 $(GO) test -count=1 -timeout 60m -v ./test/chaos/ | grep -E '^(CHAOS|--- |FAIL|ok|PASS)|_test.go:'
+
+bench-bgp: ## BGP in the lab: announce latency, BFD link cut, graceful restart, 20 runs each (root)
+	@assets=$$(hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=bgp $(GO) test -count=1 -timeout 30m -run '^TestBenchBGP$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh

@@ -58,6 +58,10 @@ const (
 	IPPools              = "ippools"
 	L2Advertisements     = "l2advertisements"
 	ServiceAnnouncements = "serviceannouncements"
+	BGPPeers             = "bgppeers"
+	BGPAdvertisements    = "bgpadvertisements"
+	BFDProfiles          = "bfdprofiles"
+	BGPSessionStates     = "bgpsessionstates"
 )
 
 // ListWatch returns a list-watch of a cluster-scoped resource, for informers.
@@ -73,6 +77,41 @@ func (c *Client) IPPoolInformer() cache.SharedIndexInformer {
 // L2AdvertisementInformer returns an informer of L2Advertisements.
 func (c *Client) L2AdvertisementInformer() cache.SharedIndexInformer {
 	return cache.NewSharedIndexInformer(c.ListWatch(L2Advertisements), &v1alpha1.L2Advertisement{}, 0, cache.Indexers{})
+}
+
+// BGPPeerInformer returns an informer of BGPPeers.
+func (c *Client) BGPPeerInformer() cache.SharedIndexInformer {
+	return cache.NewSharedIndexInformer(c.ListWatch(BGPPeers), &v1alpha1.BGPPeer{}, 0, cache.Indexers{})
+}
+
+// BGPAdvertisementInformer returns an informer of BGPAdvertisements.
+func (c *Client) BGPAdvertisementInformer() cache.SharedIndexInformer {
+	return cache.NewSharedIndexInformer(c.ListWatch(BGPAdvertisements), &v1alpha1.BGPAdvertisement{}, 0, cache.Indexers{})
+}
+
+// BFDProfileInformer returns an informer of BFDProfiles.
+func (c *Client) BFDProfileInformer() cache.SharedIndexInformer {
+	return cache.NewSharedIndexInformer(c.ListWatch(BFDProfiles), &v1alpha1.BFDProfile{}, 0, cache.Indexers{})
+}
+
+// BGPSessionStateInformer returns an informer of the BGPSessionStates written for one
+// node.
+func (c *Client) BGPSessionStateInformer(node string) cache.SharedIndexInformer {
+	sel := labels.SelectorFromSet(labels.Set{v1alpha1.NodeLabel: node}).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel
+			out := &v1alpha1.BGPSessionStateList{}
+			err := c.rest.Get().Resource(BGPSessionStates).VersionedParams(&o, metav1.ParameterCodec).Do(ctx).Into(out)
+			return out, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			o.Watch = true
+			return c.rest.Get().Resource(BGPSessionStates).VersionedParams(&o, metav1.ParameterCodec).Watch(ctx)
+		},
+	}
+	return cache.NewSharedIndexInformer(lw, &v1alpha1.BGPSessionState{}, 0, cache.Indexers{})
 }
 
 // ServiceAnnouncementInformer returns an informer of the ServiceAnnouncements

@@ -86,6 +86,37 @@ step "The NodePort path: curl http://198.51.100.11:<nodePort>/"
 np=$(kc get svc echo -o jsonpath='{.spec.ports[0].nodePort}')
 labexec client-lan curl -s --max-time 2 "http://198.51.100.11:$np/"
 
+step "BGP: the nodes peer with the lab's FRR router (AS 64512) and announce the same pool"
+kc apply -f - <<'YAML'
+apiVersion: beaconlb.io/v1alpha1
+kind: BGPPeer
+metadata: {name: router}
+spec: {myASN: 64513, peerASN: 64512, peerAddress: 198.51.100.1, gracefulRestart: {enabled: true}}
+---
+apiVersion: beaconlb.io/v1alpha1
+kind: BGPPeer
+metadata: {name: router6}
+spec: {myASN: 64513, peerASN: 64512, peerAddress: "2001:db8:100::1", gracefulRestart: {enabled: true}}
+---
+apiVersion: beaconlb.io/v1alpha1
+kind: BGPAdvertisement
+metadata: {name: lan}
+spec: {ipPools: [lan], communities: ["64513:100"]}
+YAML
+for _ in $(seq 1 100); do
+  [ "$(kc get bgpsessionstates -o jsonpath='{.items[*].state}' 2>/dev/null | tr ' ' '\n' | grep -c Established)" -ge 6 ] && break
+  sleep 0.2
+done
+kc get bgpsessionstates
+for _ in $(seq 1 50); do
+  [ "$(labexec router ip route show "$ip" | grep -c nexthop)" -ge 3 ] && break
+  sleep 0.2
+done
+step "The router's route to $ip: one next hop per node (ECMP)"
+labexec router ip route show "$ip"
+step "From client-ext (behind the router): curl http://$ip/ (three times)"
+for _ in 1 2 3; do labexec client-ext curl -s --max-time 2 "http://$ip/"; done
+
 step "Events of the Service"
 kc get events --field-selector involvedObject.name=echo -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message
 
@@ -95,6 +126,7 @@ Where to look next:
   bin/beacon-lab exec host kubectl --kubeconfig /run/beacon-lab/kubeconfig get ippools
   bin/beacon-lab exec client-lan curl http://$ip/
   logs: /run/beacon-lab/logs/
-  docs: docs/allocation.md, docs/l2.md
+  bin/beacon-lab exec router vtysh -c 'show bgp ipv4 unicast'
+  docs: docs/allocation.md, docs/l2.md, docs/bgp.md
 The lab stays up; remove everything with: make demo-down
 MSG

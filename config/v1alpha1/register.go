@@ -29,6 +29,10 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&IPPool{}, &IPPoolList{},
 		&ServiceAnnouncement{}, &ServiceAnnouncementList{},
 		&L2Advertisement{}, &L2AdvertisementList{},
+		&BGPPeer{}, &BGPPeerList{},
+		&BGPAdvertisement{}, &BGPAdvertisementList{},
+		&BFDProfile{}, &BFDProfileList{},
+		&BGPSessionState{}, &BGPSessionStateList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -29,6 +29,7 @@ const NodeLabel = "beaconlb.io/node"
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=".node"
 // +kubebuilder:printcolumn:name="Via",type=string,JSONPath=".via"
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=".interfaces",priority=1
+// +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=".peers",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ServiceAnnouncement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -48,6 +49,10 @@ type ServiceAnnouncement struct {
 	// +listType=atomic
 	// +optional
 	Interfaces []string `json:"interfaces,omitempty"`
+	// Peers are the BGPPeers that receive the BGP announcements.
+	// +listType=atomic
+	// +optional
+	Peers []string `json:"peers,omitempty"`
 }
 
 // ServiceAnnouncementList is a list of ServiceAnnouncements.

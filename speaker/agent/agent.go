@@ -97,6 +97,12 @@ type Config struct {
 	// between live nodes, for HandoffWindow after each takeover.
 	Handoff       Handoff
 	HandoffWindow time.Duration
+	// BGP, if set, enables BGP mode: the agent watches BGPPeers,
+	// BGPAdvertisements and BFDProfiles and drives it. Nil: L2 only.
+	BGP BGP
+	// Namespace is the speaker's own namespace, where BGPPeer password
+	// Secrets live.
+	Namespace string
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.
@@ -120,6 +126,7 @@ type Agent struct {
 	plan      []announce.Decision
 	planned   bool // a plan was applied by this process
 	handoffs  *handoff.Tracker
+	bgp       *bgpState // nil without BGP
 }
 
 // New returns an Agent; it starts nothing.
@@ -133,6 +140,9 @@ func New(cfg Config) *Agent {
 		})}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(a.elections)
+	}
+	if cfg.BGP != nil {
+		a.bgp = newBGPState()
 	}
 	return a
 }
@@ -182,17 +192,31 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.services, a.slices, a.nodes = svcInf.GetIndexer(), sliceInf.GetIndexer(), nodeInf.GetIndexer()
 	a.pools, a.l2ads, a.reports = poolInf.GetStore(), l2Inf.GetStore(), reportInf.GetStore()
+	own := []cache.SharedIndexInformer{poolInf, l2Inf, reportInf}
+	if a.bgp != nil {
+		infs := a.bgpInformers()
+		for _, inf := range infs[:3] { // not the session reports
+			if _, err := inf.AddEventHandler(mark); err != nil {
+				return fmt.Errorf("event handler: %w", err)
+			}
+		}
+		own = append(own, infs...)
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	wg.Go(func() { poolInf.Run(ctx.Done()) })
-	wg.Go(func() { l2Inf.Run(ctx.Done()) })
-	wg.Go(func() { reportInf.Run(ctx.Done()) })
+	waits := []cache.InformerSynced{svcInf.HasSynced, sliceInf.HasSynced, nodeInf.HasSynced}
+	for _, inf := range own {
+		wg.Go(func() { inf.Run(ctx.Done()) })
+		waits = append(waits, inf.HasSynced)
+	}
 	wg.Go(func() { a.reportLoop(ctx) })
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, sliceInf.HasSynced, nodeInf.HasSynced,
-		poolInf.HasSynced, l2Inf.HasSynced, reportInf.HasSynced) {
+	if a.bgp != nil {
+		wg.Go(func() { a.sessionReportLoop(ctx) })
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), waits...) {
 		return nil
 	}
 	a.synced.Store(true)
@@ -318,6 +342,16 @@ func (a *Agent) readyEndpoints(key string) map[string]int {
 func (a *Agent) sync(ctx context.Context) error {
 	before := a.peers
 	in, svcs := a.input()
+	// BGP needs no election: every eligible node announces itself, so it
+	// does not wait for the member layer.
+	var bgpReports map[string]*report
+	if a.bgp != nil {
+		var self *v1.Node
+		if o, ok, _ := a.nodes.GetByKey(a.cfg.Node); ok {
+			self = o.(*v1.Node)
+		}
+		bgpReports = a.syncBGP(ctx, in, svcs, self)
+	}
 	if !maps.Equal(before, a.peers) && hasNew(before, a.peers) {
 		// A peer never heard from: the member layer needs a moment before
 		// its silence means anything; it signals Changes when settled.
@@ -400,6 +434,9 @@ func (a *Agent) sync(ctx context.Context) error {
 		}
 	}
 	a.announced = now
+	for k, r := range bgpReports {
+		reports["bgp:"+k] = r
+	}
 	// Reports are written by their own goroutine: an unreachable API server
 	// must never hold up an announcement.
 	a.wantReports(reports)

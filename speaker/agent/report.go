@@ -20,8 +20,10 @@ import (
 // report is what this node announces for one Service.
 type report struct {
 	namespace, service string
+	via                string // "" means L2
 	addresses          []netip.Addr
 	interfaces         []string
+	peers              []string
 }
 
 // reportName names a ServiceAnnouncement after its Service and node,
@@ -84,13 +86,17 @@ func (a *Agent) writeReports(ctx context.Context, store cache.Store, want map[st
 	}
 	var errs []string
 	for _, r := range want {
+		via := r.via
+		if via == "" {
+			via = v1alpha1.ViaL2
+		}
 		obj := &v1alpha1.ServiceAnnouncement{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:      reportName(r.service, a.cfg.Node, v1alpha1.ViaL2),
+				Name:      reportName(r.service, a.cfg.Node, via),
 				Namespace: r.namespace,
 				Labels:    map[string]string{v1alpha1.NodeLabel: a.cfg.Node},
 			},
-			Service: r.service, Node: a.cfg.Node, Via: v1alpha1.ViaL2, Interfaces: r.interfaces,
+			Service: r.service, Node: a.cfg.Node, Via: via, Interfaces: r.interfaces, Peers: r.peers,
 		}
 		for _, ip := range r.addresses {
 			obj.Addresses = append(obj.Addresses, ip.String())
@@ -102,7 +108,7 @@ func (a *Agent) writeReports(ctx context.Context, store cache.Store, want map[st
 		switch {
 		case !ok:
 			err = a.cfg.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj)
-		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces):
+		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces) || !slices.Equal(cur.Peers, obj.Peers):
 			obj.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Beacon.UpdateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj.Name, obj)
 		}
@@ -111,9 +117,6 @@ func (a *Agent) writeReports(ctx context.Context, store cache.Store, want map[st
 		}
 	}
 	for _, sa := range have {
-		if sa.Via != v1alpha1.ViaL2 {
-			continue
-		}
 		if err := a.cfg.Beacon.DeleteIn(ctx, sa.Namespace, client.ServiceAnnouncements, sa.Name); err != nil {
 			errs = append(errs, err.Error())
 		}

@@ -15,12 +15,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/serve"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/bgp"
 	"github.com/beaconlb/beacon/speaker/handoff"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/member"
@@ -42,6 +46,8 @@ type Options struct {
 	HandoffWindow     time.Duration
 	HandoffMark       uint32
 	HandoffTable      int
+	BGP               string
+	Namespace         string
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -58,6 +64,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MemberInterval, "member-interval", member.DefaultInterval, "time between heartbeats")
 	fs.DurationVar(&o.MemberDeadAfter, "member-dead-after", member.DefaultDeadAfter, "silence after which a peer speaker is dead (at least twice the interval)")
 	fs.StringVar(&o.MemberKeyFile, "member-key-file", "", "file holding a shared key that authenticates heartbeats (recommended)")
+	fs.StringVar(&o.BGP, "bgp", "auto", "BGP mode: auto (sessions open when BGPPeers select this node; needs the BGP CRDs) or off")
+	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the speaker's namespace, holding BGPPeer password Secrets (default: $POD_NAMESPACE)")
 	fs.StringVar(&o.Dataplane, "dataplane", "external", "Service forwarding in nftables: full (replaces kube-proxy), external (LoadBalancer and externalIPs only), off")
 	fs.DurationVar(&o.HandoffWindow, "handoff-window", handoff.DefaultWindow, "after taking an address over from a live node, send that node the address's TCP flows this node does not know, for this long; 0 disables")
 	o.HandoffMark = handoff.DefaultMark
@@ -117,6 +125,19 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if err != nil {
 		return err
 	}
+	var speaker *bgp.Speaker
+	switch o.BGP {
+	case "auto":
+		if !bgpServed(ctx, log, cs.Beacon) {
+			break
+		}
+		if speaker, err = bgp.New(bgp.Config{Log: log.WithName("bgp"), Registerer: reg}); err != nil {
+			return err
+		}
+	case "off":
+	default:
+		return fmt.Errorf("--bgp=%s: want auto or off", o.BGP)
+	}
 	links := agent.NewKernelLinks(log.WithName("l2"), l2m)
 	var ag *agent.Agent
 	dp, applier, err := newDataplane(log.WithName("nodeport"), reg, func() (nodeport.Input, error) { return ag.NodeportInput(mode) })
@@ -132,12 +153,16 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	} else if err := hk.Remove(); err != nil {
 		log.Error(err, "cannot remove hand-off rules left by an earlier run")
 	}
-	ag = agent.New(agent.Config{
+	acfg := agent.Config{
 		Node: o.NodeName, Kube: cs.Kube, Beacon: cs.Beacon, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
-		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp,
+		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp, Namespace: o.Namespace,
 		Handoff: ho, HandoffWindow: o.HandoffWindow,
-	})
+	}
+	if speaker != nil {
+		acfg.BGP = speaker
+	}
+	ag = agent.New(acfg)
 
 	serveMetrics, err := serve.Listen(o.MetricsAddr, serve.Metrics(reg))
 	if err != nil {
@@ -152,12 +177,33 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	g.Go(func() error { return serveHealth(gctx) })
 	g.Go(func() error { return mem.Run(gctx) })
 	g.Go(func() error { return dp.Run(gctx) })
+	if speaker != nil {
+		g.Go(func() error { return speaker.Run(gctx) })
+	}
 	g.Go(func() error {
 		err := ag.Run(gctx)
 		links.Wait()
 		return err
 	})
 	return g.Wait()
+}
+
+// bgpServed reports whether the API server serves the BGP kinds to this
+// speaker: without their CRDs or RBAC (an older chart) the speaker runs L2
+// only instead of waiting forever for caches that cannot sync.
+func bgpServed(ctx context.Context, log logr.Logger, c *client.Client) bool {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := c.List(lctx, "", client.BGPPeers, &v1alpha1.BGPPeerList{})
+	switch {
+	case apierrors.IsNotFound(err):
+		log.Info("BGP mode off: the API server does not serve bgppeers.beaconlb.io (install the BGP CRDs)")
+		return false
+	case apierrors.IsForbidden(err):
+		log.Info("BGP mode off: this speaker may not list bgppeers.beaconlb.io (RBAC)", "err", err.Error())
+		return false
+	}
+	return true
 }
 
 // newDataplane builds the nftables syncer. Its rules stay in the kernel when

@@ -89,6 +89,7 @@ func (s *site) startSpeaker(node string) {
 	s.t.Helper()
 	if _, err := s.l.StartProcess(lab.ProcessSpec{Name: "speaker-" + node, Netns: node, Argv: []string{
 		filepath.Join(s.bin, "beacon-speaker"), "--kubeconfig", s.l.Kubeconfig(), "--node-name", node, "--dataplane=full", "-v=1",
+		"--namespace=default", // BGPPeer password Secrets
 	}}); err != nil {
 		s.t.Fatal(err)
 	}

@@ -1,0 +1,276 @@
+package bgp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// frr is a real FRR (zebra, bgpd, bfdd) in the router namespace, with its
+// own configuration, pid and vty directory.
+type frr struct {
+	t     *testing.T
+	ns    string
+	dir   string
+	procs map[string]*exec.Cmd
+	logs  map[string]*bytes.Buffer
+}
+
+// frrConfig is the router side of a test.
+type frrConfig struct {
+	ASN       uint32
+	Neighbors []frrNeighbor
+	// BFD profile "fast" timers in ms (0: 100).
+	BFDInterval int
+}
+
+type frrNeighbor struct {
+	Address  string
+	ASN      uint32
+	Password string
+	BFD      bool
+}
+
+func (c frrConfig) bgpd() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "hostname router\nlog stdout informational\n!\nrouter bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp graceful-restart\n bgp bestpath as-path multipath-relax\n", c.ASN, routerV4)
+	for _, n := range c.Neighbors {
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", n.Address, n.ASN, n.Address)
+		if n.Password != "" {
+			fmt.Fprintf(&b, " neighbor %s password %s\n", n.Address, n.Password)
+		}
+		if n.BFD {
+			fmt.Fprintf(&b, " neighbor %s bfd profile fast\n", n.Address)
+		}
+	}
+	for _, af := range []string{"ipv4", "ipv6"} {
+		fmt.Fprintf(&b, " address-family %s unicast\n", af)
+		for _, n := range c.Neighbors {
+			if strings.Contains(n.Address, ":") == (af == "ipv6") {
+				fmt.Fprintf(&b, "  neighbor %s activate\n", n.Address)
+			}
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	b.WriteString("exit\n")
+	return b.String()
+}
+
+func (c frrConfig) bfdd() string {
+	iv := c.BFDInterval
+	if iv == 0 {
+		iv = 100
+	}
+	return fmt.Sprintf("bfd\n profile fast\n  transmit-interval %d\n  receive-interval %d\n  detect-multiplier 3\n exit\nexit\n", iv, iv)
+}
+
+// startFRR starts zebra, bgpd and bfdd in the router namespace; they are
+// killed when the test ends.
+func startFRR(t *testing.T, routerNS string, cfg frrConfig) *frr {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bgpt-frr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &frr{t: t, ns: routerNS, dir: dir, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}}
+	t.Cleanup(func() {
+		f.stopAll()
+		if t.Failed() {
+			for d, l := range f.logs {
+				t.Logf("--- %s log (tail) ---\n%s", d, tail(l.String(), 3000))
+			}
+		}
+		_ = os.RemoveAll(dir)
+	})
+	if err := os.MkdirAll(filepath.Join(dir, "vty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"zebra": "hostname router\n", "bgpd": cfg.bgpd(), "bfdd": cfg.bfdd(), "vtysh": "!\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name+".conf"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The daemons drop to the frr user: it must own the directory.
+	u, err := user.Lookup("frr")
+	if err != nil {
+		t.Fatalf("frr user (apt-get install frr): %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, uid, gid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.start("zebra")
+	waitFor(t, 10*time.Second, "zebra's zserv socket", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(dir, "zserv.api"))
+		return err == nil, fmt.Sprint(err)
+	})
+	f.start("bfdd")
+	f.start("bgpd")
+	waitFor(t, 10*time.Second, "bgpd and bfdd answering", func() (bool, string) {
+		_, err1 := f.vtysh("show bgp summary")
+		_, err2 := f.vtysh("show bfd peers")
+		return err1 == nil && err2 == nil, fmt.Sprint(err1, err2)
+	})
+	return f
+}
+
+func (f *frr) start(daemon string) {
+	f.t.Helper()
+	argv := []string{"netns", "exec", f.ns, filepath.Join("/usr/lib/frr", daemon),
+		"-f", filepath.Join(f.dir, daemon+".conf"),
+		"-i", filepath.Join(f.dir, daemon+".pid"),
+		"--vty_socket", filepath.Join(f.dir, "vty"),
+		"-z", filepath.Join(f.dir, "zserv.api"),
+		"-P", "0", "--log", "stdout"}
+	if daemon == "bfdd" {
+		argv = append(argv, "--bfdctl", filepath.Join(f.dir, "bfdd.sock"))
+	}
+	cmd := exec.Command("ip", argv...)
+	if f.logs[daemon] == nil {
+		f.logs[daemon] = &bytes.Buffer{}
+	}
+	cmd.Stdout, cmd.Stderr = f.logs[daemon], f.logs[daemon]
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.t.Fatalf("start %s: %v", daemon, err)
+	}
+	f.procs[daemon] = cmd
+}
+
+func (f *frr) stop(daemon string) {
+	if c := f.procs[daemon]; c != nil {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+		delete(f.procs, daemon)
+	}
+}
+
+func (f *frr) stopAll() {
+	for _, d := range []string{"bgpd", "bfdd", "zebra"} {
+		f.stop(d)
+	}
+}
+
+func (f *frr) vtysh(cmds ...string) (string, error) {
+	args := []string{"--vty_socket", filepath.Join(f.dir, "vty"), "--config_dir", f.dir}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "vtysh", args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vtysh %v: %w: %s", cmds, err, out)
+	}
+	return string(out), nil
+}
+
+func (f *frr) json(cmd string, into any) error {
+	out, err := f.vtysh(cmd)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), into); err != nil {
+		return fmt.Errorf("%s: %w: %s", cmd, err, tail(out, 500))
+	}
+	return nil
+}
+
+// frrRoute is a path of one prefix as `show bgp ... <prefix> json` shows it.
+type frrRoute struct {
+	Valid     bool `json:"valid"`
+	Stale     bool `json:"stale"`
+	LocalPref *int `json:"locPrf"`
+	Community *struct {
+		String string `json:"string"`
+	} `json:"community"`
+	LargeCommunity *struct {
+		String string `json:"string"`
+	} `json:"largeCommunity"`
+	Nexthops []struct {
+		IP string `json:"ip"`
+	} `json:"nexthops"`
+	Peer struct {
+		ID string `json:"peerId"`
+	} `json:"peer"`
+}
+
+// route returns the paths FRR holds for prefix (none when absent).
+func (f *frr) route(prefix string) ([]frrRoute, error) {
+	af := "ipv4"
+	if strings.Contains(prefix, ":") {
+		af = "ipv6"
+	}
+	var out struct {
+		Paths []frrRoute `json:"paths"`
+	}
+	if err := f.json(fmt.Sprintf("show bgp %s unicast %s json", af, prefix), &out); err != nil {
+		return nil, err
+	}
+	return out.Paths, nil
+}
+
+// neighborState is bgpd's state of a neighbor ("Established", "Active"...).
+func (f *frr) neighborState(addr string) string {
+	var out map[string]struct {
+		State string `json:"bgpState"`
+	}
+	if err := f.json("show bgp neighbors "+addr+" json", &out); err != nil {
+		return "error: " + err.Error()
+	}
+	return out[addr].State
+}
+
+// fib returns the kernel's route for prefix in the router namespace.
+func (f *frr) fib(prefix string) string {
+	args := []string{"-n", f.ns}
+	if strings.Contains(prefix, ":") {
+		args = append(args, "-6")
+	}
+	out, _ := exec.Command("ip", append(args, "route", "show", prefix)...).CombinedOutput()
+	return strings.TrimSpace(string(out))
+}
+
+// waitFor polls cond every 20 ms until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
