@@ -28,13 +28,17 @@ generate: ## Regenerate deepcopy code, CRDs and docs/reference.md
 verify: ## gofmt, go vet, golangci-lint, and generated files up to date
 	@hack/verify.sh
 
-# The lab tests run alone, after the rest: sharing 2 cores with envtest and
-# kernel tests delays speaker heartbeats enough to cause spurious failovers.
+# Packages that bring up the lab (one per machine, behind a lock).
+LAB_PKGS := ./lab/ ./test/chart/ ./test/e2e/
+
+# The lab packages run one at a time, after the rest: sharing 2 cores with
+# envtest and kernel tests delays heartbeats and BFD enough to cause
+# spurious failovers, and they would only queue on the lab lock anyway.
 test: verify ## Everything CI runs
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	export KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1; \
-	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v /test/e2e); \
-	$(GO) test $(GO_TEST_FLAGS) -timeout 20m ./test/e2e/
+	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/chart$$' -e '/lab$$'); \
+	$(GO) test $(GO_TEST_FLAGS) -p 1 -timeout 20m $(LAB_PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzParseBlock -fuzztime 10s ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzAllocator$$' -fuzztime 10s ./allocator/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 5s ./speaker/l2/

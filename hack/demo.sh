@@ -21,14 +21,46 @@ export KUBEBUILDER_ASSETS
 step "Bringing up the lab: API server in beacon-host, node1..3 with pods, client-lan"
 "$lab" up --nodes 3 --pods-per-node 1
 
-step "Starting beacon-controller (host) and beacon-speaker on every node (L2 + nftables dataplane)"
+step "Installing the Helm chart into the lab's API server (release beacon, namespace beacon-system)"
+helmdir=/run/beacon-lab/helm
+mkdir -p "$helmdir"
+helm() {
+  ip netns exec beacon-host env HELM_CACHE_HOME="$helmdir/cache" HELM_CONFIG_HOME="$helmdir/config" \
+    HELM_DATA_HOME="$helmdir/data" "$KUBEBUILDER_ASSETS/helm" --kubeconfig /run/beacon-lab/kubeconfig "$@"
+}
+helm upgrade --install beacon charts/beacon --namespace beacon-system --create-namespace \
+  --set bgp.enabled=true --set dataplane=full
+kc -n beacon-system get deployments,daemonsets,serviceaccounts,validatingadmissionpolicies
+
+# The lab has no kubelet: the chart's Deployment and DaemonSet stay at 0
+# pods, so the demo runs the same binaries with the same arguments in the
+# lab's namespaces, as the chart's ServiceAccounts (tokens from the API
+# server), which proves the chart's RBAC is enough.
+step "Running beacon-controller (host) and beacon-speaker (node1..3) as the chart's ServiceAccounts"
+sakubeconfig() {
+  local f=/run/beacon-lab/demo-$1.kubeconfig
+  cp /run/beacon-lab/kubeconfig "$f"
+  kubectl --kubeconfig "$f" config set-credentials "$1" --token="$(kc -n beacon-system create token "$1" --duration=24h)" >/dev/null
+  kubectl --kubeconfig "$f" config set-context --current --user="$1" >/dev/null
+  echo "$f"
+}
+args() { kc -n beacon-system get "$1" -o jsonpath='{.spec.template.spec.containers[0].args[*]}'; }
+keyfile=/run/beacon-lab/demo-member-key
+kc -n beacon-system get secret beacon-speaker-memberkey -o jsonpath='{.data.member-key}' | base64 -d >"$keyfile"
+chmod 600 "$keyfile"
 mkdir -p /run/beacon-lab/logs
-ip netns exec beacon-host bin/beacon-controller --kubeconfig /run/beacon-lab/kubeconfig \
-  --leader-elect-namespace default >/run/beacon-lab/logs/demo-controller.log 2>&1 &
+# shellcheck disable=SC2046 # the chart's arguments, one word each
+ip netns exec beacon-host bin/beacon-controller --kubeconfig "$(sakubeconfig beacon-controller)" \
+  --leader-elect-identity demo $(args deployment/beacon-controller) >/run/beacon-lab/logs/demo-controller.log 2>&1 &
+spk_kc=$(sakubeconfig beacon-speaker)
+spk_args=$(args daemonset/beacon-speaker | sed "s|--member-key-file=[^ ]*|--member-key-file=$keyfile|")
 for n in 1 2 3; do
-  ip netns exec beacon-node$n bin/beacon-speaker --kubeconfig /run/beacon-lab/kubeconfig \
-    --node-name node$n --dataplane=full >/run/beacon-lab/logs/demo-speaker-node$n.log 2>&1 &
+  # shellcheck disable=SC2086
+  POD_NAMESPACE=beacon-system ip netns exec beacon-node$n bin/beacon-speaker --kubeconfig "$spk_kc" \
+    --node-name node$n $spk_args >/run/beacon-lab/logs/demo-speaker-node$n.log 2>&1 &
 done
+echo "controller: $(args deployment/beacon-controller)"
+echo "speakers:   $spk_args"
 
 step "Creating an IPPool and an L2Advertisement"
 kc apply -f - <<'YAML'
@@ -45,17 +77,26 @@ spec:
   ipPools: [lan]
 YAML
 
-step "Exposing the echo pods as a LoadBalancer Service (port 80 -> 5000)"
+step "A Deployment-like set of pods: the lab's echo pods (one per node) under Deployment echo"
+# Without kube-controller-manager the Deployment never makes pods of its
+# own; its selector matches the lab's echo pods, so kubectl expose works as
+# on a real cluster.
 kc apply -f - <<'YAML'
-apiVersion: v1
-kind: Service
+apiVersion: apps/v1
+kind: Deployment
 metadata: {name: echo, namespace: default}
 spec:
-  type: LoadBalancer
-  ipFamilyPolicy: PreferDualStack
-  selector: {lab.beaconlb.io/app: echo}
-  ports: [{name: http, port: 80, targetPort: 5000}]
+  replicas: 3
+  selector: {matchLabels: {lab.beaconlb.io/app: echo}}
+  template:
+    metadata: {labels: {lab.beaconlb.io/app: echo}}
+    spec: {containers: [{name: echo, image: beacon-echo, ports: [{containerPort: 5000}]}]}
 YAML
+kc get pods -l lab.beaconlb.io/app=echo -o wide
+
+step "kubectl expose deployment echo --type=LoadBalancer --port=80 --target-port=5000"
+kc expose deployment echo --type=LoadBalancer --port=80 --target-port=5000 \
+  --overrides='{"spec":{"ipFamilyPolicy":"PreferDualStack"}}'
 ip=""
 for _ in $(seq 1 100); do
   ip=$(kc get svc echo -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
