@@ -34,6 +34,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/election"
 )
@@ -105,6 +106,9 @@ type Agent struct {
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
 	plan      []announce.Decision
+	// kube converts Services for the dataplane, reusing unchanged ones;
+	// only NodeportInput (the dataplane's sync goroutine) uses it.
+	kube nodeport.KubeConverter
 }
 
 // New returns an Agent; it starts nothing.
