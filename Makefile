@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover demo demo-down clean
+.PHONY: all build test generate verify testbin bench-alloc bench-failover bench-dataplane demo demo-down clean
 
 all: build
 
@@ -39,6 +39,10 @@ bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare
 bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
+
+bench-dataplane: ## nftables dataplane vs kube-proxy v1.36.3 (nftables mode) in the lab: 1k/10k Services, one change, LB throughput (root)
+	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=dataplane $(GO) test -count=1 -timeout 50m -run '^TestBenchDataplane$$' -v ./test/bench/dataplane/ | grep -v '^=== RUN'
 
 demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh
