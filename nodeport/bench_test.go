@@ -218,3 +218,51 @@ func (d discardBatch) Commit() error {
 	d.pending = nil
 	return nil
 }
+
+// BenchmarkKernelOneChangeKube is the speaker's whole path for one change
+// with 10,000 Services present: API objects through a KubeConverter, a
+// Builder and an Apply into a namespace; each iteration gives one
+// EndpointSlice a new resourceVersion with one endpoint fewer or more.
+func BenchmarkKernelOneChangeKube(b *testing.B) {
+	requireRoot(b)
+	ns := newNS(b, "beacon-np-bench-kube")
+	ka, err := NewKernelApplier(KernelConfig{NetNS: int(ns.h)}, logr.Discard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ka.Close() })
+	svcs, eps := kubeScale(10000, 5)
+	var conv KubeConverter
+	bl := NewBuilder()
+	input := func() Input {
+		return Input{NodeName: "node1", NodeAddresses: []netip.Addr{nodeV4}, Services: conv.Services(svcs, eps, nil)}
+	}
+	if _, err := ka.Apply(bl.Build(input())); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	var conv_, build, apply []time.Duration
+	for b.Loop() {
+		k := (i * 97) % len(eps)
+		sl := eps[k].DeepCopy()
+		if i%2 == 0 {
+			sl.Endpoints = sl.Endpoints[1:]
+		}
+		sl.ResourceVersion = fmt.Sprint(i + 2)
+		eps[k] = sl
+		i++
+		t0 := time.Now()
+		in := input()
+		t1 := time.Now()
+		rs := bl.Build(in)
+		t2 := time.Now()
+		st, err := ka.Apply(rs)
+		if err != nil || st.Full {
+			b.Fatalf("%+v %v", st, err)
+		}
+		conv_, build, apply = append(conv_, t1.Sub(t0)), append(build, t2.Sub(t1)), append(apply, time.Since(t2))
+	}
+	b.ReportMetric(median(conv_).Seconds()*1000, "convert-ms")
+	b.ReportMetric(median(build).Seconds()*1000, "build-ms")
+	b.ReportMetric(median(apply).Seconds()*1000, "apply-ms")
+}

@@ -36,8 +36,10 @@ func ShardOf(namespace, name string, shards int) int {
 // whose input is unchanged since the previous Build keeps its chains, and
 // a shard table with no changed Service is the previous one (the same
 // pointer). Each Build returns a Ruleset equal to Build(in); the Rulesets
-// it returns must not be modified. A Builder is not safe for concurrent
-// use; the Syncer owns one.
+// it returns must not be modified. The Builder keeps the Input's slices:
+// a caller must not modify them after Build, but pass new ones (as
+// ServicesFromKube and KubeConverter do). A Builder is not safe for
+// concurrent use; the Syncer owns one.
 type Builder struct {
 	g       globals
 	valid   bool // g and the state below describe the previous Build
@@ -48,6 +50,10 @@ type Builder struct {
 	members [][]*entry
 	special []*entry
 	fams    [2]*famState
+	// warnings are the conflict warnings, rebuilt when a contested key
+	// changes.
+	warnings  []string
+	warnDirty bool
 }
 
 // NewBuilder returns an empty Builder; its first Build builds everything.
@@ -132,6 +138,7 @@ type claim struct {
 	masq  bool // also an element of the matching masquerade set
 	e     *entry
 	seq   int
+	won   bool // the key's winner: an element of the entry's shard
 }
 
 func (c *claim) before(o *claim) bool {
@@ -146,13 +153,18 @@ type claimKey struct {
 	k Key
 }
 
+type claimSet struct {
+	w    *claim
+	rest []*claim
+}
+
 // famState is the Builder's state for one family.
 type famState struct {
-	fam       Family
-	claims    map[claimKey][]*claim
-	winners   map[claimKey]*claim
+	fam Family
+	// claims holds, per key, its winner and the other claimants; conflicts
+	// the keys with other claimants.
+	claims    map[claimKey]claimSet
 	conflicts map[claimKey]bool
-	touched   map[claimKey]bool
 	hairpin   map[netip.Addr]int  // local endpoint -> number of Services using it
 	hairpinUp map[netip.Addr]bool // addresses whose count left or reached 0
 	base      *Table
@@ -160,10 +172,10 @@ type famState struct {
 	dirty     []bool
 }
 
-func newFamState(fam Family, shards int) *famState {
+func newFamState(fam Family, shards, services int) *famState {
 	return &famState{
-		fam: fam, claims: map[claimKey][]*claim{}, winners: map[claimKey]*claim{},
-		conflicts: map[claimKey]bool{}, touched: map[claimKey]bool{}, hairpin: map[netip.Addr]int{},
+		fam: fam, claims: make(map[claimKey]claimSet, services*2),
+		conflicts: map[claimKey]bool{}, hairpin: map[netip.Addr]int{},
 		hairpinUp: map[netip.Addr]bool{},
 		shards:    make([]*Table, shards), dirty: make([]bool, shards),
 	}
@@ -189,8 +201,9 @@ func (b *Builder) Build(in Input) *Ruleset {
 	if !b.valid || !b.g.equal(&g) {
 		b.g, b.valid = g, true
 		b.entries, b.members, b.special = map[svcID]*entry{}, make([][]*entry, g.shards), nil
+		b.warnings, b.warnDirty = nil, false
 		for i, fam := range families {
-			b.fams[i] = newFamState(fam, g.shards)
+			b.fams[i] = newFamState(fam, g.shards, len(in.Services))
 		}
 	}
 	// Input order does not matter, except that of two Services with the
@@ -245,7 +258,6 @@ func (b *Builder) Build(in Input) *Ruleset {
 		b.special = mergeEntries(b.special, addedSpecial, b.gen)
 	}
 	for i, fs := range b.fams {
-		b.resolve(fs)
 		b.rebuildShards(fs)
 		b.updateBase(fs)
 		rs.Tables = append(rs.Tables, fs.base)
@@ -263,7 +275,10 @@ func (b *Builder) Build(in Input) *Ruleset {
 			rs.Health = append(rs.Health, *e.health)
 		}
 	}
-	rs.Warnings = append(rs.Warnings, b.conflictWarnings()...)
+	if b.warnDirty {
+		b.warnings, b.warnDirty = b.conflictWarnings(), false
+	}
+	rs.Warnings = append(rs.Warnings, b.warnings...)
 	return rs
 }
 
@@ -291,7 +306,7 @@ func mergeEntries(sorted, added []*entry, gen uint64) []*entry {
 }
 
 func (b *Builder) newEntry(id svcID, s *Service) *entry {
-	e := &entry{id: id, svc: cloneService(s), shard: ShardOf(s.Namespace, s.Name, b.g.shards)}
+	e := &entry{id: id, svc: *s, shard: ShardOf(s.Namespace, s.Name, b.g.shards)}
 	for i, fam := range families {
 		e.frag[i] = buildFragment(&b.g, fam, e)
 	}
@@ -303,9 +318,7 @@ func (b *Builder) add(e *entry) {
 	for i, fs := range b.fams {
 		f := e.frag[i]
 		for _, c := range f.claims {
-			k := claimKey{c.m, c.key}
-			fs.claims[k] = append(fs.claims[k], c)
-			fs.touched[k] = true
+			b.addClaim(fs, c)
 		}
 		for _, a := range f.hairpin {
 			if fs.hairpin[a]++; fs.hairpin[a] == 1 {
@@ -320,12 +333,7 @@ func (b *Builder) remove(e *entry) {
 	for i, fs := range b.fams {
 		f := e.frag[i]
 		for _, c := range f.claims {
-			k := claimKey{c.m, c.key}
-			fs.claims[k] = slices.DeleteFunc(fs.claims[k], func(x *claim) bool { return x == c })
-			if len(fs.claims[k]) == 0 {
-				delete(fs.claims, k)
-			}
-			fs.touched[k] = true
+			b.removeClaim(fs, c)
 		}
 		for _, a := range f.hairpin {
 			if fs.hairpin[a]--; fs.hairpin[a] <= 0 {
@@ -337,39 +345,60 @@ func (b *Builder) remove(e *entry) {
 	}
 }
 
-// resolve picks the winner of every key whose claimants changed; a shard
-// that gains or loses an element is rebuilt.
-func (b *Builder) resolve(fs *famState) {
-	for k := range fs.touched {
-		old := fs.winners[k]
-		cl := fs.claims[k]
-		var w *claim
-		for _, c := range cl {
-			if w == nil || c.before(w) {
-				w = c
+// addClaim records a claim; when it wins its key from another Service,
+// that Service's shard is rebuilt without the element.
+func (b *Builder) addClaim(fs *famState, c *claim) {
+	k := claimKey{c.m, c.key}
+	cs, ok := fs.claims[k]
+	if !ok {
+		c.won = true
+		fs.claims[k] = claimSet{w: c}
+		return
+	}
+	if c.before(cs.w) {
+		cs.w.won = false
+		fs.dirty[cs.w.e.shard] = true
+		cs.rest = append(cs.rest, cs.w)
+		cs.w, c.won = c, true
+	} else {
+		cs.rest = append(cs.rest, c)
+	}
+	fs.claims[k] = cs
+	fs.conflicts[k] = true
+	b.warnDirty = true
+}
+
+// removeClaim drops a claim; when it was the winner, the next claimant
+// wins and its shard is rebuilt with the element.
+func (b *Builder) removeClaim(fs *famState, c *claim) {
+	k := claimKey{c.m, c.key}
+	cs := fs.claims[k]
+	if len(cs.rest) > 0 {
+		b.warnDirty = true
+	}
+	if cs.w != c {
+		cs.rest = slices.DeleteFunc(slices.Clone(cs.rest), func(x *claim) bool { return x == c })
+	} else {
+		c.won = false
+		if len(cs.rest) == 0 {
+			delete(fs.claims, k)
+			return
+		}
+		i := 0
+		for j, x := range cs.rest {
+			if x.before(cs.rest[i]) {
+				i = j
 			}
 		}
-		if old == w {
-			continue
-		}
-		if old != nil {
-			fs.dirty[old.e.shard] = true
-		}
-		if w == nil {
-			delete(fs.winners, k)
-		} else {
-			fs.winners[k] = w
-			fs.dirty[w.e.shard] = true
-		}
+		cs.w = cs.rest[i]
+		cs.w.won = true
+		fs.dirty[cs.w.e.shard] = true
+		cs.rest = slices.Delete(slices.Clone(cs.rest), i, i+1)
 	}
-	for k := range fs.touched {
-		if len(fs.claims[k]) > 1 {
-			fs.conflicts[k] = true
-		} else {
-			delete(fs.conflicts, k)
-		}
+	fs.claims[k] = cs
+	if len(cs.rest) == 0 {
+		delete(fs.conflicts, k)
 	}
-	clear(fs.touched)
 }
 
 // rebuildShards rebuilds the dirty shard tables from their Services'
@@ -395,7 +424,7 @@ func (b *Builder) shardTable(fs *famState, shard int, members []*entry) *Table {
 		chains = append(chains, f.chains...)
 		aff = append(aff, f.sets...)
 		for _, c := range f.claims {
-			if fs.winners[claimKey{c.m, c.key}] != c {
+			if !c.won {
 				continue
 			}
 			el := Element{Key: c.key, Goto: c.chain}
@@ -514,10 +543,10 @@ func (b *Builder) conflictWarnings() []string {
 	var all []lost
 	for i, fs := range b.fams {
 		for k := range fs.conflicts {
-			w := fs.winners[k]
-			for _, c := range fs.claims[k] {
-				if c != w && (c.e != w.e || c.chain != w.chain) {
-					all = append(all, lost{i, c, w})
+			cs := fs.claims[k]
+			for _, c := range cs.rest {
+				if c.e != cs.w.e || c.chain != cs.w.chain {
+					all = append(all, lost{i, c, cs.w})
 				}
 			}
 		}
@@ -544,31 +573,22 @@ func (b *Builder) conflictWarnings() []string {
 	return out
 }
 
-// cloneService copies the slices a caller might reuse.
-func cloneService(s *Service) Service {
-	c := *s
-	c.ClusterIPs = slices.Clone(s.ClusterIPs)
-	c.LoadBalancerIPs = slices.Clone(s.LoadBalancerIPs)
-	c.ExternalIPs = slices.Clone(s.ExternalIPs)
-	c.SourceRanges = slices.Clone(s.SourceRanges)
-	c.Ports = slices.Clone(s.Ports)
-	c.Endpoints = slices.Clone(s.Endpoints)
-	for i := range c.Endpoints {
-		c.Endpoints[i].Ports = slices.Clone(c.Endpoints[i].Ports)
-	}
-	return c
-}
-
-// equalService compares every field Build reads.
+// equalService compares every field Build reads. Slices that share their
+// first element (the same backing array, as KubeConverter returns for an
+// unchanged Service) are equal without a look at their elements.
 func equalService(a, b *Service) bool {
 	return a.Namespace == b.Namespace && a.Name == b.Name &&
 		a.ExternalLocal == b.ExternalLocal && a.InternalLocal == b.InternalLocal &&
 		a.AffinityTimeout == b.AffinityTimeout && a.HealthCheckNodePort == b.HealthCheckNodePort &&
-		slices.Equal(a.ClusterIPs, b.ClusterIPs) && slices.Equal(a.LoadBalancerIPs, b.LoadBalancerIPs) &&
-		slices.Equal(a.ExternalIPs, b.ExternalIPs) && slices.Equal(a.SourceRanges, b.SourceRanges) &&
-		slices.Equal(a.Ports, b.Ports) &&
-		slices.EqualFunc(a.Endpoints, b.Endpoints, func(x, y Endpoint) bool {
+		equalSlice(a.ClusterIPs, b.ClusterIPs) && equalSlice(a.LoadBalancerIPs, b.LoadBalancerIPs) &&
+		equalSlice(a.ExternalIPs, b.ExternalIPs) && equalSlice(a.SourceRanges, b.SourceRanges) &&
+		equalSlice(a.Ports, b.Ports) &&
+		(sameArray(a.Endpoints, b.Endpoints) || slices.EqualFunc(a.Endpoints, b.Endpoints, func(x, y Endpoint) bool {
 			return x.Addr == y.Addr && x.NodeName == y.NodeName && x.Ready == y.Ready &&
-				x.Serving == y.Serving && x.Terminating == y.Terminating && slices.Equal(x.Ports, y.Ports)
-		})
+				x.Serving == y.Serving && x.Terminating == y.Terminating && equalSlice(x.Ports, y.Ports)
+		}))
 }
+
+func sameArray[E any](a, b []E) bool { return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) }
+
+func equalSlice[E comparable](a, b []E) bool { return sameArray(a, b) || slices.Equal(a, b) }

@@ -104,3 +104,17 @@ func TestBuilderReusesTables(t *testing.T) {
 		t.Errorf("rebuilt tables %q, want %q", changed, want)
 	}
 }
+
+func cloneService(s *Service) Service {
+	c := *s
+	c.ClusterIPs = slices.Clone(s.ClusterIPs)
+	c.LoadBalancerIPs = slices.Clone(s.LoadBalancerIPs)
+	c.ExternalIPs = slices.Clone(s.ExternalIPs)
+	c.SourceRanges = slices.Clone(s.SourceRanges)
+	c.Ports = slices.Clone(s.Ports)
+	c.Endpoints = slices.Clone(s.Endpoints)
+	for i := range c.Endpoints {
+		c.Endpoints[i].Ports = slices.Clone(c.Endpoints[i].Ports)
+	}
+	return c
+}

@@ -74,6 +74,9 @@ func (c *KubeConverter) convert(svcs []*v1.Service, eps []*discoveryv1.EndpointS
 		}
 		k := nsName{s.Namespace, s.Name}
 		sl := byService[k]
+		if len(sl) > 1 { // informers list in no particular order
+			slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
+		}
 		cv := c.cache[k]
 		if cv == nil || s.ResourceVersion == "" || cv.svcRV != s.ResourceVersion || !sameSliceVersions(cv.sliceRVs, sl) {
 			cv = &converted{svcRV: s.ResourceVersion, svc: serviceFromKube(s, sl)}

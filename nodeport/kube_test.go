@@ -101,20 +101,26 @@ func TestNodeAddressesFromKube(t *testing.T) {
 }
 
 // kubeScale is n LoadBalancer Services with one slice of eps endpoints
-// each, all with resourceVersions.
+// each, all with resourceVersions. Like scaleInput, destinations are
+// distinct: LB IP 203.0.113.(i%250) and externalIPs 198.51.100.(i%250) and
+// .(i%250+1), port 1000+i/250 (the externalIPs of neighbours overlap).
 func kubeScale(n, eps int) ([]*v1.Service, []*discoveryv1.EndpointSlice) {
 	var svcs []*v1.Service
 	var sls []*discoveryv1.EndpointSlice
 	for i := range n {
 		ns, name := fmt.Sprintf("ns%d", i%50), fmt.Sprintf("svc%d", i)
+		nodePort := int32(0) // 2,000 NodePorts, as in scaleInput
+		if i < 2000 {
+			nodePort = int32(30000 + i)
+		}
 		svcs = append(svcs, &v1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: "1"},
 			Spec: v1.ServiceSpec{
 				Type: v1.ServiceTypeLoadBalancer, ClusterIPs: []string{fmt.Sprintf("198.19.%d.%d", i>>8, i&255)},
-				ExternalIPs: []string{"203.0.113.1", "203.0.113.2"},
-				Ports:       []v1.ServicePort{{Name: "http", Port: 80, NodePort: 30080}},
+				ExternalIPs: []string{fmt.Sprintf("198.51.100.%d", i%250), fmt.Sprintf("198.51.100.%d", i%250+1)},
+				Ports:       []v1.ServicePort{{Name: "http", Port: int32(1000 + i/250), NodePort: nodePort}},
 			},
-			Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: "203.0.113.4"}}}},
+			Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: fmt.Sprintf("203.0.113.%d", i%250)}}}},
 		})
 		sl := &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-x", ResourceVersion: "1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
@@ -131,7 +137,7 @@ func kubeScale(n, eps int) ([]*v1.Service, []*discoveryv1.EndpointSlice) {
 
 func TestKubeConverter(t *testing.T) {
 	svcs, eps := kubeScale(50, 3)
-	allow := func(a netip.Addr) bool { return a == netip.MustParseAddr("203.0.113.2") }
+	allow := func(a netip.Addr) bool { return a == netip.MustParseAddr("198.51.100.9") }
 	sorted := func(s []Service) []Service {
 		s = slices.Clone(s)
 		slices.SortFunc(s, func(a, b Service) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
