@@ -35,69 +35,141 @@ func ServicesFromKube(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allo
 // costs 60-140 ms, a lookup a few). Objects without a resourceVersion are
 // always converted. Not safe for concurrent use.
 type KubeConverter struct {
-	cache map[nsName]*converted
-	gen   uint64
+	cache  map[nsName]*converted
+	slices map[*discoveryv1.EndpointSlice]*sliceSeen // the slices of the last call
+	gen    uint64
 }
 
 type nsName struct{ ns, name string }
 
 type converted struct {
+	svc      *v1.Service
 	svcRV    string
-	sliceRVs []string // "name/resourceVersion" of each slice, in input order
-	svc      Service  // ExternalIPs holds every spec.externalIPs address
+	sliceRVs []string // "name/resourceVersion" of each slice, sorted by name
+	out      Service  // ExternalIPs holds every spec.externalIPs address
 	seen     uint64
 }
 
+type sliceSeen struct {
+	rv    string
+	owner nsName
+	seen  uint64
+}
+
 // Services converts like ServicesFromKube, in input order rather than
-// sorted (Build does not care).
+// sorted (Build does not care). Informer caches hand out a new object for
+// every new version, so an unchanged Service is recognised by its pointer
+// and resourceVersion, and its slices by theirs, without grouping all
+// slices by Service again.
 func (c *KubeConverter) Services(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool) []Service {
 	return c.convert(svcs, eps, allowExternalIP, true)
 }
 
+func sliceOwner(s *discoveryv1.EndpointSlice) (nsName, bool) {
+	name := s.Labels[discoveryv1.LabelServiceName]
+	return nsName{s.Namespace, name}, name != ""
+}
+
 func (c *KubeConverter) convert(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool, remember bool) []Service {
-	byService := make(map[nsName][]*discoveryv1.EndpointSlice, len(svcs))
-	for _, s := range eps {
-		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-			k := nsName{s.Namespace, name}
-			byService[k] = append(byService[k], s)
+	c.gen++
+	// Services whose slices changed (new, gone or another version).
+	var changed map[nsName]bool
+	if remember {
+		if c.cache == nil {
+			c.cache = make(map[nsName]*converted, len(svcs))
+			c.slices = make(map[*discoveryv1.EndpointSlice]*sliceSeen, len(eps))
+		}
+		changed = map[nsName]bool{}
+		for _, s := range eps {
+			if st := c.slices[s]; st != nil && st.rv == s.ResourceVersion && st.rv != "" {
+				st.seen = c.gen
+				continue
+			}
+			owner, ok := sliceOwner(s)
+			c.slices[s] = &sliceSeen{rv: s.ResourceVersion, owner: owner, seen: c.gen}
+			if ok {
+				changed[owner] = true
+			}
+		}
+		if len(c.slices) != len(eps) {
+			for p, st := range c.slices {
+				if st.seen != c.gen {
+					changed[st.owner] = true
+					delete(c.slices, p)
+				}
+			}
 		}
 	}
-	if remember && c.cache == nil {
-		c.cache = make(map[nsName]*converted, len(svcs))
+	// Which Services need converting, then only their slices.
+	type item struct {
+		k  nsName
+		cv *converted // reused; nil: convert
 	}
-	c.gen++
-	kept := 0
-	out := make([]Service, 0, len(svcs))
-	for _, s := range svcs {
+	items := make([]item, len(svcs))
+	var need map[nsName][]*discoveryv1.EndpointSlice
+	for i, s := range svcs {
 		if s.Spec.Type == v1.ServiceTypeExternalName || s.Spec.ClusterIP == v1.ClusterIPNone {
 			continue
 		}
 		k := nsName{s.Namespace, s.Name}
-		sl := byService[k]
-		if len(sl) > 1 { // informers list in no particular order
-			slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
+		items[i].k = k
+		if cv := c.cache[k]; remember && cv != nil && cv.svc == s && cv.svcRV == s.ResourceVersion && cv.svcRV != "" && !changed[k] {
+			items[i].cv = cv
+			continue
 		}
-		cv := c.cache[k]
-		if cv == nil || s.ResourceVersion == "" || cv.svcRV != s.ResourceVersion || !sameSliceVersions(cv.sliceRVs, sl) {
-			cv = &converted{svcRV: s.ResourceVersion, svc: serviceFromKube(s, sl)}
-			for _, e := range sl {
-				if e.ResourceVersion == "" {
-					cv.svcRV = "" // cannot tell changes apart: never reuse
+		if need == nil {
+			need = map[nsName][]*discoveryv1.EndpointSlice{}
+		}
+		need[k] = nil
+	}
+	if len(need) > 0 {
+		for _, s := range eps {
+			if owner, ok := sliceOwner(s); ok {
+				if sl, ok := need[owner]; ok {
+					need[owner] = append(sl, s)
 				}
-				cv.sliceRVs = append(cv.sliceRVs, e.Name+"/"+e.ResourceVersion)
+			}
+		}
+	}
+	kept := 0
+	out := make([]Service, 0, len(svcs))
+	for i, s := range svcs {
+		k, cv := items[i].k, items[i].cv
+		if k.name == "" {
+			continue // headless or ExternalName
+		}
+		if cv == nil {
+			sl := need[k]
+			if len(sl) > 1 { // informers list in no particular order
+				slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
+			}
+			cv = c.cache[k]
+			if cv == nil || s.ResourceVersion == "" || cv.svcRV != s.ResourceVersion || !sameSliceVersions(cv.sliceRVs, sl) {
+				cv = &converted{svcRV: s.ResourceVersion, out: serviceFromKube(s, sl)}
+				for _, e := range sl {
+					if e.ResourceVersion == "" {
+						cv.svcRV = "" // cannot tell changes apart: never reuse
+					}
+					cv.sliceRVs = append(cv.sliceRVs, e.Name+"/"+e.ResourceVersion)
+				}
+			}
+			cv.svc = s
+			if remember && cv.svcRV != "" {
+				c.cache[k] = cv
 			}
 		}
 		if remember && cv.svcRV != "" {
-			if c.cache[k] != cv {
-				c.cache[k] = cv
-			}
 			cv.seen = c.gen
 			kept++
 		}
-		svc := cv.svc
+		if len(cv.out.ExternalIPs) == 0 {
+			out = append(out, cv.out)
+			continue
+		}
+		svc := cv.out
 		svc.ExternalIPs = nil
 		if allowExternalIP != nil {
-			for _, a := range cv.svc.ExternalIPs {
+			for _, a := range cv.out.ExternalIPs {
 				if allowExternalIP(a) {
 					svc.ExternalIPs = append(svc.ExternalIPs, a)
 				}
