@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover bench-bgp demo demo-down clean image chart-test chaos
+.PHONY: all build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane demo demo-down clean image chart-test chaos
 
 all: build
 
@@ -60,6 +60,10 @@ chaos: ## Chaos scenarios (test/chaos: controller churn on envtest, API server o
 bench-bgp: ## BGP in the lab: announce latency, BFD link cut, graceful restart, 20 runs each (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=bgp $(GO) test -count=1 -timeout 30m -run '^TestBenchBGP$$' -v ./test/e2e/ | grep -v '^=== RUN'
+
+bench-dataplane: ## nftables dataplane vs kube-proxy v1.36.3 (nftables mode) in the lab: 1k/10k Services, one change, LB throughput (root)
+	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
+	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=dataplane $(GO) test -count=1 -timeout 50m -run '^TestBenchDataplane$$' -v ./test/bench/dataplane/ | grep -v '^=== RUN'
 
 demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
 	@hack/demo.sh

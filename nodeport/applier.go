@@ -3,6 +3,7 @@ package nodeport
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -56,7 +57,7 @@ func (a *Applier) Invalidate() { a.applied = nil }
 // the next Apply is a full rebuild.
 func (a *Applier) Apply(rs *Ruleset) (ApplyStats, error) {
 	var st ApplyStats
-	full := a.applied == nil || !sameTables(a.applied, rs)
+	full := a.applied == nil || len(rs.Tables) == 0 || !sameLayout(a.applied, rs)
 	if !full {
 		if err := a.intact(); err != nil {
 			a.log.Info("nftables state differs from the last sync; rebuilding", "reason", err.Error())
@@ -86,30 +87,68 @@ func (a *Applier) Apply(rs *Ruleset) (ApplyStats, error) {
 	return st, nil
 }
 
-// intact checks cheaply that the tables were not changed behind our back:
-// each must exist, with as many chains and sets (the kernel's table "use"
-// count) as we wrote.
+// IsBeaconTable reports whether a table name is one of Beacon's: the base
+// table or a shard table.
+func IsBeaconTable(name string) bool {
+	return name == TableName || strings.HasPrefix(name, TableName+"-svc")
+}
+
+// intact checks cheaply, with one table listing per family, that the
+// tables were not changed behind our back: each must exist, with as many
+// chains and sets (the kernel's table "use" count) as we wrote.
 func (a *Applier) intact() error {
-	for _, t := range a.applied.Tables {
-		got, err := a.b.TableUse(t.Family, t.Name)
-		if err != nil {
-			return fmt.Errorf("table %s %s: %w", t.Family, t.Name, err)
-		}
-		if want := uint32(len(t.Chains) + len(t.Sets)); got != want {
-			return fmt.Errorf("table %s %s holds %d chains and sets, want %d", t.Family, t.Name, got, want)
+	for _, fam := range families {
+		var uses map[string]uint32
+		for _, t := range a.applied.Tables {
+			if t.Family != fam {
+				continue
+			}
+			if uses == nil {
+				var err error
+				if uses, err = a.b.Tables(fam); err != nil {
+					return fmt.Errorf("list %s tables: %w", fam, err)
+				}
+			}
+			got, ok := uses[t.Name]
+			if !ok {
+				return fmt.Errorf("table %s %s is gone", t.Family, t.Name)
+			}
+			if want := uint32(len(t.Chains) + len(t.Sets)); got != want {
+				return fmt.Errorf("table %s %s holds %d chains and sets, want %d", t.Family, t.Name, got, want)
+			}
 		}
 	}
 	return nil
 }
 
-func sameTables(a, b *Ruleset) bool {
-	if len(a.Tables) != len(b.Tables) {
-		return false
+type tableID struct {
+	fam  Family
+	name string
+}
+
+func tableIndex(rs *Ruleset) map[tableID]*Table {
+	m := make(map[tableID]*Table, len(rs.Tables))
+	for _, t := range rs.Tables {
+		m[tableID{t.Family, t.Name}] = t
 	}
-	for i := range a.Tables {
-		ta, tb := a.Tables[i], b.Tables[i]
-		if ta.Family != tb.Family || ta.Name != tb.Name {
+	return m
+}
+
+// sameLayout says whether b can be reached from a by a diff: the same
+// base tables, and the same base chains in the tables both have. Shard
+// tables may come and go.
+func sameLayout(a, b *Ruleset) bool {
+	ia, ib := tableIndex(a), tableIndex(b)
+	for _, fam := range families {
+		id := tableID{fam, TableName}
+		if (ia[id] == nil) != (ib[id] == nil) {
 			return false
+		}
+	}
+	for id, ta := range ia {
+		tb := ib[id]
+		if tb == nil || ta == tb {
+			continue
 		}
 		// Base chains are static; a different set means a different build.
 		for _, c := range ta.Chains {
@@ -119,32 +158,62 @@ func sameTables(a, b *Ruleset) bool {
 				}
 			}
 		}
+		for _, c := range tb.Chains {
+			if c.Base != nil && ta.Chain(c.Name) == nil {
+				return false
+			}
+		}
 	}
 	return true
 }
 
+// queueFull replaces all of Beacon's tables, whatever the kernel holds:
+// those it lists, and ours.
 func (a *Applier) queueFull(rs *Ruleset, st *ApplyStats) error {
-	for _, fam := range []Family{IPv4, IPv6} {
-		// Add-then-delete removes the table whether or not it exists,
-		// without failing the batch.
-		a.b.AddTable(fam, TableName)
-		a.b.DelTable(fam, TableName)
+	for _, fam := range families {
+		names := []string{TableName}
+		listed, err := a.b.Tables(fam)
+		if err != nil {
+			return fmt.Errorf("list %s tables: %w", fam, err)
+		}
+		for n := range listed {
+			if IsBeaconTable(n) {
+				names = append(names, n)
+			}
+		}
+		for _, t := range rs.TablesOf(fam) {
+			names = append(names, t.Name)
+		}
+		slices.Sort(names)
+		for _, n := range slices.Compact(names) {
+			// Add-then-delete removes the table whether or not it
+			// exists, without failing the batch.
+			a.b.AddTable(fam, n)
+			a.b.DelTable(fam, n)
+		}
 	}
 	for _, t := range rs.Tables {
-		a.b.AddTable(t.Family, t.Name)
-		for _, c := range t.Chains {
-			a.b.AddChain(t.Family, t.Name, c)
-			st.Chains++
+		if err := a.addTable(t, st); err != nil {
+			return err
 		}
-		for _, s := range t.Sets {
-			if err := a.addSet(t, s, st); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+func (a *Applier) addTable(t *Table, st *ApplyStats) error {
+	a.b.AddTable(t.Family, t.Name)
+	for _, c := range t.Chains {
+		a.b.AddChain(t.Family, t.Name, c)
+		st.Chains++
+	}
+	for _, s := range t.Sets {
+		if err := a.addSet(t, s, st); err != nil {
+			return err
 		}
-		for _, c := range t.Chains {
-			if err := a.addRules(t, c, st); err != nil {
-				return err
-			}
+	}
+	for _, c := range t.Chains {
+		if err := a.addRules(t, c, st); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -177,19 +246,37 @@ func (a *Applier) addRules(t *Table, c *Chain, st *ApplyStats) error {
 	return nil
 }
 
-// queueDiff queues the changes from old to new in an order the kernel
-// accepts within one transaction: references are dropped (elements
-// deleted, chains flushed) before what they point to is deleted, and
-// targets are created before anything points to them.
+// queueDiff queues the changes from old to new. Tables are independent
+// of each other: a table new lacks is deleted whole, a new one is added
+// whole, and a table both share by pointer is unchanged.
 func (a *Applier) queueDiff(old, new *Ruleset, st *ApplyStats) error {
-	for i, nt := range new.Tables {
-		if err := a.diffTable(old.Tables[i], nt, st); err != nil {
+	oi, ni := tableIndex(old), tableIndex(new)
+	for _, ot := range old.Tables {
+		if ni[tableID{ot.Family, ot.Name}] == nil {
+			a.b.DelTable(ot.Family, ot.Name)
+			st.Chains += len(ot.Chains)
+		}
+	}
+	for _, nt := range new.Tables {
+		ot := oi[tableID{nt.Family, nt.Name}]
+		var err error
+		switch {
+		case ot == nil:
+			err = a.addTable(nt, st)
+		case ot != nt:
+			err = a.diffTable(ot, nt, st)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// diffTable queues the changes of one table in an order the kernel
+// accepts within one transaction: references are dropped (elements
+// deleted, chains flushed) before what they point to is deleted, and
+// targets are created before anything points to them.
 func (a *Applier) diffTable(ot, nt *Table, st *ApplyStats) error {
 	type elemDiff struct {
 		s        *Set
@@ -199,6 +286,9 @@ func (a *Applier) diffTable(ot, nt *Table, st *ApplyStats) error {
 	var delSets, addSets []*Set
 	for _, os := range ot.Sets {
 		ns := nt.Set(os.Name)
+		if ns == os {
+			continue
+		}
 		if ns == nil || !sameSetDef(os, ns) {
 			delSets = append(delSets, os)
 			continue
@@ -218,7 +308,7 @@ func (a *Applier) diffTable(ot, nt *Table, st *ApplyStats) error {
 		switch {
 		case nc == nil:
 			delChains = append(delChains, oc)
-		case !sameRules(oc.Rules, nc.Rules):
+		case nc != oc && !sameRules(oc.Rules, nc.Rules):
 			changed = append(changed, nc)
 		}
 	}

@@ -87,12 +87,14 @@ func (f *fakeBatch) Commit() error {
 	return nil
 }
 
-func (f *fakeBatch) TableUse(fam Family, t string) (uint32, error) {
-	objs, ok := f.objects[fam.String()+" "+t]
-	if !ok {
-		return 0, errors.New("no such file or directory")
+func (f *fakeBatch) Tables(fam Family) (map[string]uint32, error) {
+	out := map[string]uint32{}
+	for k, objs := range f.objects {
+		if name, ok := strings.CutPrefix(k, fam.String()+" "); ok {
+			out[name] = uint32(len(objs))
+		}
 	}
-	return uint32(len(objs)), nil
+	return out, nil
 }
 
 func lastFlush(f *fakeBatch) []string {
@@ -106,14 +108,24 @@ func TestApplierFullThenIncremental(t *testing.T) {
 	f := newFakeNFT()
 	a := NewApplier(f, nil, testr.New(t))
 	in := fixture()
+	in.Shards = 1
+	f.objects["ip beacon-svc7"] = map[string]bool{} // left from a run with more shards
 	st, err := a.Apply(Build(in))
 	if err != nil || !st.Full {
 		t.Fatalf("first apply: %+v %v", st, err)
 	}
 	ops := lastFlush(f)
-	// The full rebuild replaces both tables atomically, whatever exists.
-	if want := []string{"add table ip beacon", "delete table ip beacon", "add table ip6 beacon", "delete table ip6 beacon", "add table ip beacon"}; !slices.Equal(ops[:5], want) {
-		t.Errorf("full sync starts with %q, want %q", ops[:5], want)
+	// The full rebuild replaces all of Beacon's tables atomically,
+	// whatever exists.
+	if want := []string{
+		"add table ip beacon", "delete table ip beacon",
+		"add table ip beacon-svc0", "delete table ip beacon-svc0",
+		"add table ip beacon-svc7", "delete table ip beacon-svc7",
+		"add table ip6 beacon", "delete table ip6 beacon",
+		"add table ip6 beacon-svc0", "delete table ip6 beacon-svc0",
+		"add table ip beacon",
+	}; !slices.Equal(ops[:11], want) {
+		t.Errorf("full sync starts with %q, want %q", ops[:11], want)
 	}
 
 	// Nothing changed: nothing sent.
@@ -130,8 +142,8 @@ func TestApplierFullThenIncremental(t *testing.T) {
 		t.Fatalf("incremental apply: %+v %v", st, err)
 	}
 	want := []string{
-		"flush chain ip beacon svc-default/web/tcp/80",
-		"add rule ip beacon svc-default/web/tcp/80",
+		"flush chain ip beacon-svc0 svc-default/web/tcp/80",
+		"add rule ip beacon-svc0 svc-default/web/tcp/80",
 	}
 	if got := lastFlush(f); !slices.Equal(got, want) {
 		t.Errorf("ops = %q, want %q", got, want)
@@ -147,10 +159,10 @@ func TestApplierFullThenIncremental(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []string{
-		"add chain ip beacon svc-default/new/udp/53",
-		"add rule ip beacon svc-default/new/udp/53",
-		"add element ip beacon service-ips 1",
 		"add element ip beacon hairpin 1",
+		"add chain ip beacon-svc0 svc-default/new/udp/53",
+		"add rule ip beacon-svc0 svc-default/new/udp/53",
+		"add element ip beacon-svc0 service-ips 1",
 	}
 	if got := lastFlush(f); !slices.Equal(got, want) {
 		t.Errorf("ops = %q, want %q", got, want)
@@ -162,12 +174,58 @@ func TestApplierFullThenIncremental(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []string{
-		"delete element ip beacon service-ips 1",
 		"delete element ip beacon hairpin 1",
-		"flush chain ip beacon svc-default/new/udp/53",
-		"delete chain ip beacon svc-default/new/udp/53",
+		"delete element ip beacon-svc0 service-ips 1",
+		"flush chain ip beacon-svc0 svc-default/new/udp/53",
+		"delete chain ip beacon-svc0 svc-default/new/udp/53",
 	}
 	if got := lastFlush(f); !slices.Equal(got, want) {
+		t.Errorf("ops = %q, want %q", got, want)
+	}
+}
+
+// With several shards, a Service alone in its shard brings its table and
+// takes it away; the other shards are not touched.
+func TestApplierShardTables(t *testing.T) {
+	f := newFakeNFT()
+	a := NewApplier(f, nil, testr.New(t))
+	in := fixture()
+	if _, err := a.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	// Find a name whose shard no fixture Service uses.
+	used := map[int]bool{}
+	for _, s := range in.Services {
+		used[ShardOf(s.Namespace, s.Name, DefaultShards)] = true
+	}
+	name := ""
+	for i := 0; name == ""; i++ {
+		if n := fmt.Sprintf("new%d", i); !used[ShardOf("default", n, DefaultShards)] {
+			name = n
+		}
+	}
+	shard := ShardTableName(ShardOf("default", name, DefaultShards))
+	in.Services = append(in.Services, Service{
+		Namespace: "default", Name: name, ClusterIPs: addrs("198.19.0.99"),
+		Ports:     []Port{{Protocol: TCP, Port: 80}},
+		Endpoints: []Endpoint{ep("198.18.2.99", "node2", EndpointPort{Protocol: TCP, Port: 80})},
+	})
+	if _, err := a.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range lastFlush(f) {
+		if !strings.HasPrefix(op, "add ") || !strings.Contains(op, " ip "+shard+" ") && !strings.HasSuffix(op, " ip "+shard) {
+			t.Errorf("op %q outside the new shard table %s", op, shard)
+		}
+	}
+	if ops := lastFlush(f); len(ops) == 0 || ops[0] != "add table ip "+shard {
+		t.Errorf("ops = %q, want the table %s added first", ops, shard)
+	}
+	in.Services = in.Services[:len(in.Services)-1]
+	if _, err := a.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lastFlush(f), []string{"delete table ip " + shard}; !slices.Equal(got, want) {
 		t.Errorf("ops = %q, want %q", got, want)
 	}
 }
@@ -176,6 +234,7 @@ func TestApplierAffinityChange(t *testing.T) {
 	f := newFakeNFT()
 	a := NewApplier(f, nil, testr.New(t))
 	in := fixture()
+	in.Shards = 1
 	if _, err := a.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
@@ -186,11 +245,11 @@ func TestApplierAffinityChange(t *testing.T) {
 	}
 	// The rules referring to the endpoint's affinity set go before the set.
 	want := []string{
-		"flush chain ip beacon svc-default/sticky/tcp/80",
-		"delete set ip beacon aff-default/sticky/tcp/80__198.18.2.40/8080",
-		"add rule ip beacon svc-default/sticky/tcp/80",
-		"add rule ip beacon svc-default/sticky/tcp/80",
-		"add rule ip beacon svc-default/sticky/tcp/80",
+		"flush chain ip beacon-svc0 svc-default/sticky/tcp/80",
+		"delete set ip beacon-svc0 aff-default/sticky/tcp/80__198.18.2.40/8080",
+		"add rule ip beacon-svc0 svc-default/sticky/tcp/80",
+		"add rule ip beacon-svc0 svc-default/sticky/tcp/80",
+		"add rule ip beacon-svc0 svc-default/sticky/tcp/80",
 	}
 	if got := lastFlush(f); !slices.Equal(got, want) {
 		t.Errorf("ops = %q, want %q", got, want)
@@ -219,11 +278,13 @@ func TestApplierRebuildsAfterFailure(t *testing.T) {
 func TestApplierNoticesTamperedTable(t *testing.T) {
 	f := newFakeNFT()
 	a := NewApplier(f, nil, testr.New(t))
-	rs := Build(fixture())
+	in := fixture()
+	in.Shards = 1
+	rs := Build(in)
 	if _, err := a.Apply(rs); err != nil {
 		t.Fatal(err)
 	}
-	delete(f.objects["ip beacon"], "chain svc-default/web/tcp/80")
+	delete(f.objects["ip beacon-svc0"], "chain svc-default/web/tcp/80")
 	if st, err := a.Apply(rs); err != nil || !st.Full {
 		t.Fatalf("%+v %v, want a full rebuild", st, err)
 	}
@@ -236,12 +297,14 @@ func TestApplierNoticesTamperedTable(t *testing.T) {
 func TestApplierChunksElements(t *testing.T) {
 	f := newFakeNFT()
 	a := NewApplier(f, nil, testr.New(t))
-	if _, err := a.Apply(Build(scaleInput(1200, 1))); err != nil {
+	in := scaleInput(1200, 1)
+	in.Shards = 1
+	if _, err := a.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
 	calls := 0
 	for _, op := range lastFlush(f) {
-		if strings.HasPrefix(op, "add element ip beacon service-ips ") {
+		if strings.HasPrefix(op, "add element ip beacon-svc0 service-ips ") {
 			calls++
 		}
 	}

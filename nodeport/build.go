@@ -11,9 +11,15 @@ import (
 
 // Names of Beacon's nftables objects. README.md explains each.
 const (
-	// TableName is the name of Beacon's table in both the ip and the ip6
-	// family. Beacon never touches other tables.
+	// TableName is the name of Beacon's base table in both the ip and the
+	// ip6 family: the postrouting chain and the hairpin set. The Services
+	// are in shard tables named TableName-svcN (ShardTableName). Beacon
+	// never touches other tables.
 	TableName = "beacon"
+	// DefaultShards is the default Input.Shards.
+	DefaultShards = 16
+	// MaxShards bounds Input.Shards.
+	MaxShards = 256
 
 	ChainPrerouting  = "nat-prerouting"
 	ChainOutput      = "nat-output"
@@ -62,150 +68,63 @@ const (
 
 // Build computes the desired ruleset from plain data. It is a pure,
 // deterministic function: the same Input gives the same Ruleset, whatever
-// the order of Services, ports and endpoints.
-func Build(in Input) *Ruleset {
-	rs := &Ruleset{}
-	if in.mode() == ModeOff {
-		return rs
-	}
-	svcs := slices.Clone(in.Services)
-	slices.SortStableFunc(svcs, func(a, b Service) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	for _, fam := range []Family{IPv4, IPv6} {
-		rs.Tables = append(rs.Tables, buildTable(&in, fam, svcs, rs))
-	}
-	rs.Health = healthChecks(&in, svcs)
-	return rs
-}
+// the order of Services, ports and endpoints. It is a fresh Builder's
+// first Build; the Syncer keeps a Builder to rebuild only what changed.
+func Build(in Input) *Ruleset { return NewBuilder().Build(in) }
 
-type tableBuilder struct {
-	in       *Input
+// fragBuilder builds the fragment of one Service in one family: its
+// chains and affinity sets, and the dispatch elements it claims.
+type fragBuilder struct {
+	g        *globals
 	fam      Family
-	mark     uint32
-	full     bool
 	nodeIPs  []netip.Addr
-	rs       *Ruleset
-	dispatch map[Key]owned
-	nodeport map[Key]owned
-	masqIPs  []Element
-	masqNPs  []Element
-	hairpin  map[netip.Addr]bool
-	chains   []*Chain
+	e        *entry
+	frag     *fragment
 	affinity map[string]*Set
 }
 
-type owned struct{ chain, owner string }
-
-func buildTable(in *Input, fam Family, svcs []Service, rs *Ruleset) *Table {
-	b := &tableBuilder{
-		in:       in,
-		fam:      fam,
-		mark:     in.mark(),
-		full:     in.mode() == ModeFull,
-		nodeIPs:  uniqueAddrs(in.NodeAddresses, fam),
-		rs:       rs,
-		dispatch: make(map[Key]owned, estimate(svcs, fam)),
-		nodeport: map[Key]owned{},
-		hairpin:  map[netip.Addr]bool{},
-		affinity: map[string]*Set{},
+func buildFragment(g *globals, fam Family, e *entry) *fragment {
+	b := &fragBuilder{g: g, fam: fam, nodeIPs: g.nodeIPs[fam.index()], e: e, frag: &fragment{}}
+	s := &e.svc
+	ports := slices.Clone(s.Ports)
+	slices.SortStableFunc(ports, func(a, b Port) int {
+		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
+	})
+	ports = slices.CompactFunc(ports, func(a, b Port) bool { return a.Protocol == b.Protocol && a.Port == b.Port })
+	for _, p := range ports {
+		b.servicePort(s, p)
 	}
-	for i := range svcs {
-		ports := slices.Clone(svcs[i].Ports)
-		slices.SortStableFunc(ports, func(a, b Port) int {
-			return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
-		})
-		ports = slices.CompactFunc(ports, func(a, b Port) bool { return a.Protocol == b.Protocol && a.Port == b.Port })
-		for _, p := range ports {
-			b.servicePort(&svcs[i], p)
-		}
+	slices.SortFunc(b.frag.chains, func(x, y *Chain) int { return cmp.Compare(x.Name, y.Name) })
+	for _, set := range b.affinity {
+		b.frag.sets = append(b.frag.sets, set)
 	}
-	return b.table()
+	slices.SortFunc(b.frag.sets, func(x, y *Set) int { return cmp.Compare(x.Name, y.Name) })
+	slices.SortFunc(b.frag.hairpin, netip.Addr.Compare)
+	b.frag.hairpin = slices.Compact(b.frag.hairpin)
+	return b.frag
 }
 
-// estimate sizes the dispatch map: one element per port and address.
-func estimate(svcs []Service, fam Family) int {
-	n := 0
-	for i := range svcs {
-		s := &svcs[i]
-		addrs := 0
-		for _, l := range [][]netip.Addr{s.ClusterIPs, s.LoadBalancerIPs, s.ExternalIPs} {
-			for _, a := range l {
-				if fam.has(a) {
-					addrs++
-				}
-			}
-		}
-		n += addrs * len(s.Ports)
-	}
-	return n
-}
-
-func (b *tableBuilder) table() *Table {
-	t := &Table{Family: b.fam, Name: TableName}
-	dest, nodePort := []Field{FieldAddr, FieldProto, FieldPort}, []Field{FieldProto, FieldPort}
-	t.Sets = append(t.Sets,
-		&Set{Name: MapServiceIPs, Fields: dest, Map: true, Elements: elements(b.dispatch)},
-		&Set{Name: SetMasqueradeIPs, Fields: dest, Elements: sortElements(b.masqIPs)})
-	if b.full {
-		t.Sets = append(t.Sets,
-			&Set{Name: MapNodePorts, Fields: nodePort, Map: true, Elements: elements(b.nodeport)},
-			&Set{Name: SetMasqueradeNodePorts, Fields: nodePort, Elements: sortElements(b.masqNPs)},
-			&Set{Name: SetNodePortIPs, Fields: []Field{FieldAddr}, Elements: addrElements(b.nodeIPs, false)})
-	}
-	t.Sets = append(t.Sets, &Set{Name: SetHairpin, Fields: []Field{FieldAddr, FieldAddr2}, Elements: addrElements(setKeys(b.hairpin), true)})
-	aff := make([]*Set, 0, len(b.affinity))
-	for _, s := range b.affinity {
-		aff = append(aff, s)
-	}
-	slices.SortFunc(aff, func(x, y *Set) int { return cmp.Compare(x.Name, y.Name) })
-	t.Sets = append(t.Sets, aff...)
-
-	services := []Rule{
-		{MatchDestInSet{Set: SetMasqueradeIPs}, SetMark{Mark: b.mark}},
-		{DispatchVmap{Map: MapServiceIPs}},
-	}
-	if b.full {
-		services = append(services,
-			Rule{MatchDaddrInSet{Set: SetNodePortIPs}, MatchProtoPortInSet{Set: SetMasqueradeNodePorts}, SetMark{Mark: b.mark}},
-			Rule{MatchDaddrInSet{Set: SetNodePortIPs}, NodePortVmap{Map: MapNodePorts}})
-	}
-	t.Chains = []*Chain{
-		{Name: ChainPrerouting, Base: &BaseChain{Hook: HookPrerouting, Priority: PriorityDstNAT}, Rules: []Rule{{Jump{Chain: ChainServices}}}},
-		{Name: ChainOutput, Base: &BaseChain{Hook: HookOutput, Priority: PriorityDstNAT}, Rules: []Rule{{Jump{Chain: ChainServices}}}},
-		{Name: ChainPostrouting, Base: &BaseChain{Hook: HookPostrouting, Priority: PrioritySrcNAT}, Rules: []Rule{
-			{MatchMark{Mark: b.mark}, ToggleMark{Mark: b.mark}, Masquerade{}},
-			{MatchCtDNAT{}, MatchAddrPairInSet{Set: SetHairpin}, Masquerade{}},
-		}},
-		{Name: ChainServices, Rules: services},
-	}
-	slices.SortFunc(b.chains, func(x, y *Chain) int { return cmp.Compare(x.Name, y.Name) })
-	t.Chains = append(t.Chains, b.chains...)
-	t.index()
-	return t
-}
-
-// servicePort adds the chains, elements and conntrack facts of one port of
-// one Service in this table's family.
-func (b *tableBuilder) servicePort(s *Service, p Port) {
+// servicePort adds the chains, claims and conntrack facts of one port of
+// the Service in this family.
+func (b *fragBuilder) servicePort(s *Service, p Port) {
+	full := b.g.mode == ModeFull
 	var clusterIPs []netip.Addr
-	if b.full {
+	if full {
 		clusterIPs = uniqueAddrs(s.ClusterIPs, b.fam)
 	}
 	lbIPs := uniqueAddrs(s.LoadBalancerIPs, b.fam)
 	extIPs := uniqueAddrs(s.ExternalIPs, b.fam)
-	nodePort := b.full && p.NodePort != 0 && len(b.nodeIPs) > 0 && len(uniqueAddrs(s.ClusterIPs, b.fam)) > 0
+	nodePort := full && p.NodePort != 0 && len(b.nodeIPs) > 0 && len(uniqueAddrs(s.ClusterIPs, b.fam)) > 0
 	hasExt := len(lbIPs) > 0 || len(extIPs) > 0 || nodePort
 	if len(clusterIPs) == 0 && !hasExt {
 		return
 	}
 
 	key := fmt.Sprintf("%s/%s/%s/%d", s.Namespace, s.Name, p.Protocol, p.Port)
-	owner := s.Namespace + "/" + s.Name
 	svcChain, localChain := PrefixService+key, PrefixLocal+key
 	extChain, fwChain := PrefixExternal+key, PrefixFirewall+key
 
-	eps := portEndpoints(s, p, b.fam, b.in.NodeName)
+	eps := portEndpoints(s, p, b.fam, b.g.node)
 	clusterEPs := usable(eps, false)
 	localEPs := usable(eps, true)
 
@@ -213,16 +132,17 @@ func (b *tableBuilder) servicePort(s *Service, p Port) {
 	needLocal := (len(clusterIPs) > 0 && s.InternalLocal) || (hasExt && s.ExternalLocal)
 	needFw := len(lbIPs) > 0 && len(s.SourceRanges) > 0
 
+	f := b.frag
 	udp := p.Protocol == UDP // conntrack facts are only kept for UDP
 	var backends []netip.AddrPort
 	if needSvc {
-		b.chains = append(b.chains, &Chain{Name: svcChain, Rules: b.pick(key, p.Protocol, clusterEPs, s.AffinityTimeout, true)})
+		f.chains = append(f.chains, &Chain{Name: svcChain, Rules: b.pick(key, p.Protocol, clusterEPs, s.AffinityTimeout, true)})
 		if udp {
 			backends = append(backends, targets(clusterEPs)...)
 		}
 	}
 	if needLocal {
-		b.chains = append(b.chains, &Chain{Name: localChain, Rules: b.pick(key, p.Protocol, localEPs, s.AffinityTimeout, len(clusterEPs) == 0)})
+		f.chains = append(f.chains, &Chain{Name: localChain, Rules: b.pick(key, p.Protocol, localEPs, s.AffinityTimeout, len(clusterEPs) == 0)})
 		if udp {
 			backends = append(backends, targets(localEPs)...)
 		}
@@ -237,15 +157,15 @@ func (b *tableBuilder) servicePort(s *Service, p Port) {
 		// Pods and the node itself are not external clients: they may
 		// use any endpoint (the node masqueraded, as its source address
 		// may not route back from a remote endpoint).
-		for _, pfx := range b.in.PodCIDRs {
+		for _, pfx := range b.g.podCIDRs {
 			if b.fam.has(pfx.Addr()) {
 				rules = append(rules, Rule{MatchSaddr{Prefix: pfx.Masked()}, Goto{Chain: svcChain}})
 			}
 		}
 		rules = append(rules,
-			Rule{MatchFibSaddrLocal{}, SetMark{Mark: b.mark}, Goto{Chain: svcChain}},
+			Rule{MatchFibSaddrLocal{}, SetMark{Mark: b.g.mark}, Goto{Chain: svcChain}},
 			Rule{Goto{Chain: localChain}})
-		b.chains = append(b.chains, &Chain{Name: extChain, Rules: rules})
+		f.chains = append(f.chains, &Chain{Name: extChain, Rules: rules})
 	}
 	lbTarget := extTarget
 	if needFw {
@@ -256,7 +176,7 @@ func (b *tableBuilder) servicePort(s *Service, p Port) {
 				rules = append(rules, Rule{MatchSaddr{Prefix: pfx.Masked()}, Goto{Chain: extTarget}})
 			}
 		}
-		b.chains = append(b.chains, &Chain{Name: fwChain, Rules: append(rules, Rule{Drop{}})})
+		f.chains = append(f.chains, &Chain{Name: fwChain, Rules: append(rules, Rule{Drop{}})})
 	}
 
 	clusterTarget := svcChain
@@ -266,10 +186,7 @@ func (b *tableBuilder) servicePort(s *Service, p Port) {
 	var frontends []netip.AddrPort
 	add := func(ips []netip.Addr, chain string, external bool) {
 		for _, ip := range ips {
-			k := Key{Addr: ip, Proto: p.Protocol, Port: p.Port}
-			if b.claim(b.dispatch, MapServiceIPs, k, owned{chain, owner}) && external && !s.ExternalLocal {
-				b.masqIPs = append(b.masqIPs, Element{Key: k})
-			}
+			b.claim(mapServiceIPs, Key{Addr: ip, Proto: p.Protocol, Port: p.Port}, chain, external && !s.ExternalLocal)
 			if udp {
 				frontends = append(frontends, netip.AddrPortFrom(ip, p.Port))
 			}
@@ -279,10 +196,7 @@ func (b *tableBuilder) servicePort(s *Service, p Port) {
 	add(lbIPs, lbTarget, true)
 	add(extIPs, extTarget, true)
 	if nodePort {
-		k := Key{Proto: p.Protocol, Port: p.NodePort}
-		if b.claim(b.nodeport, MapNodePorts, k, owned{extTarget, owner}) && !s.ExternalLocal {
-			b.masqNPs = append(b.masqNPs, Element{Key: k})
-		}
+		b.claim(mapNodePorts, Key{Proto: p.Protocol, Port: p.NodePort}, extTarget, !s.ExternalLocal)
 		for _, ip := range b.nodeIPs {
 			if udp {
 				frontends = append(frontends, netip.AddrPortFrom(ip, p.NodePort))
@@ -291,29 +205,19 @@ func (b *tableBuilder) servicePort(s *Service, p Port) {
 	}
 	for _, e := range eps {
 		if e.local && (slices.Contains(clusterEPs, e) || slices.Contains(localEPs, e)) {
-			b.hairpin[e.ap.Addr()] = true
+			f.hairpin = append(f.hairpin, e.ap.Addr())
 		}
 	}
 	if udp {
 		slices.SortFunc(backends, compareAddrPort)
-		b.rs.UDP = append(b.rs.UDP, UDPPort{Family: b.fam, Key: key, Frontends: frontends, Backends: slices.Compact(backends)})
+		f.udp = append(f.udp, UDPPort{Family: b.fam, Key: key, Frontends: frontends, Backends: slices.Compact(backends)})
 	}
 }
 
-// claim records a dispatch element; the first claimant of a key keeps it.
-func (b *tableBuilder) claim(m map[Key]owned, set string, k Key, o owned) bool {
-	if prev, ok := m[k]; ok {
-		if prev.owner != o.owner || prev.chain != o.chain {
-			s := &Set{Fields: []Field{FieldAddr, FieldProto, FieldPort}}
-			if set == MapNodePorts {
-				s.Fields = s.Fields[1:]
-			}
-			b.rs.Warnings = append(b.rs.Warnings, fmt.Sprintf("%s %s: %s ignored, already used by %s", set, s.keyString(k), o.owner, prev.owner))
-		}
-		return false
-	}
-	m[k] = o
-	return true
+// claim records a dispatch element the Service asks for; the Builder
+// gives each key to its first claimant in namespace/name order.
+func (b *fragBuilder) claim(m dispatchMap, k Key, chain string, masq bool) {
+	b.frag.claims = append(b.frag.claims, &claim{m: m, key: k, chain: chain, masq: masq, e: b.e, seq: len(b.frag.claims)})
 }
 
 // pick is the endpoint selection: with N endpoints, rule i matches with
@@ -322,7 +226,7 @@ func (b *tableBuilder) claim(m map[Key]owned, set string, k Key, o owned) bool {
 // a per-Service map. Session affinity first sends known clients back to
 // their endpoint. With no endpoints at all, connections are rejected; with
 // endpoints elsewhere but none here, dropped (kube-proxy does the same).
-func (b *tableBuilder) pick(key string, proto Protocol, eps []endpoint, affinity time.Duration, none bool) []Rule {
+func (b *fragBuilder) pick(key string, proto Protocol, eps []endpoint, affinity time.Duration, none bool) []Rule {
 	if len(eps) == 0 {
 		if !none {
 			return []Rule{{Drop{}}}
@@ -360,10 +264,13 @@ func (b *tableBuilder) pick(key string, proto Protocol, eps []endpoint, affinity
 	return rules
 }
 
-func (b *tableBuilder) affinitySet(key string, ep netip.AddrPort, timeout time.Duration) string {
+func (b *fragBuilder) affinitySet(key string, ep netip.AddrPort, timeout time.Duration) string {
 	name := fmt.Sprintf("%s%s__%s/%d", PrefixAffinity, key, strings.ReplaceAll(ep.Addr().String(), ":", "."), ep.Port())
+	if b.affinity == nil {
+		b.affinity = map[string]*Set{}
+	}
 	if _, ok := b.affinity[name]; !ok {
-		b.affinity[name] = &Set{Name: name, Fields: []Field{FieldAddr}, Dynamic: true, Timeout: timeout.Round(time.Second), Size: b.in.affinityLimit()}
+		b.affinity[name] = &Set{Name: name, Fields: []Field{FieldAddr}, Dynamic: true, Timeout: timeout.Round(time.Second), Size: b.g.affinityLimit}
 	}
 	return name
 }
@@ -450,15 +357,6 @@ func uniqueAddrs(addrs []netip.Addr, fam Family) []netip.Addr {
 	return slices.Compact(out)
 }
 
-func setKeys(m map[netip.Addr]bool) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for a := range m {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
-}
-
 func addrElements(addrs []netip.Addr, pair bool) []Element {
 	out := make([]Element, len(addrs))
 	for i, a := range addrs {
@@ -473,15 +371,6 @@ func addrElements(addrs []netip.Addr, pair bool) []Element {
 func sortElements(els []Element) []Element {
 	slices.SortFunc(els, func(a, b Element) int { return compareKey(a.Key, b.Key) })
 	return els
-}
-
-func elements(m map[Key]owned) []Element {
-	out := make([]Element, 0, len(m))
-	for k, o := range m {
-		out = append(out, Element{Key: k, Goto: o.chain})
-	}
-	slices.SortFunc(out, func(a, b Element) int { return compareKey(a.Key, b.Key) })
-	return out
 }
 
 func compareKey(a, b Key) int {
@@ -510,23 +399,20 @@ type HealthCheck struct {
 	LocalEndpoints int
 }
 
-func healthChecks(in *Input, svcs []Service) []HealthCheck {
-	var out []HealthCheck
-	for _, s := range svcs {
-		if !s.ExternalLocal || s.HealthCheckNodePort == 0 {
-			continue
-		}
-		n := 0
-		for _, fam := range []Family{IPv4, IPv6} {
-			local := map[netip.Addr]bool{}
-			for _, e := range s.Endpoints {
-				if e.Ready && e.Addr.IsValid() && fam.has(e.Addr.Unmap()) && in.NodeName != "" && e.NodeName == in.NodeName {
-					local[e.Addr.Unmap()] = true
-				}
-			}
-			n = max(n, len(local))
-		}
-		out = append(out, HealthCheck{Namespace: s.Namespace, Name: s.Name, Port: s.HealthCheckNodePort, LocalEndpoints: n})
+// healthCheck returns the Service's health-check node port, or nil.
+func healthCheck(node string, s *Service) *HealthCheck {
+	if !s.ExternalLocal || s.HealthCheckNodePort == 0 {
+		return nil
 	}
-	return out
+	n := 0
+	for _, fam := range []Family{IPv4, IPv6} {
+		local := map[netip.Addr]bool{}
+		for _, e := range s.Endpoints {
+			if e.Ready && e.Addr.IsValid() && fam.has(e.Addr.Unmap()) && node != "" && e.NodeName == node {
+				local[e.Addr.Unmap()] = true
+			}
+		}
+		n = max(n, len(local))
+	}
+	return &HealthCheck{Namespace: s.Namespace, Name: s.Name, Port: s.HealthCheckNodePort, LocalEndpoints: n}
 }

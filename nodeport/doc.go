@@ -11,15 +11,19 @@
 //     the tables, chains, rules, sets and verdict maps Beacon wants. The model
 //     renders as nft-like text (golden tests) and can be traced: Trace runs a
 //     synthetic packet through it and reports the possible verdicts, so the
-//     forwarding semantics are tested without a kernel.
+//     forwarding semantics are tested without a kernel. Services are spread
+//     over shard tables so that a commit re-validates only the tables it
+//     changes. A Builder gives the same result as Build but rebuilds only
+//     the Services whose input changed (KubeConverter does the same for the
+//     conversion from API objects).
 //   - Applier writes a Ruleset through a Batch, one nftables transaction per
 //     sync: a full rebuild the first time and after any error, otherwise
 //     only the difference (changed service chains and the dispatch-map
 //     elements that changed). It also deletes stale UDP conntrack entries
 //     for removed endpoints. KernelApplier is the netlink implementation
 //     (google/nftables for marshalling, its own batch sender).
-//   - Syncer is the level-triggered, rate-limited loop around Build and the
-//     Applier: callers MarkDirty on any change; Run owns the goroutine.
+//   - Syncer is the level-triggered, rate-limited loop around a Builder and
+//     the Applier: callers MarkDirty on any change; Run owns the goroutine.
 //   - HealthServer answers kube-proxy-compatible health checks on the
 //     healthCheckNodePort of externalTrafficPolicy Local Services.
 //

@@ -77,7 +77,11 @@ type Input struct {
 	// kernel a hash table sized for the limit, zeroed at creation (about
 	// 0.5 ms per 8,192 entries). Zero means DefaultAffinityLimit.
 	AffinityLimit uint32
-	Services      []Service
+	// Shards is the number of tables per family the Services are spread
+	// over (by a hash of namespace/name): a commit re-validates only the
+	// tables it changes. Zero means DefaultShards; at most MaxShards.
+	Shards   int
+	Services []Service
 }
 
 // Service is one Kubernetes Service with its endpoints, already reduced to
@@ -155,4 +159,11 @@ func (in *Input) affinityLimit() uint32 {
 		return DefaultAffinityLimit
 	}
 	return in.AffinityLimit
+}
+
+func (in *Input) shards() int {
+	if in.Shards <= 0 {
+		return DefaultShards
+	}
+	return min(in.Shards, MaxShards)
 }

@@ -186,7 +186,7 @@ func TestKernelDataplane(t *testing.T) {
 	}
 
 	t.Run("listing is readable", func(t *testing.T) {
-		out := l.node.exec(t, "nft", "list", "table", "ip", TableName)
+		out := listFamily(t, l.node, IPv4)
 		for _, want := range []string{
 			"type ipv4_addr . inet_proto . inet_service : verdict",
 			"198.19.0.10 . tcp . 80 : goto svc-t/web/tcp/80",
@@ -208,17 +208,17 @@ func TestKernelDataplane(t *testing.T) {
 			"198.18.1.11 . 198.18.1.11",
 		} {
 			if !strings.Contains(out, want) {
-				t.Errorf("nft list table ip beacon lacks %q:\n%s", want, out)
+				t.Errorf("nft list of ip tables lacks %q:\n%s", want, out)
 			}
 		}
-		out6 := l.node.exec(t, "nft", "list", "table", "ip6", TableName)
+		out6 := listFamily(t, l.node, IPv6)
 		for _, want := range []string{
 			"type ipv6_addr . inet_proto . inet_service : verdict",
 			"2001:db8:19::10 . tcp . 80 : goto svc-t/web/tcp/80",
 			"dnat to [2001:db8:18:1::11]:8080",
 		} {
 			if !strings.Contains(out6, want) {
-				t.Errorf("nft list table ip6 beacon lacks %q:\n%s", want, out6)
+				t.Errorf("nft list of ip6 tables lacks %q:\n%s", want, out6)
 			}
 		}
 		if t.Failed() || testing.Verbose() {
@@ -371,7 +371,7 @@ func TestKernelDataplane(t *testing.T) {
 		}
 	})
 	t.Run("full resync after the table is deleted behind our back", func(t *testing.T) {
-		l.node.exec(t, "nft", "delete", "table", "ip", TableName)
+		l.node.exec(t, "nft", "delete", "table", "ip", ShardTableName(ShardOf("t", "web", DefaultShards)))
 		if _, err := tcpAsk(l.client, netip.Addr{}, netip.MustParseAddrPort("198.51.100.200:80"), 300*time.Millisecond); err == nil {
 			t.Fatal("service still answers without the table")
 		}
@@ -490,6 +490,17 @@ func countFlows(t *testing.T, l *lab, dst string, replySrc netip.Addr) int {
 	return n
 }
 
+// listFamily lists Beacon's tables of the family.
+func listFamily(t *testing.T, ns *netNS, fam Family) string {
+	var out strings.Builder
+	for _, name := range strings.Fields(ns.exec(t, "nft", "list", "tables", fam.String())) {
+		if IsBeaconTable(name) {
+			out.WriteString(ns.exec(t, "nft", "list", "table", fam.String(), name))
+		}
+	}
+	return out.String()
+}
+
 func TestKernelBatchErrors(t *testing.T) {
 	requireRoot(t)
 	b := make([]byte, 3)
@@ -514,7 +525,9 @@ func TestKernelBatchErrors(t *testing.T) {
 	if !strings.Contains(err.Error(), "2000 errors") {
 		t.Errorf("error %q should count every failure", err)
 	}
-	if _, err := kb.TableUse(IPv4, "beacon-test"); err == nil {
+	if ts, err := kb.Tables(IPv4); err != nil {
+		t.Fatal(err)
+	} else if _, ok := ts["beacon-test"]; ok {
 		t.Error("a failed batch left its table behind")
 	}
 	// The socket is clean for the next batch.
@@ -526,8 +539,8 @@ func TestKernelBatchErrors(t *testing.T) {
 	if err := kb.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if use, err := kb.TableUse(IPv4, "beacon-test"); err != nil || use != 1 {
-		t.Errorf("use %d %v, want 1 chain", use, err)
+	if ts, err := kb.Tables(IPv4); err != nil || ts["beacon-test"] != 1 {
+		t.Errorf("tables %v %v, want beacon-test with 1 chain", ts, err)
 	}
 	if out := ns.exec(t, "nft", "list", "chain", "ip", "beacon-test", "c"); !strings.Contains(out, "meta l4proto tcp drop") {
 		t.Errorf("rule not listed:\n%s", out)

@@ -1,8 +1,11 @@
 package nodeport
 
 import (
+	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +98,90 @@ func TestNodeAddressesFromKube(t *testing.T) {
 	if got := NodeAddressesFromKube(n); !slices.Equal(got, addrs("198.51.100.11", "2001:db8:100::11")) {
 		t.Errorf("got %v", got)
 	}
+}
+
+// kubeScale is n LoadBalancer Services with one slice of eps endpoints
+// each, all with resourceVersions. Like scaleInput, destinations are
+// distinct: LB IP 203.0.113.(i%250) and externalIPs 198.51.100.(i%250) and
+// .(i%250+1), port 1000+i/250 (the externalIPs of neighbours overlap).
+func kubeScale(n, eps int) ([]*v1.Service, []*discoveryv1.EndpointSlice) {
+	var svcs []*v1.Service
+	var sls []*discoveryv1.EndpointSlice
+	for i := range n {
+		ns, name := fmt.Sprintf("ns%d", i%50), fmt.Sprintf("svc%d", i)
+		nodePort := int32(0) // 2,000 NodePorts, as in scaleInput
+		if i < 2000 {
+			nodePort = int32(30000 + i)
+		}
+		svcs = append(svcs, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: "1"},
+			Spec: v1.ServiceSpec{
+				Type: v1.ServiceTypeLoadBalancer, ClusterIPs: []string{fmt.Sprintf("198.19.%d.%d", i>>8, i&255)},
+				ExternalIPs: []string{fmt.Sprintf("198.51.100.%d", i%250), fmt.Sprintf("198.51.100.%d", i%250+1)},
+				Ports:       []v1.ServicePort{{Name: "http", Port: int32(1000 + i/250), NodePort: nodePort}},
+			},
+			Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: fmt.Sprintf("203.0.113.%d", i%250)}}}},
+		})
+		sl := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-x", ResourceVersion: "1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080)}},
+		}
+		for j := range eps {
+			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("198.18.%d.%d", j, i%250)}, NodeName: ptr.To("node1")})
+		}
+		sls = append(sls, sl)
+	}
+	return svcs, sls
+}
+
+func TestKubeConverter(t *testing.T) {
+	svcs, eps := kubeScale(50, 3)
+	allow := func(a netip.Addr) bool { return a == netip.MustParseAddr("198.51.100.9") }
+	sorted := func(s []Service) []Service {
+		s = slices.Clone(s)
+		slices.SortFunc(s, func(a, b Service) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+		return s
+	}
+	var c KubeConverter
+	first := c.Services(svcs, eps, allow)
+	if !reflect.DeepEqual(sorted(first), sorted(ServicesFromKube(svcs, eps, allow))) {
+		t.Fatal("converter differs from ServicesFromKube")
+	}
+	// Unchanged versions: the same conversion (same backing arrays).
+	again := c.Services(svcs, eps, allow)
+	if &again[7].Endpoints[0] != &first[7].Endpoints[0] {
+		t.Error("unchanged Service converted again")
+	}
+	// A new slice version (here: an endpoint gone) is converted again;
+	// the allow-list is applied at every call.
+	eps[7] = eps[7].DeepCopy()
+	eps[7].Endpoints = eps[7].Endpoints[1:]
+	eps[7].ResourceVersion = "2"
+	next := c.Services(svcs, eps, func(netip.Addr) bool { return false })
+	if len(next[7].Endpoints) != 2 || len(next[8].Endpoints) != 3 {
+		t.Errorf("endpoints %d and %d, want 2 and 3", len(next[7].Endpoints), len(next[8].Endpoints))
+	}
+	if len(next[8].ExternalIPs) != 0 || len(again[8].ExternalIPs) != 1 {
+		t.Errorf("external IPs %v then %v, want the allow-list applied each time", again[8].ExternalIPs, next[8].ExternalIPs)
+	}
+	if !reflect.DeepEqual(sorted(next), sorted(ServicesFromKube(svcs, eps, func(netip.Addr) bool { return false }))) {
+		t.Fatal("converter differs from ServicesFromKube after a change")
+	}
+}
+
+func BenchmarkKubeConverter(b *testing.B) {
+	svcs, eps := kubeScale(10000, 5)
+	b.Run("ServicesFromKube", func(b *testing.B) {
+		for b.Loop() {
+			ServicesFromKube(svcs, eps, nil)
+		}
+	})
+	b.Run("KubeConverter", func(b *testing.B) {
+		var c KubeConverter
+		c.Services(svcs, eps, nil)
+		for b.Loop() {
+			c.Services(svcs, eps, nil)
+		}
+	})
 }

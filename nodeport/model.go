@@ -31,7 +31,8 @@ func (f Family) ip() string { return f.String() }
 
 // Ruleset is the whole desired dataplane state of a node.
 type Ruleset struct {
-	// Tables holds the ip table then the ip6 table; none in ModeOff.
+	// Tables holds the ip tables then the ip6 tables, each family's base
+	// table first, then its shard tables in shard order; none in ModeOff.
 	Tables []*Table
 	// UDP lists every UDP service port, for conntrack cleanup.
 	UDP []UDPPort
@@ -377,14 +378,26 @@ func nftDuration(d time.Duration) string {
 	return b.String()
 }
 
-// Table returns the table of the family, or nil.
-func (rs *Ruleset) Table(f Family) *Table {
+// Table returns the named table of the family, or nil.
+func (rs *Ruleset) Table(f Family, name string) *Table {
 	for _, t := range rs.Tables {
-		if t.Family == f {
+		if t.Family == f && t.Name == name {
 			return t
 		}
 	}
 	return nil
+}
+
+// TablesOf returns the tables of the family: the base table, then the
+// shard tables in shard order.
+func (rs *Ruleset) TablesOf(f Family) []*Table {
+	var out []*Table
+	for _, t := range rs.Tables {
+		if t.Family == f {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // index builds the name indexes; Build calls it once the table is final.

@@ -39,10 +39,12 @@ type SyncerConfig struct {
 }
 
 // Syncer is the level-triggered loop: every change calls MarkDirty; Run
-// builds the whole desired Ruleset and applies it, at most once per
+// builds the whole desired Ruleset (through a Builder, which rebuilds only
+// the Services whose input changed) and applies it, at most once per
 // MinInterval, retrying with backoff after a failure.
 type Syncer struct {
 	cfg     SyncerConfig
+	builder *Builder // rebuilds only the Services that changed
 	dirty   chan struct{}
 	healthy atomic.Bool
 	synced  atomic.Bool
@@ -112,7 +114,7 @@ func NewSyncer(cfg SyncerConfig) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Syncer{cfg: cfg, dirty: make(chan struct{}, 1), m: m}, nil
+	return &Syncer{cfg: cfg, builder: NewBuilder(), dirty: make(chan struct{}, 1), m: m}, nil
 }
 
 // MarkDirty asks for a sync; calls coalesce.
@@ -183,7 +185,7 @@ func (s *Syncer) SyncOnce() error {
 		s.healthy.Store(false)
 		return fmt.Errorf("nodeport input: %w", err)
 	}
-	rs := Build(in)
+	rs := s.builder.Build(in)
 	st, err := s.cfg.Applier.Apply(rs)
 	kind := "partial"
 	if st.Full {

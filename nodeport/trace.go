@@ -123,15 +123,15 @@ func (t *Tracer) Trace(p Packet) []Outcome {
 	p.Src = netip.AddrPortFrom(p.Src.Addr().Unmap(), p.Src.Port())
 	p.Dst = netip.AddrPortFrom(p.Dst.Addr().Unmap(), p.Dst.Port())
 	start := tstate{src: p.Src, dst: p.Dst, prob: 1}
-	tab := t.rs.Table(familyOf(p.Dst.Addr()))
-	if tab == nil {
+	tabs := t.rs.TablesOf(familyOf(p.Dst.Addr()))
+	if len(tabs) == 0 {
 		return []Outcome{{Verdict: VerdictAccept, Probability: 1}}
 	}
 	hook := HookPrerouting
 	if p.FromNode {
 		hook = HookOutput
 	}
-	states := t.runHook(tab, p, hook, []tstate{start})
+	states := t.runHook(tabs, p, hook, []tstate{start})
 	var after []tstate
 	for _, s := range states {
 		if s.verdict == VerdictDrop || s.verdict == VerdictReject {
@@ -145,7 +145,7 @@ func (t *Tracer) Trace(p Packet) []Outcome {
 		// masquerade flag, the earlier verdict stands.
 		v, to := s.verdict, s.to
 		s.verdict = ""
-		for _, ps := range t.runHook(tab, p, HookPostrouting, []tstate{s}) {
+		for _, ps := range t.runHook(tabs, p, HookPostrouting, []tstate{s}) {
 			ps.verdict, ps.to = v, to
 			after = append(after, ps)
 		}
@@ -153,21 +153,38 @@ func (t *Tracer) Trace(p Packet) []Outcome {
 	return merge(after)
 }
 
-func (t *Tracer) runHook(tab *Table, p Packet, hook Hook, in []tstate) []tstate {
-	var out []tstate
-	for _, s := range in {
-		handled := false
-		for _, c := range tab.Chains {
-			if c.Base != nil && c.Base.Hook == hook {
-				out = append(out, t.run(tab, p, c.Name, s, 0)...)
-				handled = true
+// runHook runs the base chains of the hook, table after table. A state
+// that got a verdict skips the rest, as the kernel skips the other nat
+// chains of a hook once a connection has its NAT binding.
+func (t *Tracer) runHook(tabs []*Table, p Packet, hook Hook, in []tstate) []tstate {
+	states := in
+	for _, tab := range tabs {
+		var out []tstate
+		for _, s := range states {
+			if s.verdict != "" {
+				out = append(out, s)
+				continue
 			}
+			cur := []tstate{s}
+			for _, c := range tab.Chains {
+				if c.Base == nil || c.Base.Hook != hook {
+					continue
+				}
+				var next []tstate
+				for _, cs := range cur {
+					if cs.verdict != "" {
+						next = append(next, cs)
+						continue
+					}
+					next = append(next, t.run(tab, p, c.Name, cs, 0)...)
+				}
+				cur = next
+			}
+			out = append(out, cur...)
 		}
-		if !handled {
-			out = append(out, s)
-		}
+		states = out
 	}
-	return out
+	return states
 }
 
 // run evaluates a chain. States coming back with an empty verdict fell off

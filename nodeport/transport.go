@@ -32,9 +32,9 @@ type Batch interface {
 	Commit() error
 	// Discard drops the queued operations.
 	Discard()
-	// TableUse returns the number of chains and sets the kernel holds in
-	// the table (an error if it does not exist).
-	TableUse(fam Family, table string) (uint32, error)
+	// Tables lists the tables of the family the kernel holds, with the
+	// number of chains and sets in each (the table's use count).
+	Tables(fam Family) (map[string]uint32, error)
 }
 
 // google/nftables v0.3.0 asks for an ack on every message of a batch and
@@ -274,14 +274,18 @@ func (b *kernelBatch) Discard() {
 	b.pending = nil
 }
 
-func (b *kernelBatch) TableUse(fam Family, table string) (uint32, error) {
-	t, err := b.read.ListTableOfFamily(table, fam.nft())
+func (b *kernelBatch) Tables(fam Family) (map[string]uint32, error) {
+	ts, err := b.read.ListTablesOfFamily(fam.nft())
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	// google/nftables v0.3.0 decodes NFTA_TABLE_USE in host byte order;
-	// it is big-endian on the wire.
-	return binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Use)), nil
+	out := make(map[string]uint32, len(ts))
+	for _, t := range ts {
+		// google/nftables v0.3.0 decodes NFTA_TABLE_USE in host byte
+		// order; it is big-endian on the wire.
+		out[t.Name] = binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Use))
+	}
+	return out, nil
 }
 
 // batchSender sends nf_tables batches on its own netlink socket.

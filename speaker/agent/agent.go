@@ -34,6 +34,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
@@ -127,6 +128,9 @@ type Agent struct {
 	planned   bool // a plan was applied by this process
 	handoffs  *handoff.Tracker
 	bgp       *bgpState // nil without BGP
+	// kube converts Services for the dataplane, reusing unchanged ones;
+	// only NodeportInput (the dataplane's sync goroutine) uses it.
+	kube nodeport.KubeConverter
 }
 
 // New returns an Agent; it starts nothing.

@@ -19,7 +19,8 @@ type Dirtier interface{ MarkDirty() }
 var errNotSynced = errors.New("caches not synced yet")
 
 // NodeportInput builds the dataplane's desired state from the agent's
-// caches, so the node runs one set of watches for both jobs.
+// caches, so the node runs one set of watches for both jobs. Only one
+// goroutine (the dataplane's sync loop) may call it.
 func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
 	if !a.synced.Load() {
 		return nodeport.Input{}, errNotSynced
@@ -46,7 +47,7 @@ func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
 	for _, o := range a.pools.List() {
 		pools = append(pools, *o.(*v1alpha1.IPPool))
 	}
-	in.Services = nodeport.ServicesFromKube(svcs, eps, externalIPAllowed(config.ParsePools(pools)))
+	in.Services = a.kube.Services(svcs, eps, externalIPAllowed(config.ParsePools(pools)))
 	return in, nil
 }
 
