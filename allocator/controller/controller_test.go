@@ -17,6 +17,7 @@ import (
 	"github.com/beaconlb/beacon/allocator/app"
 	"github.com/beaconlb/beacon/allocator/controller"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/testenv"
 )
 
 func TestAllocatesFromPoolAndWritesOnce(t *testing.T) {
@@ -446,7 +447,7 @@ func TestRestartKeepsAddresses(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	h := newHarness(t)
 	h.pool("t-metrics", nil, "198.18.12.0/30")
-	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, healthAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	h.startController(func(o *app.Options) {
 		o.MetricsAddr = metricsAddr
 		o.HealthAddr = healthAddr

@@ -3,7 +3,6 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,8 +67,8 @@ func TestTwoReplicasKillLeader(t *testing.T) {
 			"--leader-elect-namespace", h.ns, "--leader-elect-name", "beacon-ha",
 			"--leader-elect-identity", name,
 			// Distinct ports per replica on one host.
-			"--metrics-addr", freeAddr(t),
-			"--health-addr", freeAddr(t),
+			"--metrics-addr", testenv.FreeAddr(t),
+			"--health-addr", testenv.FreeAddr(t),
 		}}
 		replicas[i].start(t, bin)
 	}
@@ -81,7 +80,7 @@ func TestTwoReplicasKillLeader(t *testing.T) {
 		if t.Failed() {
 			for _, r := range replicas {
 				b, _ := os.ReadFile(r.log.Name())
-				t.Logf("--- %s log (tail) ---\n%s", r.name, tail(string(b), 3000))
+				t.Logf("--- %s log (tail) ---\n%s", r.name, testenv.Tail(string(b), 3000))
 			}
 		}
 	})
@@ -201,23 +200,4 @@ func (h *harness) waitLeader(name string, timeout time.Duration) string {
 		return l != "", l
 	})
 	return l
-}
-
-// freeAddr returns a loopback address with a port free at the time of the
-// call (tests run in parallel with other packages).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

@@ -7,7 +7,9 @@
 package testenv
 
 import (
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -147,4 +149,35 @@ func Need(t testing.TB, env *Env) *Env {
 	}
 	t.Skip(why)
 	return nil
+}
+
+// FreeAddr returns a loopback address whose port was free at the time of
+// the call, for daemons a test starts (packages run in parallel).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// Tail returns at most the last n bytes of s, for logs in failures.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Build builds main packages of this module (such as
+// "./cmd/beacon-controller") into dir, each binary named after its package.
+func Build(t testing.TB, dir string, pkgs ...string) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+	cmd.Dir = RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/lab"
 )
 
@@ -116,17 +116,8 @@ func Build(t testing.TB, pkg string) string {
 // binary's path.
 func BuildInto(t testing.TB, dir, pkg string) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("building %s: go not on PATH: %v", pkg, err)
-	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command(goBin, "build", "-o", out, pkg)
-	cmd.Dir = RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
+	testenv.Build(t, dir, pkg)
+	return filepath.Join(dir, filepath.Base(pkg))
 }
 
 // FRRSpeaker configures StartFRRSpeaker.

@@ -19,6 +19,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/testenv"
 )
 
 // input is one malformed or hostile write. Exactly one of rejected and
@@ -451,20 +452,20 @@ func TestHostileInputs(t *testing.T) {
 			reported++
 		})
 		if !ok && !proc.alive() {
-			t.Fatalf("controller exited after %q:\n%s", in.name, tail(proc.output(), 4000))
+			t.Fatalf("controller exited after %q:\n%s", in.name, testenv.Tail(proc.output(), 4000))
 		}
 	}
 	t.Logf("%d inputs: %d refused by the API server, %d admitted and reported", len(inputs), rejected, reported)
 
 	// The controller survived: same process, ready, no panic logged.
 	if !proc.alive() {
-		t.Fatalf("controller exited: %v\n%s", proc.waitErr, tail(proc.output(), 4000))
+		t.Fatalf("controller exited: %v\n%s", proc.waitErr, testenv.Tail(proc.output(), 4000))
 	}
 	if !proc.ready() {
 		t.Error("controller not ready after the inputs")
 	}
 	if out := proc.output(); regexp.MustCompile(`(?m)^(panic:|goroutine \d+ \[running\])|Observed a panic`).MatchString(out) {
-		t.Errorf("controller log shows a panic:\n%s", tail(out, 4000))
+		t.Errorf("controller log shows a panic:\n%s", testenv.Tail(out, 4000))
 	}
 	// It still allocates: a probe Service gets the next free address.
 	f.mustCreate(svc(keepNS, "probe", nil))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -249,11 +248,11 @@ func controllerBinary(t *testing.T) string {
 func (f *fixture) startController(args ...string) *controllerProc {
 	f.t.Helper()
 	bin := controllerBinary(f.t)
-	p := &controllerProc{log: &bytes.Buffer{}, mu: &sync.Mutex{}, health: freeAddr(f.t), exited: make(chan struct{})}
+	p := &controllerProc{log: &bytes.Buffer{}, mu: &sync.Mutex{}, health: testenv.FreeAddr(f.t), exited: make(chan struct{})}
 	all := append([]string{
 		"--kubeconfig", f.env.Kubeconfig,
 		"--leader-elect=false",
-		"--metrics-addr", freeAddr(f.t),
+		"--metrics-addr", testenv.FreeAddr(f.t),
 		"--health-addr", p.health,
 		"-v=2",
 	}, args...)
@@ -275,7 +274,7 @@ func (f *fixture) startController(args ...string) *controllerProc {
 			}
 		}
 		if f.t.Failed() {
-			f.t.Logf("--- controller log (tail) ---\n%s", tail(p.output(), 4000))
+			f.t.Logf("--- controller log (tail) ---\n%s", testenv.Tail(p.output(), 4000))
 		}
 	})
 	f.eventually(30*time.Second, "controller ready", func() (bool, string) {
@@ -321,23 +320,6 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // guardValues mirrors externalIPsGuard in charts/beacon/values.yaml.

@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,34 +63,6 @@ func (r *replica) kill() {
 	}
 }
 
-func buildController(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "beacon-controller")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/beacon-controller")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // counts is what a chaos scenario reports.
 type counts struct {
 	sent, failed, duplicated, changed atomic.Int64
@@ -143,7 +114,8 @@ func TestControllerChurn(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = e.Beacon.Delete(context.Background(), client.IPPools, poolName) })
 
-	bin := buildController(t)
+	bin := filepath.Join(t.TempDir(), "beacon-controller")
+	testenv.Build(t, filepath.Dir(bin), "./cmd/beacon-controller")
 	dir := t.TempDir()
 	replicas := make([]*replica, 2)
 	for i := range replicas {
@@ -156,7 +128,7 @@ func TestControllerChurn(t *testing.T) {
 			"--kubeconfig", e.Kubeconfig,
 			"--leader-elect-namespace", ns.Name, "--leader-elect-name", "beacon-churn",
 			"--leader-elect-identity", name,
-			"--metrics-addr", freeAddr(t), "--health-addr", freeAddr(t),
+			"--metrics-addr", testenv.FreeAddr(t), "--health-addr", testenv.FreeAddr(t),
 			"--externalips-param", "",
 		}}
 		replicas[i].start(t, bin)
@@ -169,7 +141,7 @@ func TestControllerChurn(t *testing.T) {
 		if t.Failed() {
 			for _, r := range replicas {
 				b, _ := os.ReadFile(r.log.Name())
-				t.Logf("--- %s log (tail) ---\n%s", r.name, tail(string(b), 3000))
+				t.Logf("--- %s log (tail) ---\n%s", r.name, testenv.Tail(string(b), 3000))
 			}
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,7 +22,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
+	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
@@ -223,10 +226,15 @@ type prober struct {
 }
 
 func startProber(ctx context.Context, l *lab.Lab, target string) *prober {
+	return startProberFrom(ctx, l, "client-lan", target)
+}
+
+// startProberFrom is startProber from another lab namespace.
+func startProberFrom(ctx context.Context, l *lab.Lab, from, target string) *prober {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prober{stop: cancel, stopped: make(chan struct{})}
 	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return l.Dialer("client-lan")(ctx, network, addr)
+		return l.Dialer(from)(ctx, network, addr)
 	}}
 	hc := &http.Client{Transport: tr, Timeout: time.Second}
 	slots := make(chan struct{}, 200)
@@ -348,10 +356,56 @@ func procCmdline(pid int) ([]string, error) {
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
 }
 
+// bgpService peers every node with the lab router (with a BFD profile
+// unless ""), and creates a Service in the routed pool; it returns the Service's address once the router's
+// FIB has one next hop per node.
+func (s *site) bgpService(name, bfdProfile string) string {
+	s.t.Helper()
+	must := func(err error) {
+		s.t.Helper()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}}
+	pool.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(lab.BGPPoolV4.String())}
+	pool.Spec.AutoAssign = ptr.To(false)
+	must(s.bc.Create(s.ctx, client.IPPools, pool))
+	must(s.bc.Create(s.ctx, client.BGPPeers, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{
+		MyASN: v1alpha1.ASN(lab.NodeASN), PeerASN: v1alpha1.ASN(lab.RouterASN), PeerAddress: s.l.Topology().Router.IPv4.String(),
+		GracefulRestart: &v1alpha1.GracefulRestart{Enabled: true}, BFDProfile: bfdProfile,
+	}}))
+	must(s.bc.Create(s.ctx, client.BGPAdvertisements, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgp"},
+		Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"bgp"}}}))
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: map[string]string{provider.AnnotationPool: "bgp"}},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"lab.beaconlb.io/app": "echo"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	if _, err := s.l.Kube().CoreV1().Services("default").Create(s.ctx, svc, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	ip := s.ingress(name, 30*time.Second)
+	var hops []netip.Addr
+	for _, n := range s.l.Nodes() {
+		hops = append(hops, n.IPv4)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 60*time.Second)
+	defer cancel()
+	if got, err := s.l.Router().WaitFIBNextHops(ctx, netip.PrefixFrom(netip.MustParseAddr(ip), 32), hops...); err != nil {
+		s.t.Fatalf("router FIB for %s: next hops %v, want every node: %v", ip, got, err)
+	}
+	return ip
+}
+
 // TestAPIServerOutage stops the API server for 60 s while client-lan sends
-// a request every 10 ms to an L2 Service: no request may fail, speakers keep
-// running and announcing, and when the API server is back they resync: a
-// Service created afterwards is announced and served.
+// a request every 10 ms to an L2 Service and client-ext one every 10 ms to
+// a BGP Service: no request may fail, speakers keep running, announcing
+// and peering, and when the API server is back they resync: a Service
+// created afterwards is announced and served.
 func TestAPIServerOutage(t *testing.T) {
 	needChaos(t)
 	l := labUp(t, lab.Config{Nodes: 3, PodsPerNode: 1})
@@ -362,12 +416,16 @@ func TestAPIServerOutage(t *testing.T) {
 		a := s.announcers("steady")
 		return len(a) == 1 && s.answerer(ip) == a[0], fmt.Sprint(a)
 	})
+	bgpIP := s.bgpService("steady-bgp", "")
 	p := startProber(s.ctx, l, net.JoinHostPort(ip, "80"))
+	pb := startProberFrom(s.ctx, l, lab.ClientExt, net.JoinHostPort(bgpIP, "80"))
 	s.poll(10*time.Second, "first replies", func() (bool, string) {
 		sent, failed := p.counts()
-		return sent > 100, fmt.Sprint(sent, failed)
+		sentB, failedB := pb.counts()
+		return sent > 100 && sentB > 100, fmt.Sprint(sent, failed, sentB, failedB)
 	})
 	sent0, failed0 := p.counts()
+	sentB0, failedB0 := pb.counts()
 
 	api := s.process("kube-apiserver")
 	if api == nil {
@@ -421,7 +479,8 @@ func TestAPIServerOutage(t *testing.T) {
 		ctrlRestarted = true
 	}
 	sent1, failed1 := p.counts()
-	t.Logf("during the outage: %d requests, %d failed", sent1-sent0, failed1-failed0)
+	sentB1, failedB1 := pb.counts()
+	t.Logf("during the outage: L2 %d requests, %d failed; BGP %d requests, %d failed", sent1-sent0, failed1-failed0, sentB1-sentB0, failedB1-failedB0)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, pr := range l.Processes() {
@@ -457,19 +516,34 @@ func TestAPIServerOutage(t *testing.T) {
 		return len(a) == 1, fmt.Sprint(a)
 	})
 	p.finish()
+	pb.finish()
 	sent, failed := p.counts()
-	changed := 0
+	sentB, failedB := pb.counts()
+	changed, changedB := 0, 0
 	if s.ingress("steady", 5*time.Second) != ip {
 		changed = 1
 	}
-	var c counts
+	if s.ingress("steady-bgp", 5*time.Second) != bgpIP {
+		changedB = 1
+	}
+	var c, cb counts
 	c.sent.Store(int64(sent1 - sent0))
 	c.failed.Store(int64(failed1 - failed0))
 	c.changed.Store(int64(changed))
 	c.report(t, "apiserver-outage-l2", fmt.Sprintf(" (60 s outage; whole run %d requests, %d failed; controller restarted after losing its Lease: %v; speakers that died: %v)",
 		sent, failed, ctrlRestarted, died))
+	cb.sent.Store(int64(sentB1 - sentB0))
+	cb.failed.Store(int64(failedB1 - failedB0))
+	cb.changed.Store(int64(changedB))
+	cb.report(t, "apiserver-outage-bgp", fmt.Sprintf(" (60 s outage, from client-ext through the router's ECMP route; whole run %d requests, %d failed)", sentB, failedB))
 	if failed1 != failed0 {
-		t.Errorf("%d requests failed during the API server outage, want 0", failed1-failed0)
+		t.Errorf("%d L2 requests failed during the API server outage, want 0", failed1-failed0)
+	}
+	if failedB1 != failedB0 {
+		t.Errorf("%d BGP requests failed during the API server outage, want 0", failedB1-failedB0)
+	}
+	if changed+changedB > 0 {
+		t.Errorf("addresses changed: L2 %v, BGP %v", changed > 0, changedB > 0)
 	}
 	if len(died) > 0 {
 		t.Errorf("speakers died during the outage: %v", died)
@@ -497,41 +571,63 @@ func TestSpeakerRestartsAndLinkFlaps(t *testing.T) {
 		}
 		return false, fmt.Sprint(a)
 	})
-	p := startProber(s.ctx, l, net.JoinHostPort(ip, "80"))
+	// BGP with BFD at the lab router's 300 ms x 3: a dead link leaves the
+	// ECMP set in about a second.
+	if err := s.bc.Create(s.ctx, client.BFDProfiles, &v1alpha1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "chaos"},
+		Spec: v1alpha1.BFDProfileSpec{ReceiveInterval: ptr.To(int32(300)), TransmitInterval: ptr.To(int32(300)), DetectMultiplier: ptr.To(int32(3))}}); err != nil {
+		t.Fatal(err)
+	}
+	bgpIP := s.bgpService("steady-bgp", "chaos")
+	type probe struct {
+		name                 string
+		p                    *prober
+		worst, worstRecovery time.Duration
+	}
+	probes := []*probe{
+		{name: "l2", p: startProber(s.ctx, l, net.JoinHostPort(ip, "80"))},
+		{name: "bgp", p: startProberFrom(s.ctx, l, lab.ClientExt, net.JoinHostPort(bgpIP, "80"))},
+	}
 	s.poll(10*time.Second, "first replies", func() (bool, string) {
-		sent, _ := p.counts()
-		return sent > 100, ""
-	})
-	var worst, worstRecovery time.Duration
-	measure := func(what string, from time.Time) {
-		// Wait for 2 s of steady successes after recovery, then take the
-		// longest gap since the fault.
-		s.poll(bound+10*time.Second, "traffic after "+what, func() (bool, string) {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			n := len(p.ok)
-			return n > 0 && time.Since(from) > 2*time.Second && p.ok[n-1].After(time.Now().Add(-50*time.Millisecond)) &&
-				p.longestSince(time.Now().Add(-2*time.Second)) < 200*time.Millisecond, ""
-		})
-		gap := p.longestGap(from, time.Now())
-		worst = max(worst, gap)
-		// Recovery: from the fault to the last failed request (a failure
-		// completes up to 1 s after it was sent); 0 when none failed.
-		p.mu.Lock()
-		var recovery time.Duration
-		failures := 0
-		for _, b := range p.bad {
-			if b.After(from) {
-				failures++
-				recovery = max(recovery, b.Sub(from))
+		for _, pr := range probes {
+			if sent, _ := pr.p.counts(); sent <= 100 {
+				return false, pr.name
 			}
 		}
-		p.mu.Unlock()
-		worstRecovery = max(worstRecovery, recovery)
-		t.Logf("%s: %d failed requests, last failure %v after the fault, longest gap between successes %v",
-			what, failures, recovery.Round(time.Millisecond), gap.Round(time.Millisecond))
-		if gap > bound || recovery > bound+time.Second {
-			t.Errorf("%s: traffic not recovered within %v (gap %v, last failure after %v)", what, bound, gap, recovery)
+		return true, ""
+	})
+	measure := func(what string, from time.Time) {
+		for _, pr := range probes {
+			p := pr.p
+			// Wait for 2 s of steady successes after recovery, then take
+			// the longest gap since the fault.
+			s.poll(bound+10*time.Second, pr.name+" traffic after "+what, func() (bool, string) {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				n := len(p.ok)
+				return n > 0 && time.Since(from) > 2*time.Second && p.ok[n-1].After(time.Now().Add(-50*time.Millisecond)) &&
+					p.longestSince(time.Now().Add(-2*time.Second)) < 200*time.Millisecond, ""
+			})
+			gap := p.longestGap(from, time.Now())
+			pr.worst = max(pr.worst, gap)
+			// Recovery: from the fault to the last failed request (a
+			// failure completes up to 1 s after it was sent); 0 when none
+			// failed.
+			p.mu.Lock()
+			var recovery time.Duration
+			failures := 0
+			for _, b := range p.bad {
+				if b.After(from) {
+					failures++
+					recovery = max(recovery, b.Sub(from))
+				}
+			}
+			p.mu.Unlock()
+			pr.worstRecovery = max(pr.worstRecovery, recovery)
+			t.Logf("%s: %s: %d failed requests, last failure %v after the fault, longest gap between successes %v",
+				what, pr.name, failures, recovery.Round(time.Millisecond), gap.Round(time.Millisecond))
+			if gap > bound || recovery > bound+time.Second {
+				t.Errorf("%s: %s traffic not recovered within %v (gap %v, last failure after %v)", what, pr.name, bound, gap, recovery)
+			}
 		}
 	}
 	for round := range 3 {
@@ -571,16 +667,23 @@ func TestSpeakerRestartsAndLinkFlaps(t *testing.T) {
 			return false, fmt.Sprint(a)
 		})
 	}
-	p.finish()
-	sent, failed := p.counts()
-	var c counts
-	c.sent.Store(int64(sent))
-	c.failed.Store(int64(failed))
-	if got := s.ingress("steady", 5*time.Second); got != ip {
-		c.changed.Store(1)
-		t.Errorf("address changed %s -> %s", ip, got)
+	for _, pr := range probes {
+		pr.p.finish()
+		sent, failed := pr.p.counts()
+		var c counts
+		c.sent.Store(int64(sent))
+		c.failed.Store(int64(failed))
+		want := ip
+		svc := "steady"
+		if pr.name == "bgp" {
+			want, svc = bgpIP, "steady-bgp"
+		}
+		if got := s.ingress(svc, 5*time.Second); got != want {
+			c.changed.Store(1)
+			t.Errorf("%s: address changed %s -> %s", svc, want, got)
+		}
+		c.report(t, "speaker-restarts-link-flaps-"+pr.name, fmt.Sprintf(" (3 SIGKILL+restart and 3 link flaps of the L2 announcer's node; failures are expected while traffic moves; worst recovery %v (last failure after the fault), worst gap between successes %v, bound %v)", pr.worstRecovery.Round(time.Millisecond), pr.worst.Round(time.Millisecond), bound))
 	}
-	c.report(t, "speaker-restarts-link-flaps-l2", fmt.Sprintf(" (3 SIGKILL+restart and 3 link flaps; failures are expected while the announcer moves; worst recovery %v (last failure after the fault), worst gap between successes %v, bound %v)", worstRecovery.Round(time.Millisecond), worst.Round(time.Millisecond), bound))
 }
 
 // longestSince returns the longest gap between successes after from; the

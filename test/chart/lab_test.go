@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -42,7 +41,8 @@ func TestChartInLab(t *testing.T) {
 	labtest.Require(t)
 	t.Parallel() // with the envtest install test: the package stays near a minute
 	helmPath := helmBin(t)
-	bin := buildDaemons(t)
+	bin := t.TempDir()
+	testenv.Build(t, bin, "./cmd/beacon-controller", "./cmd/beacon-speaker")
 	l := labUp(t, lab.Config{Nodes: 2, PodsPerNode: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -237,18 +237,6 @@ func labUp(t *testing.T, cfg lab.Config) *lab.Lab {
 		}
 	})
 	return l
-}
-
-// buildDaemons builds both binaries once into a temporary directory.
-func buildDaemons(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/beacon-controller", "./cmd/beacon-speaker")
-	cmd.Dir = testenv.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
 }
 
 // tokenKubeconfig writes a kubeconfig for the lab API server that
