@@ -223,8 +223,12 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 	second := waitOne("takeover", func(n string) bool { return n != first })
 	t.Logf("announcer %s, after its death %s", first, second)
 	// A node that died silently gets no hand-off: nothing could serve it.
-	if r := handoffs[second].last(); len(r) != 0 {
-		t.Errorf("%s handed off %v to %s, which died", second, r, first)
+	// (A hand-off to the third node can exist when the second saw it own
+	// the address earlier, while agents were starting.)
+	for _, r := range handoffs[second].last() {
+		if r.Via == nodeIP[first] {
+			t.Errorf("%s handed off %v to %s, which died", second, r, first)
+		}
 	}
 	start(first)
 	live.set(first, true)
