@@ -140,9 +140,12 @@ func (s *site) echoService(name string) string {
 			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
 		},
 	}
-	if _, err := s.l.Kube().CoreV1().Services("default").Create(s.ctx, svc, metav1.CreateOptions{}); err != nil {
-		s.t.Fatal(err)
-	}
+	// A kube-apiserver that has just restarted can refuse ClusterIPs for a
+	// moment ("range is full") until its allocator repair has run: retry.
+	s.poll(30*time.Second, "create Service "+name, func() (bool, string) {
+		_, err := s.l.Kube().CoreV1().Services("default").Create(s.ctx, svc, metav1.CreateOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
 	return s.ingress(name, 30*time.Second)
 }
 
