@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,6 +23,13 @@ type Clients struct {
 	Config *rest.Config
 	Kube   kubernetes.Interface
 	Beacon *client.Client
+	// Informers are the same clients for informers only: their list and
+	// watch requests wait out an unreachable API server (see waitTransport)
+	// rather than fail into client-go's minute-long back-off.
+	Informers struct {
+		Kube   kubernetes.Interface
+		Beacon *client.Client
+	}
 }
 
 // NewClients builds clients from override (tests) or the kubeconfig file
@@ -48,7 +56,16 @@ func NewClients(override *rest.Config, kubeconfig, userAgent string, qps float32
 	if err != nil {
 		return nil, err
 	}
-	return &Clients{Config: cfg, Kube: kube, Beacon: beacon}, nil
+	c := &Clients{Config: cfg, Kube: kube, Beacon: beacon}
+	icfg := rest.CopyConfig(cfg)
+	icfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &waitTransport{next: rt, every: WaitInterval} })
+	if c.Informers.Kube, err = kubernetes.NewForConfig(icfg); err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	if c.Informers.Beacon, err = client.New(icfg); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Registry returns a metrics registry with the Go and process collectors.

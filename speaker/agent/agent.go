@@ -10,6 +10,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -80,14 +81,18 @@ type Links interface {
 
 // Config wires an Agent.
 type Config struct {
-	Node       string
-	Kube       kubernetes.Interface
-	Beacon     *client.Client
-	Liveness   Liveness
-	Links      Links
-	Recorder   record.EventRecorder
-	Log        logr.Logger
-	MemberPort uint16
+	Node   string
+	Kube   kubernetes.Interface
+	Beacon *client.Client
+	// InformerKube and InformerBeacon, if set, serve the informers instead
+	// of Kube and Beacon (cli.Clients.Informers: they wait out outages).
+	InformerKube   kubernetes.Interface
+	InformerBeacon *client.Client
+	Liveness       Liveness
+	Links          Links
+	Recorder       record.EventRecorder
+	Log            logr.Logger
+	MemberPort     uint16
 	// LoadBalancerClass as the controller's: "" = Services without a class.
 	LoadBalancerClass string
 	// Registerer, if set, receives the agent's metrics.
@@ -121,6 +126,8 @@ type Agent struct {
 	alive     map[string]bool
 	elections prometheus.Counter
 	synced    atomic.Bool
+	ready     atomic.Bool       // a plan was applied (see Ready)
+	l2warned  map[string]string // L2Advertisement key -> last problem sent as Event
 	reportsCh chan map[string]*report
 	announced map[netip.Addr]string // address -> interface list, as last applied
 	mu        sync.Mutex
@@ -135,7 +142,7 @@ type Agent struct {
 
 // New returns an Agent; it starts nothing.
 func New(cfg Config) *Agent {
-	a := &Agent{cfg: cfg, dirty: make(chan struct{}, 1), announced: map[netip.Addr]string{},
+	a := &Agent{cfg: cfg, dirty: make(chan struct{}, 1), announced: map[netip.Addr]string{}, l2warned: map[string]string{},
 		handoffs:  handoff.NewTracker(cfg.HandoffWindow),
 		reportsCh: make(chan map[string]*report, 1),
 		elections: prometheus.NewCounter(prometheus.CounterOpts{
@@ -174,13 +181,14 @@ func (a *Agent) markDirty() {
 
 // Run watches and announces until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactory(a.cfg.Kube, 0)
+	factory := informers.NewSharedInformerFactory(cmp.Or(a.cfg.InformerKube, a.cfg.Kube), 0)
 	svcInf := factory.Core().V1().Services().Informer()
 	sliceInf := factory.Discovery().V1().EndpointSlices().Informer()
 	nodeInf := factory.Core().V1().Nodes().Informer()
-	poolInf := a.cfg.Beacon.IPPoolInformer()
-	l2Inf := a.cfg.Beacon.L2AdvertisementInformer()
-	reportInf := a.cfg.Beacon.ServiceAnnouncementInformer(a.cfg.Node)
+	b := a.informerBeacon()
+	poolInf := b.IPPoolInformer()
+	l2Inf := b.L2AdvertisementInformer()
+	reportInf := b.ServiceAnnouncementInformer(a.cfg.Node)
 	mark := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { a.changed() },
 		UpdateFunc: func(any, any) { a.changed() },
@@ -234,26 +242,47 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// Responders stop with ctx and the member layer tells peers
-			// this node leaves, so they take over at once. A stopped node
-			// announces nothing, so it hands nothing off either: the next
-			// announcer may hand flows to this node, and they must not
-			// bounce back.
-			if a.cfg.Handoff != nil {
-				if err := a.cfg.Handoff.Apply(nil); err != nil {
-					a.cfg.Log.Error(err, "cannot clear hand-offs on stop")
-				}
-			}
-			return nil
 		case <-a.dirty:
 		case <-a.cfg.Liveness.Changes():
 		case <-resync.C:
+		}
+		// select picks at random among ready cases: a stopping speaker
+		// must not sync again, or it would announce (and send gratuitous
+		// ARP for) addresses its peers are taking over.
+		if ctx.Err() != nil {
+			a.stop()
+			return nil
 		}
 		if err := a.sync(ctx); err != nil {
 			a.cfg.Log.Error(err, "sync")
 		}
 	}
 }
+
+// stop runs when the speaker stops. Responders stop with ctx and the
+// member layer tells peers this node leaves, so they take over at once. A
+// stopped node announces nothing, so it hands nothing off either: the next
+// announcer may hand flows to this node, and they must not bounce back.
+func (a *Agent) stop() {
+	if a.cfg.Handoff != nil {
+		if err := a.cfg.Handoff.Apply(nil); err != nil {
+			a.cfg.Log.Error(err, "cannot clear hand-offs on stop")
+		}
+	}
+}
+
+func (a *Agent) informerBeacon() *client.Client {
+	if a.cfg.InformerBeacon != nil {
+		return a.cfg.InformerBeacon
+	}
+	return a.cfg.Beacon
+}
+
+// Ready reports whether the speaker has applied an announcement plan: its
+// caches synced and its peers had time to be heard. A rolling restart must
+// wait for this, or it stops the node holding this node's addresses before
+// this node has taken them back.
+func (a *Agent) Ready() bool { return a.ready.Load() }
 
 const byService = "service"
 
@@ -308,6 +337,7 @@ func (a *Agent) input() (announce.Input, map[string]*v1.Service) {
 		adObjs = append(adObjs, *o.(*v1alpha1.L2Advertisement))
 	}
 	in.L2 = config.ParseL2Advertisements(adObjs, in.Pools)
+	a.reportL2Config(in.L2)
 
 	svcs := map[string]*v1.Service{}
 	for _, o := range a.services.List() {
@@ -438,6 +468,7 @@ func (a *Agent) sync(ctx context.Context) error {
 		}
 	}
 	a.announced = now
+	a.ready.Store(true)
 	for k, r := range bgpReports {
 		reports["bgp:"+k] = r
 	}

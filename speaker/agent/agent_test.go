@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -265,4 +266,50 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOne("local endpoint's node", func(n string) bool { return n == target })
+}
+
+// An L2Advertisement the speakers cannot use gets a Warning Event naming the
+// problem (it is ignored, as before), and a speaker reports ready only once
+// it has applied an announcement plan.
+func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "bad-selector"}}
+	ad.Spec.IPPoolSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: "Near", Values: []string{"x"}}}}
+	if err := e.Beacon.Create(ctx, client.L2Advertisements, ad); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.Beacon.Delete(context.Background(), client.L2Advertisements, ad.Name) }()
+	rec := record.NewFakeRecorder(100)
+	a := agent.New(agent.Config{
+		Node: "warn-node", Kube: e.Kube, Beacon: e.Beacon,
+		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{}, 1)},
+		Links:    &fakeLinks{ips: map[string][]netip.Addr{}}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
+	})
+	if a.Ready() {
+		t.Fatal("ready before running")
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = a.Run(ctx) })
+	var events []string
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		for {
+			select {
+			case ev := <-rec.Events:
+				events = append(events, ev)
+				continue
+			default:
+			}
+			break
+		}
+		return a.Ready() && slices.ContainsFunc(events, func(ev string) bool {
+			return strings.Contains(ev, "Warning InvalidL2Advertisement") && strings.Contains(ev, "ipPoolSelector") && strings.Contains(ev, "Near")
+		}), nil
+	})
+	if err != nil {
+		t.Fatalf("no ready agent with a Warning Event about the selector: ready %v, events %q", a.Ready(), events)
+	}
 }

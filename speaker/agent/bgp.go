@@ -79,7 +79,7 @@ func newBGPState() *bgpState {
 
 // bgpInformers creates the BGP informers.
 func (a *Agent) bgpInformers() []cache.SharedIndexInformer {
-	b := a.cfg.Beacon
+	b := a.informerBeacon()
 	peers, ads, profiles := b.BGPPeerInformer(), b.BGPAdvertisementInformer(), b.BFDProfileInformer()
 	sessions := b.BGPSessionStateInformer(a.cfg.Node)
 	a.bgp.peers, a.bgp.ads, a.bgp.profiles, a.bgp.sessions = peers.GetStore(), ads.GetStore(), profiles.GetStore(), sessions.GetStore()
@@ -233,7 +233,7 @@ func (a *Agent) password(ctx context.Context, ref *config.SecretRef) (string, er
 }
 
 // reportBGPConfig records a Warning Event on each BGP object whose problem
-// is new or changed (each speaker reports what it sees; Events aggregate).
+// is new or changed.
 func (a *Agent) reportBGPConfig(cfg *config.BGP) {
 	msgs := map[string]string{}
 	for k, err := range cfg.Invalid {
@@ -242,51 +242,12 @@ func (a *Agent) reportBGPConfig(cfg *config.BGP) {
 	for k, w := range cfg.Warnings {
 		msgs[k] = joinMsg(msgs[k], w)
 	}
-	for k, m := range msgs {
-		if a.bgp.warned[k] == m {
-			continue
-		}
-		a.bgp.warned[k] = m
-		a.cfg.Log.Info("BGP configuration problem", "object", k, "problem", m)
-		if a.cfg.Recorder == nil {
-			continue
-		}
-		kind, name, _ := strings.Cut(k, "/")
-		reason := EventBGPConfigWarning
+	a.warnObjects(a.bgp.warned, msgs, func(k string) string {
 		if _, bad := cfg.Invalid[k]; bad {
-			reason = EventBGPConfigInvalid
+			return EventBGPConfigInvalid
 		}
-		ref := &v1.ObjectReference{Kind: kind, APIVersion: v1alpha1.SchemeGroupVersion.String(), Name: name, Namespace: metav1.NamespaceDefault}
-		if o, ok := a.lookupBGPObject(kind, name); ok {
-			ref.UID = o.GetUID()
-		}
-		a.cfg.Recorder.Eventf(ref, v1.EventTypeWarning, reason, "node %s: %s", a.cfg.Node, m)
-	}
-	for k := range a.bgp.warned {
-		if _, ok := msgs[k]; !ok {
-			delete(a.bgp.warned, k)
-		}
-	}
-}
-
-func (a *Agent) lookupBGPObject(kind, name string) (metav1.Object, bool) {
-	var store cache.Store
-	switch kind {
-	case "BGPPeer":
-		store = a.bgp.peers
-	case "BGPAdvertisement":
-		store = a.bgp.ads
-	case "BFDProfile":
-		store = a.bgp.profiles
-	default:
-		return nil, false
-	}
-	o, ok, _ := store.GetByKey(name)
-	if !ok {
-		return nil, false
-	}
-	m, ok := o.(metav1.Object)
-	return m, ok
+		return EventBGPConfigWarning
+	})
 }
 
 // sessionName names a BGPSessionState after its peer and node, hashed when too

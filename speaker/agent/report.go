@@ -10,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 )
 
@@ -125,4 +127,72 @@ func (a *Agent) writeReports(ctx context.Context, store cache.Store, want map[st
 		return fmt.Errorf("service announcements: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// EventL2ConfigInvalid is the reason of the Warning Event on an
+// L2Advertisement the speakers cannot use (an invalid selector, say); they
+// ignore it until it is fixed.
+const EventL2ConfigInvalid = "InvalidL2Advertisement"
+
+// reportL2Config records a Warning Event on each L2Advertisement whose
+// problem is new or changed.
+func (a *Agent) reportL2Config(l2 *config.L2Advertisements) {
+	msgs := map[string]string{}
+	for name, err := range l2.Invalid {
+		msgs["L2Advertisement/"+name] = "invalid, ignored: " + err.Error()
+	}
+	a.warnObjects(a.l2warned, msgs, func(string) string { return EventL2ConfigInvalid })
+}
+
+// warnObjects records a Warning Event on each configuration object
+// ("Kind/name" in msgs) whose problem is new or changed since the last call
+// with the same warned map, and forgets objects whose problem went away.
+// Each speaker reports what it sees; the API server aggregates the Events.
+func (a *Agent) warnObjects(warned, msgs map[string]string, reason func(key string) string) {
+	for k, m := range msgs {
+		if warned[k] == m {
+			continue
+		}
+		warned[k] = m
+		a.cfg.Log.Info("configuration problem", "object", k, "problem", m)
+		if a.cfg.Recorder == nil {
+			continue
+		}
+		kind, name, _ := strings.Cut(k, "/")
+		ref := &v1.ObjectReference{Kind: kind, APIVersion: v1alpha1.SchemeGroupVersion.String(), Name: name, Namespace: metav1.NamespaceDefault}
+		if o, ok := a.lookupObject(kind, name); ok {
+			ref.UID = o.GetUID()
+		}
+		a.cfg.Recorder.Eventf(ref, v1.EventTypeWarning, reason(k), "node %s: %s", a.cfg.Node, m)
+	}
+	for k := range warned {
+		if _, ok := msgs[k]; !ok {
+			delete(warned, k)
+		}
+	}
+}
+
+// lookupObject finds a configuration object in the caches.
+func (a *Agent) lookupObject(kind, name string) (metav1.Object, bool) {
+	var store cache.Store
+	switch {
+	case kind == "L2Advertisement":
+		store = a.l2ads
+	case a.bgp == nil:
+		return nil, false
+	case kind == "BGPPeer":
+		store = a.bgp.peers
+	case kind == "BGPAdvertisement":
+		store = a.bgp.ads
+	case kind == "BFDProfile":
+		store = a.bgp.profiles
+	default:
+		return nil, false
+	}
+	o, ok, _ := store.GetByKey(name)
+	if !ok {
+		return nil, false
+	}
+	m, ok := o.(metav1.Object)
+	return m, ok
 }

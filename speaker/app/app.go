@@ -154,7 +154,8 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		log.Error(err, "cannot remove hand-off rules left by an earlier run")
 	}
 	acfg := agent.Config{
-		Node: o.NodeName, Kube: cs.Kube, Beacon: cs.Beacon, Liveness: mem, Links: links,
+		Node: o.NodeName, Kube: cs.Kube, Beacon: cs.Beacon, Liveness: mem,
+		InformerKube: cs.Informers.Kube, InformerBeacon: cs.Informers.Beacon, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp, Namespace: o.Namespace,
 		Handoff: ho, HandoffWindow: o.HandoffWindow,
@@ -168,7 +169,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if err != nil {
 		return err
 	}
-	serveHealth, err := serve.Listen(o.HealthAddr, serve.Health(mem.Settled))
+	serveHealth, err := serve.Listen(o.HealthAddr, serve.Health(ag.Ready))
 	if err != nil {
 		return err
 	}
