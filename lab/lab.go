@@ -23,6 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/beaconlb/beacon/internal/cli"
 )
 
 // Machine-wide locations: namespace names are global, so is the lab.
@@ -265,11 +267,16 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		return nil, err
 	}
 	if !cfg.NoEndpointWriter {
+		// Its informers wait out API server outages (chaos tests stop it).
+		ecs, err := kubernetes.NewForConfig(cli.WaitOutOutages(l.restCfg))
+		if err != nil {
+			return nil, fmt.Errorf("lab: endpoint writer client: %w", err)
+		}
 		wctx, cancel := context.WithCancel(context.Background())
 		l.stop, l.done = cancel, make(chan struct{})
 		go func() {
 			defer close(l.done)
-			_ = RunEndpointWriter(wctx, l.kube)
+			_ = RunEndpointWriter(wctx, ecs)
 		}()
 	}
 	cfg.logf("lab: up in %v", time.Since(start).Round(time.Millisecond))
@@ -509,7 +516,11 @@ func RunDaemon(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return RunEndpointWriter(ctx, l.kube)
+	ecs, err := kubernetes.NewForConfig(cli.WaitOutOutages(l.restCfg))
+	if err != nil {
+		return fmt.Errorf("lab: endpoint writer client: %w", err)
+	}
+	return RunEndpointWriter(ctx, ecs)
 }
 
 // Topology returns the lab's plan (addresses, MACs, names).

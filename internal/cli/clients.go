@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -57,8 +56,7 @@ func NewClients(override *rest.Config, kubeconfig, userAgent string, qps float32
 		return nil, err
 	}
 	c := &Clients{Config: cfg, Kube: kube, Beacon: beacon}
-	icfg := rest.CopyConfig(cfg)
-	icfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &waitTransport{next: rt, every: WaitInterval} })
+	icfg := WaitOutOutages(cfg)
 	if c.Informers.Kube, err = kubernetes.NewForConfig(icfg); err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}

@@ -7,11 +7,21 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+
+	"k8s.io/client-go/rest"
 )
 
 // WaitInterval is how often an informer request retries an unreachable API
 // server.
 const WaitInterval = 250 * time.Millisecond
+
+// WaitOutOutages returns a copy of cfg whose GET requests wait out an
+// unreachable API server (see waitTransport): for informers' clients.
+func WaitOutOutages(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &waitTransport{next: rt, every: WaitInterval} })
+	return c
+}
 
 // waitTransport makes GET requests wait out an unreachable or restarting
 // API server instead of failing. Informers need this: client-go's
