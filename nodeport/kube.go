@@ -30,37 +30,37 @@ func ServicesFromKube(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allo
 }
 
 // KubeConverter is ServicesFromKube with a memory: a Service whose object
-// and EndpointSlices have the same resourceVersions as at the previous
-// call is not converted again (at 10,000 Services a conversion of all
-// costs 60-140 ms, a lookup a few). Objects without a resourceVersion are
-// always converted. Not safe for concurrent use.
+// and EndpointSlices are the ones of the previous call is not converted
+// again (at 10,000 Services a conversion of all costs 60-140 ms, the
+// lookups a few). Informer caches hand out a new object for every new
+// version, so objects are recognised by pointer, with the resourceVersion
+// as a guard; objects without a resourceVersion are always converted. Not
+// safe for concurrent use.
 type KubeConverter struct {
-	cache  map[nsName]*converted
-	slices map[*discoveryv1.EndpointSlice]*sliceSeen // the slices of the last call
-	gen    uint64
+	bySvc   map[*v1.Service]*converted
+	byName  map[nsName]*v1.Service                    // the key of each bySvc entry
+	slices  map[*discoveryv1.EndpointSlice]*sliceSeen // the slices of the last call
+	byOwner map[nsName]map[*discoveryv1.EndpointSlice]bool
+	gen     uint64
 }
 
 type nsName struct{ ns, name string }
 
 type converted struct {
-	svc      *v1.Service
-	svcRV    string
-	sliceRVs []string // "name/resourceVersion" of each slice, sorted by name
-	out      Service  // ExternalIPs holds every spec.externalIPs address
-	seen     uint64
+	svcRV string
+	out   Service // ExternalIPs holds every spec.externalIPs address
+	seen  uint64
 }
 
 type sliceSeen struct {
 	rv    string
 	owner nsName
+	owned bool
 	seen  uint64
 }
 
 // Services converts like ServicesFromKube, in input order rather than
-// sorted (Build does not care). Informer caches hand out a new object for
-// every new version, so an unchanged Service is recognised by its pointer
-// and resourceVersion, and its slices by theirs, without grouping all
-// slices by Service again.
+// sorted (Build does not care).
 func (c *KubeConverter) Services(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool) []Service {
 	return c.convert(svcs, eps, allowExternalIP, true)
 }
@@ -72,57 +72,84 @@ func sliceOwner(s *discoveryv1.EndpointSlice) (nsName, bool) {
 
 func (c *KubeConverter) convert(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool, remember bool) []Service {
 	c.gen++
-	// Services whose slices changed (new, gone or another version).
+	// Services whose slices changed (new, gone or another version), and
+	// every Service's current slices, kept up to date from the changes.
 	var changed map[nsName]bool
 	if remember {
-		if c.cache == nil {
-			c.cache = make(map[nsName]*converted, len(svcs))
+		if c.bySvc == nil {
+			c.bySvc = make(map[*v1.Service]*converted, len(svcs))
+			c.byName = make(map[nsName]*v1.Service, len(svcs))
 			c.slices = make(map[*discoveryv1.EndpointSlice]*sliceSeen, len(eps))
+			c.byOwner = map[nsName]map[*discoveryv1.EndpointSlice]bool{}
 		}
 		changed = map[nsName]bool{}
 		for _, s := range eps {
 			if st := c.slices[s]; st != nil && st.rv == s.ResourceVersion && st.rv != "" {
 				st.seen = c.gen
 				continue
+			} else if st != nil { // the same object with another version: mutated in place
+				c.forgetSlice(s, st)
 			}
 			owner, ok := sliceOwner(s)
-			c.slices[s] = &sliceSeen{rv: s.ResourceVersion, owner: owner, seen: c.gen}
+			c.slices[s] = &sliceSeen{rv: s.ResourceVersion, owner: owner, owned: ok, seen: c.gen}
 			if ok {
 				changed[owner] = true
+				if c.byOwner[owner] == nil {
+					c.byOwner[owner] = map[*discoveryv1.EndpointSlice]bool{}
+				}
+				c.byOwner[owner][s] = true
+			}
+		}
+		// A replaced slice usually keeps its owner: look there first, and
+		// walk everything only when slices went away otherwise.
+		for owner := range changed {
+			for p := range c.byOwner[owner] {
+				if st := c.slices[p]; st.seen != c.gen {
+					c.forgetSlice(p, st)
+				}
 			}
 		}
 		if len(c.slices) != len(eps) {
 			for p, st := range c.slices {
 				if st.seen != c.gen {
-					changed[st.owner] = true
-					delete(c.slices, p)
+					if st.owned {
+						changed[st.owner] = true
+					}
+					c.forgetSlice(p, st)
 				}
 			}
 		}
 	}
-	// Which Services need converting, then only their slices.
-	type item struct {
-		k  nsName
-		cv *converted // reused; nil: convert
+	// A Service whose slices changed is converted again.
+	for owner := range changed {
+		if p, ok := c.byName[owner]; ok {
+			delete(c.bySvc, p)
+			delete(c.byName, owner)
+		}
 	}
-	items := make([]item, len(svcs))
+	// Which Services need converting, then only their slices.
+	reuse := make([]*converted, len(svcs))
 	var need map[nsName][]*discoveryv1.EndpointSlice
 	for i, s := range svcs {
-		if s.Spec.Type == v1.ServiceTypeExternalName || s.Spec.ClusterIP == v1.ClusterIPNone {
+		if cv := c.bySvc[s]; remember && cv != nil && cv.svcRV == s.ResourceVersion {
+			reuse[i] = cv
 			continue
 		}
-		k := nsName{s.Namespace, s.Name}
-		items[i].k = k
-		if cv := c.cache[k]; remember && cv != nil && cv.svc == s && cv.svcRV == s.ResourceVersion && cv.svcRV != "" && !changed[k] {
-			items[i].cv = cv
+		if s.Spec.Type == v1.ServiceTypeExternalName || s.Spec.ClusterIP == v1.ClusterIPNone {
 			continue
 		}
 		if need == nil {
 			need = map[nsName][]*discoveryv1.EndpointSlice{}
 		}
-		need[k] = nil
+		k := nsName{s.Namespace, s.Name}
+		need[k] = nil // present, with or without slices
+		if remember {
+			for sl := range c.byOwner[k] {
+				need[k] = append(need[k], sl)
+			}
+		}
 	}
-	if len(need) > 0 {
+	if !remember && len(need) > 0 {
 		for _, s := range eps {
 			if owner, ok := sliceOwner(s); ok {
 				if sl, ok := need[owner]; ok {
@@ -134,28 +161,27 @@ func (c *KubeConverter) convert(svcs []*v1.Service, eps []*discoveryv1.EndpointS
 	kept := 0
 	out := make([]Service, 0, len(svcs))
 	for i, s := range svcs {
-		k, cv := items[i].k, items[i].cv
-		if k.name == "" {
-			continue // headless or ExternalName
-		}
+		cv := reuse[i]
 		if cv == nil {
-			sl := need[k]
+			k := nsName{s.Namespace, s.Name}
+			sl, ok := need[k]
+			if !ok {
+				continue // headless or ExternalName
+			}
 			if len(sl) > 1 { // informers list in no particular order
 				slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
 			}
-			cv = c.cache[k]
-			if cv == nil || s.ResourceVersion == "" || cv.svcRV != s.ResourceVersion || !sameSliceVersions(cv.sliceRVs, sl) {
-				cv = &converted{svcRV: s.ResourceVersion, out: serviceFromKube(s, sl)}
-				for _, e := range sl {
-					if e.ResourceVersion == "" {
-						cv.svcRV = "" // cannot tell changes apart: never reuse
-					}
-					cv.sliceRVs = append(cv.sliceRVs, e.Name+"/"+e.ResourceVersion)
+			cv = &converted{svcRV: s.ResourceVersion, out: serviceFromKube(s, sl)}
+			for _, e := range sl {
+				if e.ResourceVersion == "" {
+					cv.svcRV = "" // cannot tell changes apart: never reuse
 				}
 			}
-			cv.svc = s
 			if remember && cv.svcRV != "" {
-				c.cache[k] = cv
+				if p, ok := c.byName[k]; ok && p != s {
+					delete(c.bySvc, p)
+				}
+				c.bySvc[s], c.byName[k] = cv, s
 			}
 		}
 		if remember && cv.svcRV != "" {
@@ -177,27 +203,28 @@ func (c *KubeConverter) convert(svcs []*v1.Service, eps []*discoveryv1.EndpointS
 		}
 		out = append(out, svc)
 	}
-	if remember && kept != len(c.cache) {
-		for k, cv := range c.cache {
+	if remember && kept != len(c.bySvc) {
+		for p, cv := range c.bySvc {
 			if cv.seen != c.gen {
-				delete(c.cache, k)
+				delete(c.bySvc, p)
+				if k := (nsName{p.Namespace, p.Name}); c.byName[k] == p {
+					delete(c.byName, k)
+				}
 			}
 		}
 	}
 	return out
 }
 
-func sameSliceVersions(rvs []string, sl []*discoveryv1.EndpointSlice) bool {
-	if len(rvs) != len(sl) {
-		return false
-	}
-	for i, e := range sl {
-		rv := rvs[i]
-		if len(rv) != len(e.Name)+1+len(e.ResourceVersion) || rv[:len(e.Name)] != e.Name || rv[len(e.Name)+1:] != e.ResourceVersion {
-			return false
+// forgetSlice drops a slice the last call had.
+func (c *KubeConverter) forgetSlice(p *discoveryv1.EndpointSlice, st *sliceSeen) {
+	delete(c.slices, p)
+	if st.owned {
+		delete(c.byOwner[st.owner], p)
+		if len(c.byOwner[st.owner]) == 0 {
+			delete(c.byOwner, st.owner)
 		}
 	}
-	return true
 }
 
 // serviceFromKube converts one Service with its slices, keeping every

@@ -2,6 +2,7 @@ package nodeport
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -184,4 +185,88 @@ func BenchmarkKubeConverter(b *testing.B) {
 			c.Services(svcs, eps, nil)
 		}
 	})
+}
+
+// The converter equals ServicesFromKube after every one of 400 random
+// changes of the kinds informers produce: new versions of Services and
+// slices, objects added and removed, slices moving to another Service,
+// several slices per Service, objects without a resourceVersion, and the
+// lists in another order each time.
+func TestKubeConverterRandomChanges(t *testing.T) {
+	for seed := range uint64(5) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { kubeConverterRandomChanges(t, seed) })
+	}
+}
+
+func kubeConverterRandomChanges(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	svcs, eps := kubeScale(40, 2)
+	allow := func(a netip.Addr) bool { return a.As4()[3]%2 == 0 }
+	sorted := func(s []Service) []Service {
+		s = slices.Clone(s)
+		slices.SortFunc(s, func(a, b Service) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+		return s
+	}
+	rv := 100
+	next := func() string { rv++; return fmt.Sprint(rv) }
+	var c KubeConverter
+	for step := range 400 {
+		var what string
+		switch op := rng.IntN(8); {
+		case op == 0 && len(svcs) > 0: // a Service's new version
+			i := rng.IntN(len(svcs))
+			s := svcs[i].DeepCopy()
+			s.Spec.Ports[0].Port = int32(2000 + step)
+			s.ResourceVersion = next()
+			svcs[i], what = s, "service updated"
+		case op == 1 && len(svcs) > 1: // a Service deleted
+			i := rng.IntN(len(svcs))
+			svcs, what = slices.Delete(svcs, i, i+1), "service deleted"
+		case op == 2: // a Service added (its slices may already exist)
+			s := svcs[0].DeepCopy()
+			s.Name, s.ResourceVersion = fmt.Sprintf("new%d", rng.IntN(20)), next()
+			if !slices.ContainsFunc(svcs, func(o *v1.Service) bool { return o.Namespace == s.Namespace && o.Name == s.Name }) {
+				svcs, what = append(svcs, s), "service added"
+			}
+		case op == 3 && len(eps) > 0: // a slice's new version
+			i := rng.IntN(len(eps))
+			e := eps[i].DeepCopy()
+			e.Endpoints = append(e.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("198.18.200.%d", step%250)}, NodeName: ptr.To("node1")})
+			e.ResourceVersion = next()
+			eps[i], what = e, "slice updated"
+		case op == 4 && len(eps) > 0: // a slice deleted
+			i := rng.IntN(len(eps))
+			eps, what = slices.Delete(eps, i, i+1), "slice deleted"
+		case op == 5 && len(eps) > 0 && len(svcs) > 0: // a second slice for a Service
+			s := svcs[rng.IntN(len(svcs))]
+			e := eps[0].DeepCopy()
+			e.Namespace, e.Name, e.ResourceVersion = s.Namespace, fmt.Sprintf("%s-%d", s.Name, step), next()
+			e.Labels = map[string]string{discoveryv1.LabelServiceName: s.Name}
+			eps, what = append(eps, e), "slice added"
+		case op == 6 && len(eps) > 0 && len(svcs) > 0: // a slice moves to another Service
+			i := rng.IntN(len(eps))
+			s := svcs[rng.IntN(len(svcs))]
+			e := eps[i].DeepCopy()
+			e.Namespace, e.Labels, e.ResourceVersion = s.Namespace, map[string]string{discoveryv1.LabelServiceName: s.Name}, next()
+			eps[i], what = e, "slice moved"
+		case op == 7 && len(svcs) > 0: // no resourceVersion: never reused
+			i := rng.IntN(len(svcs))
+			s := svcs[i].DeepCopy()
+			s.ResourceVersion = ""
+			svcs[i], what = s, "service without version"
+		default:
+			what = "nothing"
+		}
+		rng.Shuffle(len(svcs), func(i, j int) { svcs[i], svcs[j] = svcs[j], svcs[i] })
+		rng.Shuffle(len(eps), func(i, j int) { eps[i], eps[j] = eps[j], eps[i] })
+		got, want := sorted(c.Services(svcs, eps, allow)), sorted(ServicesFromKube(svcs, eps, allow))
+		if !reflect.DeepEqual(got, want) {
+			for i := range min(len(got), len(want)) {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("step %d (%s): converter differs from ServicesFromKube:\n got %+v\nwant %+v", step, what, got[i], want[i])
+				}
+			}
+			t.Fatalf("step %d (%s): converter has %d Services, ServicesFromKube %d", step, what, len(got), len(want))
+		}
+	}
 }
