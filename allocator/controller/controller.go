@@ -195,7 +195,12 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // restore loads pools and then every address found in Service status, the
 // oldest Service first, so that of two Services claiming one address (which
-// only a bug or a hand edit can cause) the older keeps it.
+// only a bug or a hand edit can cause) the older keeps it. Services of our
+// class go first; then Services we no longer handle that carry the cleanup
+// finalizer and only addresses from our pools, which we most likely gave out
+// under an earlier class flag or before a type change: holding them lets
+// cleanup release them and clear our status. They come second so that they
+// never take an address from a Service we handle.
 func (c *Controller) restore() {
 	c.lb.SetPools(c.parsePools())
 	svcs, _ := c.services.List(labels.Everything())
@@ -206,24 +211,47 @@ func (c *Controller) restore() {
 		}
 		return key(svcs[i]) < key(svcs[j])
 	})
-	restored := 0
-	for _, svc := range svcs {
-		ips := provider.IngressIPs(svc)
-		if !c.handles(svc) || len(ips) == 0 {
-			continue
+	restored, stale := 0, 0
+	for _, pass := range []func(*v1.Service, []netip.Addr) bool{
+		func(svc *v1.Service, _ []netip.Addr) bool { return c.handles(svc) },
+		func(svc *v1.Service, ips []netip.Addr) bool {
+			return !c.handles(svc) && slices.Contains(svc.Finalizers, Finalizer) && c.allInPools(ips)
+		},
+	} {
+		for _, svc := range svcs {
+			ips := provider.IngressIPs(svc)
+			if len(ips) == 0 || !pass(svc, ips) {
+				continue
+			}
+			if err := c.lb.Restore(svc, ips); err != nil {
+				c.log.Info("address in status not restored", "service", key(svc), "handled", c.handles(svc), "err", err)
+				continue
+			}
+			if c.handles(svc) {
+				restored++
+			} else {
+				stale++
+			}
 		}
-		if err := c.lb.Restore(svc, ips); err != nil {
-			c.log.Info("address in status not restored; the Service gets a new one", "service", key(svc), "err", err)
-			continue
-		}
-		restored++
 	}
-	c.log.Info("restored addresses from Service status", "services", restored)
+	c.log.Info("restored addresses from Service status", "services", restored, "toRelease", stale)
 	for _, svc := range svcs {
 		c.queue.Add(key(svc))
 	}
 	c.markPoolsDirty()
 	c.markExternalIPsDirty()
+}
+
+// allInPools reports whether every address lies in one of our pools. All,
+// not any: a Service of another implementation that overlaps a pool by
+// mistake in one family keeps its status.
+func (c *Controller) allInPools(ips []netip.Addr) bool {
+	for _, ip := range ips {
+		if c.lb.PoolOf(ip) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func key(svc *v1.Service) string { return svc.Namespace + "/" + svc.Name }
@@ -482,15 +510,18 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 	k := key(svc)
 	held := c.lb.Holding(k)
-	hasFinalizer := slices.Contains(svc.Finalizers, Finalizer)
-	if !hasFinalizer && len(held) == 0 {
+	w := cleanupWrites(c.handles(svc), svc, held)
+	if !w.finalizer && !w.status && len(held) == 0 {
 		c.forget(k)
 		return nil
 	}
-	// Either mark proves the status addresses are ours to clear.
 	updated := svc.DeepCopy()
-	updated.Finalizers = slices.DeleteFunc(updated.Finalizers, func(f string) bool { return f == Finalizer })
-	updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
+	if w.finalizer {
+		updated.Finalizers = slices.DeleteFunc(updated.Finalizers, func(f string) bool { return f == Finalizer })
+	}
+	if w.status {
+		updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
+	}
 	if err := c.patch(ctx, svc, updated); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -503,6 +534,42 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 		c.capacityFreed()
 	}
 	return nil
+}
+
+// writes says what cleanup removes from a Service.
+type writes struct{ finalizer, status bool }
+
+// cleanupWrites decides what cleanup may remove from a Service that is
+// being deleted (ours is true) or that we do not handle (ours is false),
+// given the addresses we hold for it.
+//
+// The cleanup finalizer is generic: every LoadBalancer implementation sets
+// it, so it proves nothing about a Service of another class. A LoadBalancer
+// Service we do not handle is touched only while we hold addresses for it
+// (its class changed from ours, or it was restored from our pools), and
+// then only while its status still shows just our addresses: once the other
+// implementation has written its own, status and finalizer are its.
+// Services that are no LoadBalancer keep the old rule, where the finalizer
+// proves the status is ours: they carry no class to tell owners apart.
+func cleanupWrites(ours bool, svc *v1.Service, held []netip.Addr) writes {
+	hasFinalizer := slices.Contains(svc.Finalizers, Finalizer)
+	hasStatus := len(svc.Status.LoadBalancer.Ingress) > 0
+	if !ours && svc.Spec.Type == v1.ServiceTypeLoadBalancer {
+		if len(held) == 0 {
+			return writes{}
+		}
+		for _, ip := range provider.IngressIPs(svc) {
+			if !slices.Contains(held, ip) {
+				return writes{}
+			}
+		}
+		if len(provider.IngressIPs(svc)) != len(svc.Status.LoadBalancer.Ingress) {
+			return writes{} // a hostname or unparsable entry: not ours
+		}
+	} else if !hasFinalizer && len(held) == 0 {
+		return writes{}
+	}
+	return writes{finalizer: hasFinalizer, status: hasStatus}
 }
 
 // patch writes finalizers and status in one strategic-merge patch of the
