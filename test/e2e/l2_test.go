@@ -107,9 +107,10 @@ func TestL2LocalPolicyFollowsEndpoint(t *testing.T) {
 // takes its address back, three times. Requests caught mid-flight when
 // clients switch nodes survive because the new announcer hands flows it
 // does not know back to the old one (package handoff), whose kernel still
-// holds them. Most runs lose nothing; one CI run lost one request (a 1 s
-// timeout, cause not found, issue 3 open), so at most one per move is
-// tolerated and every failure is logged with its error.
+// holds them. No request may fail; every failure is logged with its error
+// and local address (for a packet capture). (Failures seen here before
+// came from a stopping speaker that still synced once and sent gratuitous
+// ARP for the address its peer had just taken over.)
 func TestL2GracefulHandover(t *testing.T) {
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
@@ -150,10 +151,7 @@ func TestL2GracefulHandover(t *testing.T) {
 		sent, failed := p.counts()
 		t.Logf("round %d: SIGTERM to %s; %d requests, %d failed", round, who, sent-sentBefore, failed-failedBefore)
 		if failed-failedBefore > 0 {
-			t.Logf("round %d: failures while %s stopped: %q", round, who, p.lastErrors())
-		}
-		if failed-failedBefore > 1 {
-			t.Errorf("round %d: %d requests failed while %s stopped, want at most 1", round, failed-failedBefore, who)
+			t.Errorf("round %d: %d requests failed while %s stopped, want none: %q", round, failed-failedBefore, who, p.lastErrors())
 		}
 		// The restarted speaker takes its address back, also without a
 		// failed request.
@@ -169,10 +167,7 @@ func TestL2GracefulHandover(t *testing.T) {
 		sent, failed = p.counts()
 		t.Logf("round %d: %s back; %d requests, %d failed", round, who, sent-sentBefore, failed-failedBefore)
 		if failed-failedBefore > 0 {
-			t.Logf("round %d: failures while %s took its address back: %q", round, who, p.lastErrors())
-		}
-		if failed-failedBefore > 1 {
-			t.Errorf("round %d: %d requests failed while %s took its address back, want at most 1", round, failed-failedBefore, who)
+			t.Errorf("round %d: %d requests failed while %s took its address back, want none: %q", round, failed-failedBefore, who, p.lastErrors())
 		}
 	}
 	// How many connections were caught mid-move (it varies run to run).
