@@ -6,6 +6,7 @@
 // server: callers feed it pools and namespace labels, and write whatever it
 // returns. Beacon's own reconcile loop (package allocator/controller) drives
 // it, because the upstream service controller ignores Services with a
-// loadBalancerClass and backs off for minutes on errors; any other
-// cloud-provider host can drive it too.
+// loadBalancerClass and backs off for minutes on errors. The registered
+// provider (NewHostedCloud) feeds itself in Initialize, so a
+// cloud-controller-manager can host it too.
 package provider

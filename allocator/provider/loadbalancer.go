@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	cloudprovider "k8s.io/cloud-provider"
 	"k8s.io/cloud-provider/api"
+	"k8s.io/klog/v2"
 
 	"github.com/beaconlb/beacon/allocator"
 	"github.com/beaconlb/beacon/config"
@@ -24,7 +25,7 @@ const ProviderName = "beacon"
 
 func init() {
 	cloudprovider.RegisterCloudProvider(ProviderName, func(io.Reader) (cloudprovider.Interface, error) {
-		return NewCloud(New(nil)), nil
+		return NewHostedCloud(), nil
 	})
 }
 
@@ -200,15 +201,41 @@ func (lb *LoadBalancer) EnsureLoadBalancerDeleted(_ context.Context, _ string, s
 }
 
 // Cloud is the cloudprovider.Interface around a LoadBalancer.
-type Cloud struct{ lb *LoadBalancer }
+type Cloud struct {
+	lb   *LoadBalancer
+	feed *feed // nil: the caller feeds lb (beacon-controller, tests)
+}
 
 var _ cloudprovider.Interface = (*Cloud)(nil)
 
-// NewCloud wraps a LoadBalancer as a cloud provider.
+// NewCloud wraps a LoadBalancer that its caller keeps supplied with pools
+// (SetPools) and held addresses (Restore).
 func NewCloud(lb *LoadBalancer) *Cloud { return &Cloud{lb: lb} }
 
-// Initialize is a no-op: the LoadBalancer needs no clients.
-func (c *Cloud) Initialize(cloudprovider.ControllerClientBuilder, <-chan struct{}) {}
+// NewHostedCloud is the provider a cloud-controller-manager gets from the
+// registry (--cloud-provider=beacon): its Initialize reads the IPPools,
+// namespace labels and held addresses from the API server itself.
+func NewHostedCloud() *Cloud {
+	f := &feed{}
+	return &Cloud{lb: New(f.labels), feed: f}
+}
+
+// Initialize, for a hosted provider, loads the pools and the addresses
+// Services already hold before it returns, and follows pool changes until
+// stop closes. Errors are logged: the interface has no error return.
+func (c *Cloud) Initialize(cb cloudprovider.ControllerClientBuilder, stop <-chan struct{}) {
+	if c.feed == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-stop
+		cancel()
+	}()
+	if err := c.feed.start(ctx, c.lb, cb, initTimeout); err != nil {
+		klog.ErrorS(err, "beacon cloud provider: cannot load pools and held addresses; no Service will get an address")
+	}
+}
 
 // LoadBalancer returns Beacon's LoadBalancer.
 func (c *Cloud) LoadBalancer() (cloudprovider.LoadBalancer, bool) { return c.lb, true }
