@@ -581,6 +581,23 @@ func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) ([]byte, erro
 	return Exec(ctx, ns, argv...)
 }
 
+// SetCable plugs a LAN station's cable in or pulls it out: its port on the
+// LAN switch goes up or down, so the station's own interface loses carrier
+// and keeps its addresses and routes, as a real NIC does. (Setting the
+// station's interface itself down makes the kernel drop every route through
+// it, the routes to other nodes' pod CIDRs included, and nothing in the lab
+// puts them back.)
+func (l *Lab) SetCable(ctx context.Context, station string, connected bool) error {
+	state := "down"
+	if connected {
+		state = "up"
+	}
+	if out, err := l.Exec(ctx, LAN, "ip", "link", "set", station, state); err != nil {
+		return fmt.Errorf("lab: %s's cable %s: %w: %s", station, state, err, out)
+	}
+	return nil
+}
+
 // Dialer returns a dial function that connects from the named namespace.
 func (l *Lab) Dialer(ns string) DialFunc { return Dialer(ns) }
 

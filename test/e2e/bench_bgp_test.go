@@ -94,11 +94,11 @@ func TestBenchBGP(t *testing.T) {
 	var cuts []time.Duration
 	for range runs {
 		s.waitNextHops(ip, 60*time.Second, all...)
-		if _, err := l.Exec(s.ctx, lab.LAN, "ip", "link", "set", "node2", "down"); err != nil {
+		if err := l.SetCable(s.ctx, "node2", false); err != nil {
 			t.Fatal(err)
 		}
 		cuts = append(cuts, s.waitNextHops(ip, 10*time.Second, "node1", "node3"))
-		if _, err := l.Exec(s.ctx, lab.LAN, "ip", "link", "set", "node2", "up"); err != nil {
+		if err := l.SetCable(s.ctx, "node2", true); err != nil {
 			t.Fatal(err)
 		}
 	}

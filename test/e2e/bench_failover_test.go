@@ -230,9 +230,9 @@ func TestBenchFailover(t *testing.T) {
 	}
 	if want("link") {
 		measure("cut announcer's LAN link", func(n string) {
-			_, _ = l.Exec(s.ctx, n, "ip", "link", "set", lab.LANInterface, "down")
+			_ = l.SetCable(s.ctx, n, false)
 		}, func(n string) {
-			_, _ = l.Exec(s.ctx, n, "ip", "link", "set", lab.LANInterface, "up")
+			_ = l.SetCable(s.ctx, n, true)
 		})
 	}
 	if want("sigterm") {

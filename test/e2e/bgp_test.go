@@ -264,12 +264,12 @@ func TestBGP(t *testing.T) {
 
 	// BFD: cut node2's LAN link (its switch port); the router drops it
 	// from the ECMP set well before the 9 s hold time.
-	if _, err := l.Exec(s.ctx, lab.LAN, "ip", "link", "set", "node2", "down"); err != nil {
+	if err := l.SetCable(s.ctx, "node2", false); err != nil {
 		t.Fatal(err)
 	}
 	d := s.waitNextHops(ips[0], 3*time.Second, "node1", "node3")
 	t.Logf("node2's link cut: out of the ECMP set after %v (BFD 300 ms x 3)", d.Round(time.Millisecond))
-	if _, err := l.Exec(s.ctx, lab.LAN, "ip", "link", "set", "node2", "up"); err != nil {
+	if err := l.SetCable(s.ctx, "node2", true); err != nil {
 		t.Fatal(err)
 	}
 	s.waitNextHops(ips[0], 30*time.Second, "node1", "node2", "node3")

@@ -58,12 +58,12 @@ func TestL2AnnounceAndFailover(t *testing.T) {
 	s.startSpeaker(first)
 
 	// Link failure: the announcer's LAN link goes down.
-	if _, err := l.Exec(s.ctx, second, "ip", "link", "set", lab.LANInterface, "down"); err != nil {
+	if err := l.SetCable(s.ctx, second, false); err != nil {
 		t.Fatal(err)
 	}
 	third, d := s.answeredBy(v4, 5*time.Second, func(n string) bool { return n != second })
 	t.Logf("link of %s down: %s answers after %v", second, third, d)
-	if _, err := l.Exec(s.ctx, second, "ip", "link", "set", lab.LANInterface, "up"); err != nil {
+	if err := l.SetCable(s.ctx, second, true); err != nil {
 		t.Fatal(err)
 	}
 
