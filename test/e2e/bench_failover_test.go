@@ -168,7 +168,7 @@ func TestBenchFailover(t *testing.T) {
 		runs = v
 	}
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
-	s := startBeacon(t, l)
+	s := startBeaconWithin(t, l, 25*time.Minute)
 	s.lanPool()
 	s.apply(allEchoService("bench", corev1.ServiceExternalTrafficPolicyCluster))
 	ip := s.ingress("bench")[0]
