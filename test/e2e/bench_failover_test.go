@@ -35,6 +35,7 @@ type prober struct {
 	sent    int
 	failed  int
 	errs    []string // the last few failures, for the log
+	lastBad time.Time // when the last failure was seen
 	stopped chan struct{}
 }
 
@@ -71,6 +72,7 @@ func startProber(ctx context.Context, l *lab.Lab, target string) *prober {
 			p.ok = slices.Insert(p.ok, i, at)
 		} else {
 			p.failed++
+			p.lastBad = time.Now()
 			p.errs = append(p.errs, fmt.Sprintf("%s (+%v) from %q: %v", start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), local, err))
 			if len(p.errs) > 10 {
 				p.errs = p.errs[1:]
@@ -122,6 +124,13 @@ func (p *prober) outage(at, settle time.Time) (time.Duration, bool) {
 		longest = max(longest, p.ok[k].Sub(p.ok[k-1]))
 	}
 	return longest, true
+}
+
+// quietFor reports whether no request failed for d.
+func (p *prober) quietFor(d time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.lastBad) > d
 }
 
 // lastErrors returns the last few failures with when they started.
@@ -184,7 +193,9 @@ func TestBenchFailover(t *testing.T) {
 			who = a[0]
 			now := time.Now()
 			g, ok := p.outage(now.Add(-time.Second), now.Add(-10*time.Millisecond))
-			if !ok || g >= 100*time.Millisecond || !s.ready(who) {
+			// Requests fail up to 1 s after they start: a run starts
+			// after the previous fault's failures have all been seen.
+			if !ok || g >= 100*time.Millisecond || !p.quietFor(1500*time.Millisecond) || !s.ready(who) {
 				return false, fmt.Sprint(g)
 			}
 			// Each run starts with the client sending to the announcer.
