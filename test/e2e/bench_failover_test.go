@@ -34,7 +34,7 @@ type prober struct {
 	ok      []time.Time
 	sent    int
 	failed  int
-	errs    []string // the last few failures, for the log
+	errs    []string  // the last few failures, for the log
 	lastBad time.Time // when the last failure was seen
 	stopped chan struct{}
 }
