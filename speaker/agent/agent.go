@@ -402,9 +402,20 @@ func (a *Agent) sync(ctx context.Context) error {
 	prev, planned := a.plan, a.planned
 	a.plan, a.planned = plan, true
 	a.mu.Unlock()
+	// A node that comes back (a healed partition, a restarted speaker)
+	// may have answered for our addresses meanwhile, and clients may still
+	// point at it.
+	rejoined := map[string]bool{}
+	alive := map[string]bool{}
+	for _, n := range in.Nodes {
+		alive[n.Name] = n.Alive
+		if n.Alive && a.alive != nil && !a.alive[n.Name] {
+			rejoined[n.Name] = true
+		}
+	}
 	// Hand-off goes in before any announcement: clients move at once.
 	var errs []string
-	if err := a.applyHandoff(prev, planned, plan, in.Nodes); err != nil {
+	if err := a.applyHandoff(prev, planned, plan, in.Nodes, rejoined); err != nil {
 		errs = append(errs, err.Error())
 	}
 
@@ -440,17 +451,8 @@ func (a *Agent) sync(ctx context.Context) error {
 			}
 		}
 	}
-	// A node that comes back (a healed partition, a restarted speaker)
-	// may have answered for our addresses meanwhile, and clients may still
-	// point at it: repeat our gratuitous announcements.
-	rejoined := false
-	alive := map[string]bool{}
-	for _, n := range in.Nodes {
-		alive[n.Name] = n.Alive
-		if n.Alive && a.alive != nil && !a.alive[n.Name] {
-			rejoined = true
-		}
-	}
+	// Clients that a returning node drew away come back with our
+	// gratuitous announcements, repeated.
 	a.alive = alive
 	// Responders that announced something before but nothing now are
 	// emptied; new ones are started.
@@ -463,7 +465,7 @@ func (a *Agent) sync(ctx context.Context) error {
 		ips := perIface[iface]
 		sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
 		r.SetAnnounced(ips)
-		if rejoined {
+		if len(rejoined) > 0 {
 			r.Reannounce()
 		}
 	}

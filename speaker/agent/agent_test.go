@@ -13,6 +13,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
@@ -21,6 +22,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
 )
 
@@ -312,4 +314,96 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no ready agent with a Warning Event about the selector: ready %v, events %q", a.Ready(), events)
 	}
+}
+
+// A healed partition: the announcer kept its address while cut off from
+// its standby, whose side elected the standby meanwhile. When the standby
+// is heard again, the announcer hands the unknown flows of the address
+// (those clients opened through the standby) to it, with a new window, as
+// after a takeover.
+func TestAgentHandsOffToRejoinedStandby(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kube := e.Kube
+	ip := netip.MustParseAddr("203.0.113.240")
+	nodeIP := map[string]netip.Addr{"heal-a": netip.MustParseAddr("198.51.100.31"), "heal-b": netip.MustParseAddr("198.51.100.32")}
+	for n, addr := range nodeIP {
+		node, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = kube.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{}) }()
+		node.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: addr.String()}}
+		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "heal"}}
+	pool.Spec.Addresses = []v1alpha1.AddressBlock{"203.0.113.240/31"}
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "heal"}}
+	ad.Spec.IPPools = []string{"heal"}
+	for _, c := range []struct {
+		res string
+		obj runtime.Object
+	}{{client.IPPools, pool}, {client.L2Advertisements, ad}} {
+		if err := e.Beacon.Create(ctx, c.res, c.obj); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = e.Beacon.Delete(context.Background(), c.res, "heal") }()
+	}
+	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "heal"},
+		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = kube.CoreV1().Services("default").Delete(context.Background(), "heal", metav1.DeleteOptions{})
+	}()
+	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
+	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	owner, _ := election.Announcer(ip, []election.Candidate{{Name: "heal-a", Eligible: true}, {Name: "heal-b", Eligible: true}})
+	standby := "heal-a"
+	if owner == standby {
+		standby = "heal-b"
+	}
+	live := &fakeLiveness{alive: map[string]bool{"heal-a": true, "heal-b": true}, ch: make(chan struct{}, 16)}
+	links, ho := &fakeLinks{ips: map[string][]netip.Addr{}}, &fakeHandoff{}
+	a := agent.New(agent.Config{
+		Node: owner, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links,
+		Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
+		Handoff: ho, HandoffWindow: 300 * time.Millisecond,
+	})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = a.Run(ctx) })
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+			t.Fatalf("%s: %v (hand-offs %v, announced %v)", what, err, ho.last(), links.announced("eth0"))
+		}
+	}
+	poll("announced by its owner "+owner, func() bool { return slices.Contains(links.announced("eth0"), ip) })
+	// The start-up hand-off to the standby ends with its short window (the
+	// agent re-syncs every 5 s).
+	poll("start-up hand-off over", func() bool { return len(ho.last()) == 0 })
+
+	live.set(standby, false) // cut off: the owner keeps the address
+	poll("a plan without the standby", func() bool {
+		for _, d := range a.Plan() {
+			if d.IP == ip {
+				return d.Node == owner && d.Standby != standby
+			}
+		}
+		return false
+	})
+	live.set(standby, true) // healed
+	want := []handoff.Route{{IP: ip, Via: nodeIP[standby]}}
+	poll("hand-off to the rejoined standby", func() bool { return slices.Equal(ho.last(), want) })
 }

@@ -16,8 +16,11 @@ import (
 // who announced it before, and programs the hand-offs in force. Before
 // this process's first plan the previous announcer is not known; the
 // standby (who holds the address while this node is away) is the best
-// guess, and right after a restart it is the right one.
-func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []announce.Decision, nodes []election.Node) error {
+// guess, and right after a restart it is the right one. The same holds
+// when the standby rejoins (a healed partition): this node kept the
+// address while cut off, but the standby's side elected the standby, and
+// the clients that went there come back now.
+func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []announce.Decision, nodes []election.Node, rejoined map[string]bool) error {
 	if a.cfg.Handoff == nil {
 		return nil
 	}
@@ -28,7 +31,7 @@ func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []anno
 	var claims []handoff.Claim
 	for _, d := range announce.For(a.cfg.Node, plan) {
 		from := before[d.IP]
-		if !planned {
+		if !planned || from == a.cfg.Node && rejoined[d.Standby] {
 			from = d.Standby
 		}
 		if from == a.cfg.Node {

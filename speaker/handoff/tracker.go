@@ -45,15 +45,16 @@ func NewTracker(window time.Duration) *Tracker {
 // Update takes every address this node announces now, and returns the
 // hand-offs in force at now, sorted by address. An address keeps the
 // previous announcer it was first taken from until the window ends, even if
-// later claims name another (the first one holds the flows); addresses no
-// longer announced are forgotten.
+// later claims name another (the first one holds the flows); after the
+// window a new claim starts a new one; addresses no longer announced are
+// forgotten.
 func (t *Tracker) Update(now time.Time, claims []Claim) []Handoff {
 	if t.window <= 0 {
 		return nil
 	}
 	next := make(map[netip.Addr]held, len(claims))
 	for _, c := range claims {
-		if h, ok := t.held[c.IP]; ok {
+		if h, ok := t.held[c.IP]; ok && (now.Before(h.until) || c.From == "") {
 			next[c.IP] = h
 		} else if c.From != "" {
 			next[c.IP] = held{from: c.From, until: now.Add(t.window)}

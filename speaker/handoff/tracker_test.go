@@ -22,9 +22,12 @@ func TestTracker(t *testing.T) {
 		{"still announced, no previous announcer", time.Second, []Claim{{IP: a}}, nil},
 		{"address taken over", 2 * time.Second, []Claim{{IP: b, From: "node2"}}, []Handoff{{IP: b, Node: "node2"}}},
 		{"a later claim does not replace the first holder", 3 * time.Second, []Claim{{IP: b, From: "node3"}}, []Handoff{{IP: b, Node: "node2"}}},
-		{"window ends", 62 * time.Second, []Claim{{IP: b, From: "node3"}}, nil},
+		{"window ends", 62 * time.Second, []Claim{{IP: b}}, nil},
 		{"lost and taken over again: a new window", 63 * time.Second, nil, nil},
 		{"second takeover", 64 * time.Second, []Claim{{IP: b, From: "node3"}, {IP: a, From: "node1"}}, []Handoff{{IP: a, Node: "node1"}, {IP: b, Node: "node3"}}},
+		{"kept, nothing new", 70 * time.Second, []Claim{{IP: b}, {IP: a}}, []Handoff{{IP: a, Node: "node1"}, {IP: b, Node: "node3"}}},
+		{"windows end", 125 * time.Second, []Claim{{IP: b}, {IP: a}}, nil},
+		{"kept throughout, then a returning node held it (healed partition): a new window", 126 * time.Second, []Claim{{IP: b, From: "node2"}, {IP: a}}, []Handoff{{IP: b, Node: "node2"}}},
 	}
 	for _, s := range steps {
 		got := tr.Update(t0.Add(s.at), s.claims)
@@ -32,7 +35,7 @@ func TestTracker(t *testing.T) {
 			t.Fatalf("%s: got %v, want %v", s.name, got, s.want)
 		}
 	}
-	if at, ok := tr.NextExpiry(t0.Add(64 * time.Second)); !ok || !at.Equal(t0.Add(124*time.Second)) {
+	if at, ok := tr.NextExpiry(t0.Add(126 * time.Second)); !ok || !at.Equal(t0.Add(186*time.Second)) {
 		t.Fatalf("NextExpiry = %v, %v", at, ok)
 	}
 }
