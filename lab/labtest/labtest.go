@@ -59,6 +59,13 @@ func Require(t testing.TB) {
 // before tearing down.
 func Up(t testing.TB, cfg lab.Config) *lab.Lab {
 	t.Helper()
+	return UpWithin(t, cfg, UpTimeout)
+}
+
+// UpWithin is Up with another bound on the wait for the lab lock and the
+// start: long suites queue behind the other lab tests of the machine.
+func UpWithin(t testing.TB, cfg lab.Config, wait time.Duration) *lab.Lab {
+	t.Helper()
 	Require(t)
 	if cfg.EchoBinary == "" && os.Getenv("BEACON_ECHO") == "" {
 		cfg.EchoBinary = BuildEcho(t)
@@ -66,7 +73,7 @@ func Up(t testing.TB, cfg lab.Config) *lab.Lab {
 	if cfg.Logf == nil {
 		cfg.Logf = t.Logf
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), UpTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	start := time.Now()
 	l, err := lab.Up(ctx, cfg)

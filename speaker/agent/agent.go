@@ -185,7 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	svcInf := factory.Core().V1().Services().Informer()
 	sliceInf := factory.Discovery().V1().EndpointSlices().Informer()
 	nodeInf := factory.Core().V1().Nodes().Informer()
-	b := a.informerBeacon()
+	b := cmp.Or(a.cfg.InformerBeacon, a.cfg.Beacon)
 	poolInf := b.IPPoolInformer()
 	l2Inf := b.L2AdvertisementInformer()
 	reportInf := b.ServiceAnnouncementInformer(a.cfg.Node)
@@ -269,13 +269,6 @@ func (a *Agent) stop() {
 			a.cfg.Log.Error(err, "cannot clear hand-offs on stop")
 		}
 	}
-}
-
-func (a *Agent) informerBeacon() *client.Client {
-	if a.cfg.InformerBeacon != nil {
-		return a.cfg.InformerBeacon
-	}
-	return a.cfg.Beacon
 }
 
 // Ready reports whether the speaker has applied an announcement plan: its

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -79,7 +80,7 @@ func newBGPState() *bgpState {
 
 // bgpInformers creates the BGP informers.
 func (a *Agent) bgpInformers() []cache.SharedIndexInformer {
-	b := a.informerBeacon()
+	b := cmp.Or(a.cfg.InformerBeacon, a.cfg.Beacon)
 	peers, ads, profiles := b.BGPPeerInformer(), b.BGPAdvertisementInformer(), b.BFDProfileInformer()
 	sessions := b.BGPSessionStateInformer(a.cfg.Node)
 	a.bgp.peers, a.bgp.ads, a.bgp.profiles, a.bgp.sessions = peers.GetStore(), ads.GetStore(), profiles.GetStore(), sessions.GetStore()

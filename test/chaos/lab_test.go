@@ -323,30 +323,11 @@ func (p *prober) finish() {
 	<-p.stopped
 }
 
-// labUp is labtest.Up with a longer wait for the lab lock: the lab is one
-// per machine and chaos runs queue behind other lab tests.
+// labUp waits up to 30 minutes for the lab: the lab is one per machine and
+// chaos runs queue behind other lab tests.
 func labUp(t *testing.T, cfg lab.Config) *lab.Lab {
 	t.Helper()
-	labtest.Require(t)
-	cfg.EchoBinary = labtest.BuildEcho(t)
-	cfg.Logf = t.Logf
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	start := time.Now()
-	l, err := lab.Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Logf("lab up after %v (including the wait for the lab lock)", time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if t.Failed() {
-			labtest.DumpLogs(t, l)
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	return l
+	return labtest.UpWithin(t, cfg, 30*time.Minute)
 }
 
 // needChaos gates the long scenarios behind `make chaos`.
@@ -509,7 +490,7 @@ func TestAPIServerOutage(t *testing.T) {
 		return len(a) > 0, fmt.Sprint(a)
 	})
 	t.Logf("Service after the outage: announced %v after the API server returned", time.Since(up).Round(100*time.Millisecond))
-	resync := s.poll(90*time.Second, "HTTP via "+ip2+" after the outage", func() (bool, string) {
+	s.poll(90*time.Second, "HTTP via "+ip2+" after the outage", func() (bool, string) {
 		hc := l.HTTPClient("client-lan")
 		hc.Timeout = time.Second
 		resp, err := hc.Get("http://" + net.JoinHostPort(ip2, "80") + "/")
@@ -521,7 +502,6 @@ func TestAPIServerOutage(t *testing.T) {
 	})
 	served := time.Since(up)
 	t.Logf("a Service created after the outage is served %v after the API server returned", served.Round(100*time.Millisecond))
-	_ = resync
 	// Informers wait out the outage rather than back off (cli.WaitOutOutages),
 	// so the resync takes seconds (the controller's restart and Lease
 	// included); client-go's back-off alone took 52-78 s.

@@ -213,30 +213,12 @@ func TestChartInLab(t *testing.T) {
 	}
 }
 
-// labUp is labtest.Up with a longer wait for the lab lock: the lab is one
-// per machine, and under `go test ./...` this test queues behind the other
-// lab packages (within make test's 20-minute package timeout).
+// labUp waits up to 15 minutes for the lab: the lab is one per machine,
+// and under `go test ./...` this test queues behind the other lab packages
+// (within make test's 20-minute package timeout).
 func labUp(t *testing.T, cfg lab.Config) *lab.Lab {
 	t.Helper()
-	cfg.EchoBinary = labtest.BuildEcho(t)
-	cfg.Logf = t.Logf
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	start := time.Now()
-	l, err := lab.Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Logf("lab up after %v (including the wait for the lab lock)", time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if t.Failed() {
-			labtest.DumpLogs(t, l)
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	return l
+	return labtest.UpWithin(t, cfg, 15*time.Minute)
 }
 
 // tokenKubeconfig writes a kubeconfig for the lab API server that
