@@ -16,6 +16,11 @@ out=$cache/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_r${RECIP
 mkdir -p "$out"
 export GOWORK=off GOFLAGS=-mod=mod
 
+# One build at a time: parallel callers (make test, the demo, several
+# checkouts) would otherwise delete each other's staged sources.
+exec 9>"$cache/.lock"
+flock 9
+
 log() { echo "testbin: $*" >&2; }
 
 # staged_src copies a module from the module cache to a writable directory.
