@@ -13,8 +13,12 @@
 // every goroutine and the Link, and stops when its context is done.
 // SetAnnounced swaps the answered set atomically at any time.
 //
-// Frames are parsed here (Ethernet, ARP, the IPv6 header and checksum) and
-// the NDP messages by mdlayher/ndp; every parser is fuzzed.
+// ARP packets are decoded and built by mdlayher/arp and NDP messages by
+// mdlayher/ndp. What those leave out is done here: the Ethernet header (the
+// responder reads and writes whole frames on packet sockets shared with
+// the kernel, rather than through arp.Client, which would own its socket),
+// the check that an ARP packet is IPv4 over Ethernet, and the IPv6 header
+// and checksum around NDP. Every parser is fuzzed.
 //
 // # Why the kernel stays quiet
 //

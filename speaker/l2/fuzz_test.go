@@ -4,14 +4,16 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/mdlayher/arp"
 )
 
 // FuzzParseARP checks that parseARP never panics, and that every request
 // it accepts gets a reply that parses back as our claim on the target.
 func FuzzParseARP(f *testing.F) {
 	f.Add(arpRequestFrame(vip4))
-	f.Add(arpFrame(arpRequest, peerMAC, broadcastMAC, zeroMAC, netip.IPv4Unspecified(), vip4))
-	for _, g := range gratuitousARP(otherMAC, vip4) {
+	f.Add(mustARP(arp.OperationRequest, peerMAC, broadcastMAC, zeroMAC, netip.IPv4Unspecified(), vip4))
+	for _, g := range mustGratuitous(otherMAC, vip4) {
 		f.Add(g)
 	}
 	f.Add(arpRequestFrame(vip4)[:30])
@@ -21,7 +23,11 @@ func FuzzParseARP(f *testing.F) {
 		if err != nil || p.kind != kindRequest {
 			return
 		}
-		back, err := parseARP(arpReplyFrame(ourMAC, p))
+		reply, err := arpReplyFrame(ourMAC, p)
+		if err != nil {
+			t.Fatalf("request %+v: no reply: %v", p, err)
+		}
+		back, err := parseARP(reply)
 		if err != nil || back.kind != kindClaim || back.target != p.target || back.claimMAC.String() != ourMAC.String() {
 			t.Fatalf("request %+v: reply parses as %+v, %v", p, back, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 )
 
@@ -22,9 +23,6 @@ const (
 
 	etherTypeARP  = 0x0806
 	etherTypeIPv6 = 0x86dd
-
-	arpRequest = 1
-	arpReply   = 2
 
 	protoICMPv6 = 58
 	ndpHopLimit = 255
@@ -64,66 +62,73 @@ type frameInfo struct {
 }
 
 // parseARP parses an Ethernet frame holding an ARP packet for IPv4 over
-// Ethernet.
+// Ethernet. The ARP body is decoded by mdlayher/arp; the Ethernet header is
+// read here because the responder's packet socket hands over whole frames.
 func parseARP(frame []byte) (frameInfo, error) {
 	if len(frame) < ethHeaderLen+arpLen {
 		return frameInfo{}, fmt.Errorf("short ARP frame (%d bytes)", len(frame))
 	}
-	if binary.BigEndian.Uint16(frame[12:14]) != etherTypeARP {
-		return frameInfo{}, fmt.Errorf("%w: ethertype %#04x", errIgnore, binary.BigEndian.Uint16(frame[12:14]))
+	if et := binary.BigEndian.Uint16(frame[12:14]); et != etherTypeARP {
+		return frameInfo{}, fmt.Errorf("%w: ethertype %#04x", errIgnore, et)
 	}
-	a := frame[ethHeaderLen:]
-	if binary.BigEndian.Uint16(a[0:2]) != 1 || binary.BigEndian.Uint16(a[2:4]) != 0x0800 || a[4] != 6 || a[5] != 4 {
+	// arp.Packet decodes any address lengths; only IPv4 over Ethernet is ours.
+	if h := frame[ethHeaderLen:]; binary.BigEndian.Uint16(h[0:2]) != 1 || binary.BigEndian.Uint16(h[2:4]) != 0x0800 || h[4] != 6 || h[5] != 4 {
 		return frameInfo{}, fmt.Errorf("%w: not IPv4 over Ethernet", errIgnore)
 	}
-	op := binary.BigEndian.Uint16(a[6:8])
-	sha := net.HardwareAddr(bytes.Clone(a[8:14]))
-	spa := netip.AddrFrom4([4]byte(a[14:18]))
-	tpa := netip.AddrFrom4([4]byte(a[24:28]))
-	switch {
-	case spa == tpa || op == arpReply:
-		// A gratuitous request (sender == target) or any reply announces
-		// sender → sha.
-		return frameInfo{kind: kindClaim, target: spa, claimMAC: sha}, nil
-	case op == arpRequest:
-		return frameInfo{kind: kindRequest, target: tpa, senderIP: spa, senderMAC: sha}, nil
+	var p arp.Packet
+	if err := p.UnmarshalBinary(frame[ethHeaderLen:]); err != nil {
+		return frameInfo{}, fmt.Errorf("parse ARP: %w", err)
 	}
-	return frameInfo{}, fmt.Errorf("%w: ARP operation %d", errIgnore, op)
+	switch {
+	case p.SenderIP == p.TargetIP || p.Operation == arp.OperationReply:
+		// A gratuitous request (sender == target) or any reply announces
+		// sender → its hardware address.
+		return frameInfo{kind: kindClaim, target: p.SenderIP, claimMAC: p.SenderHardwareAddr}, nil
+	case p.Operation == arp.OperationRequest:
+		return frameInfo{kind: kindRequest, target: p.TargetIP, senderIP: p.SenderIP, senderMAC: p.SenderHardwareAddr}, nil
+	}
+	return frameInfo{}, fmt.Errorf("%w: ARP operation %d", errIgnore, p.Operation)
 }
 
-// arpFrame builds an ARP packet in an Ethernet frame from mac.
-func arpFrame(op uint16, mac net.HardwareAddr, ethDst, tha net.HardwareAddr, spa, tpa netip.Addr) []byte {
-	b := make([]byte, minFrameLen)
+// arpFrame builds an ARP packet from mac in an Ethernet frame, padded to
+// the Ethernet minimum. arp.NewPacket refuses anything but equal-length
+// hardware addresses and IPv4 addresses.
+func arpFrame(op arp.Operation, mac net.HardwareAddr, ethDst, tha net.HardwareAddr, spa, tpa netip.Addr) ([]byte, error) {
+	p, err := arp.NewPacket(op, mac, spa, tha, tpa)
+	if err != nil {
+		return nil, fmt.Errorf("ARP packet from %s (%s) to %s (%s): %w", mac, spa, tha, tpa, err)
+	}
+	body, err := p.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("marshal ARP packet: %w", err)
+	}
+	b := make([]byte, max(minFrameLen, ethHeaderLen+len(body)))
 	copy(b[0:6], ethDst)
 	copy(b[6:12], mac)
 	binary.BigEndian.PutUint16(b[12:14], etherTypeARP)
-	a := b[ethHeaderLen:]
-	binary.BigEndian.PutUint16(a[0:2], 1)      // Ethernet
-	binary.BigEndian.PutUint16(a[2:4], 0x0800) // IPv4
-	a[4], a[5] = 6, 4
-	binary.BigEndian.PutUint16(a[6:8], op)
-	copy(a[8:14], mac)
-	s4, t4 := spa.As4(), tpa.As4()
-	copy(a[14:18], s4[:])
-	copy(a[18:24], tha)
-	copy(a[24:28], t4[:])
-	return b
+	copy(b[ethHeaderLen:], body)
+	return b, nil
 }
 
 // arpReplyFrame answers req: "target is at mac", sent to the requester.
-func arpReplyFrame(mac net.HardwareAddr, req frameInfo) []byte {
-	return arpFrame(arpReply, mac, req.senderMAC, req.senderMAC, req.target, req.senderIP)
+func arpReplyFrame(mac net.HardwareAddr, req frameInfo) ([]byte, error) {
+	return arpFrame(arp.OperationReply, mac, req.senderMAC, req.senderMAC, req.target, req.senderIP)
 }
 
 // gratuitousARP returns the two usual gratuitous forms, both broadcast: an
 // ARP Announcement (RFC 5227: a request with sender == target and a zero
 // target hardware address) and a gratuitous reply. Linux treats a reply as
 // gratuitous only when its target hardware address equals the sender's.
-func gratuitousARP(mac net.HardwareAddr, ip netip.Addr) [][]byte {
-	return [][]byte{
-		arpFrame(arpRequest, mac, broadcastMAC, zeroMAC, ip, ip),
-		arpFrame(arpReply, mac, broadcastMAC, mac, ip, ip),
+func gratuitousARP(mac net.HardwareAddr, ip netip.Addr) ([][]byte, error) {
+	announce, err := arpFrame(arp.OperationRequest, mac, broadcastMAC, zeroMAC, ip, ip)
+	if err != nil {
+		return nil, err
 	}
+	reply, err := arpFrame(arp.OperationReply, mac, broadcastMAC, mac, ip, ip)
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{announce, reply}, nil
 }
 
 // parseNDP parses an Ethernet frame holding an IPv6 Neighbor Solicitation or

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 )
 
@@ -22,9 +23,28 @@ var (
 	peerLL   = netip.MustParseAddr("fe80::64")
 )
 
+// mustARP, mustGratuitous and mustReply build the ARP frames of these tests,
+// whose inputs are always valid.
+func mustARP(op arp.Operation, mac, ethDst, tha net.HardwareAddr, spa, tpa netip.Addr) []byte {
+	return must(arpFrame(op, mac, ethDst, tha, spa, tpa))
+}
+
+func mustGratuitous(mac net.HardwareAddr, ip netip.Addr) [][]byte {
+	return must(gratuitousARP(mac, ip))
+}
+
+func mustReply(req frameInfo) []byte { return must(arpReplyFrame(ourMAC, req)) }
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 // arpRequestFrame is a who-has from the peer.
 func arpRequestFrame(target netip.Addr) []byte {
-	return arpFrame(arpRequest, peerMAC, broadcastMAC, zeroMAC, peer4, target)
+	return mustARP(arp.OperationRequest, peerMAC, broadcastMAC, zeroMAC, peer4, target)
 }
 
 // nsOpts tweaks a Neighbor Solicitation built by nsFrame.
@@ -83,7 +103,7 @@ func ipv6Frame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, hop byte, p
 }
 
 func TestParseARP(t *testing.T) {
-	reply := arpFrame(arpReply, otherMAC, peerMAC, peerMAC, vip4, peer4)
+	reply := mustARP(arp.OperationReply, otherMAC, peerMAC, peerMAC, vip4, peer4)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -91,10 +111,10 @@ func TestParseARP(t *testing.T) {
 		err   string // "" ok; "ignored" for errIgnore
 	}{
 		{"request", arpRequestFrame(vip4), frameInfo{kind: kindRequest, target: vip4, senderIP: peer4, senderMAC: peerMAC}, ""},
-		{"probe from 0.0.0.0", arpFrame(arpRequest, peerMAC, broadcastMAC, zeroMAC, netip.IPv4Unspecified(), vip4),
+		{"probe from 0.0.0.0", mustARP(arp.OperationRequest, peerMAC, broadcastMAC, zeroMAC, netip.IPv4Unspecified(), vip4),
 			frameInfo{kind: kindRequest, target: vip4, senderIP: netip.IPv4Unspecified(), senderMAC: peerMAC}, ""},
-		{"gratuitous request is a claim", gratuitousARP(otherMAC, vip4)[0], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
-		{"gratuitous reply is a claim", gratuitousARP(otherMAC, vip4)[1], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
+		{"gratuitous request is a claim", mustGratuitous(otherMAC, vip4)[0], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
+		{"gratuitous reply is a claim", mustGratuitous(otherMAC, vip4)[1], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
 		{"any reply is a claim", reply, frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
 		{"short", arpRequestFrame(vip4)[:41], frameInfo{}, "short"},
 		{"not ARP", func() []byte { f := arpRequestFrame(vip4); f[12] = 0x08; f[13] = 0; return f }(), frameInfo{}, "ignored"},
@@ -176,13 +196,13 @@ func TestFramesAreExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gratuitousARP(ourMAC, vip4)
+	g := mustGratuitous(ourMAC, vip4)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
 		want  string
 	}{
-		{"ARP reply", arpReplyFrame(ourMAC, req),
+		{"ARP reply", mustReply(req),
 			// eth dst=peer src=ours type=ARP | htype 1 ptype 0800 6 4 op 2 | sha=ours spa=vip | tha=peer tpa=peer | padding
 			"020000000064" + "02beac000001" + "0806" + "0001080006040002" + "02beac000001" + "c63364c9" + "020000000064" + "c6336464" + strings.Repeat("00", 18)},
 		{"ARP announcement", g[0],

@@ -305,7 +305,7 @@ func replyFrame(mac net.HardwareAddr, p frameInfo, family string) ([]byte, error
 	if family == "ipv6" {
 		return naReplyFrame(mac, p)
 	}
-	return arpReplyFrame(mac, p), nil
+	return arpReplyFrame(mac, p)
 }
 
 func (r *Responder) write(family string, frame []byte) error {
@@ -315,19 +315,23 @@ func (r *Responder) write(family string, frame []byte) error {
 	return r.link.ARP.WriteFrame(frame)
 }
 
+// gratuitousFrames returns one round of unsolicited announcements for ip
+// and the family they are sent on.
+func gratuitousFrames(mac net.HardwareAddr, ip netip.Addr) (string, [][]byte, error) {
+	if ip.Is4() {
+		frames, err := gratuitousARP(mac, ip)
+		return "ipv4", frames, err
+	}
+	na, err := unsolicitedNA(mac, ip)
+	return "ipv6", [][]byte{na}, err
+}
+
 // gratuitous sends one round of unsolicited announcements for ip.
 func (r *Responder) gratuitous(ip netip.Addr) {
-	family, frames := "ipv4", [][]byte(nil)
-	if ip.Is4() {
-		frames = gratuitousARP(r.link.MAC, ip)
-	} else {
-		family = "ipv6"
-		na, err := unsolicitedNA(r.link.MAC, ip)
-		if err != nil {
-			r.log.Error(err, "cannot build advertisement", "ip", ip)
-			return
-		}
-		frames = [][]byte{na}
+	family, frames, err := gratuitousFrames(r.link.MAC, ip)
+	if err != nil {
+		r.log.Error(err, "cannot build gratuitous announcement", "ip", ip)
+		return
 	}
 	m := r.cfg.Metrics
 	for _, f := range frames {

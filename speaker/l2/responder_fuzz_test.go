@@ -21,7 +21,7 @@ func FuzzResponderHandle(f *testing.F) {
 		f.Add(arpRequestFrame(vip4), true, fix)
 		f.Add(nsFrame(f, vip6, nsOpts{}), false, fix)
 		f.Add(nsFrame(f, vip6, nsOpts{noSLL: true, trailer: 6}), true, fix)
-		for _, g := range gratuitousARP(otherMAC, vip4) {
+		for _, g := range mustGratuitous(otherMAC, vip4) {
 			f.Add(g, false, fix)
 		}
 		f.Add([]byte{}, true, fix)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"github.com/prometheus/client_golang/prometheus"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -174,7 +175,7 @@ func TestGratuitousSchedule(t *testing.T) {
 		if !isGratuitous(a, vip4) || !isGratuitous(b, vip4) {
 			t.Fatalf("round %d at %v: ARP frames %x %x", i, at, a, b)
 		}
-		if a[21] != arpRequest || b[21] != arpReply {
+		if arp.Operation(a[21]) != arp.OperationRequest || arp.Operation(b[21]) != arp.OperationReply {
 			t.Fatalf("round %d: want an announcement then a gratuitous reply", i)
 		}
 		if f := next(t, h.ndp); !isNAFor(f, vip6, false) || !bytes.Equal(f[0:6], multicastMAC(allNodes)) {
@@ -226,23 +227,23 @@ func TestDefendsAgainstOtherClaims(t *testing.T) {
 	next(t, h.arp)
 
 	// Another node announces our address: we answer with a burst.
-	inject(t, h.arp, gratuitousARP(otherMAC, vip4)[0])
+	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[0])
 	for range 2 {
 		if f := next(t, h.arp); !isGratuitous(f, vip4) {
 			t.Fatalf("defence: %x", f)
 		}
 	}
 	// Again within the defend interval: counted, not answered.
-	inject(t, h.arp, gratuitousARP(otherMAC, vip4)[1])
+	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[1])
 	inject(t, h.arp, arpRequestFrame(vip4))
 	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
 		t.Fatalf("defended twice within the interval: %x", f)
 	}
 	// Our own MAC and other addresses are no conflict.
-	inject(t, h.arp, gratuitousARP(ourMAC, vip4)[0])
-	inject(t, h.arp, gratuitousARP(otherMAC, netip.MustParseAddr("198.51.100.202"))[0])
+	inject(t, h.arp, mustGratuitous(ourMAC, vip4)[0])
+	inject(t, h.arp, mustGratuitous(otherMAC, netip.MustParseAddr("198.51.100.202"))[0])
 	h.clock.Step(10 * time.Second)
-	inject(t, h.arp, arpFrame(arpReply, otherMAC, peerMAC, peerMAC, vip4, peer4))
+	inject(t, h.arp, mustARP(arp.OperationReply, otherMAC, peerMAC, peerMAC, vip4, peer4))
 	for range 2 {
 		if f := next(t, h.arp); !isGratuitous(f, vip4) {
 			t.Fatalf("second defence: %x", f)
