@@ -87,7 +87,7 @@ func kernelInput(l *lab) Input {
 			{
 				Namespace: "t", Name: "fw",
 				LoadBalancerIPs: addrs("198.51.100.203"),
-				SourceRanges:    []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+				SourceRanges:    []netip.Prefix{netip.MustParsePrefix("198.18.200.0/24")},
 				Ports:           []Port{{Name: "http", Protocol: TCP, Port: 80}},
 				Endpoints:       podEndpoints([]*pod{p1}, []string{"node1"}, "http"),
 			},
@@ -202,7 +202,7 @@ func TestKernelDataplane(t *testing.T) {
 			"meta l4proto tcp dnat to 198.18.1.12:8080",
 			"ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random",
 			"fib saddr type local meta mark set meta mark | 0x00004000 goto svc-t/local/tcp/80",
-			"ip saddr 192.0.2.0/24 goto svc-t/fw/tcp/80",
+			"ip saddr 198.18.200.0/24 goto svc-t/fw/tcp/80",
 			"reject with tcp reset",
 			"update @aff-t/sticky/tcp/80__198.18.1.11/8080 { ip saddr }",
 			"198.18.1.11 . 198.18.1.11",

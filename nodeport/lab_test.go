@@ -2,7 +2,7 @@ package nodeport
 
 // A small network-namespace topology for the real-kernel tests:
 //
-//	client (198.51.100.100, 192.0.2.10, 2001:db8:100::100)
+//	client (198.51.100.100, 198.18.200.10, 2001:db8:100::100)
 //	   | lan0
 //	node (198.51.100.11, 2001:db8:100::11) -- runs the Applier
 //	   | pod1..podN (node side 198.18.1.1, 2001:db8:18:1::1)
@@ -135,7 +135,7 @@ var (
 	nodeV6   = netip.MustParseAddr("2001:db8:100::11")
 	clientV4 = netip.MustParseAddr("198.51.100.100")
 	clientV6 = netip.MustParseAddr("2001:db8:100::100")
-	extV4    = netip.MustParseAddr("192.0.2.10")
+	extV4    = netip.MustParseAddr("198.18.200.10")
 	podGW4   = netip.MustParseAddr("198.18.1.1")
 	podGW6   = netip.MustParseAddr("2001:db8:18:1::1")
 )
