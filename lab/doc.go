@@ -1,6 +1,6 @@
 // Package lab builds a small bare-metal site out of Linux network
-// namespaces, as root, for `make demo` and the e2e tests
-// (ARCHITECTURE.md §5). It replaces kind and containers.
+// namespaces, as root, for `make demo` and the e2e tests: a fast test bed
+// with a real API server, kernel and FRR, but no kubelet, CNI or images.
 //
 // # Topology
 //
@@ -29,10 +29,7 @@
 //
 // client-ext reaches the site only through the router, like a client on
 // the internet: its link to the router is ExternalV4CIDR (198.18.254.0/24)
-// and 2001:db8:192::/64. The address plan once had 192.0.2.0/24 there, but
-// that is this machine's own uplink in the root namespace, so the lab uses
-// a benchmarking /24 instead (inside the pods' 198.18.0.0/16 summary, never
-// a node's pod CIDR). Every other LAN station routes the external range via
+// and 2001:db8:192::/64 (see ExternalV4CIDR for why). Every other LAN station routes the external range via
 // the router, so replies (e.g. from an externalTrafficPolicy: Local
 // endpoint, which sees client-ext's real address) go back through it.
 //
@@ -62,14 +59,9 @@
 // into the BGP pools 203.0.113.0/24 and 2001:db8:203::/120: those come only
 // from BGP.
 //
-// Tests use Lab.Router(): Vtysh and VtyshJSON (any vtysh command),
-// ConfigureBGP (lines inside router bgp, e.g. a password or a shutdown),
-// Neighbors (state per neighbour), BFDPeers, Paths (one prefix's BGP paths
-// with next hops, communities, local preference, stale flag), FIBNextHops
-// and WaitFIBNextHops (the kernel's view, read by netlink in the router).
-// labtest.StartFRRSpeaker runs a throw-away FRR bgpd on a node as a
-// stand-in speaker. From a shell: beacon-lab exec router vtysh -c 'show bgp
-// summary' (exec rewrites vtysh to use the lab's sockets).
+// Lab.Router() drives and reads the router (vtysh, neighbours, BFD peers,
+// paths, the kernel FIB); from a shell, beacon-lab exec router vtysh works
+// with the lab's sockets.
 //
 // Pods are wired like a flat routed CNI: the pod has its /32 and /128 on
 // eth0, a link route to the node's gateway address (.1 and ::1 of the node's
@@ -111,9 +103,8 @@
 // LabelNode=<node>; container ports http=5000/TCP and udp=5000/UDP; status
 // with pod IPs and Ready) and, with RunEndpointWriter, the EndpointSlices of
 // every Service with a selector (DesiredEndpointSlices: dual-stack, named
-// targetPorts, ready/serving/terminating as upstream). SetPodReady,
-// TerminatePod (graceful delete that stays pending), ResetPod, SetNodeReady,
-// StopEcho and StartEcho drive failover scenarios.
+// targetPorts, ready/serving/terminating as upstream). Methods on Lab change
+// pods, nodes, echo servers and cables to drive failover scenarios.
 //
 // # Ownership, crashes and cleanup
 //
@@ -139,18 +130,6 @@
 // in 203.0.113.0/24, 2001:db8:203::/120), never 192.0.2.0/24, and nothing
 // routes out of it. Every wait polls with a deadline.
 //
-// Tests use package labtest:
-//
-//	l := labtest.Up(t, lab.Config{Nodes: 2, PodsPerNode: 1}) // skips without root or KUBEBUILDER_ASSETS
-//	r, err := l.HTTPClient(lab.ClientLAN).Get("http://198.18.1.2:5000/")
-//	out, err := l.Exec(ctx, "node1", "ip", "route")
-//
-// and, for BGP (see "The router and client-ext"):
-//
-//	l := labtest.Up(t, lab.Config{Nodes: 2, Router: lab.RouterConfig{Passwords: map[string]string{"node1": "s3cret"}}})
-//	nbs, err := l.Router().Neighbors(ctx)                  // State "Established" once a speaker peers
-//	hops, err := l.Router().WaitFIBNextHops(ctx, netip.MustParsePrefix("203.0.113.10/32"),
-//		l.Nodes()[0].IPv4, l.Nodes()[1].IPv4)              // the kernel's ECMP set
-//	r, err := l.HTTPClient(lab.ClientExt).Get("http://203.0.113.10:80/")
-//	err = l.Router().ConfigureBGP(ctx, "neighbor 198.51.100.12 shutdown")
+// Tests start a lab with labtest.Up, which skips without root or
+// KUBEBUILDER_ASSETS and tears the lab down when the test ends.
 package lab

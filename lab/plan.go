@@ -42,7 +42,7 @@ const (
 // EchoPort is the TCP (HTTP) and UDP port of every pod's echo server.
 const EchoPort = 5000
 
-// Address plan (ARCHITECTURE.md §5). Documentation and benchmarking ranges
+// Address plan: documentation and benchmarking ranges
 // only; nothing in the lab routes anywhere else.
 var (
 	LANv4        = netip.MustParsePrefix("198.51.100.0/24")
@@ -60,13 +60,12 @@ var (
 	ServiceCIDRs = ServicesV4.String() + "," + ServicesV6.String()
 )
 
-// ExternalV4CIDR is the router <-> client-ext link. ARCHITECTURE.md §5 once
-// planned 192.0.2.0/24, but that is this machine's own uplink in the root
-// namespace; a lab address that an admin could mistake for (or a test in the
-// wrong namespace could route to) the uplink is a trap. 198.18.254.0/24 is
-// in the benchmarking range instead: inside the pods' 198.18.0.0/16 summary,
-// but no node ever gets it (node N has 198.18.N.0/24 and N <= MaxNodes < 254),
-// and nothing routes the /16 as a whole.
+// ExternalV4CIDR is the router <-> client-ext link. It is not 192.0.2.0/24
+// because hosts running the lab may use that documentation range for their
+// own uplink, and a lab address an admin could mistake for it is a trap.
+// 198.18.254.0/24 lies inside the pods' 198.18.0.0/16 summary, but no node
+// ever gets it (node N has 198.18.N.0/24 and N <= MaxNodes < 254), and
+// nothing routes the /16 as a whole.
 const ExternalV4CIDR = "198.18.254.0/24"
 
 // Limits of the plan: node N is .1N on the LAN up to .99 (client-lan is .100),

@@ -4,8 +4,11 @@
 //
 //   - controller churn: two beacon-controller processes against a real API
 //     server, 1,000 Services created and deleted in waves while the leader is
-//     killed with SIGKILL every few seconds (TestControllerChurn).
-//
-// The lab scenarios of issue 7 (API server outage, speaker restarts and link
-// flaps under traffic) are listed in docs/security.md as still to do.
+//     killed with SIGKILL every few seconds (TestControllerChurn);
+//   - API server outage: the API server stopped for 60 s while clients on
+//     the LAN and behind the router send requests to an L2 and a BGP
+//     Service (TestAPIServerOutage, in the lab);
+//   - speaker and link faults: the announcing speaker SIGKILLed and
+//     restarted, and its LAN cable pulled, under traffic
+//     (TestSpeakerRestartsAndLinkFlaps, in the lab).
 package chaos

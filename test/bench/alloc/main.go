@@ -1,6 +1,6 @@
 // Command alloc is `make bench-alloc`: it starts a real API server and
 // measures how fast beacon-controller gives 1,000 LoadBalancer Services an
-// address, next to baselines in the same run (see ARCHITECTURE.md §9):
+// address, next to baselines in the same run:
 //
 //   - backlog: 1,000 Services wait; time from the controller's cache sync
 //     until all have ingress, against 20 goroutines patching /status of
