@@ -217,14 +217,14 @@ tests:
       - eval_time: 10m
         alertname: BeaconControllerDown
         exp_alerts:
-          - exp_labels: {severity: critical, namespace: beacon-system, job: controller}
+          - exp_labels: {severity: critical, namespace: beacon-system}
             exp_annotations:
               summary: "No beacon-controller is up in beacon-system"
               description: "No LoadBalancer Service gets or releases an address until a controller runs. kubectl -n beacon-system get pods -l app.kubernetes.io/component=controller"
       - eval_time: 10m
         alertname: BeaconSpeakersDown
         exp_alerts:
-          - exp_labels: {severity: critical, namespace: beacon-system, job: speaker}
+          - exp_labels: {severity: critical, namespace: beacon-system}
             exp_annotations:
               summary: "No beacon-speaker is up in beacon-system"
               description: "No node announces or forwards LoadBalancer addresses. kubectl -n beacon-system get pods -l app.kubernetes.io/component=speaker"
