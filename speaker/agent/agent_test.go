@@ -451,7 +451,9 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = kube.CoreV1().Services("default").Delete(context.Background(), "wd", metav1.DeleteOptions{}) }()
+	defer func() {
+		_ = kube.CoreV1().Services("default").Delete(context.Background(), "wd", metav1.DeleteOptions{})
+	}()
 	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
 	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
