@@ -3,6 +3,7 @@ package controller
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/labels"
@@ -46,11 +47,8 @@ func findUnannounced(allocated map[string][]netip.Addr, anns []v1alpha1.ServiceA
 		}
 	}
 	slices.SortFunc(out, func(a, b unannounced) int {
-		if a.Service != b.Service {
-			if a.Service < b.Service {
-				return -1
-			}
-			return 1
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
 		}
 		return a.IP.Compare(b.IP)
 	})
