@@ -9,9 +9,12 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane demo demo-down clean image chart-test chaos
+.PHONY: all deps build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane demo demo-down clean image chart-test chaos
 
 all: build
+
+deps: ## Check the Debian packages the lab and tests drive (as root: install the missing ones)
+	@hack/deps.sh
 
 build: ## Build every binary into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -34,7 +37,7 @@ LAB_PKGS := ./lab/ ./test/chart/ ./test/e2e/
 # The lab packages run one at a time, after the rest: sharing 2 cores with
 # envtest and kernel tests delays heartbeats and BFD enough to cause
 # spurious failovers, and they would only queue on the lab lock anyway.
-test: verify ## Everything CI runs
+test: deps verify ## Everything CI runs
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	export KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1; \
 	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/chart$$' -e '/lab$$'); \
@@ -68,8 +71,9 @@ bench-dataplane: ## nftables dataplane vs kube-proxy v1.36.3 (nftables mode) in 
 	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=dataplane $(GO) test -count=1 -timeout 50m -run '^TestBenchDataplane$$' -v ./test/bench/dataplane/ | grep -v '^=== RUN'
 
-demo: build ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
-	@hack/demo.sh
+# No build prerequisite: the demo checks its packages before it builds.
+demo: ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
+	@GO=$(GO) hack/demo.sh
 
 demo-down: build ## Remove the demo lab (namespaces, links, processes)
 	@bin/beacon-lab down

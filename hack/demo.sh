@@ -3,16 +3,27 @@
 # API server, three nodes, pods, a client), runs beacon-controller and a
 # beacon-speaker per node, and shows a LoadBalancer Service answering on its
 # EXTERNAL-IP from client-lan. `make demo-down` (or Ctrl-C) cleans up.
+# Its Debian packages are checked (and, as root, installed) first, before
+# anything long is built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ "$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+  hack/deps.sh || true # names the packages to install, too
+  echo "make demo needs root (network namespaces)"
+  exit 1
+fi
+hack/deps.sh
+command -v kubectl >/dev/null || { echo "make demo needs kubectl on PATH (https://kubernetes.io/docs/tasks/tools/)"; exit 1; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 lab=bin/beacon-lab
 labexec() { "$lab" exec "$@"; }
 kc() { labexec host kubectl --kubeconfig /run/beacon-lab/kubeconfig "$@"; }
 cleanup() { "$lab" down >/dev/null 2>&1 || true; }
 trap 'echo; step "Cleaning up"; cleanup' INT TERM
+
+step "Building Beacon"
+"${GO:-go}" build -o bin/ ./cmd/...
 
 step "Building the pinned kube-apiserver and etcd (cached after the first run)"
 KUBEBUILDER_ASSETS=$(hack/testbin.sh | tail -n 1)

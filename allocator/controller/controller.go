@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -92,6 +93,8 @@ type Controller struct {
 
 	// externalIPsDirty asks for the externalIPs param to be rewritten.
 	externalIPsDirty chan struct{}
+	// announcements feed the unannounced gauge (announced.go).
+	announcements atomic.Pointer[announcementCaches]
 }
 
 // New builds a controller. It starts nothing.
@@ -119,6 +122,9 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 	c.externalIPsDirty = make(chan struct{}, 1)
 	c.lb = provider.New(c.namespaceLabels)
 	c.metrics = newMetrics(reg, c.lb)
+	if reg != nil {
+		reg.MustRegister(unannouncedCollector{c})
+	}
 	return c
 }
 
@@ -142,6 +148,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	nsInf := factory.Core().V1().Namespaces()
 	poolInf := c.beacon.IPPoolInformer()
 	c.services, c.namespaces, c.pools = svcInf.Lister(), nsInf.Lister(), poolInf.GetStore()
+	annInf := c.announcementInformer(svcInf.Lister(), svcInf.Informer().HasSynced)
+	defer c.announcements.Store(nil) // a replica that stops leading has no view
 
 	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -169,6 +177,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	wg.Go(func() { poolInf.Run(ctx.Done()) })
+	wg.Go(func() { annInf.Run(ctx.Done()) })
 	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced) {
 		return nil // only ctx ending stops the wait
 	}

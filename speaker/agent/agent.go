@@ -3,7 +3,7 @@
 // are alive (package member), asks the pure planner (package announce) who
 // announces each address, and drives this node's ARP/NDP responders
 // (package l2). It never writes Service spec or status; it records an Event
-// when it starts announcing an address.
+// when it starts (Announcing) and stops (Withdrawn) announcing an address.
 //
 // The loop is level-triggered: every watched change marks the agent dirty
 // and one sync recomputes the whole plan.
@@ -444,6 +444,7 @@ func (a *Agent) sync(ctx context.Context) error {
 			}
 		}
 	}
+	a.recordWithdrawn(withdrawnL2(in, a.cfg.Node, prev, plan, a.announced, now), v1alpha1.ViaL2)
 	// Clients that a returning node drew away come back with our
 	// gratuitous announcements, repeated.
 	a.alive = alive

@@ -407,3 +407,137 @@ func TestAgentHandsOffToRejoinedStandby(t *testing.T) {
 	want := []handoff.Route{{IP: ip, Via: nodeIP[standby]}}
 	poll("hand-off to the rejoined standby", func() bool { return slices.Equal(ho.last(), want) })
 }
+
+// TestAgentRecordsWithdrawn: against a real API server, a node that stops
+// announcing an address records a Withdrawn Event on the Service naming the
+// node, the address and why: it lost the election to a node that came
+// back, it was excluded from load balancers, or the Service stopped being a
+// LoadBalancer.
+func TestAgentRecordsWithdrawn(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kube := e.Kube
+	ip := netip.MustParseAddr("203.0.113.244")
+	names := []string{"wd-1", "wd-2", "wd-3"}
+	for i, n := range names {
+		node, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = kube.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{}) }()
+		node.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: netip.AddrFrom4([4]byte{198, 51, 100, byte(41 + i)}).String()}}
+		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "wd"}}
+	pool.Spec.Addresses = []v1alpha1.AddressBlock{"203.0.113.244/32"}
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "wd"}}
+	ad.Spec.IPPools = []string{"wd"}
+	for _, c := range []struct {
+		res string
+		obj runtime.Object
+	}{{client.IPPools, pool}, {client.L2Advertisements, ad}} {
+		if err := e.Beacon.Create(ctx, c.res, c.obj); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = e.Beacon.Delete(context.Background(), c.res, "wd") }()
+	}
+	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "wd"},
+		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = kube.CoreV1().Services("default").Delete(context.Background(), "wd", metav1.DeleteOptions{})
+	}()
+	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
+	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The agent runs as the second choice for the address; the first is
+	// dead at the start, so the agent announces.
+	var cands []election.Candidate
+	for _, n := range names {
+		cands = append(cands, election.Candidate{Name: n, Eligible: true})
+	}
+	rank := election.Rank(ip, cands)
+	first, self := rank[0], rank[1]
+	live := &fakeLiveness{alive: map[string]bool{rank[0]: false, rank[1]: true, rank[2]: true}, ch: make(chan struct{}, 16)}
+	links := &fakeLinks{ips: map[string][]netip.Addr{}}
+	rec := record.NewFakeRecorder(100)
+	a := agent.New(agent.Config{
+		Node: self, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links,
+		Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
+	})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = a.Run(ctx) })
+	var events []string
+	waitEvent := func(want string) {
+		t.Helper()
+		err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+			for {
+				select {
+				case ev := <-rec.Events:
+					events = append(events, ev)
+					if ev == want {
+						return true, nil
+					}
+					continue
+				default:
+				}
+				return false, nil
+			}
+		})
+		if err != nil {
+			t.Fatalf("no Event %q; got %q", want, events)
+		}
+	}
+	announcing := "Normal Announcing Announcing 203.0.113.244 from node " + self + " via L2 (interface eth0)"
+	withdrawn := "Normal Withdrawn Withdrawn 203.0.113.244 from node " + self + " via L2: "
+	waitEvent(announcing)
+
+	live.set(first, true)
+	waitEvent(withdrawn + "node " + first + " announces it now (elected among the eligible nodes)")
+	if slices.Contains(links.announced("eth0"), ip) {
+		t.Errorf("%s still answers for %s after Withdrawn", self, ip)
+	}
+
+	live.set(first, false)
+	waitEvent(announcing)
+	node, err := kube.CoreV1().Nodes().Get(ctx, self, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Labels = map[string]string{election.ExcludeLabel: ""}
+	if _, err := kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(withdrawn + "the node is labelled " + election.ExcludeLabel)
+
+	node, err = kube.CoreV1().Nodes().Get(ctx, self, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Labels = nil
+	if _, err := kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(announcing)
+	svc, err = kube.CoreV1().Services("default").Get(ctx, "wd", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Type = v1.ServiceTypeClusterIP
+	svc.Spec.Ports[0].NodePort = 0
+	if _, err := kube.CoreV1().Services("default").Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(withdrawn + "the Service no longer has this address (or is no longer a LoadBalancer Service Beacon handles)")
+}

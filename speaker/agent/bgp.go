@@ -45,7 +45,7 @@ type bgpState struct {
 
 	lastGood  *config.BGP
 	passwords map[string]string // peer -> last password that resolved
-	announced map[netip.Addr]bool
+	announced map[bgpAnnounced]bool
 	warned    map[string]string // object key -> last message sent as Event
 
 	// configured is what the session reports need from the last sync:
@@ -74,7 +74,7 @@ type cachedSecret struct {
 const secretTTL = 10 * time.Second
 
 func newBGPState() *bgpState {
-	return &bgpState{passwords: map[string]string{}, announced: map[netip.Addr]bool{}, secrets: map[string]cachedSecret{},
+	return &bgpState{passwords: map[string]string{}, announced: map[bgpAnnounced]bool{}, secrets: map[string]cachedSecret{},
 		warned: map[string]string{}, reportsCh: make(chan []configuredSession, 1)}
 }
 
@@ -166,13 +166,14 @@ func (a *Agent) syncBGP(ctx context.Context, in announce.Input, svcs map[string]
 	a.wantSessionReports(configured)
 
 	reports := map[string]*report{}
-	now := map[netip.Addr]bool{}
+	now := map[bgpAnnounced]bool{}
 	for _, ann := range plan.Announcements {
 		ns, name, _ := strings.Cut(ann.Service, "/")
 		reports[ann.Service] = &report{namespace: ns, service: name, via: v1alpha1.ViaBGP, addresses: ann.Addresses, peers: ann.Peers}
 		for _, ip := range ann.Addresses {
-			now[ip] = true
-			if !st.announced[ip] && a.cfg.Recorder != nil {
+			k := bgpAnnounced{ann.Service, ip}
+			now[k] = true
+			if !st.announced[k] && a.cfg.Recorder != nil {
 				if svc := svcs[ann.Service]; svc != nil {
 					a.cfg.Recorder.Eventf(svc, v1.EventTypeNormal, EventAnnouncing,
 						"Announcing %s from node %s via BGP (peers %s)", ip, a.cfg.Node, strings.Join(ann.Peers, ","))
@@ -180,6 +181,7 @@ func (a *Agent) syncBGP(ctx context.Context, in announce.Input, svcs map[string]
 			}
 		}
 	}
+	a.recordWithdrawn(withdrawnBGP(in, a.cfg.Node, st.announced, now), v1alpha1.ViaBGP)
 	st.announced = now
 	return reports
 }

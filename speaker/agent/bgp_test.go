@@ -203,6 +203,25 @@ func TestAgentBGP(t *testing.T) {
 		}
 	})
 
+	// Local policy and no endpoint on this node: the route goes, and a
+	// Withdrawn Event says why.
+	svc, err = kube.CoreV1().Services("default").Get(ctx, "api", metav1.GetOptions{})
+	must(err)
+	svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	_, err = kube.CoreV1().Services("default").Update(ctx, svc, metav1.UpdateOptions{})
+	must(err)
+	poll("Withdrawn Event", func() (bool, string) {
+		select {
+		case ev := <-rec.Events:
+			return ev == "Normal Withdrawn Withdrawn 203.0.113.5 from node bnode1 via BGP: externalTrafficPolicy is Local and the node has no ready endpoint of the Service", ev
+		default:
+			return false, "no event"
+		}
+	})
+	if d := fb.get(); len(d.Peers) != 1 || len(d.Peers[0].Routes) != 0 {
+		t.Errorf("route kept after Withdrawn: %s", render(d))
+	}
+
 	// The Service goes: its route and report go too; the session stays.
 	must(kube.CoreV1().Services("default").Delete(ctx, "api", metav1.DeleteOptions{}))
 	poll("route withdrawn", func() (bool, string) {

@@ -144,6 +144,8 @@ var (
 		each("create,patch", access{resource: "events", ns: "default"}),
 		each("list,watch", access{group: "beaconlb.io", resource: "ippools"}),
 		each("patch", access{group: "beaconlb.io", resource: "ippools", sub: "status", name: "lan"}),
+		// The speakers' reports, for beacon_addresses_unannounced.
+		each("list,watch", access{group: "beaconlb.io", resource: "serviceannouncements"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
 		// The externalIPs guard's param (allocator/controller on the
 		// hardening branch).
@@ -160,7 +162,7 @@ var (
 		each("create", access{group: "coordination.k8s.io", resource: "leases", ns: namespace}),
 		each("update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "someone-else"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "ippools"}),
-		each("create", access{group: "beaconlb.io", resource: "serviceannouncements", ns: "default"}),
+		each("create,update,delete", access{group: "beaconlb.io", resource: "serviceannouncements", ns: "default"}),
 	)
 	speakerNeeds = concat(
 		each("list,watch", access{resource: "services"}),

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -37,6 +38,34 @@ func TestPrometheusRules(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "test.yaml"), []byte(rulesTest), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Every alert the chart renders must be seen firing in rulesTest
+	// (promtool then also checks that the healthy series stay quiet).
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				AlertName string           `json:"alertname"`
+				ExpAlerts []map[string]any `json:"exp_alerts"`
+			} `json:"alert_rule_test"`
+		} `json:"tests"`
+	}
+	if err := yaml.Unmarshal([]byte(rulesTest), &tests); err != nil {
+		t.Fatal(err)
+	}
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			fires[a.AlertName] = fires[a.AlertName] || len(a.ExpAlerts) > 0
+		}
+	}
+	alerts := regexp.MustCompile(`(?m)^\s*- alert: (\S+)$`).FindAllStringSubmatch(out, -1)
+	if len(alerts) == 0 {
+		t.Fatalf("no alert in the PrometheusRule:\n%s", out)
+	}
+	for _, m := range alerts {
+		if !fires[m[1]] {
+			t.Errorf("alert %s is never seen firing in rulesTest", m[1])
+		}
+	}
 	for _, args := range [][]string{{"check", "rules", "rules.yaml"}, {"test", "rules", "test.yaml"}} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = dir
@@ -47,14 +76,19 @@ func TestPrometheusRules(t *testing.T) {
 }
 
 // rulesTest feeds series as the controller (beacon_pool_*,
-// beacon_services_pending), the speaker (beacon_bgp_session_up), Prometheus
-// (up) and kube-state-metrics (kube_pod_status_ready) expose them, with the
-// namespace label a ServiceMonitor adds. Pool "lan" is 90% used (above the
-// 0.8 of bgp-monitoring.values.yaml), "full" has no free address, "roomy"
-// is fine; the controller's standby repeats its pool series.
+// beacon_services_pending, beacon_addresses_unannounced), the speaker
+// (beacon_bgp_*, beacon_member_alive_nodes, beacon_l2_conflicts_total,
+// beacon_nodeport_sync_failures_total), Prometheus (up) and
+// kube-state-metrics (kube_pod_status_ready) expose them, with the labels a
+// ServiceMonitor adds (namespace, node, job from the component). In the
+// first test, pool "lan" is 90% used (above the 0.8 of
+// bgp-monitoring.values.yaml), "full" has no free address, "roomy" is fine;
+// the controller's standby repeats its pool series; for each other alert
+// one node fails and one is healthy. The second test has every daemon
+// down, the third an address unannounced for a moment and then for good.
 const rulesTest = `
 rule_files: [rules.yaml]
-evaluation_interval: 1m
+evaluation_interval: 15s
 tests:
   - interval: 1m
     input_series:
@@ -75,6 +109,19 @@ tests:
       - {series: 'kube_pod_status_ready{namespace="beacon-system",pod="beacon-controller-xyz",condition="true"}', values: '0x15'}
       - {series: 'beacon_bgp_session_up{namespace="beacon-system",node="n1",peer="192.0.2.1"}', values: '0x15'}
       - {series: 'beacon_bgp_session_up{namespace="beacon-system",node="n2",peer="192.0.2.1"}', values: '1x15'}
+      - {series: 'up{namespace="beacon-system",job="controller",pod="c1"}', values: '1x15'}
+      - {series: 'up{namespace="beacon-system",job="controller",pod="c2"}', values: '0x15'}
+      - {series: 'up{namespace="beacon-system",job="speaker",pod="beacon-speaker-ddddd"}', values: '1x15'}
+      - {series: 'up{namespace="beacon-system",job="speaker",pod="beacon-speaker-eeeee"}', values: '1x15'}
+      - {series: 'beacon_member_alive_nodes{namespace="beacon-system",node="n2",pod="beacon-speaker-bbbbb"}', values: '3x15'}
+      - {series: 'beacon_member_alive_nodes{namespace="beacon-system",node="n4",pod="beacon-speaker-ddddd"}', values: '3x15'}
+      - {series: 'beacon_member_alive_nodes{namespace="beacon-system",node="n5",pod="beacon-speaker-eeeee"}', values: '1x15'}
+      - {series: 'beacon_l2_conflicts_total{namespace="beacon-system",node="n1",interface="eth0",family="ipv4"}', values: '0x5 1+1x10'}
+      - {series: 'beacon_l2_conflicts_total{namespace="beacon-system",node="n2",interface="eth0",family="ipv4"}', values: '0x15'}
+      - {series: 'beacon_nodeport_sync_failures_total{namespace="beacon-system",node="n1",pod="beacon-speaker-aaaaa"}', values: '0+1x15'}
+      - {series: 'beacon_nodeport_sync_failures_total{namespace="beacon-system",node="n2",pod="beacon-speaker-bbbbb"}', values: '0 1x14'}
+      - {series: 'beacon_bgp_bfd_up{namespace="beacon-system",node="n1",peer="192.0.2.1"}', values: '0x15'}
+      - {series: 'beacon_bgp_bfd_up{namespace="beacon-system",node="n2",peer="192.0.2.1"}', values: '1x15'}
     alert_rule_test:
       - eval_time: 3m
         alertname: BeaconPoolExhausted
@@ -122,4 +169,83 @@ tests:
             exp_annotations:
               summary: "BGP session from n1 to 192.0.2.1 is down"
               description: "Routes through this node are withdrawn. See docs/troubleshooting.md (BGP session down)."
+      - eval_time: 10m
+        alertname: BeaconBFDDown
+        exp_alerts:
+          - exp_labels: {severity: warning, node: n1, peer: 192.0.2.1}
+            exp_annotations:
+              summary: "BFD from n1 to 192.0.2.1 is down"
+              description: "Without BFD a failure of this node is noticed only after the BGP hold time. See docs/troubleshooting.md (BFD down)."
+      - eval_time: 10m
+        alertname: BeaconControllerDown
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: BeaconSpeakersDown
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: BeaconAddressUnannounced
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: BeaconHeartbeatMembersLost
+        exp_alerts:
+          - exp_labels: {severity: warning, namespace: beacon-system, node: n5, pod: beacon-speaker-eeeee}
+            exp_annotations:
+              summary: "Speaker on n5 hears only 1 speaker(s), itself included, of those running"
+              description: "Heartbeats (UDP 7946) between nodes are lost or refused: check firewalls and the member key. See docs/troubleshooting.md (Heartbeats lost)."
+      - eval_time: 10m
+        alertname: BeaconL2AddressConflict
+        exp_alerts:
+          - exp_labels: {severity: critical, node: n1, interface: eth0, family: ipv4}
+            exp_annotations:
+              summary: "Another host claims an address that n1 announces on eth0 (ipv4)"
+              description: "Two hosts answer ARP/NDP for one address: a pool overlaps addresses in use on the LAN. See docs/troubleshooting.md (Address conflict)."
+      - eval_time: 10m
+        alertname: BeaconNftablesSyncFailing
+        exp_alerts:
+          - exp_labels: {severity: critical, node: n1}
+            exp_annotations:
+              summary: "nftables syncs keep failing on n1"
+              description: "The node's dataplane is stale: new or changed Services are not forwarded there. kubectl -n beacon-system logs the speaker of that node; see docs/troubleshooting.md (Dataplane sync failing)."
+
+  # Everything down: no controller and no speaker is up in the release
+  # namespace (one in another namespace does not count).
+  - interval: 1m
+    input_series:
+      - {series: 'up{namespace="beacon-system",job="controller",pod="c1"}', values: '0x15'}
+      - {series: 'up{namespace="other",job="controller",pod="c9"}', values: '1x15'}
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: BeaconControllerDown
+        exp_alerts:
+          - exp_labels: {severity: critical, namespace: beacon-system}
+            exp_annotations:
+              summary: "No beacon-controller is up in beacon-system"
+              description: "No LoadBalancer Service gets or releases an address until a controller runs. kubectl -n beacon-system get pods -l app.kubernetes.io/component=controller"
+      - eval_time: 10m
+        alertname: BeaconSpeakersDown
+        exp_alerts:
+          - exp_labels: {severity: critical, namespace: beacon-system}
+            exp_annotations:
+              summary: "No beacon-speaker is up in beacon-system"
+              description: "No node announces or forwards LoadBalancer addresses. kubectl -n beacon-system get pods -l app.kubernetes.io/component=speaker"
+
+  # An address unannounced for one scrape (a Service just got it) stays
+  # quiet; one unannounced for more than 30 s fires.
+  - interval: 15s
+    input_series:
+      - {series: 'beacon_addresses_unannounced{namespace="beacon-system",pod="c1"}', values: '0 1 0x8 1x10'}
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: BeaconAddressUnannounced
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: BeaconAddressUnannounced
+        exp_alerts: [] # unannounced since 2m45s: pending
+      - eval_time: 3m30s
+        alertname: BeaconAddressUnannounced
+        exp_alerts:
+          - exp_labels: {severity: critical}
+            exp_annotations:
+              summary: "1 allocated address(es) announced by no node"
+              description: "See docs/troubleshooting.md (Address allocated but not announced): kubectl get svc -A shows the EXTERNAL-IP, kubectl get serviceannouncements -A lacks it, kubectl describe svc shows Withdrawn Events."
 `

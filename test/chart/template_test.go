@@ -80,6 +80,12 @@ func TestTemplateRejects(t *testing.T) {
 		{"l2.enable=true", "enable"},
 		{"loadBalancerClass=Not A Class", "/loadBalancerClass"},
 		{"metrics.prometheusRule.poolAlmostExhaustedRatio=1.5", "poolAlmostExhaustedRatio"},
+		{"externalIPsGuard.exemptNamespace=team-a", "exemptNamespace"},
+		{"externalIPsGuard.exemptNamespaces[0]=Not_A_Namespace", "/externalIPsGuard/exemptNamespaces/0"},
+		{"externalIPsGuard.exemptNamespaceLabel=", "/externalIPsGuard/exemptNamespaceLabel"},
+		{"speaker.updateStrategy.type=Sometimes", "/speaker/updateStrategy/type"},
+		{"controller.resources.limit.cpu=1", "limit"},
+		{"imagePullSecrets[0].nam=x", "nam"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			_, err := runHelm(t, "template", release, chartDir(), "--namespace", namespace, "--set", tc.set)
