@@ -84,11 +84,13 @@ type Controller struct {
 	services   corelisters.ServiceLister
 	namespaces corelisters.NamespaceLister
 	pools      cache.Store
-	poolsDirty chan struct{}
-	mu         sync.Mutex
-	pending    map[string]bool
-	warnings   map[string]map[warning]bool
-	ready      chan struct{}
+	config     configStores
+	// statusDirty asks for pool and configuration status to be rewritten.
+	statusDirty chan struct{}
+	mu          sync.Mutex
+	pending     map[string]bool
+	warnings    map[string]map[warning]bool
+	ready       chan struct{}
 
 	// externalIPsDirty asks for the externalIPs param to be rewritten.
 	externalIPsDirty chan struct{}
@@ -106,15 +108,15 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 		opts.PendingResync = 30 * time.Second
 	}
 	c := &Controller{
-		log:        log,
-		kube:       kube,
-		beacon:     beacon,
-		recorder:   recorder,
-		opts:       opts,
-		poolsDirty: make(chan struct{}, 1),
-		pending:    map[string]bool{},
-		warnings:   map[string]map[warning]bool{},
-		ready:      make(chan struct{}),
+		log:         log,
+		kube:        kube,
+		beacon:      beacon,
+		recorder:    recorder,
+		opts:        opts,
+		statusDirty: make(chan struct{}, 1),
+		pending:     map[string]bool{},
+		warnings:    map[string]map[warning]bool{},
+		ready:       make(chan struct{}),
 	}
 	c.externalIPsDirty = make(chan struct{}, 1)
 	c.lb = provider.New(c.namespaceLabels)
@@ -142,6 +144,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	nsInf := factory.Core().V1().Namespaces()
 	poolInf := c.beacon.IPPoolInformer()
 	c.services, c.namespaces, c.pools = svcInf.Lister(), nsInf.Lister(), poolInf.GetStore()
+	configInfs := []cache.SharedIndexInformer{c.beacon.L2AdvertisementInformer(), c.beacon.BGPPeerInformer(),
+		c.beacon.BGPAdvertisementInformer(), c.beacon.BFDProfileInformer()}
+	c.config = configStores{l2ads: configInfs[0].GetStore(), peers: configInfs[1].GetStore(),
+		bgpAds: configInfs[2].GetStore(), profiles: configInfs[3].GetStore()}
+	synced := []cache.InformerSynced{svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced}
+	for _, inf := range configInfs {
+		if err := c.watchConfig(inf); err != nil {
+			return err
+		}
+		synced = append(synced, inf.HasSynced)
+	}
 
 	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -168,8 +181,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown() // runs before wg.Wait: it releases the workers
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	wg.Go(func() { poolInf.Run(ctx.Done()) })
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced) {
+	for _, inf := range append(configInfs, poolInf) {
+		wg.Go(func() { inf.Run(ctx.Done()) })
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return nil // only ctx ending stops the wait
 	}
 	c.restore()
@@ -180,7 +195,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() { c.syncPoolStatusLoop(ctx) })
+	wg.Go(func() { c.syncStatusLoop(ctx) })
 	if c.opts.ExternalIPsParam.Name != "" {
 		wg.Go(func() { c.externalIPsLoop(ctx) })
 	}
@@ -238,7 +253,7 @@ func (c *Controller) restore() {
 	for _, svc := range svcs {
 		c.queue.Add(key(svc))
 	}
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	c.markExternalIPsDirty()
 }
 
@@ -323,7 +338,7 @@ func (c *Controller) poolsChanged() {
 			c.queue.Add(key(svc))
 		}
 	}
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	c.markExternalIPsDirty()
 }
 
@@ -367,9 +382,9 @@ func unusableBlock(p *v1alpha1.IPPool) error {
 	return nil
 }
 
-func (c *Controller) markPoolsDirty() {
+func (c *Controller) markStatusDirty() {
 	select {
-	case c.poolsDirty <- struct{}{}:
+	case c.statusDirty <- struct{}{}:
 	default:
 	}
 }
@@ -400,7 +415,7 @@ func (c *Controller) retryPending() {
 
 // capacityFreed is called whenever addresses return to a pool.
 func (c *Controller) capacityFreed() {
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	c.retryPending()
 }
 
@@ -486,6 +501,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 		updated.Finalizers = append(updated.Finalizers, Finalizer)
 	}
 	updated.Status.LoadBalancer = *out.Status
+	setAllocatedFrom(updated, c.lb.AllocatedFrom(out.Result.IPs))
 	if err := c.patch(ctx, svc, updated); err != nil {
 		return err
 	}
@@ -501,7 +517,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	default:
 		c.recorder.Eventf(svc, v1.EventTypeWarning, EventIPChanged, "Address changed from %s to %s", joinIPs(before), c.lb.Describe(after))
 	}
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	return nil
 }
 
@@ -511,7 +527,8 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 	k := key(svc)
 	held := c.lb.Holding(k)
 	w := cleanupWrites(c.handles(svc), svc, held)
-	if !w.finalizer && !w.status && len(held) == 0 {
+	_, annotated := svc.Annotations[provider.AnnotationAllocatedFrom]
+	if !w.finalizer && !w.status && !annotated && len(held) == 0 {
 		c.forget(k)
 		return nil
 	}
@@ -522,6 +539,8 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 	if w.status {
 		updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
 	}
+	// The annotation is ours whoever owns the Service now.
+	setAllocatedFrom(updated, "")
 	if err := c.patch(ctx, svc, updated); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -572,10 +591,26 @@ func cleanupWrites(ours bool, svc *v1.Service, held []netip.Addr) writes {
 	return writes{finalizer: hasFinalizer, status: hasStatus}
 }
 
-// patch writes finalizers and status in one strategic-merge patch of the
-// status subresource (which accepts metadata changes), skipping no-ops.
+// setAllocatedFrom sets the allocated-from-pool annotation, or removes it
+// when pools is empty.
+func setAllocatedFrom(svc *v1.Service, pools string) {
+	if pools == "" {
+		delete(svc.Annotations, provider.AnnotationAllocatedFrom)
+		return
+	}
+	if svc.Annotations == nil {
+		svc.Annotations = map[string]string{}
+	}
+	svc.Annotations[provider.AnnotationAllocatedFrom] = pools
+}
+
+// patch writes finalizers, the allocated-from-pool annotation and status in
+// one strategic-merge patch of the status subresource (which accepts
+// metadata changes), skipping no-ops.
 func (c *Controller) patch(ctx context.Context, old, updated *v1.Service) error {
+	a := provider.AnnotationAllocatedFrom
 	if slices.Equal(old.Finalizers, updated.Finalizers) &&
+		old.Annotations[a] == updated.Annotations[a] &&
 		servicehelper.LoadBalancerStatusEqual(&old.Status.LoadBalancer, &updated.Status.LoadBalancer) {
 		return nil
 	}

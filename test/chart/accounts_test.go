@@ -144,6 +144,15 @@ var (
 		each("create,patch", access{resource: "events", ns: "default"}),
 		each("list,watch", access{group: "beaconlb.io", resource: "ippools"}),
 		each("patch", access{group: "beaconlb.io", resource: "ippools", sub: "status", name: "lan"}),
+		// Accepted and ResolvedRefs on the configuration kinds.
+		each("list,watch", access{group: "beaconlb.io", resource: "l2advertisements"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bgppeers"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bgpadvertisements"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bfdprofiles"}),
+		each("patch", access{group: "beaconlb.io", resource: "l2advertisements", sub: "status", name: "lan"}),
+		each("patch", access{group: "beaconlb.io", resource: "bgppeers", sub: "status", name: "tor"}),
+		each("patch", access{group: "beaconlb.io", resource: "bgpadvertisements", sub: "status", name: "routed"}),
+		each("patch", access{group: "beaconlb.io", resource: "bfdprofiles", sub: "status", name: "fast"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
 		// The externalIPs guard's param (allocator/controller on the
 		// hardening branch).
@@ -160,6 +169,9 @@ var (
 		each("create", access{group: "coordination.k8s.io", resource: "leases", ns: namespace}),
 		each("update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "someone-else"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "ippools"}),
+		each("create,update,patch,delete", access{group: "beaconlb.io", resource: "bgppeers", name: "tor"}),
+		each("create,update,patch,delete", access{group: "beaconlb.io", resource: "l2advertisements", name: "lan"}),
+		each("get", access{resource: "secrets", ns: namespace, name: "router-password"}),
 		each("create", access{group: "beaconlb.io", resource: "serviceannouncements", ns: "default"}),
 	)
 	speakerNeeds = concat(
@@ -186,6 +198,7 @@ var (
 		each("get,list", access{resource: "secrets", ns: "default"}),
 		each("list", access{resource: "secrets"}),
 		each("patch", access{group: "beaconlb.io", resource: "ippools", sub: "status", name: "lan"}),
+		each("patch", access{group: "beaconlb.io", resource: "bgppeers", sub: "status", name: "tor"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "l2advertisements"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "bgppeers"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
