@@ -162,7 +162,7 @@ func TestConfigStatus(t *testing.T) {
 			t.Errorf("kubectl get beacon lacks %s:\n%s", want, out)
 		}
 	}
-	for short, want := range map[string]string{"ipp": "t-st", "l2adv": "t-st-dangling", "bgpp": "t-st-nobfd", "bgpadv": "t-st-adv", "bfdp": "t-st-fast"} {
+	for short, want := range map[string]string{"bip": "t-st", "ipp": "t-st", "l2adv": "t-st-dangling", "bgpp": "t-st-nobfd", "bgpadv": "t-st-adv", "bfdp": "t-st-fast"} {
 		if out := h.kubectl("get", short, want, "-o", "name"); !strings.Contains(out, "/"+want) {
 			t.Errorf("kubectl get %s %s: %s", short, want, out)
 		}

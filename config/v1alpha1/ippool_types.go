@@ -125,7 +125,7 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=ipp,categories=beacon
+// +kubebuilder:resource:scope=Cluster,shortName=ipp;bip,categories=beacon
 // +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=".spec.addresses"
 // +kubebuilder:printcolumn:name="V4 Used",type=integer,JSONPath=".status.ipv4.used"
 // +kubebuilder:printcolumn:name="V4 Available",type=integer,JSONPath=".status.ipv4.available"
