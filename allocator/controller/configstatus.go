@@ -20,12 +20,6 @@ type configStores struct {
 	l2ads, peers, bgpAds, profiles cache.Store
 }
 
-// configObject is what status writing needs of any configuration kind.
-type configObject interface {
-	metav1.Object
-	status() *v1alpha1.ConfigStatus
-}
-
 // syncConfigStatus judges every L2Advertisement and BGP object with the
 // parse functions the speakers use and writes the status of those whose
 // status differs from what the API server holds.
@@ -46,7 +40,7 @@ func (c *Controller) syncConfigStatus(ctx context.Context) []error {
 		{"BFDProfile", client.BFDProfiles, s.profiles},
 	} {
 		for _, o := range kind.store.List() {
-			obj, ok := asConfigObject(o)
+			obj, cur, ok := configStatusOf(o)
 			if !ok {
 				continue
 			}
@@ -54,7 +48,6 @@ func (c *Controller) syncConfigStatus(ctx context.Context) []error {
 			if !ok {
 				continue
 			}
-			cur := obj.status()
 			want := ConfigStatus(cur, obj.GetGeneration(), v)
 			if equality.Semantic.DeepEqual(*cur, want) {
 				continue
@@ -109,31 +102,20 @@ func items[T any](store cache.Store) []T {
 	return out
 }
 
-func asConfigObject(o any) (configObject, bool) {
+// configStatusOf returns a configuration object and its status.
+func configStatusOf(o any) (metav1.Object, *v1alpha1.ConfigStatus, bool) {
 	switch t := o.(type) {
 	case *v1alpha1.L2Advertisement:
-		return l2Object{t}, true
+		return t, &t.Status, true
 	case *v1alpha1.BGPPeer:
-		return peerObject{t}, true
+		return t, &t.Status, true
 	case *v1alpha1.BGPAdvertisement:
-		return bgpAdObject{t}, true
+		return t, &t.Status, true
 	case *v1alpha1.BFDProfile:
-		return profileObject{t}, true
+		return t, &t.Status, true
 	}
-	return nil, false
+	return nil, nil, false
 }
-
-type (
-	l2Object      struct{ *v1alpha1.L2Advertisement }
-	peerObject    struct{ *v1alpha1.BGPPeer }
-	bgpAdObject   struct{ *v1alpha1.BGPAdvertisement }
-	profileObject struct{ *v1alpha1.BFDProfile }
-)
-
-func (o l2Object) status() *v1alpha1.ConfigStatus      { return &o.Status }
-func (o peerObject) status() *v1alpha1.ConfigStatus    { return &o.Status }
-func (o bgpAdObject) status() *v1alpha1.ConfigStatus   { return &o.Status }
-func (o profileObject) status() *v1alpha1.ConfigStatus { return &o.Status }
 
 // watchConfig makes any change of a configuration object's spec (or its
 // appearance or removal) trigger a status sync; status-only updates are
