@@ -57,8 +57,8 @@ type Options struct {
 	LoadBalancerClass string
 	// Workers reconcile Services in parallel (default 16).
 	Workers int
-	// PoolStatusInterval is how often changed pool status is written
-	// (default 500 ms).
+	// PoolStatusInterval is how often changed pool and configuration
+	// status is written (default 500 ms).
 	PoolStatusInterval time.Duration
 	// PendingResync re-tries waiting Services as a safety net (default 30 s);
 	// freed addresses and pool changes retry them at once.
