@@ -212,7 +212,18 @@ type BGP struct {
 	Invalid map[string]error
 	// Warnings maps "Kind/name" to problems that do not reject the object.
 	Warnings map[string]string
+	// Unresolved maps "Kind/name" to the objects it names that are missing
+	// or invalid, whether that rejects it (a BGPPeer's bfdProfile) or not
+	// (an advertisement's pools and peers).
+	Unresolved map[string][]string
 }
+
+// ErrMissingReference and ErrInvalidReference mark an object rejected
+// because an object it names does not exist or is invalid.
+var (
+	ErrMissingReference = errors.New("does not exist")
+	ErrInvalidReference = errors.New("is invalid")
+)
 
 // Object keys in Invalid and Warnings.
 func peerKey(n string) string { return "BGPPeer/" + n }
@@ -228,6 +239,7 @@ func ParseBGP(peers []v1alpha1.BGPPeer, ads []v1alpha1.BGPAdvertisement, profile
 		BFDProfiles:    map[string]*BFDProfile{},
 		Invalid:        map[string]error{},
 		Warnings:       map[string]string{},
+		Unresolved:     map[string][]string{},
 	}
 	for i := range profiles {
 		p, err := parseBFDProfile(&profiles[i])
@@ -241,10 +253,11 @@ func ParseBGP(peers []v1alpha1.BGPPeer, ads []v1alpha1.BGPAdvertisement, profile
 		p, err := parseBGPPeer(&peers[i])
 		if err == nil && p.BFDProfile != "" && out.BFDProfiles[p.BFDProfile] == nil {
 			if _, bad := out.Invalid[bfdKey(p.BFDProfile)]; bad {
-				err = fmt.Errorf("bfdProfile %q is invalid", p.BFDProfile)
+				err = fmt.Errorf("bfdProfile %q %w", p.BFDProfile, ErrInvalidReference)
 			} else {
-				err = fmt.Errorf("bfdProfile %q does not exist", p.BFDProfile)
+				err = fmt.Errorf("bfdProfile %q %w", p.BFDProfile, ErrMissingReference)
 			}
+			out.Unresolved[peerKey(p.Name)] = []string{err.Error()}
 		}
 		if err != nil {
 			out.Invalid[peerKey(peers[i].Name)] = err
@@ -259,22 +272,34 @@ func ParseBGP(peers []v1alpha1.BGPPeer, ads []v1alpha1.BGPAdvertisement, profile
 			continue
 		}
 		out.Advertisements[a.Name] = a
-		var warn []string
+		var unresolved []string
 		for _, n := range a.Peers {
 			if out.Peers[n] == nil {
-				warn = append(warn, fmt.Sprintf("peer %q does not exist or is invalid", n))
+				unresolved = append(unresolved, fmt.Sprintf("peer %q does not exist or is invalid", n))
 			}
 		}
-		for _, n := range a.Pools {
-			if pools == nil || pools.ByName[n] == nil {
-				warn = append(warn, fmt.Sprintf("pool %q does not exist or is invalid", n))
-			}
+		unresolved = append(unresolved, missingPools(a.Pools, pools)...)
+		if len(unresolved) > 0 {
+			out.Unresolved[adKey(a.Name)] = unresolved
 		}
+		warn := slices.Clone(unresolved)
 		if a.LocalPref != nil && !out.reachesIBGP(a) {
 			warn = append(warn, "localPref is only sent to iBGP peers and this advertisement selects none")
 		}
 		if len(warn) > 0 {
 			out.Warnings[adKey(a.Name)] = strings.Join(warn, "; ")
+		}
+	}
+	return out
+}
+
+// missingPools lists the named pools that pools (which may be nil) does
+// not hold as valid.
+func missingPools(names []string, pools *Pools) []string {
+	var out []string
+	for _, n := range names {
+		if pools == nil || pools.ByName[n] == nil {
+			out = append(out, fmt.Sprintf("pool %q does not exist or is invalid", n))
 		}
 	}
 	return out

@@ -87,6 +87,9 @@ type L2Advertisements struct {
 	ByName map[string]*L2Advertisement
 	// Invalid maps each rejected advertisement's name to why.
 	Invalid map[string]error
+	// Unresolved maps a valid advertisement's name to the pools it names
+	// that are missing or invalid; it selects them once they are valid.
+	Unresolved map[string][]string
 
 	pools  *Pools
 	byPool map[string][]*L2Advertisement
@@ -97,10 +100,11 @@ type L2Advertisements struct {
 // selects nothing; the others are unaffected. pools may be nil (no pools).
 func ParseL2Advertisements(ads []v1alpha1.L2Advertisement, pools *Pools) *L2Advertisements {
 	out := &L2Advertisements{
-		ByName:  map[string]*L2Advertisement{},
-		Invalid: map[string]error{},
-		pools:   pools,
-		byPool:  map[string][]*L2Advertisement{},
+		ByName:     map[string]*L2Advertisement{},
+		Invalid:    map[string]error{},
+		Unresolved: map[string][]string{},
+		pools:      pools,
+		byPool:     map[string][]*L2Advertisement{},
 	}
 	for i := range ads {
 		a, err := parseL2Advertisement(&ads[i])
@@ -109,6 +113,9 @@ func ParseL2Advertisements(ads []v1alpha1.L2Advertisement, pools *Pools) *L2Adve
 			continue
 		}
 		out.ByName[a.Name] = a
+		if missing := missingPools(a.Pools, pools); len(missing) > 0 {
+			out.Unresolved[a.Name] = missing
+		}
 	}
 	if pools != nil {
 		for name, p := range pools.ByName {

@@ -146,7 +146,7 @@ func TestIPPoolPrinterColumns(t *testing.T) {
 	if table.Kind != "Table" || len(table.Rows) != 1 {
 		t.Fatalf("not a one-row Table: kind %q, %d rows\n%s", table.Kind, len(table.Rows), raw)
 	}
-	wantCols := []string{"Name", "Addresses", "V4 Used", "V4 Available", "V6 Used", "V6 Available", "Ready", "Age"}
+	wantCols := []string{"Name", "Addresses", "V4 Used", "V4 Available", "V6 Used", "V6 Available", "Ready", "Exhausted", "Conflicting", "Age"}
 	cells := map[string]string{}
 	if len(table.ColumnDefinitions) != len(wantCols) {
 		t.Fatalf("columns %+v, want %v", table.ColumnDefinitions, wantCols)
@@ -165,6 +165,8 @@ func TestIPPoolPrinterColumns(t *testing.T) {
 		"V6 Used":      "0",
 		"V6 Available": "4",
 		"Ready":        "True",
+		"Exhausted":    "False",
+		"Conflicting":  "False",
 	} {
 		if cells[col] != want {
 			t.Errorf("cell %s = %q, want %q", col, cells[col], want)

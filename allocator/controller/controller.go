@@ -58,8 +58,8 @@ type Options struct {
 	LoadBalancerClass string
 	// Workers reconcile Services in parallel (default 16).
 	Workers int
-	// PoolStatusInterval is how often changed pool status is written
-	// (default 500 ms).
+	// PoolStatusInterval is how often changed pool and configuration
+	// status is written (default 500 ms).
 	PoolStatusInterval time.Duration
 	// PendingResync re-tries waiting Services as a safety net (default 30 s);
 	// freed addresses and pool changes retry them at once.
@@ -85,11 +85,13 @@ type Controller struct {
 	services   corelisters.ServiceLister
 	namespaces corelisters.NamespaceLister
 	pools      cache.Store
-	poolsDirty chan struct{}
-	mu         sync.Mutex
-	pending    map[string]bool
-	warnings   map[string]map[warning]bool
-	ready      chan struct{}
+	config     configStores
+	// statusDirty asks for pool and configuration status to be rewritten.
+	statusDirty chan struct{}
+	mu          sync.Mutex
+	pending     map[string]bool
+	warnings    map[string]map[warning]bool
+	ready       chan struct{}
 
 	// externalIPsDirty asks for the externalIPs param to be rewritten.
 	externalIPsDirty chan struct{}
@@ -109,15 +111,15 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 		opts.PendingResync = 30 * time.Second
 	}
 	c := &Controller{
-		log:        log,
-		kube:       kube,
-		beacon:     beacon,
-		recorder:   recorder,
-		opts:       opts,
-		poolsDirty: make(chan struct{}, 1),
-		pending:    map[string]bool{},
-		warnings:   map[string]map[warning]bool{},
-		ready:      make(chan struct{}),
+		log:         log,
+		kube:        kube,
+		beacon:      beacon,
+		recorder:    recorder,
+		opts:        opts,
+		statusDirty: make(chan struct{}, 1),
+		pending:     map[string]bool{},
+		warnings:    map[string]map[warning]bool{},
+		ready:       make(chan struct{}),
 	}
 	c.externalIPsDirty = make(chan struct{}, 1)
 	c.lb = provider.New(c.namespaceLabels)
@@ -150,6 +152,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.services, c.namespaces, c.pools = svcInf.Lister(), nsInf.Lister(), poolInf.GetStore()
 	annInf := c.announcementInformer(svcInf.Lister(), svcInf.Informer().HasSynced)
 	defer c.announcements.Store(nil) // a replica that stops leading has no view
+	configInfs := []cache.SharedIndexInformer{c.beacon.L2AdvertisementInformer(), c.beacon.BGPPeerInformer(),
+		c.beacon.BGPAdvertisementInformer(), c.beacon.BFDProfileInformer()}
+	c.config = configStores{l2ads: configInfs[0].GetStore(), peers: configInfs[1].GetStore(),
+		bgpAds: configInfs[2].GetStore(), profiles: configInfs[3].GetStore()}
+	synced := []cache.InformerSynced{svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced}
+	for _, inf := range configInfs {
+		if err := c.watchConfig(inf); err != nil {
+			return err
+		}
+		synced = append(synced, inf.HasSynced)
+	}
 
 	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -176,9 +189,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown() // runs before wg.Wait: it releases the workers
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	wg.Go(func() { poolInf.Run(ctx.Done()) })
-	wg.Go(func() { annInf.Run(ctx.Done()) })
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced) {
+	for _, inf := range append(configInfs, poolInf, annInf) {
+		wg.Go(func() { inf.Run(ctx.Done()) })
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return nil // only ctx ending stops the wait
 	}
 	c.restore()
@@ -189,7 +203,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() { c.syncPoolStatusLoop(ctx) })
+	wg.Go(func() { c.syncStatusLoop(ctx) })
 	if c.opts.ExternalIPsParam.Name != "" {
 		wg.Go(func() { c.externalIPsLoop(ctx) })
 	}
@@ -247,7 +261,7 @@ func (c *Controller) restore() {
 	for _, svc := range svcs {
 		c.queue.Add(key(svc))
 	}
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	c.markExternalIPsDirty()
 }
 
@@ -332,7 +346,7 @@ func (c *Controller) poolsChanged() {
 			c.queue.Add(key(svc))
 		}
 	}
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	c.markExternalIPsDirty()
 }
 
@@ -376,9 +390,9 @@ func unusableBlock(p *v1alpha1.IPPool) error {
 	return nil
 }
 
-func (c *Controller) markPoolsDirty() {
+func (c *Controller) markStatusDirty() {
 	select {
-	case c.poolsDirty <- struct{}{}:
+	case c.statusDirty <- struct{}{}:
 	default:
 	}
 }
@@ -409,7 +423,7 @@ func (c *Controller) retryPending() {
 
 // capacityFreed is called whenever addresses return to a pool.
 func (c *Controller) capacityFreed() {
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	c.retryPending()
 }
 
@@ -495,6 +509,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 		updated.Finalizers = append(updated.Finalizers, Finalizer)
 	}
 	updated.Status.LoadBalancer = *out.Status
+	setAllocatedFrom(updated, c.lb.AllocatedFrom(out.Result.IPs))
 	if err := c.patch(ctx, svc, updated); err != nil {
 		return err
 	}
@@ -510,7 +525,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	default:
 		c.recorder.Eventf(svc, v1.EventTypeWarning, EventIPChanged, "Address changed from %s to %s", joinIPs(before), c.lb.Describe(after))
 	}
-	c.markPoolsDirty()
+	c.markStatusDirty()
 	return nil
 }
 
@@ -520,7 +535,8 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 	k := key(svc)
 	held := c.lb.Holding(k)
 	w := cleanupWrites(c.handles(svc), svc, held)
-	if !w.finalizer && !w.status && len(held) == 0 {
+	_, annotated := svc.Annotations[provider.AnnotationAllocatedFrom]
+	if !w.finalizer && !w.status && !annotated && len(held) == 0 {
 		c.forget(k)
 		return nil
 	}
@@ -531,6 +547,8 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 	if w.status {
 		updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
 	}
+	// The annotation is ours whoever owns the Service now.
+	setAllocatedFrom(updated, "")
 	if err := c.patch(ctx, svc, updated); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -581,10 +599,26 @@ func cleanupWrites(ours bool, svc *v1.Service, held []netip.Addr) writes {
 	return writes{finalizer: hasFinalizer, status: hasStatus}
 }
 
-// patch writes finalizers and status in one strategic-merge patch of the
-// status subresource (which accepts metadata changes), skipping no-ops.
+// setAllocatedFrom sets the allocated-from-pool annotation, or removes it
+// when pools is empty.
+func setAllocatedFrom(svc *v1.Service, pools string) {
+	if pools == "" {
+		delete(svc.Annotations, provider.AnnotationAllocatedFrom)
+		return
+	}
+	if svc.Annotations == nil {
+		svc.Annotations = map[string]string{}
+	}
+	svc.Annotations[provider.AnnotationAllocatedFrom] = pools
+}
+
+// patch writes finalizers, the allocated-from-pool annotation and status in
+// one strategic-merge patch of the status subresource (which accepts
+// metadata changes), skipping no-ops.
 func (c *Controller) patch(ctx context.Context, old, updated *v1.Service) error {
+	a := provider.AnnotationAllocatedFrom
 	if slices.Equal(old.Finalizers, updated.Finalizers) &&
+		old.Annotations[a] == updated.Annotations[a] &&
 		servicehelper.LoadBalancerStatusEqual(&old.Status.LoadBalancer, &updated.Status.LoadBalancer) {
 		return nil
 	}

@@ -1,8 +1,10 @@
 // Package controller is Beacon's allocator controller: a level-triggered
 // reconcile loop that turns LoadBalancer Services into calls on the
 // cloud-provider LoadBalancer (package allocator/provider), writes
-// status.loadBalancer with the cleanup finalizer in one patch, records
-// Events, and keeps IPPool status current.
+// status.loadBalancer with the cleanup finalizer and the
+// allocated-from-pool annotation in one patch, records Events, and keeps
+// IPPool status and the Accepted/ResolvedRefs conditions of the L2 and BGP
+// configuration kinds current.
 //
 // Why not the upstream cloud-provider service controller: it ignores
 // Services that set a loadBalancerClass, writes four times per Service,

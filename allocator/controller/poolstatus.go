@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,20 +17,21 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 )
 
-// syncPoolStatusLoop writes pool status at most once per interval, and only
-// for pools whose status differs from what the API server holds.
-func (c *Controller) syncPoolStatusLoop(ctx context.Context) {
+// syncStatusLoop writes pool and configuration status at most once per
+// interval, and only for objects whose status differs from what the API
+// server holds.
+func (c *Controller) syncStatusLoop(ctx context.Context) {
 	t := time.NewTicker(c.opts.PoolStatusInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.poolsDirty:
+		case <-c.statusDirty:
 		}
-		if err := c.syncPoolStatus(ctx); err != nil {
-			c.log.Error(err, "writing pool status")
-			c.markPoolsDirty()
+		if err := errors.Join(append(c.syncPoolStatus(ctx), c.syncConfigStatus(ctx)...)...); err != nil {
+			c.log.Error(err, "writing status")
+			c.markStatusDirty()
 		}
 		select {
 		case <-ctx.Done():
@@ -39,10 +41,10 @@ func (c *Controller) syncPoolStatusLoop(ctx context.Context) {
 	}
 }
 
-func (c *Controller) syncPoolStatus(ctx context.Context) error {
+func (c *Controller) syncPoolStatus(ctx context.Context) []error {
 	pools := c.lb.Pools()
 	stats := c.lb.Stats()
-	var errs []string
+	var errs []error
 	for _, obj := range c.pools.List() {
 		cur, ok := obj.(*v1alpha1.IPPool)
 		if !ok {
@@ -54,13 +56,10 @@ func (c *Controller) syncPoolStatus(ctx context.Context) error {
 		}
 		c.metrics.writes.WithLabelValues("pool-status").Inc()
 		if err := c.beacon.PatchStatus(ctx, client.IPPools, cur.Name, want); err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, err)
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
+	return errs
 }
 
 // PoolStatus computes the status a pool should have. Condition transition
@@ -72,13 +71,7 @@ func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStat
 		Conditions:         append([]metav1.Condition(nil), cur.Status.Conditions...),
 	}
 	set := func(typ string, ok bool, reason, msg string) {
-		s := metav1.ConditionFalse
-		if ok {
-			s = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&out.Conditions, metav1.Condition{
-			Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: cur.Generation,
-		})
+		setCondition(&out.Conditions, cur.Generation, typ, ok, reason, msg)
 	}
 	if err, bad := pools.Invalid[cur.Name]; bad {
 		set(v1alpha1.PoolReady, false, "InvalidSpec", err.Error())

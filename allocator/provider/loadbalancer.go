@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -268,6 +269,18 @@ func Reason(err error) string {
 		return string(ae.Reason)
 	}
 	return ""
+}
+
+// AllocatedFrom names the pools of the addresses, in order, each once, for
+// the allocated-from-pool annotation; "" when none is in a pool.
+func (lb *LoadBalancer) AllocatedFrom(ips []netip.Addr) string {
+	var names []string
+	for _, ip := range ips {
+		if p := lb.PoolOf(ip); p != "" && !slices.Contains(names, p) {
+			names = append(names, p)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // Describe names each address with its pool, for Events:

@@ -14,7 +14,7 @@ import (
 	"github.com/beaconlb/beacon/config"
 )
 
-// Service annotations Beacon reads.
+// Service annotations Beacon reads, and the one it writes.
 const (
 	AnnotationPrefix = "beaconlb.io/"
 	// AnnotationIPs requests addresses: comma-separated, one per family.
@@ -24,9 +24,13 @@ const (
 	// AnnotationSharedIP is the sharing key: Services with the same key and
 	// disjoint ports may share an address.
 	AnnotationSharedIP = AnnotationPrefix + "allow-shared-ip"
+	// AnnotationAllocatedFrom is written by the controller: the pools the
+	// Service's addresses come from, comma-separated in the order of its
+	// ingress, each pool once.
+	AnnotationAllocatedFrom = AnnotationPrefix + "allocated-from-pool"
 )
 
-var knownAnnotations = map[string]bool{AnnotationIPs: true, AnnotationPool: true, AnnotationSharedIP: true}
+var knownAnnotations = map[string]bool{AnnotationIPs: true, AnnotationPool: true, AnnotationSharedIP: true, AnnotationAllocatedFrom: true}
 
 // RequestFor turns a Service into an allocation request. Problems that do
 // not prevent allocation (unknown beaconlb.io/ annotations) come back as

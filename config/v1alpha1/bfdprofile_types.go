@@ -42,10 +42,13 @@ type BFDProfileSpec struct {
 // BFDProfile is a set of BFD timers that BGPPeers refer to by name.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=bfdp,categories=beacon
 // +kubebuilder:printcolumn:name="Receive",type=integer,JSONPath=".spec.receiveInterval"
 // +kubebuilder:printcolumn:name="Transmit",type=integer,JSONPath=".spec.transmitInterval"
 // +kubebuilder:printcolumn:name="Multiplier",type=integer,JSONPath=".spec.detectMultiplier"
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].status"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type BFDProfile struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -53,6 +56,8 @@ type BFDProfile struct {
 
 	// +optional
 	Spec BFDProfileSpec `json:"spec,omitempty"`
+	// +optional
+	Status ConfigStatus `json:"status,omitempty"`
 }
 
 // BFDProfileList is a list of BFDProfiles.

@@ -81,12 +81,16 @@ type BGPAdvertisementSpec struct {
 // next hop, so the routers spread traffic over the nodes by ECMP.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=bgpadv,categories=beacon
 // +kubebuilder:printcolumn:name="IPPools",type=string,JSONPath=".spec.ipPools"
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=".spec.peers"
 // +kubebuilder:printcolumn:name="Communities",type=string,JSONPath=".spec.communities"
 // +kubebuilder:printcolumn:name="Pool Selector",type=string,JSONPath=".spec.ipPoolSelector",priority=1
 // +kubebuilder:printcolumn:name="Node Selector",type=string,JSONPath=".spec.nodeSelector",priority=1
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].status"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
+// +kubebuilder:printcolumn:name="Refs Resolved",type=string,JSONPath=".status.conditions[?(@.type=='ResolvedRefs')].status"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type BGPAdvertisement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -94,6 +98,8 @@ type BGPAdvertisement struct {
 
 	// +optional
 	Spec BGPAdvertisementSpec `json:"spec,omitempty"`
+	// +optional
+	Status ConfigStatus `json:"status,omitempty"`
 }
 
 // BGPAdvertisementList is a list of BGPAdvertisements.

@@ -112,18 +112,24 @@ type BGPPeerSpec struct {
 // router and announce LoadBalancer addresses to it (see BGPAdvertisement).
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=bgpp,categories=beacon
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=".spec.peerAddress"
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=".spec.myASN"
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=".spec.peerASN"
 // +kubebuilder:printcolumn:name="BFD",type=string,JSONPath=".spec.bfdProfile"
 // +kubebuilder:printcolumn:name="Node Selector",type=string,JSONPath=".spec.nodeSelector",priority=1
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].status"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
+// +kubebuilder:printcolumn:name="Refs Resolved",type=string,JSONPath=".status.conditions[?(@.type=='ResolvedRefs')].status"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type BGPPeer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec BGPPeerSpec `json:"spec"`
+	// +optional
+	Status ConfigStatus `json:"status,omitempty"`
 }
 
 // BGPPeerList is a list of BGPPeers.

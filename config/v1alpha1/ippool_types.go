@@ -125,13 +125,15 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=ipp,categories=beacon
+// +kubebuilder:resource:scope=Cluster,shortName=ipp;bip,categories=beacon
 // +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=".spec.addresses"
 // +kubebuilder:printcolumn:name="V4 Used",type=integer,JSONPath=".status.ipv4.used"
 // +kubebuilder:printcolumn:name="V4 Available",type=integer,JSONPath=".status.ipv4.available"
 // +kubebuilder:printcolumn:name="V6 Used",type=integer,JSONPath=".status.ipv6.used"
 // +kubebuilder:printcolumn:name="V6 Available",type=integer,JSONPath=".status.ipv6.available"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type=='Ready')].status"
+// +kubebuilder:printcolumn:name="Exhausted",type=string,JSONPath=".status.conditions[?(@.type=='Exhausted')].status"
+// +kubebuilder:printcolumn:name="Conflicting",type=string,JSONPath=".status.conditions[?(@.type=='Conflicting')].status"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type IPPool struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -51,11 +51,15 @@ type L2AdvertisementSpec struct {
 // and sends gratuitous announcements when it takes over.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=l2adv,categories=beacon
 // +kubebuilder:printcolumn:name="IPPools",type=string,JSONPath=".spec.ipPools"
 // +kubebuilder:printcolumn:name="Pool Selector",type=string,JSONPath=".spec.ipPoolSelector",priority=1
 // +kubebuilder:printcolumn:name="Node Selector",type=string,JSONPath=".spec.nodeSelector",priority=1
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=".spec.interfaces"
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].status"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
+// +kubebuilder:printcolumn:name="Refs Resolved",type=string,JSONPath=".status.conditions[?(@.type=='ResolvedRefs')].status"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type L2Advertisement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -63,6 +67,8 @@ type L2Advertisement struct {
 
 	// +optional
 	Spec L2AdvertisementSpec `json:"spec,omitempty"`
+	// +optional
+	Status ConfigStatus `json:"status,omitempty"`
 }
 
 // L2AdvertisementList is a list of L2Advertisements.

@@ -106,7 +106,9 @@ func renderCRD(w *bytes.Buffer, crd apiextensionsv1.CustomResourceDefinition) er
 			scope = "namespaced"
 		}
 		fmt.Fprintf(w, "`%s/%s`, %s", crd.Spec.Group, v.Name, scope)
-		fmt.Fprintf(w, "; `kubectl get %s`", n.Plural)
+		// The full name: a short plural like ippools is ambiguous in clusters
+		// that also run Calico or Cilium.
+		fmt.Fprintf(w, "; `kubectl get %s.%s`", n.Plural, crd.Spec.Group)
 		if len(n.ShortNames) > 0 {
 			fmt.Fprintf(w, " (short: `%s`)", strings.Join(n.ShortNames, "`, `"))
 		}
@@ -127,7 +129,7 @@ func renderCRD(w *bytes.Buffer, crd apiextensionsv1.CustomResourceDefinition) er
 				}
 				cols = append(cols, col)
 			}
-			fmt.Fprintf(w, "\nColumns of `kubectl get %s`: %s.\n", n.Plural, strings.Join(cols, ", "))
+			fmt.Fprintf(w, "\nColumns of `kubectl get %s.%s`: %s.\n", n.Plural, crd.Spec.Group, strings.Join(cols, ", "))
 		}
 		rules := ruleLines(*root)
 		if len(rules) > 0 {
@@ -340,6 +342,9 @@ func renderService(w *bytes.Buffer) {
 	} {
 		fmt.Fprintf(w, "| `%s` | %s | %s |\n", a[0], a[1], a[2])
 	}
+	w.WriteString("\nbeacon-controller writes `" + provider.AnnotationAllocatedFrom + "`: the pools the Service's addresses came from, " +
+		"comma-separated in the order of `status.loadBalancer.ingress`, each pool once (`lan`, or `lan4,lan6` for a dual-stack Service " +
+		"served by two pools). It is updated with the addresses and removed when they are released; do not set it by hand.\n")
 	w.WriteString(`
 Service fields Beacon honours:
 

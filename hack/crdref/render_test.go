@@ -48,7 +48,9 @@ func TestEveryFieldListed(t *testing.T) {
 		"`spec.serviceAllocation.namespaceSelector` | LabelSelector", "`status.ipv4.available`", "`status.conditions` | []Condition",
 		"`spec.ipPools`", "`spec.ipPoolSelector`", "`spec.interfaces`", "`spec.nodeSelector` | LabelSelector",
 		"`service`", "`node`", "`via`", "`addresses`",
-		"default `true`", "beaconlb.io/ips", "beaconlb.io/pool", "beaconlb.io/allow-shared-ip",
+		"default `true`", "beaconlb.io/ips", "beaconlb.io/pool", "beaconlb.io/allow-shared-ip", "beaconlb.io/allocated-from-pool",
+		"`kubectl get ippools.beaconlb.io` (short: `ipp`, `bip`)", "Ready, Exhausted, Conflicting",
+		"Accepted, Reason, Refs Resolved",
 	} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("reference lacks %s", want)

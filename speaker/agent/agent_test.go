@@ -2,7 +2,10 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
@@ -271,8 +275,9 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 }
 
 // An L2Advertisement the speakers cannot use gets a Warning Event naming the
-// problem (it is ignored, as before), and a speaker reports ready only once
-// it has applied an announcement plan.
+// problem (it is ignored, as before) that `kubectl describe` shows on the
+// cluster-scoped object, and a speaker reports ready only once it has
+// applied an announcement plan.
 func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 	e := testenv.Need(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -283,7 +288,8 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = e.Beacon.Delete(context.Background(), client.L2Advertisements, ad.Name) }()
-	rec := record.NewFakeRecorder(100)
+	rec, stopRec := cli.Recorder(ctx, e.Kube, v1.EventSource{Component: "beacon-speaker"})
+	defer stopRec()
 	a := agent.New(agent.Config{
 		Node: "warn-node", Kube: e.Kube, Beacon: e.Beacon,
 		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{}, 1)},
@@ -296,23 +302,18 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { _ = a.Run(ctx) })
-	var events []string
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		for {
-			select {
-			case ev := <-rec.Events:
-				events = append(events, ev)
-				continue
-			default:
-			}
-			break
+	var described string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", e.Kubeconfig, "describe", "l2advertisements.beaconlb.io", ad.Name).CombinedOutput()
+		if err != nil {
+			return false, fmt.Errorf("kubectl describe: %w: %s", err, out)
 		}
-		return a.Ready() && slices.ContainsFunc(events, func(ev string) bool {
-			return strings.Contains(ev, "Warning InvalidL2Advertisement") && strings.Contains(ev, "ipPoolSelector") && strings.Contains(ev, "Near")
-		}), nil
+		described = string(out)
+		i := strings.Index(described, "\nEvents:")
+		return a.Ready() && i >= 0 && regexp.MustCompile(`Warning\s+InvalidL2Advertisement\s.*node warn-node: invalid, ignored: ipPoolSelector: .*Near`).MatchString(described[i:]), nil
 	})
 	if err != nil {
-		t.Fatalf("no ready agent with a Warning Event about the selector: ready %v, events %q", a.Ready(), events)
+		t.Fatalf("no ready agent with a Warning Event about the selector in kubectl describe (ready %v): %v\n%s", a.Ready(), err, described)
 	}
 }
 

@@ -158,8 +158,11 @@ func (a *Agent) warnObjects(warned, msgs map[string]string, reason func(key stri
 		if a.cfg.Recorder == nil {
 			continue
 		}
+		// Cluster-scoped: no namespace in the reference (the Event itself
+		// lands in "default"), and the UID when known, which is what
+		// `kubectl describe` matches.
 		kind, name, _ := strings.Cut(k, "/")
-		ref := &v1.ObjectReference{Kind: kind, APIVersion: v1alpha1.SchemeGroupVersion.String(), Name: name, Namespace: metav1.NamespaceDefault}
+		ref := &v1.ObjectReference{Kind: kind, APIVersion: v1alpha1.SchemeGroupVersion.String(), Name: name}
 		if o, ok := a.lookupObject(kind, name); ok {
 			ref.UID = o.GetUID()
 		}

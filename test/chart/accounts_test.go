@@ -146,6 +146,15 @@ var (
 		each("patch", access{group: "beaconlb.io", resource: "ippools", sub: "status", name: "lan"}),
 		// The speakers' reports, for beacon_addresses_unannounced.
 		each("list,watch", access{group: "beaconlb.io", resource: "serviceannouncements"}),
+		// Accepted and ResolvedRefs on the configuration kinds.
+		each("list,watch", access{group: "beaconlb.io", resource: "l2advertisements"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bgppeers"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bgpadvertisements"}),
+		each("list,watch", access{group: "beaconlb.io", resource: "bfdprofiles"}),
+		each("patch", access{group: "beaconlb.io", resource: "l2advertisements", sub: "status", name: "lan"}),
+		each("patch", access{group: "beaconlb.io", resource: "bgppeers", sub: "status", name: "tor"}),
+		each("patch", access{group: "beaconlb.io", resource: "bgpadvertisements", sub: "status", name: "routed"}),
+		each("patch", access{group: "beaconlb.io", resource: "bfdprofiles", sub: "status", name: "fast"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
 		// The externalIPs guard's param (allocator/controller on the
 		// hardening branch).
@@ -163,6 +172,9 @@ var (
 		each("update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "someone-else"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "ippools"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "serviceannouncements", ns: "default"}),
+		each("create,update,patch,delete", access{group: "beaconlb.io", resource: "bgppeers", name: "tor"}),
+		each("create,update,patch,delete", access{group: "beaconlb.io", resource: "l2advertisements", name: "lan"}),
+		each("get", access{resource: "secrets", ns: namespace, name: "router-password"}),
 	)
 	speakerNeeds = concat(
 		each("list,watch", access{resource: "services"}),
@@ -188,6 +200,7 @@ var (
 		each("get,list", access{resource: "secrets", ns: "default"}),
 		each("list", access{resource: "secrets"}),
 		each("patch", access{group: "beaconlb.io", resource: "ippools", sub: "status", name: "lan"}),
+		each("patch", access{group: "beaconlb.io", resource: "bgppeers", sub: "status", name: "tor"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "l2advertisements"}),
 		each("create,update,delete", access{group: "beaconlb.io", resource: "bgppeers"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),

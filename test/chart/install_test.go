@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -253,6 +254,22 @@ func runControllerOnce(ctx context.Context, t *testing.T, e *testenv.Env, cfg *r
 	})
 	if err != nil {
 		t.Errorf("pool status not written as the controller's account: %v", err)
+	}
+	// And the configuration kinds' status (l2advertisements/status).
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"}}}
+	if err := e.Beacon.Create(ctx, client.L2Advertisements, ad); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Beacon.Delete(context.Background(), client.L2Advertisements, "lan") })
+	err = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var a v1alpha1.L2Advertisement
+		if err := e.Beacon.Get(ctx, client.L2Advertisements, "lan", &a); err != nil {
+			return false, err
+		}
+		return meta.IsStatusConditionTrue(a.Status.Conditions, v1alpha1.ConditionAccepted), nil
+	})
+	if err != nil {
+		t.Errorf("L2Advertisement status not written as the controller's account: %v", err)
 	}
 	return got
 }
