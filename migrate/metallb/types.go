@@ -138,11 +138,11 @@ type LegacySelectorCondition struct {
 
 // LegacyPool is one entry of the legacy address-pools list.
 type LegacyPool struct {
-	Name              string                  `json:"name"`
-	Protocol          string                  `json:"protocol"`
-	Addresses         []string                `json:"addresses,omitempty"`
-	AvoidBuggyIPs     bool                    `json:"avoid-buggy-ips,omitempty"`
-	AutoAssign        *bool                   `json:"auto-assign,omitempty"`
+	Name              string                   `json:"name"`
+	Protocol          string                   `json:"protocol"`
+	Addresses         []string                 `json:"addresses,omitempty"`
+	AvoidBuggyIPs     bool                     `json:"avoid-buggy-ips,omitempty"`
+	AutoAssign        *bool                    `json:"auto-assign,omitempty"`
 	BGPAdvertisements []LegacyBGPAdvertisement `json:"bgp-advertisements,omitempty"`
 }
 
