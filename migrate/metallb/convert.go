@@ -448,6 +448,9 @@ func (c *converter) community(v, field string, r reporter) (v1alpha1.Community, 
 	}
 	value, isLarge := strings.CutPrefix(raw, "large:")
 	cm, err := config.ParseCommunity(value)
+	if err == nil && isLarge && !cm.Large {
+		err = fmt.Errorf("large community %q: want large:a:b:c", raw)
+	}
 	if err != nil {
 		if !isLarge && !strings.Contains(raw, ":") {
 			r.add(field, "%q is neither a community value nor the name of a Community alias in the input; not converted", v)
