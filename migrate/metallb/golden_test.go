@@ -83,3 +83,37 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestDocsExample keeps the worked example of the migration guide equal to
+// the corpus file docs-example.yaml and its golden outputs.
+func TestDocsExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "migrating-from-metallb.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(marker string) string {
+		_, after, ok := strings.Cut(string(doc), "<!-- beacon-migrate example: "+marker+" -->\n")
+		if !ok {
+			t.Fatalf("the guide has no %q example", marker)
+		}
+		_, after, _ = strings.Cut(after, "\n") // the opening fence
+		body, _, _ := strings.Cut(after, "```\n")
+		return body
+	}
+	in, err := os.ReadFile(filepath.Join("testdata", "docs-example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, input, _ := strings.Cut(string(in), "\n") // without the comment line
+	_, out, findings := convertFile(t, filepath.Join("testdata", "docs-example.yaml"))
+	_, stderr, _ := strings.Cut(block("stderr"), "\n") // without the count line
+	for _, c := range []struct{ name, doc, want string }{
+		{"input", block("input"), input},
+		{"stdout", block("stdout"), string(out)},
+		{"stderr", stderr, string(findings)},
+	} {
+		if c.doc != c.want {
+			t.Errorf("the guide's example %s:\n%s\nwant:\n%s", c.name, c.doc, c.want)
+		}
+	}
+}
