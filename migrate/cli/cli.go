@@ -33,7 +33,8 @@ const Usage = `usage:
   beacon-migrate --kubeconfig PATH [flags] convert the MetalLB objects of a live cluster
 
 Reads MetalLB's metallb.io objects (IPAddressPool, L2Advertisement,
-BGPAdvertisement, BGPPeer, BFDProfile, Community), its legacy ConfigMap
+BGPAdvertisement, BGPPeer, BFDProfile, Community, the deprecated
+AddressPool), its legacy ConfigMap
 (key "config") and Services with metallb.universe.tf/* or metallb.io/*
 annotations; several YAML documents and List objects are fine. Writes
 Beacon's objects to stdout, for kubectl apply --server-side -f -; Services

@@ -254,7 +254,7 @@ func TestKubeconfig(t *testing.T) {
 		// Without MetalLB's CRDs its kinds are simply absent; the
 		// Services' annotations are still converted.
 		{"no CRDs", "metallb-system", nil, false},
-		{"CRDs", "metallb-system", []string{"l2-simple", "bgp-bfd-communities", "selectors"}, true},
+		{"CRDs", "metallb-system", []string{"l2-simple", "bgp-bfd-communities", "selectors", "addresspool"}, true},
 		{"legacy ConfigMap", "legacy", []string{"legacy-configmap"}, true},
 	}
 	for _, tt := range tests {

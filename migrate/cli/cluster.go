@@ -23,6 +23,7 @@ var metallbResources = []struct {
 	versions []string
 }{
 	{"ipaddresspools", []string{"v1beta1"}},
+	{"addresspools", []string{"v1beta1"}},
 	{"l2advertisements", []string{"v1beta1"}},
 	{"bgpadvertisements", []string{"v1beta1"}},
 	{"bgppeers", []string{"v1beta2", "v1beta1"}},

@@ -133,6 +133,11 @@ func Convert(objs []*unstructured.Unstructured, opts Options) *Result {
 			if c.decode(u, &spec) {
 				c.pool(u.GetName(), u.GetLabels(), &spec, r)
 			}
+		case "AddressPool":
+			var spec AddressPoolSpec
+			if c.decode(u, &spec) {
+				c.addressPool(u.GetName(), &spec, r)
+			}
 		case "L2Advertisement":
 			var spec L2AdvertisementSpec
 			if c.decode(u, &spec) {
@@ -316,6 +321,18 @@ func (c *converter) pool(name string, labels map[string]string, s *IPAddressPool
 	c.res.Pools = append(c.res.Pools, p)
 }
 
+// addressPool converts the deprecated AddressPool kind.
+func (c *converter) addressPool(name string, s *AddressPoolSpec, r reporter) {
+	var ads []BGPAdvertisementSpec
+	for _, a := range s.BGPAdvertisements {
+		ads = append(ads, BGPAdvertisementSpec{AggregationLength: a.AggregationLength, AggregationLengthV6: a.AggregationLengthV6, LocalPref: a.LocalPref, Communities: a.Communities})
+	}
+	c.protocolPool(name, s.Protocol, &IPAddressPoolSpec{Addresses: s.Addresses, AutoAssign: s.AutoAssign, AvoidBuggyIPs: s.AvoidBuggyIPs}, ads, r,
+		func(j int) reporter {
+			return reporter{obj: r.obj, prefix: fmt.Sprintf("spec.bgpAdvertisements[%d].", j), out: r.out}
+		})
+}
+
 // addressBlock checks one pool address with Beacon's own parser. A CIDR
 // with host bits set (which MetalLB masks) is written as its network.
 func addressBlock(a, field string, r reporter) (v1alpha1.AddressBlock, bool) {
@@ -343,11 +360,13 @@ func nonEmpty(s *metav1.LabelSelector) *metav1.LabelSelector {
 	return s
 }
 
+// selectorPair is the pool and node selector of one part of an
+// advertisement.
+type selectorPair struct{ pools, nodes *metav1.LabelSelector }
+
 // selectorPairs splits an advertisement by its pool and node selectors, so
 // that each part has single selectors and the parts together select what
 // the original did.
-type selectorPair struct{ pools, nodes *metav1.LabelSelector }
-
 func selectorPairs(pools, nodes []metav1.LabelSelector) []selectorPair {
 	var out []selectorPair
 	for _, ps := range splitSelectors(pools) {

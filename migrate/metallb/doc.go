@@ -1,6 +1,7 @@
 // Package metallb converts MetalLB configuration into Beacon's: the
 // metallb.io CRDs (IPAddressPool, L2Advertisement, BGPAdvertisement,
-// BGPPeer, BFDProfile, Community), the legacy ConfigMap format (the
+// BGPPeer, BFDProfile, Community, the deprecated AddressPool), the legacy
+// ConfigMap format (the
 // "config" key with address-pools, peers, bgp-communities and
 // bfd-profiles) and Services' metallb.universe.tf/* and metallb.io/*
 // annotations.

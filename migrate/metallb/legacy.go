@@ -73,31 +73,40 @@ func (c *converter) legacy(l legacySource) {
 			r.add("name", "missing; pool not converted")
 			continue
 		}
-		c.pool(p.Name, nil, &IPAddressPoolSpec{Addresses: p.Addresses, AutoAssign: p.AutoAssign, AvoidBuggyIPs: p.AvoidBuggyIPs}, r)
-		switch p.Protocol {
-		case "layer2":
-			c.l2Advertisement(p.Name, nil, &L2AdvertisementSpec{IPAddressPools: []string{p.Name}}, r)
-			if len(p.BGPAdvertisements) > 0 {
-				r.add("bgpAdvertisements", "ignored by MetalLB for a layer2 pool; not converted")
+		var ads []BGPAdvertisementSpec
+		for _, a := range p.BGPAdvertisements {
+			ad := BGPAdvertisementSpec{AggregationLength: a.AggregationLength, AggregationLengthV6: a.AggregationLengthV6, Communities: a.Communities}
+			if a.LocalPref != nil {
+				ad.LocalPref = *a.LocalPref
 			}
-		case "bgp":
-			ads := p.BGPAdvertisements
-			if len(ads) == 0 {
-				ads = []LegacyBGPAdvertisement{{}}
-			}
-			for j, a := range ads {
-				spec := &BGPAdvertisementSpec{
-					IPAddressPools: []string{p.Name}, AggregationLength: a.AggregationLength,
-					AggregationLengthV6: a.AggregationLengthV6, Communities: a.Communities,
-				}
-				if a.LocalPref != nil {
-					spec.LocalPref = *a.LocalPref
-				}
-				c.bgpAdvertisement(partName(p.Name, j, len(ads)), nil, spec, at(fmt.Sprintf("address-pools[%d].bgp-advertisements[%d].", i, j)))
-			}
-		default:
-			r.add("protocol", "%q is neither layer2 nor bgp; the pool is not announced", p.Protocol)
+			ads = append(ads, ad)
 		}
+		c.protocolPool(p.Name, p.Protocol, &IPAddressPoolSpec{Addresses: p.Addresses, AutoAssign: p.AutoAssign, AvoidBuggyIPs: p.AvoidBuggyIPs}, ads, r,
+			func(j int) reporter { return at(fmt.Sprintf("address-pools[%d].bgp-advertisements[%d].", i, j)) })
+	}
+}
+
+// protocolPool converts a pool that names its protocol (a legacy ConfigMap
+// entry, an AddressPool): the pool, and the advertisement of its protocol
+// for it alone. A bgp pool without advertisements gets one with defaults.
+func (c *converter) protocolPool(name, protocol string, spec *IPAddressPoolSpec, ads []BGPAdvertisementSpec, r reporter, adReporter func(int) reporter) {
+	c.pool(name, nil, spec, r)
+	switch protocol {
+	case "layer2":
+		c.l2Advertisement(name, nil, &L2AdvertisementSpec{IPAddressPools: []string{name}}, r)
+		if len(ads) > 0 {
+			r.add("bgpAdvertisements", "ignored by MetalLB for a layer2 pool; not converted")
+		}
+	case "bgp":
+		if len(ads) == 0 {
+			ads = []BGPAdvertisementSpec{{}}
+		}
+		for j, a := range ads {
+			a.IPAddressPools = []string{name}
+			c.bgpAdvertisement(partName(name, j, len(ads)), nil, &a, adReporter(j))
+		}
+	default:
+		r.add("protocol", "%q is neither layer2 nor bgp; the pool is not announced", protocol)
 	}
 }
 

@@ -4,8 +4,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// The MetalLB API group. BGPPeer is served as v1beta1 and v1beta2; both
-// decode into BGPPeerSpec (v1beta1 lacks some fields, and its node
+// Group is MetalLB's API group. BGPPeer is served as v1beta1 and v1beta2;
+// both decode into BGPPeerSpec (v1beta1 lacks some fields, and its node
 // selectors have the LabelSelector shape).
 const Group = "metallb.io"
 
@@ -23,6 +23,24 @@ type ServiceAllocation struct {
 	Namespaces         []string               `json:"namespaces,omitempty"`
 	NamespaceSelectors []metav1.LabelSelector `json:"namespaceSelectors,omitempty"`
 	ServiceSelectors   []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
+}
+
+// AddressPoolSpec is the spec of MetalLB's deprecated AddressPool kind
+// (v1beta1, the CRD form of a legacy ConfigMap pool).
+type AddressPoolSpec struct {
+	Protocol          string                     `json:"protocol,omitempty"`
+	Addresses         []string                   `json:"addresses,omitempty"`
+	AutoAssign        *bool                      `json:"autoAssign,omitempty"`
+	AvoidBuggyIPs     bool                       `json:"avoidBuggyIPs,omitempty"`
+	BGPAdvertisements []AddressPoolAdvertisement `json:"bgpAdvertisements,omitempty"`
+}
+
+// AddressPoolAdvertisement is one of an AddressPool's bgpAdvertisements.
+type AddressPoolAdvertisement struct {
+	AggregationLength   *int32   `json:"aggregationLength,omitempty"`
+	AggregationLengthV6 *int32   `json:"aggregationLengthV6,omitempty"`
+	LocalPref           uint32   `json:"localPref,omitempty"`
+	Communities         []string `json:"communities,omitempty"`
 }
 
 // L2AdvertisementSpec is MetalLB's L2Advertisement spec.
