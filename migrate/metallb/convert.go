@@ -105,8 +105,8 @@ func Convert(objs []*unstructured.Unstructured, opts Options) *Result {
 		case u.GetAPIVersion() == "v1" && u.GetKind() == "ConfigMap":
 			if cfg, ok := c.legacyConfig(u); ok {
 				legacy = append(legacy, legacySource{ref: ref, cfg: cfg})
-				for name, v := range cfg.BGPCommunities {
-					c.addAlias(ref, "bgp-communities."+name, name, v)
+				for _, name := range sortedKeys(cfg.BGPCommunities) {
+					c.addAlias(ref, "bgp-communities."+name, name, cfg.BGPCommunities[name])
 				}
 			}
 		}
@@ -136,7 +136,7 @@ func Convert(objs []*unstructured.Unstructured, opts Options) *Result {
 		case "AddressPool":
 			var spec AddressPoolSpec
 			if c.decode(u, &spec) {
-				c.addressPool(u.GetName(), &spec, r)
+				c.addressPool(u.GetName(), u.GetLabels(), &spec, r)
 			}
 		case "L2Advertisement":
 			var spec L2AdvertisementSpec
@@ -322,12 +322,12 @@ func (c *converter) pool(name string, labels map[string]string, s *IPAddressPool
 }
 
 // addressPool converts the deprecated AddressPool kind.
-func (c *converter) addressPool(name string, s *AddressPoolSpec, r reporter) {
+func (c *converter) addressPool(name string, labels map[string]string, s *AddressPoolSpec, r reporter) {
 	var ads []BGPAdvertisementSpec
 	for _, a := range s.BGPAdvertisements {
 		ads = append(ads, BGPAdvertisementSpec{AggregationLength: a.AggregationLength, AggregationLengthV6: a.AggregationLengthV6, LocalPref: a.LocalPref, Communities: a.Communities})
 	}
-	c.protocolPool(name, s.Protocol, &IPAddressPoolSpec{Addresses: s.Addresses, AutoAssign: s.AutoAssign, AvoidBuggyIPs: s.AvoidBuggyIPs}, ads, r,
+	c.protocolPool(name, labels, s.Protocol, &IPAddressPoolSpec{Addresses: s.Addresses, AutoAssign: s.AutoAssign, AvoidBuggyIPs: s.AvoidBuggyIPs}, ads, r,
 		func(j int) reporter {
 			return reporter{obj: r.obj, prefix: fmt.Sprintf("spec.bgpAdvertisements[%d].", j), out: r.out}
 		})

@@ -81,7 +81,7 @@ func (c *converter) legacy(l legacySource) {
 			}
 			ads = append(ads, ad)
 		}
-		c.protocolPool(p.Name, p.Protocol, &IPAddressPoolSpec{Addresses: p.Addresses, AutoAssign: p.AutoAssign, AvoidBuggyIPs: p.AvoidBuggyIPs}, ads, r,
+		c.protocolPool(p.Name, nil, p.Protocol, &IPAddressPoolSpec{Addresses: p.Addresses, AutoAssign: p.AutoAssign, AvoidBuggyIPs: p.AvoidBuggyIPs}, ads, r,
 			func(j int) reporter { return at(fmt.Sprintf("address-pools[%d].bgp-advertisements[%d].", i, j)) })
 	}
 }
@@ -89,8 +89,8 @@ func (c *converter) legacy(l legacySource) {
 // protocolPool converts a pool that names its protocol (a legacy ConfigMap
 // entry, an AddressPool): the pool, and the advertisement of its protocol
 // for it alone. A bgp pool without advertisements gets one with defaults.
-func (c *converter) protocolPool(name, protocol string, spec *IPAddressPoolSpec, ads []BGPAdvertisementSpec, r reporter, adReporter func(int) reporter) {
-	c.pool(name, nil, spec, r)
+func (c *converter) protocolPool(name string, labels map[string]string, protocol string, spec *IPAddressPoolSpec, ads []BGPAdvertisementSpec, r reporter, adReporter func(int) reporter) {
+	c.pool(name, labels, spec, r)
 	switch protocol {
 	case "layer2":
 		c.l2Advertisement(name, nil, &L2AdvertisementSpec{IPAddressPools: []string{name}}, r)
