@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,12 +166,11 @@ func (c *cluster) resource(t *testing.T, u *unstructured.Unstructured) dynamic.R
 
 // dryRunApply applies u server-side without persisting it: the API server
 // runs defaulting and validation (CEL included) and answers as if applied.
-func (c *cluster) dryRunApply(t *testing.T, u *unstructured.Unstructured) error {
+func (c *cluster) dryRunApply(t *testing.T, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	t.Helper()
-	_, err := c.resource(t, u).Apply(context.Background(), u.GetName(), u, metav1.ApplyOptions{
+	return c.resource(t, u).Apply(context.Background(), u.GetName(), u, metav1.ApplyOptions{
 		FieldManager: "beacon-migrate-test", Force: true, DryRun: []string{metav1.DryRunAll},
 	})
-	return err
 }
 
 // create creates u, accepting one that exists already.
@@ -211,13 +211,22 @@ func TestGoldenAcceptedByAPIServer(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no golden outputs: %v", err)
 	}
+	services := map[string]*unstructured.Unstructured{}
+	for _, u := range readObjects(t, corpusFile("services")) {
+		services[u.GetNamespace()+"/"+u.GetName()] = u
+	}
 	applied := 0
 	for _, f := range files {
 		for _, u := range readObjects(t, f) {
-			if err := c.dryRunApply(t, u); err != nil {
+			got, err := c.dryRunApply(t, u)
+			if err != nil {
 				t.Errorf("%s: %s %s refused: %v", filepath.Base(f), u.GetKind(), u.GetName(), err)
+				continue
 			}
 			applied++
+			if u.GetKind() == "Service" {
+				checkServiceApply(t, services[u.GetNamespace()+"/"+u.GetName()], u, got)
+			}
 		}
 	}
 	t.Logf("%d objects of %d golden files accepted", applied, len(files))
@@ -232,9 +241,32 @@ func TestGoldenAcceptedByAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.dryRunApply(t, objs[0]); !apierrors.IsInvalid(err) {
+		if _, err := c.dryRunApply(t, objs[0]); !apierrors.IsInvalid(err) {
 			t.Errorf("%s %s: dry run gave %v, want Invalid", objs[0].GetKind(), objs[0].GetName(), err)
 		}
+	}
+}
+
+// checkServiceApply checks that applying a partial Service added its Beacon
+// annotations and kept the rest of the Service: its other annotations (the
+// MetalLB ones) and its ports.
+func checkServiceApply(t *testing.T, orig, partial, got *unstructured.Unstructured) {
+	t.Helper()
+	if orig == nil {
+		t.Errorf("Service %s/%s is not in the corpus", partial.GetNamespace(), partial.GetName())
+		return
+	}
+	want := orig.GetAnnotations()
+	for k, v := range partial.GetAnnotations() {
+		want[k] = v
+	}
+	if have := got.GetAnnotations(); !maps.Equal(have, want) {
+		t.Errorf("Service %s annotations after apply %v, want %v", got.GetName(), have, want)
+	}
+	wantPorts, _, _ := unstructured.NestedSlice(orig.Object, "spec", "ports")
+	gotPorts, _, _ := unstructured.NestedSlice(got.Object, "spec", "ports")
+	if len(gotPorts) != len(wantPorts) || len(gotPorts) == 0 {
+		t.Errorf("Service %s has %d ports after apply, want %d", got.GetName(), len(gotPorts), len(wantPorts))
 	}
 }
 
