@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -105,7 +105,7 @@ func Convert(objs []*unstructured.Unstructured, opts Options) *Result {
 		case u.GetAPIVersion() == "v1" && u.GetKind() == "ConfigMap":
 			if cfg, ok := c.legacyConfig(u); ok {
 				legacy = append(legacy, legacySource{ref: ref, cfg: cfg})
-				for _, name := range sortedKeys(cfg.BGPCommunities) {
+				for _, name := range slices.Sorted(maps.Keys(cfg.BGPCommunities)) {
 					c.addAlias(ref, "bgp-communities."+name, name, cfg.BGPCommunities[name])
 				}
 			}
@@ -237,7 +237,7 @@ func unknownFields(raw any, t reflect.Type, path string) []string {
 		fields[name] = t.Field(i).Type
 	}
 	var out []string
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		ft, ok := fields[k]
 		if !ok {
 			out = append(out, join(path, k))
@@ -253,15 +253,6 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // claim reserves an output name, reporting a second source for it.

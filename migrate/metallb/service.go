@@ -1,6 +1,8 @@
 package metallb
 
 import (
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,7 +72,7 @@ func (c *converter) service(u *unstructured.Unstructured) {
 		}
 		out[m.beacon] = value
 	}
-	for _, k := range sortedKeys(ann) {
+	for _, k := range slices.Sorted(maps.Keys(ann)) {
 		for _, p := range annotationPrefixes {
 			if strings.HasPrefix(k, p) && !known[k] && k != p+allocatedFrom {
 				r.add(k, "no Beacon equivalent; not converted")
