@@ -50,6 +50,7 @@ test: deps verify ## Everything CI runs
 	$(GO) test -run '^$$' -fuzz '^FuzzParseARP$$' -fuzztime 50000x ./speaker/l2/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseNDP$$' -fuzztime 50000x ./speaker/l2/
 	$(GO) test -run '^$$' -fuzz '^FuzzResponderHandle$$' -fuzztime 50000x ./speaker/l2/
+	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime 30000x ./migrate/metallb/
 
 bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare status-patch baseline
 	@assets=$$(hack/testbin.sh | tail -n 1); \
