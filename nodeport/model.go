@@ -3,6 +3,7 @@ package nodeport
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -490,6 +491,15 @@ func (t *Table) Set(name string) *Set {
 		t.index()
 	}
 	return t.setIdx[name]
+}
+
+// Lookup returns the element with key k.
+func (s *Set) Lookup(k Key) (Element, bool) {
+	i, ok := slices.BinarySearchFunc(s.Elements, k, func(e Element, k Key) int { return compareKey(e.Key, k) })
+	if !ok {
+		return Element{}, false
+	}
+	return s.Elements[i], true
 }
 
 // Counts returns the number of rules and set elements in the ruleset.
