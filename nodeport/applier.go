@@ -53,7 +53,8 @@ type Scope struct {
 	// Base is the table of each family that a ruleset holds unless it
 	// holds none at all.
 	Base string
-	// Owns says whether a table name is one of the scope's.
+	// Owns says whether a table name is one of the scope's; nil: only
+	// the tables of the ruleset and Base.
 	Owns func(name string) bool
 }
 
@@ -199,7 +200,7 @@ func (a *Applier) queueFull(rs *Ruleset, st *ApplyStats) error {
 			return fmt.Errorf("list %s tables: %w", fam, err)
 		}
 		for n := range listed {
-			if a.scope.Owns(n) {
+			if a.scope.Owns != nil && a.scope.Owns(n) {
 				names = append(names, n)
 			}
 		}
