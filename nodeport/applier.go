@@ -22,9 +22,10 @@ const MaxElementsPerCall = 500
 //
 // An Applier is not safe for concurrent use; the Syncer serialises calls.
 type Applier struct {
-	b   Batch
-	ct  Conntrack
-	log logr.Logger
+	b     Batch
+	ct    Conntrack
+	scope Scope
+	log   logr.Logger
 
 	applied *Ruleset  // what the kernel holds; nil: unknown, rebuild
 	udpPrev []UDPPort // conntrack baseline
@@ -44,10 +45,32 @@ type ApplyStats struct {
 	Commit time.Duration
 }
 
-// NewApplier returns an Applier over b; ct may be nil to skip conntrack
-// cleanup.
+// Scope names the tables an Applier owns: a full rebuild deletes every
+// one the kernel lists, so that leftovers of an earlier run go too.
+type Scope struct {
+	// Families are the families of the tables.
+	Families []Family
+	// Base is the table of each family that a ruleset holds unless it
+	// holds none at all.
+	Base string
+	// Owns says whether a table name is one of the scope's; nil: only
+	// the tables of the ruleset and Base.
+	Owns func(name string) bool
+}
+
+// dataplaneScope is the scope of the dataplane's tables: the base table
+// and its shard tables, in IPv4 and IPv6.
+var dataplaneScope = Scope{Families: families[:], Base: TableName, Owns: IsBeaconTable}
+
+// NewApplier returns an Applier over b for the dataplane's tables; ct may
+// be nil to skip conntrack cleanup.
 func NewApplier(b Batch, ct Conntrack, log logr.Logger) *Applier {
-	return &Applier{b: b, ct: ct, log: log}
+	return NewScopedApplier(b, ct, dataplaneScope, log)
+}
+
+// NewScopedApplier returns an Applier over b for the tables of scope.
+func NewScopedApplier(b Batch, ct Conntrack, scope Scope, log logr.Logger) *Applier {
+	return &Applier{b: b, ct: ct, scope: scope, log: log}
 }
 
 // Invalidate forces the next Apply to rebuild the tables.
@@ -57,7 +80,7 @@ func (a *Applier) Invalidate() { a.applied = nil }
 // the next Apply is a full rebuild.
 func (a *Applier) Apply(rs *Ruleset) (ApplyStats, error) {
 	var st ApplyStats
-	full := a.applied == nil || len(rs.Tables) == 0 || !sameLayout(a.applied, rs)
+	full := a.applied == nil || len(rs.Tables) == 0 || !a.sameLayout(a.applied, rs)
 	if !full {
 		if err := a.intact(); err != nil {
 			a.log.Info("nftables state differs from the last sync; rebuilding", "reason", err.Error())
@@ -97,7 +120,7 @@ func IsBeaconTable(name string) bool {
 // tables were not changed behind our back: each must exist, with as many
 // chains and sets (the kernel's table "use" count) as we wrote.
 func (a *Applier) intact() error {
-	for _, fam := range families {
+	for _, fam := range a.scope.Families {
 		var uses map[string]uint32
 		for _, t := range a.applied.Tables {
 			if t.Family != fam {
@@ -134,13 +157,13 @@ func tableIndex(rs *Ruleset) map[tableID]*Table {
 	return m
 }
 
-// sameLayout says whether b can be reached from a by a diff: the same
-// base tables, and the same base chains in the tables both have. Shard
-// tables may come and go.
-func sameLayout(a, b *Ruleset) bool {
-	ia, ib := tableIndex(a), tableIndex(b)
-	for _, fam := range families {
-		id := tableID{fam, TableName}
+// sameLayout says whether y can be reached from x by a diff: the same
+// base tables, and the same base chains in the tables both have. Other
+// tables (shards) may come and go.
+func (a *Applier) sameLayout(x, y *Ruleset) bool {
+	ia, ib := tableIndex(x), tableIndex(y)
+	for _, fam := range a.scope.Families {
+		id := tableID{fam, a.scope.Base}
 		if (ia[id] == nil) != (ib[id] == nil) {
 			return false
 		}
@@ -167,17 +190,17 @@ func sameLayout(a, b *Ruleset) bool {
 	return true
 }
 
-// queueFull replaces all of Beacon's tables, whatever the kernel holds:
-// those it lists, and ours.
+// queueFull replaces all of the scope's tables, whatever the kernel
+// holds: those it lists, and ours.
 func (a *Applier) queueFull(rs *Ruleset, st *ApplyStats) error {
-	for _, fam := range families {
-		names := []string{TableName}
+	for _, fam := range a.scope.Families {
+		names := []string{a.scope.Base}
 		listed, err := a.b.Tables(fam)
 		if err != nil {
 			return fmt.Errorf("list %s tables: %w", fam, err)
 		}
 		for n := range listed {
-			if IsBeaconTable(n) {
+			if a.scope.Owns != nil && a.scope.Owns(n) {
 				names = append(names, n)
 			}
 		}
@@ -359,7 +382,7 @@ func (a *Applier) diffTable(ot, nt *Table, st *ApplyStats) error {
 }
 
 func sameSetDef(a, b *Set) bool {
-	return a.Name == b.Name && slices.Equal(a.Fields, b.Fields) && a.Map == b.Map &&
+	return a.Name == b.Name && slices.Equal(a.Fields, b.Fields) && a.Map == b.Map && a.Family == b.Family &&
 		a.Dynamic == b.Dynamic && a.Timeout == b.Timeout && a.Size == b.Size
 }
 

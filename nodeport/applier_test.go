@@ -360,3 +360,47 @@ func TestStaleUDP(t *testing.T) {
 		t.Error("untranslated flows to a service that gained endpoints should be stale, translated ones not")
 	}
 }
+
+// A scoped Applier rebuilds and deletes its own tables only, and changes
+// only elements when only elements change.
+func TestScopedApplierOwnsItsTablesOnly(t *testing.T) {
+	f := newFakeNFT()
+	f.objects["ip beacon"] = map[string]bool{"chain x": true}
+	f.objects["inet other"] = map[string]bool{}
+	f.objects["inet mine-old"] = map[string]bool{}
+	scope := Scope{Families: []Family{Inet}, Base: "mine", Owns: func(n string) bool { return strings.HasPrefix(n, "mine") }}
+	a := NewScopedApplier(f, nil, scope, testr.New(t))
+	table := func(addrs ...string) *Ruleset {
+		s := &Set{Name: "s4", Fields: []Field{FieldAddr}, Family: IPv4}
+		for _, x := range addrs {
+			s.Elements = append(s.Elements, Element{Key: Key{Addr: netip.MustParseAddr(x)}})
+		}
+		c := &Chain{Name: "c", Base: &BaseChain{Type: ChainFilter, Hook: HookPrerouting, Priority: -150},
+			Rules: []Rule{{MatchDaddrInSet{Family: IPv4, Set: "s4"}, MatchTCPNoSYN{}, Counter{}, SetCtMark{Mark: 1}, DNATToDaddr{Family: IPv4}}}}
+		return &Ruleset{Tables: []*Table{{Family: Inet, Name: "mine", Sets: []*Set{s}, Chains: []*Chain{c}}}}
+	}
+	for _, step := range []struct {
+		name string
+		rs   *Ruleset
+		want []string
+	}{
+		{"full", table("198.51.100.1"), []string{
+			"add table inet mine", "delete table inet mine", "add table inet mine-old", "delete table inet mine-old",
+			"add table inet mine", "add chain inet mine c", "add set inet mine s4", "add element inet mine s4 1", "add rule inet mine c",
+		}},
+		{"elements", table("198.51.100.2"), []string{
+			"delete element inet mine s4 1", "add element inet mine s4 1",
+		}},
+		{"remove", &Ruleset{}, []string{"add table inet mine", "delete table inet mine"}},
+	} {
+		if _, err := a.Apply(step.rs); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := lastFlush(f); !slices.Equal(got, step.want) {
+			t.Errorf("%s: queued\n%s\nwant\n%s", step.name, strings.Join(got, "\n"), strings.Join(step.want, "\n"))
+		}
+	}
+	if f.objects["ip beacon"] == nil || f.objects["inet other"] == nil {
+		t.Errorf("tables outside the scope were touched: %v", f.objects)
+	}
+}

@@ -186,7 +186,7 @@ func (b *fragBuilder) servicePort(s *Service, p Port) {
 	var frontends []netip.AddrPort
 	add := func(ips []netip.Addr, chain string, external bool) {
 		for _, ip := range ips {
-			b.claim(mapServiceIPs, Key{Addr: ip, Proto: p.Protocol, Port: p.Port}, chain, external && !s.ExternalLocal)
+			b.wantDispatch(mapServiceIPs, Key{Addr: ip, Proto: p.Protocol, Port: p.Port}, chain, external && !s.ExternalLocal)
 			if udp {
 				frontends = append(frontends, netip.AddrPortFrom(ip, p.Port))
 			}
@@ -196,7 +196,7 @@ func (b *fragBuilder) servicePort(s *Service, p Port) {
 	add(lbIPs, lbTarget, true)
 	add(extIPs, extTarget, true)
 	if nodePort {
-		b.claim(mapNodePorts, Key{Proto: p.Protocol, Port: p.NodePort}, extTarget, !s.ExternalLocal)
+		b.wantDispatch(mapNodePorts, Key{Proto: p.Protocol, Port: p.NodePort}, extTarget, !s.ExternalLocal)
 		for _, ip := range b.nodeIPs {
 			if udp {
 				frontends = append(frontends, netip.AddrPortFrom(ip, p.NodePort))
@@ -214,9 +214,9 @@ func (b *fragBuilder) servicePort(s *Service, p Port) {
 	}
 }
 
-// claim records a dispatch element the Service asks for; the Builder
+// wantDispatch records a dispatch element the Service asks for; the Builder
 // gives each key to its first claimant in namespace/name order.
-func (b *fragBuilder) claim(m dispatchMap, k Key, chain string, masq bool) {
+func (b *fragBuilder) wantDispatch(m dispatchMap, k Key, chain string, masq bool) {
 	b.frag.claims = append(b.frag.claims, &claim{m: m, key: k, chain: chain, masq: masq, e: b.e, seq: len(b.frag.claims)})
 }
 

@@ -2,7 +2,6 @@ package nodeport
 
 import (
 	"flag"
-	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -206,11 +205,6 @@ func TestBuildConflictWarns(t *testing.T) {
 	if len(rs.Warnings) != 2 || !strings.Contains(rs.Warnings[0], "default/web2 ignored, already used by default/web") {
 		t.Fatalf("warnings = %q", rs.Warnings)
 	}
-	// The first Service keeps the LoadBalancer IP.
-	out := Trace(rs, Packet{Src: ap("192.0.2.10:1000"), Dst: ap("198.51.100.200:80"), Proto: TCP})
-	if len(out) != 2 || out[0].To != ap("198.18.1.2:8080") {
-		t.Fatalf("outcomes = %v", out)
-	}
 }
 
 func TestHealthAndUDP(t *testing.T) {
@@ -233,152 +227,4 @@ func TestHealthAndUDP(t *testing.T) {
 	if !slices.Equal(u.Frontends, []netip.AddrPort{ap("198.19.0.53:53"), ap("203.0.113.5:53"), ap("198.51.100.11:30053")}) {
 		t.Errorf("frontends = %v", u.Frontends)
 	}
-}
-
-func approx(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
-
-type want struct {
-	verdict Verdict
-	to      string
-	masq    bool
-	p       float64
-}
-
-func TestTrace(t *testing.T) {
-	const (
-		client   = "192.0.2.10:40000"
-		lan      = "198.51.100.100:40000"
-		pod      = "198.18.1.2:40000" // a web endpoint on this node
-		otherPod = "198.18.5.5:40000"
-		node     = "198.51.100.11:40000"
-	)
-	full := Build(fixture())
-	in := fixture()
-	in.Mode = ModeExternal
-	external := Build(in)
-	in.Mode = ModeOff
-	off := Build(in)
-
-	for _, tc := range []struct {
-		name string
-		rs   *Ruleset
-		pkt  Packet
-		want []want
-	}{
-		{"clusterIP spreads evenly, no masquerade", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.2:8080", false, .5}, {VerdictDNAT, "198.18.2.2:8080", false, .5}}},
-		{"clusterIP hairpin is masqueraded", full, Packet{Src: ap(pod), Dst: ap("198.19.0.10:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", false, .5}}},
-		{"clusterIP wrong port passes", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:81"), Proto: TCP},
-			[]want{{VerdictAccept, "", false, 1}}},
-		{"clusterIP wrong protocol passes", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:80"), Proto: UDP},
-			[]want{{VerdictAccept, "", false, 1}}},
-		{"clusterIP from the node", full, Packet{Src: ap(node), Dst: ap("198.19.0.10:80"), Proto: TCP, FromNode: true},
-			[]want{{VerdictDNAT, "198.18.1.2:8080", false, .5}, {VerdictDNAT, "198.18.2.2:8080", false, .5}}},
-		{"clusterIP v6", full, Packet{Src: ap("[2001:db8:18:5::5]:4000"), Dst: ap("[2001:db8:19::10]:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "[2001:db8:18:1::2]:8080", false, 1}}},
-		{"LB IP cluster policy masquerades", full, Packet{Src: ap(client), Dst: ap("198.51.100.200:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", true, .5}}},
-		{"LB IP v6", full, Packet{Src: ap("[2001:db8:100::100]:4000"), Dst: ap("[2001:db8:100::200]:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "[2001:db8:18:1::2]:8080", true, 1}}},
-		{"nodePort", full, Packet{Src: ap(lan), Dst: ap("198.51.100.11:30080"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", true, .5}}},
-		{"nodePort v6", full, Packet{Src: ap("[2001:db8:100::100]:4000"), Dst: ap("[2001:db8:100::11]:30080"), Proto: TCP},
-			[]want{{VerdictDNAT, "[2001:db8:18:1::2]:8080", true, 1}}},
-		{"nodePort on a non-node address passes", full, Packet{Src: ap(lan), Dst: ap("198.51.100.12:30080"), Proto: TCP},
-			[]want{{VerdictAccept, "", false, 1}}},
-		{"local policy: external client only to local, source kept", full, Packet{Src: ap(client), Dst: ap("203.0.113.5:53"), Proto: UDP},
-			[]want{{VerdictDNAT, "198.18.1.4:5353", false, 1}}},
-		{"local policy nodePort", full, Packet{Src: ap(lan), Dst: ap("198.51.100.11:30053"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.4:5353", false, 1}}},
-		{"local policy: pods use any endpoint", full, Packet{Src: ap(otherPod), Dst: ap("203.0.113.5:53"), Proto: UDP},
-			[]want{{VerdictDNAT, "198.18.1.4:5353", false, .5}, {VerdictDNAT, "198.18.2.4:5353", false, .5}}},
-		{"local policy: the node uses any endpoint, masqueraded", full, Packet{Src: ap(node), Dst: ap("203.0.113.5:53"), Proto: UDP, FromNode: true},
-			[]want{{VerdictDNAT, "198.18.1.4:5353", true, .5}, {VerdictDNAT, "198.18.2.4:5353", true, .5}}},
-		{"local policy clusterIP uses any endpoint", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.53:53"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.4:5353", false, .5}, {VerdictDNAT, "198.18.2.4:5353", false, .5}}},
-		{"local policy, no local endpoint: drop", full, Packet{Src: ap(client), Dst: ap("203.0.113.20:80"), Proto: TCP},
-			[]want{{VerdictDrop, "", false, 1}}},
-		{"local policy, no local endpoint: clusterIP still works", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.20:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.2.20:8080", false, 1}}},
-		{"no endpoints: reject tcp", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.30:80"), Proto: TCP},
-			[]want{{VerdictReject, "", false, 1}}},
-		{"no endpoints: reject udp", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.30:9"), Proto: UDP},
-			[]want{{VerdictReject, "", false, 1}}},
-		{"source range allows", full, Packet{Src: ap(client), Dst: ap("198.51.100.201:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.50:8080", true, 1}}},
-		{"source range drops others", full, Packet{Src: ap(lan), Dst: ap("198.51.100.201:80"), Proto: TCP},
-			[]want{{VerdictDrop, "", false, 1}}},
-		{"source range does not apply to the clusterIP", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.50:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.50:8080", false, 1}}},
-		{"externalIP sctp", full, Packet{Src: ap(client), Dst: ap("203.0.113.77:3868"), Proto: SCTP},
-			[]want{{VerdictDNAT, "198.18.1.60:3868", true, 1}}},
-		{"internal local", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.70:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.70:8080", false, 1}}},
-		{"terminating endpoint used when none ready", full, Packet{Src: ap(otherPod), Dst: ap("198.19.0.80:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.9:8080", false, 1}}},
-		{"external mode ignores clusterIPs", external, Packet{Src: ap(otherPod), Dst: ap("198.19.0.10:80"), Proto: TCP},
-			[]want{{VerdictAccept, "", false, 1}}},
-		{"external mode ignores nodePorts", external, Packet{Src: ap(lan), Dst: ap("198.51.100.11:30080"), Proto: TCP},
-			[]want{{VerdictAccept, "", false, 1}}},
-		{"external mode forwards LB IPs", external, Packet{Src: ap(client), Dst: ap("198.51.100.200:80"), Proto: TCP},
-			[]want{{VerdictDNAT, "198.18.1.2:8080", true, .5}, {VerdictDNAT, "198.18.2.2:8080", true, .5}}},
-		{"off", off, Packet{Src: ap(client), Dst: ap("198.51.100.200:80"), Proto: TCP},
-			[]want{{VerdictAccept, "", false, 1}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			checkOutcomes(t, Trace(tc.rs, tc.pkt), tc.want)
-		})
-	}
-}
-
-func checkOutcomes(t *testing.T, got []Outcome, want []want) {
-	t.Helper()
-	ok := len(got) == len(want)
-	for i := 0; ok && i < len(got); i++ {
-		var to netip.AddrPort
-		if want[i].to != "" {
-			to = ap(want[i].to)
-		}
-		ok = got[i].Verdict == want[i].verdict && got[i].To == to && got[i].Masquerade == want[i].masq && approx(got[i].Probability, want[i].p)
-	}
-	if !ok {
-		t.Errorf("outcomes = %v, want %v", got, want)
-	}
-}
-
-func TestTraceEvenSpread(t *testing.T) {
-	for n := 1; n <= 7; n++ {
-		in := Input{NodeName: "node1", Services: []Service{{
-			Namespace: "ns", Name: "s", ClusterIPs: addrs("198.19.1.1"),
-			Ports: []Port{{Protocol: TCP, Port: 80}},
-		}}}
-		for i := range n {
-			in.Services[0].Endpoints = append(in.Services[0].Endpoints,
-				Endpoint{Addr: netip.AddrFrom4([4]byte{198, 18, 3, byte(i + 1)}), Ready: true, Ports: []EndpointPort{{Protocol: TCP, Port: 80}}})
-		}
-		out := Trace(Build(in), Packet{Src: ap("198.18.9.9:1"), Dst: ap("198.19.1.1:80"), Proto: TCP})
-		if len(out) != n {
-			t.Fatalf("n=%d: %d outcomes", n, len(out))
-		}
-		for _, o := range out {
-			if !approx(o.Probability, 1/float64(n)) {
-				t.Errorf("n=%d: %v, want p=1/%d", n, o, n)
-			}
-		}
-	}
-}
-
-func TestTraceAffinity(t *testing.T) {
-	rs := Build(fixture())
-	tr := NewTracer(rs)
-	pkt := Packet{Src: ap("198.18.5.5:1000"), Dst: ap("198.19.0.40:80"), Proto: TCP}
-	first := tr.Trace(pkt)
-	checkOutcomes(t, first, []want{{VerdictDNAT, "198.18.1.40:8080", false, .5}, {VerdictDNAT, "198.18.2.40:8080", false, .5}})
-	tr.Commit(pkt, first[1])
-	pkt.Src = ap("198.18.5.5:1001") // a new connection from the same client
-	checkOutcomes(t, tr.Trace(pkt), []want{{VerdictDNAT, "198.18.2.40:8080", false, 1}})
-	// Another client is free to go anywhere.
-	pkt.Src = ap("198.18.5.6:1001")
-	checkOutcomes(t, tr.Trace(pkt), []want{{VerdictDNAT, "198.18.1.40:8080", false, .5}, {VerdictDNAT, "198.18.2.40:8080", false, .5}})
 }

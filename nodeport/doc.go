@@ -9,9 +9,10 @@
 //     name and addresses, the Mode; ServicesFromKube adapts API objects)
 //     into a Ruleset, a deterministic model of
 //     the tables, chains, rules, sets and verdict maps Beacon wants. The model
-//     renders as nft-like text (golden tests) and can be traced: Trace runs a
-//     synthetic packet through it and reports the possible verdicts, so the
-//     forwarding semantics are tested without a kernel. Services are spread
+//     renders as nft-like text (golden tests) and can be traced: the tests'
+//     nodeporttest.Trace runs a synthetic packet through it and reports the
+//     possible verdicts, so the forwarding semantics are tested without a
+//     kernel. Services are spread
 //     over shard tables so that a commit re-validates only the tables it
 //     changes. A Builder gives the same result as Build but rebuilds only
 //     the Services whose input changed (KubeConverter does the same for the
@@ -21,7 +22,10 @@
 //     only the difference (changed service chains and the dispatch-map
 //     elements that changed). It also deletes stale UDP conntrack entries
 //     for removed endpoints. KernelApplier is the netlink implementation
-//     (google/nftables for marshalling, its own batch sender).
+//     (google/nftables for marshalling, its own batch sender). An
+//     Applier's Scope says which tables it owns: the speaker's hand-off
+//     table (inet beacon-handoff) is written through the same model and
+//     Applier, with a scope of its own.
 //   - Syncer is the level-triggered, rate-limited loop around a Builder and
 //     the Applier: callers MarkDirty on any change; Run owns the goroutine.
 //   - HealthServer answers kube-proxy-compatible health checks on the

@@ -18,14 +18,20 @@ import (
 const (
 	ipsDstNAT = 0x20 // IPS_DST_NAT, the "dnat" bit of ct status
 	rtnLocal  = 2    // RTN_LOCAL, "type local" of fib
+	// The TCP flags byte and its SYN bit.
+	tcpFlagsOffset = 13
+	tcpSYN         = 0x02
 	// ICMP port unreachable codes for reject.
 	icmpPortUnreach   = 3
 	icmpv6PortUnreach = 4
 )
 
 func (f Family) nft() nftables.TableFamily {
-	if f == IPv6 {
+	switch f {
+	case IPv6:
 		return nftables.TableFamilyIPv6
+	case Inet:
+		return nftables.TableFamilyINet
 	}
 	return nftables.TableFamilyIPv4
 }
@@ -71,6 +77,9 @@ func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
 	nc := &nftables.Chain{Name: c.Name, Table: t}
 	if c.Base != nil {
 		nc.Type = nftables.ChainTypeNAT
+		if c.Base.Type == ChainFilter {
+			nc.Type = nftables.ChainTypeFilter
+		}
 		switch c.Base.Hook {
 		case HookPrerouting:
 			nc.Hooknum = nftables.ChainHookPrerouting
@@ -103,6 +112,7 @@ func (f Field) nftType(fam Family) nftables.SetDatatype {
 
 func nftSet(t *nftables.Table, fam Family, s *Set) *nftables.Set {
 	ns := &nftables.Set{Table: t, Name: s.Name, IsMap: s.Map}
+	fam = s.Family.or(fam)
 	if len(s.Fields) == 1 {
 		ns.KeyType = s.Fields[0].nftType(fam)
 	} else {
@@ -192,7 +202,8 @@ func encodeRule(fam Family, r Rule) ([]expr.Any, error) {
 			ex = append(ex, payload(net, 1, fam.saddrOffset(), fam.addrLen()),
 				&expr.Lookup{SourceRegister: 1, SetName: s.Set})
 		case MatchDaddrInSet:
-			ex = append(ex, payload(net, 1, fam.daddrOffset(), fam.addrLen()),
+			af := s.Family.or(fam)
+			ex = append(append(ex, nfproto(fam, af)...), payload(net, 1, af.daddrOffset(), af.addrLen()),
 				&expr.Lookup{SourceRegister: 1, SetName: s.Set})
 		case MatchAddrPairInSet:
 			ex = append(ex,
@@ -213,6 +224,25 @@ func encodeRule(fam Family, r Rule) ([]expr.Any, error) {
 				&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(ipsDstNAT), Xor: native32(0)},
 				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native32(0)})
+		case MatchCtMark:
+			ex = append(ex,
+				&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(s.Mark), Xor: native32(0)},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native32(0)})
+		case MatchTCPNoSYN:
+			ex = append(ex,
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+				payload(expr.PayloadBaseTransportHeader, 1, tcpFlagsOffset, 1),
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpSYN}, Xor: []byte{0}},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}})
+		case Counter:
+			ex = append(ex, &expr.Counter{})
+		case SetCtMark:
+			ex = append(ex,
+				&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(^s.Mark), Xor: native32(s.Mark)},
+				&expr.Ct{Register: 1, Key: expr.CtKeyMARK, SourceRegister: true})
 		case SetMark:
 			ex = append(ex,
 				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
@@ -242,6 +272,10 @@ func encodeRule(fam Family, r Rule) ([]expr.Any, error) {
 				&expr.Immediate{Register: 1, Data: s.To.Addr().AsSlice()},
 				&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, s.To.Port())},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(fam.nft()), RegAddrMin: 1, RegProtoMin: 2})
+		case DNATToDaddr:
+			af := s.Family.or(fam)
+			ex = append(ex, payload(net, 1, af.daddrOffset(), af.addrLen()),
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(af.nft()), RegAddrMin: 1})
 		case Masquerade:
 			ex = append(ex, &expr.Masq{FullyRandom: true})
 		case Reject:
@@ -264,6 +298,18 @@ func encodeRule(fam Family, r Rule) ([]expr.Any, error) {
 		}
 	}
 	return ex, nil
+}
+
+// nfproto matches the address family af in an Inet table, as nft adds
+// before an address match there; other tables need none.
+func nfproto(fam, af Family) []expr.Any {
+	if fam != Inet {
+		return nil
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(af.nft())}},
+	}
 }
 
 // loadDest loads "daddr . l4proto . dport" from reg 1 on.

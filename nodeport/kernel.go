@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -29,6 +30,9 @@ type KernelConfig struct {
 	SocketBuffer int
 	// NoConntrack skips stale UDP conntrack cleanup.
 	NoConntrack bool
+	// Scope is the tables to program; unset (no families) means the
+	// dataplane's.
+	Scope Scope
 }
 
 // KernelApplier is an Applier on real netlink sockets.
@@ -76,7 +80,11 @@ func NewKernelApplier(cfg KernelConfig, log logr.Logger) (ka *KernelApplier, err
 		}
 		ct = KernelConntrack{H: k.ct}
 	}
-	k.Applier = NewApplier(b, ct, log)
+	scope := cfg.Scope
+	if len(scope.Families) == 0 {
+		scope = dataplaneScope
+	}
+	k.Applier = NewScopedApplier(b, ct, scope, log)
 	return k, nil
 }
 
@@ -93,6 +101,30 @@ func (k *KernelApplier) Close() error {
 		errs = append(errs, k.send.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// ChainPackets sums the packets the counters of a chain counted, in the
+// caller's network namespace. It opens its own socket, so it may run
+// while an Applier commits.
+func ChainPackets(fam Family, table, chain string) (uint64, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return 0, fmt.Errorf("nftables netlink socket: %w", err)
+	}
+	t := nftTable(fam, table)
+	rules, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
+	if err != nil {
+		return 0, fmt.Errorf("rules of chain %s: %w", chain, err)
+	}
+	var n uint64
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if ctr, ok := e.(*expr.Counter); ok {
+				n += ctr.Packets
+			}
+		}
+	}
+	return n, nil
 }
 
 func raiseBuffers(c *mdnetlink.Conn, size int) error {

@@ -22,7 +22,19 @@ const DefaultAffinityTimeout = 10800 * time.Second
 // LoadBalancer ingress with ipMode Proxy is left to the external proxy, as
 // kube-proxy does.
 func ServicesFromKube(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool) []Service {
-	out := new(KubeConverter).convert(svcs, eps, allowExternalIP, false)
+	owned := map[nsName][]*discoveryv1.EndpointSlice{}
+	for _, s := range eps {
+		if owner, ok := sliceOwner(s); ok {
+			owned[owner] = append(owned[owner], s)
+		}
+	}
+	out := make([]Service, 0, len(svcs))
+	for _, s := range svcs {
+		if proxied(s) {
+			cv := newConverted(s, owned[nsName{s.Namespace, s.Name}])
+			out = append(out, allowedExternalIPs(cv.out, allowExternalIP))
+		}
+	}
 	slices.SortFunc(out, func(a, b Service) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
@@ -47,7 +59,7 @@ type KubeConverter struct {
 type nsName struct{ ns, name string }
 
 type converted struct {
-	svcRV string
+	svcRV string  // "" when the conversion must not be reused
 	out   Service // ExternalIPs holds every spec.externalIPs address
 	seen  uint64
 }
@@ -62,158 +74,113 @@ type sliceSeen struct {
 // Services converts like ServicesFromKube, in input order rather than
 // sorted (Build does not care).
 func (c *KubeConverter) Services(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool) []Service {
-	return c.convert(svcs, eps, allowExternalIP, true)
-}
-
-func sliceOwner(s *discoveryv1.EndpointSlice) (nsName, bool) {
-	name := s.Labels[discoveryv1.LabelServiceName]
-	return nsName{s.Namespace, name}, name != ""
-}
-
-func (c *KubeConverter) convert(svcs []*v1.Service, eps []*discoveryv1.EndpointSlice, allowExternalIP func(netip.Addr) bool, remember bool) []Service {
 	c.gen++
-	// Services whose slices changed (new, gone or another version), and
-	// every Service's current slices, kept up to date from the changes.
-	var changed map[nsName]bool
-	if remember {
-		if c.bySvc == nil {
-			c.bySvc = make(map[*v1.Service]*converted, len(svcs))
-			c.byName = make(map[nsName]*v1.Service, len(svcs))
-			c.slices = make(map[*discoveryv1.EndpointSlice]*sliceSeen, len(eps))
-			c.byOwner = map[nsName]map[*discoveryv1.EndpointSlice]bool{}
-		}
-		changed = map[nsName]bool{}
-		for _, s := range eps {
-			if st := c.slices[s]; st != nil && st.rv == s.ResourceVersion && st.rv != "" {
-				st.seen = c.gen
-				continue
-			} else if st != nil { // the same object with another version: mutated in place
-				c.forgetSlice(s, st)
-			}
-			owner, ok := sliceOwner(s)
-			c.slices[s] = &sliceSeen{rv: s.ResourceVersion, owner: owner, owned: ok, seen: c.gen}
-			if ok {
-				changed[owner] = true
-				if c.byOwner[owner] == nil {
-					c.byOwner[owner] = map[*discoveryv1.EndpointSlice]bool{}
-				}
-				c.byOwner[owner][s] = true
-			}
-		}
-		// A replaced slice usually keeps its owner: look there first, and
-		// walk everything only when slices went away otherwise.
-		for owner := range changed {
-			for p := range c.byOwner[owner] {
-				if st := c.slices[p]; st.seen != c.gen {
-					c.forgetSlice(p, st)
-				}
-			}
-		}
-		if len(c.slices) != len(eps) {
-			for p, st := range c.slices {
-				if st.seen != c.gen {
-					if st.owned {
-						changed[st.owner] = true
-					}
-					c.forgetSlice(p, st)
-				}
-			}
-		}
+	if c.bySvc == nil {
+		c.bySvc = make(map[*v1.Service]*converted, len(svcs))
+		c.byName = make(map[nsName]*v1.Service, len(svcs))
+		c.slices = make(map[*discoveryv1.EndpointSlice]*sliceSeen, len(eps))
+		c.byOwner = map[nsName]map[*discoveryv1.EndpointSlice]bool{}
 	}
 	// A Service whose slices changed is converted again.
-	for owner := range changed {
+	for owner := range c.syncSlices(eps) {
 		if p, ok := c.byName[owner]; ok {
 			delete(c.bySvc, p)
 			delete(c.byName, owner)
 		}
 	}
-	// Which Services need converting, then only their slices.
-	reuse := make([]*converted, len(svcs))
-	var need map[nsName][]*discoveryv1.EndpointSlice
-	for i, s := range svcs {
-		if cv := c.bySvc[s]; remember && cv != nil && cv.svcRV == s.ResourceVersion {
-			reuse[i] = cv
-			continue
-		}
-		if s.Spec.Type == v1.ServiceTypeExternalName || s.Spec.ClusterIP == v1.ClusterIPNone {
-			continue
-		}
-		if need == nil {
-			need = map[nsName][]*discoveryv1.EndpointSlice{}
-		}
-		k := nsName{s.Namespace, s.Name}
-		need[k] = nil // present, with or without slices
-		if remember {
-			for sl := range c.byOwner[k] {
-				need[k] = append(need[k], sl)
-			}
-		}
-	}
-	if !remember && len(need) > 0 {
-		for _, s := range eps {
-			if owner, ok := sliceOwner(s); ok {
-				if sl, ok := need[owner]; ok {
-					need[owner] = append(sl, s)
-				}
-			}
-		}
-	}
 	kept := 0
 	out := make([]Service, 0, len(svcs))
-	for i, s := range svcs {
-		cv := reuse[i]
-		if cv == nil {
-			k := nsName{s.Namespace, s.Name}
-			sl, ok := need[k]
-			if !ok {
-				continue // headless or ExternalName
+	for _, s := range svcs {
+		cv := c.bySvc[s]
+		if cv == nil || cv.svcRV != s.ResourceVersion {
+			if !proxied(s) {
+				continue
 			}
-			if len(sl) > 1 { // informers list in no particular order
-				slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
-			}
-			cv = &converted{svcRV: s.ResourceVersion, out: serviceFromKube(s, sl)}
-			for _, e := range sl {
-				if e.ResourceVersion == "" {
-					cv.svcRV = "" // cannot tell changes apart: never reuse
-				}
-			}
-			if remember && cv.svcRV != "" {
-				if p, ok := c.byName[k]; ok && p != s {
-					delete(c.bySvc, p)
-				}
-				c.bySvc[s], c.byName[k] = cv, s
-			}
+			cv = c.convert(s)
 		}
-		if remember && cv.svcRV != "" {
+		if cv.svcRV != "" {
 			cv.seen = c.gen
 			kept++
 		}
-		if len(cv.out.ExternalIPs) == 0 {
-			out = append(out, cv.out)
-			continue
-		}
-		svc := cv.out
-		svc.ExternalIPs = nil
-		if allowExternalIP != nil {
-			for _, a := range cv.out.ExternalIPs {
-				if allowExternalIP(a) {
-					svc.ExternalIPs = append(svc.ExternalIPs, a)
-				}
-			}
-		}
-		out = append(out, svc)
+		out = append(out, allowedExternalIPs(cv.out, allowExternalIP))
 	}
-	if remember && kept != len(c.bySvc) {
+	if kept != len(c.bySvc) {
 		for p, cv := range c.bySvc {
 			if cv.seen != c.gen {
-				delete(c.bySvc, p)
-				if k := (nsName{p.Namespace, p.Name}); c.byName[k] == p {
-					delete(c.byName, k)
-				}
+				c.forgetService(p)
 			}
 		}
 	}
 	return out
+}
+
+// syncSlices brings the slice index in line with eps and returns the
+// owners whose slices changed (new, gone or another version).
+func (c *KubeConverter) syncSlices(eps []*discoveryv1.EndpointSlice) map[nsName]bool {
+	changed := map[nsName]bool{}
+	for _, s := range eps {
+		if st := c.slices[s]; st != nil && st.rv == s.ResourceVersion && st.rv != "" {
+			st.seen = c.gen
+			continue
+		} else if st != nil { // the same object with another version: mutated in place
+			c.forgetSlice(s, st)
+		}
+		owner, ok := sliceOwner(s)
+		c.slices[s] = &sliceSeen{rv: s.ResourceVersion, owner: owner, owned: ok, seen: c.gen}
+		if ok {
+			changed[owner] = true
+			if c.byOwner[owner] == nil {
+				c.byOwner[owner] = map[*discoveryv1.EndpointSlice]bool{}
+			}
+			c.byOwner[owner][s] = true
+		}
+	}
+	// A replaced slice usually keeps its owner: look there first, and
+	// walk everything only when slices went away otherwise.
+	for owner := range changed {
+		for p := range c.byOwner[owner] {
+			if st := c.slices[p]; st.seen != c.gen {
+				c.forgetSlice(p, st)
+			}
+		}
+	}
+	if len(c.slices) != len(eps) {
+		for p, st := range c.slices {
+			if st.seen != c.gen {
+				if st.owned {
+					changed[st.owner] = true
+				}
+				c.forgetSlice(p, st)
+			}
+		}
+	}
+	return changed
+}
+
+// convert converts a Service with the slices it owns and keeps the result
+// when it can be told apart from later versions.
+func (c *KubeConverter) convert(s *v1.Service) *converted {
+	k := nsName{s.Namespace, s.Name}
+	sl := make([]*discoveryv1.EndpointSlice, 0, len(c.byOwner[k]))
+	for p := range c.byOwner[k] {
+		sl = append(sl, p)
+	}
+	cv := newConverted(s, sl)
+	if cv.svcRV != "" {
+		if p, ok := c.byName[k]; ok && p != s {
+			delete(c.bySvc, p)
+		}
+		c.bySvc[s], c.byName[k] = cv, s
+	}
+	return cv
+}
+
+// forgetService drops a Service the last call had.
+func (c *KubeConverter) forgetService(p *v1.Service) {
+	delete(c.bySvc, p)
+	if k := (nsName{p.Namespace, p.Name}); c.byName[k] == p {
+		delete(c.byName, k)
+	}
 }
 
 // forgetSlice drops a slice the last call had.
@@ -225,6 +192,52 @@ func (c *KubeConverter) forgetSlice(p *discoveryv1.EndpointSlice, st *sliceSeen)
 			delete(c.byOwner, st.owner)
 		}
 	}
+}
+
+func sliceOwner(s *discoveryv1.EndpointSlice) (nsName, bool) {
+	name := s.Labels[discoveryv1.LabelServiceName]
+	return nsName{s.Namespace, name}, name != ""
+}
+
+// proxied says whether the dataplane serves a Service: headless and
+// ExternalName Services have nothing to forward.
+func proxied(s *v1.Service) bool {
+	return s.Spec.Type != v1.ServiceTypeExternalName && s.Spec.ClusterIP != v1.ClusterIPNone
+}
+
+// newConverted converts one Service with its slices (sorted in place:
+// informers list in no particular order). The resourceVersion it records
+// is empty when an object lacks one, since changes cannot then be told
+// apart.
+func newConverted(s *v1.Service, sl []*discoveryv1.EndpointSlice) *converted {
+	if len(sl) > 1 {
+		slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
+	}
+	cv := &converted{svcRV: s.ResourceVersion, out: serviceFromKube(s, sl)}
+	for _, e := range sl {
+		if e.ResourceVersion == "" {
+			cv.svcRV = ""
+		}
+	}
+	return cv
+}
+
+// allowedExternalIPs returns svc with only the spec.externalIPs addresses
+// allowExternalIP allows (nil: none).
+func allowedExternalIPs(svc Service, allowExternalIP func(netip.Addr) bool) Service {
+	if len(svc.ExternalIPs) == 0 {
+		return svc
+	}
+	all := svc.ExternalIPs
+	svc.ExternalIPs = nil
+	if allowExternalIP != nil {
+		for _, a := range all {
+			if allowExternalIP(a) {
+				svc.ExternalIPs = append(svc.ExternalIPs, a)
+			}
+		}
+	}
+	return svc
 }
 
 // serviceFromKube converts one Service with its slices, keeping every

@@ -16,10 +16,12 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-func TestServicesFromKube(t *testing.T) {
+// kubeWeb is a LoadBalancer Service using every field the conversion
+// reads, a headless Service, and the first one's EndpointSlice.
+func kubeWeb() (svc, headless *v1.Service, slice *discoveryv1.EndpointSlice) {
 	local := v1.ServiceInternalTrafficPolicyLocal
 	proxy := v1.LoadBalancerIPModeProxy
-	svc := &v1.Service{
+	svc = &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
 		Spec: v1.ServiceSpec{
 			Type:                     v1.ServiceTypeLoadBalancer,
@@ -41,8 +43,8 @@ func TestServicesFromKube(t *testing.T) {
 			{IP: "198.51.100.200"}, {IP: "198.51.100.201", IPMode: &proxy}, {Hostname: "lb.example"},
 		}}},
 	}
-	headless := &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "headless"}, Spec: v1.ServiceSpec{ClusterIP: v1.ClusterIPNone}}
-	slice := &discoveryv1.EndpointSlice{
+	headless = &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "headless"}, Spec: v1.ServiceSpec{ClusterIP: v1.ClusterIPNone}}
+	slice = &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-abc", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports: []discoveryv1.EndpointPort{
@@ -55,6 +57,11 @@ func TestServicesFromKube(t *testing.T) {
 				Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}},
 		},
 	}
+	return svc, headless, slice
+}
+
+func TestServicesFromKube(t *testing.T) {
+	svc, headless, slice := kubeWeb()
 	other := slice.DeepCopy()
 	other.Labels[discoveryv1.LabelServiceName] = "other"
 	fqdn := slice.DeepCopy()
@@ -81,12 +88,6 @@ func TestServicesFromKube(t *testing.T) {
 		t.Errorf("endpoints %+v", s.Endpoints)
 	}
 
-	// The named target port resolves per endpoint, per protocol.
-	rs := Build(Input{NodeName: "node1", NodeAddresses: addrs("198.51.100.11"), Services: got})
-	checkOutcomes(t, Trace(rs, Packet{Src: ap("192.0.2.10:1"), Dst: ap("198.51.100.200:53"), Proto: UDP}),
-		[]want{{VerdictDNAT, "198.18.1.2:5353", false, 1}})
-	checkOutcomes(t, Trace(rs, Packet{Src: ap("198.51.100.100:1"), Dst: ap("198.51.100.200:80"), Proto: TCP}),
-		[]want{{VerdictDrop, "", false, 1}}) // outside loadBalancerSourceRanges
 }
 
 func TestNodeAddressesFromKube(t *testing.T) {

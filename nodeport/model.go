@@ -3,6 +3,7 @@ package nodeport
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -10,18 +11,31 @@ import (
 // Family is an nftables table family.
 type Family uint8
 
-// The two families Beacon programs, each in its own table.
+// The dataplane programs IPv4 and IPv6, each in its own table; an Inet
+// table holds both, so its address statements and sets name their family.
 const (
 	IPv4 Family = 4
 	IPv6 Family = 6
+	Inet Family = 1
 )
 
 // String is the nft family name.
 func (f Family) String() string {
-	if f == IPv6 {
+	switch f {
+	case IPv6:
 		return "ip6"
+	case Inet:
+		return "inet"
 	}
 	return "ip"
+}
+
+// or is f, or the table's family fam when f is unset.
+func (f Family) or(fam Family) Family {
+	if f == 0 {
+		return fam
+	}
+	return f
 }
 
 func (f Family) has(a netip.Addr) bool { return (f == IPv4) == a.Is4() }
@@ -66,11 +80,28 @@ type Chain struct {
 	Rules []Rule
 }
 
-// BaseChain is the hook of a base chain. All of Beacon's are nat chains
-// with policy accept.
+// BaseChain is the hook of a base chain, with policy accept.
 type BaseChain struct {
+	Type     ChainType
 	Hook     Hook
 	Priority int32
+}
+
+// ChainType is the type of a base chain.
+type ChainType uint8
+
+// Chain types; the zero value is nat.
+const (
+	ChainNAT ChainType = iota
+	ChainFilter
+)
+
+// String is the nft chain type name.
+func (t ChainType) String() string {
+	if t == ChainFilter {
+		return "filter"
+	}
+	return "nat"
 }
 
 // Hook is a netfilter hook.
@@ -106,6 +137,9 @@ type Set struct {
 	Dynamic bool
 	Timeout time.Duration
 	Size    uint32
+	// Family is the family of FieldAddr in an Inet table; elsewhere it
+	// is unset (the table's).
+	Family Family
 	// Elements are sorted by key.
 	Elements []Element
 }
@@ -139,8 +173,12 @@ type (
 	MatchSaddr struct{ Prefix netip.Prefix }
 	// MatchSaddrInSet is "ip saddr @SET".
 	MatchSaddrInSet struct{ Set string }
-	// MatchDaddrInSet is "ip daddr @SET".
-	MatchDaddrInSet struct{ Set string }
+	// MatchDaddrInSet is "ip daddr @SET". Family is unset (the table's)
+	// except in an Inet table, where the match implies "meta nfproto".
+	MatchDaddrInSet struct {
+		Family Family
+		Set    string
+	}
 	// MatchDestInSet is "ip daddr . meta l4proto . th dport @SET".
 	MatchDestInSet struct{ Set string }
 	// MatchProtoPortInSet is "meta l4proto . th dport @SET".
@@ -154,6 +192,10 @@ type (
 	MatchMark struct{ Mark uint32 }
 	// MatchCtDNAT is "ct status dnat".
 	MatchCtDNAT struct{}
+	// MatchCtMark is "ct mark & M != 0": the connection carries a bit of M.
+	MatchCtMark struct{ Mark uint32 }
+	// MatchTCPNoSYN is "tcp flags ! syn": a TCP segment without SYN.
+	MatchTCPNoSYN struct{}
 )
 
 // Actions.
@@ -162,6 +204,10 @@ type (
 	SetMark struct{ Mark uint32 }
 	// ToggleMark is "meta mark set meta mark ^ M".
 	ToggleMark struct{ Mark uint32 }
+	// SetCtMark is "ct mark set ct mark | M".
+	SetCtMark struct{ Mark uint32 }
+	// Counter is "counter": the kernel counts packets and bytes.
+	Counter struct{}
 	// UpdateSaddr is "update @SET { ip saddr }": add the source address to
 	// a dynamic set or refresh its timeout.
 	UpdateSaddr struct{ Set string }
@@ -175,6 +221,10 @@ type (
 	NodePortVmap struct{ Map string }
 	// DNAT is "dnat to ADDR:PORT".
 	DNAT struct{ To netip.AddrPort }
+	// DNATToDaddr is "dnat to ip daddr": the packet keeps its destination,
+	// and later dstnat chains leave it alone. Family is as in
+	// MatchDaddrInSet.
+	DNATToDaddr struct{ Family Family }
 	// Masquerade is "masquerade fully-random".
 	Masquerade struct{}
 	// Reject is "reject with tcp reset" or "reject" (ICMP port unreachable).
@@ -195,7 +245,7 @@ func (s MatchSaddr) render(f Family) string {
 	return f.ip() + " saddr " + s.Prefix.String()
 }
 func (s MatchSaddrInSet) render(f Family) string { return f.ip() + " saddr @" + s.Set }
-func (s MatchDaddrInSet) render(f Family) string { return f.ip() + " daddr @" + s.Set }
+func (s MatchDaddrInSet) render(f Family) string { return s.Family.or(f).ip() + " daddr @" + s.Set }
 func (s MatchDestInSet) render(f Family) string {
 	return f.ip() + " daddr . meta l4proto . th dport @" + s.Set
 }
@@ -208,6 +258,14 @@ func (s MatchMark) render(Family) string {
 	return fmt.Sprintf("meta mark & 0x%08x == 0x%08x", s.Mark, s.Mark)
 }
 func (MatchCtDNAT) render(Family) string { return "ct status dnat" }
+func (s MatchCtMark) render(Family) string {
+	return fmt.Sprintf("ct mark & 0x%08x != 0x00000000", s.Mark)
+}
+func (MatchTCPNoSYN) render(Family) string { return "tcp flags ! syn" }
+func (s SetCtMark) render(Family) string {
+	return fmt.Sprintf("ct mark set ct mark | 0x%08x", s.Mark)
+}
+func (Counter) render(Family) string { return "counter" }
 func (s SetMark) render(Family) string {
 	return fmt.Sprintf("meta mark set meta mark | 0x%08x", s.Mark)
 }
@@ -224,6 +282,13 @@ func (s DNAT) render(Family) string {
 		return fmt.Sprintf("dnat to [%s]:%d", s.To.Addr(), s.To.Port())
 	}
 	return "dnat to " + s.To.String()
+}
+func (s DNATToDaddr) render(f Family) string {
+	ip := s.Family.or(f).ip()
+	if f == Inet {
+		return "dnat " + ip + " to " + ip + " daddr"
+	}
+	return "dnat to " + ip + " daddr"
 }
 func (Masquerade) render(Family) string { return "masquerade fully-random" }
 func (s Reject) render(Family) string {
@@ -316,7 +381,7 @@ func (t *Table) write(b *strings.Builder) {
 		if s.Map {
 			kind = "map"
 		}
-		fmt.Fprintf(b, "\t%s %s {\n\t\ttype %s\n", kind, s.Name, s.typeString(t.Family))
+		fmt.Fprintf(b, "\t%s %s {\n\t\ttype %s\n", kind, s.Name, s.typeString(s.Family.or(t.Family)))
 		if s.Size > 0 {
 			fmt.Fprintf(b, "\t\tsize %d\n", s.Size)
 		}
@@ -349,7 +414,7 @@ func (t *Table) write(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "\tchain %s {\n", c.Name)
 		if c.Base != nil {
-			fmt.Fprintf(b, "\t\ttype nat hook %s priority %d; policy accept;\n", c.Base.Hook, c.Base.Priority)
+			fmt.Fprintf(b, "\t\ttype %s hook %s priority %d; policy accept;\n", c.Base.Type, c.Base.Hook, c.Base.Priority)
 		}
 		for _, r := range c.Rules {
 			fmt.Fprintf(b, "\t\t%s\n", r.Render(t.Family))
@@ -426,6 +491,15 @@ func (t *Table) Set(name string) *Set {
 		t.index()
 	}
 	return t.setIdx[name]
+}
+
+// Lookup returns the element with key k.
+func (s *Set) Lookup(k Key) (Element, bool) {
+	i, ok := slices.BinarySearchFunc(s.Elements, k, func(e Element, k Key) int { return compareKey(e.Key, k) })
+	if !ok {
+		return Element{}, false
+	}
+	return s.Elements[i], true
 }
 
 // Counts returns the number of rules and set elements in the ruleset.

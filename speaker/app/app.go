@@ -146,7 +146,8 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	}
 	defer func() { _ = applier.Close() }()
 	var ho agent.Handoff
-	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable)
+	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable, log.WithName("handoff"))
+	defer func() { _ = hk.Close() }()
 	if o.HandoffWindow > 0 {
 		ho = hk
 		reg.MustRegister(hk)

@@ -16,7 +16,9 @@
 // marks such segments, keeps them out of every later dstnat chain with an
 // identity DNAT and carries the mark on their conntrack entry, and a policy
 // rule (fwmark → a routing table holding one route per address via the
-// previous announcer).
+// previous announcer). The table is written the way the dataplane's are:
+// Ruleset builds it in nodeport's model (golden tests in testdata/), and a
+// nodeport Applier scoped to this one table programs it.
 //
 // Only a node that is alive or left gracefully receives handed-off flows:
 // one that vanished (link cut, power loss) cannot serve them, and a reset

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
+
+	"github.com/beaconlb/beacon/nodeport"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,8 +48,13 @@ type Route struct {
 type Kernel struct {
 	mark  uint32
 	table int
-	last  string // what was applied, "" after an error
-	built bool   // the table has this process's structure; only sets change
+	log   logr.Logger
+
+	// nft is opened by the first Apply or Remove, in the network
+	// namespace of the calling thread.
+	nft     *nodeport.KernelApplier
+	last    []Route // what was applied
+	applied bool    // last is in the kernel (false after an error)
 
 	addresses atomic.Int64
 }
@@ -62,15 +67,15 @@ var (
 )
 
 // NewKernel returns a Kernel using mark bit mark and routing table id
-// table (zero: the defaults). It touches nothing until Apply.
-func NewKernel(mark uint32, table int) *Kernel {
+// table (zero: the defaults). It touches nothing until Apply or Remove.
+func NewKernel(mark uint32, table int, log logr.Logger) *Kernel {
 	if mark == 0 {
 		mark = DefaultMark
 	}
 	if table == 0 {
 		table = DefaultRouting
 	}
-	return &Kernel{mark: mark, table: table}
+	return &Kernel{mark: mark, table: table, log: log}
 }
 
 // Apply makes the kernel hand off exactly routes: the nftables table is
@@ -78,19 +83,21 @@ func NewKernel(mark uint32, table int) *Kernel {
 // the policy rules and the routes are brought in line. Nothing is written
 // when routes equal the last applied.
 func (k *Kernel) Apply(routes []Route) error {
-	key := fmt.Sprint(routes)
-	if key == k.last && k.last != "" {
+	if k.applied && slices.Equal(routes, k.last) {
 		return nil
 	}
-	k.last = ""
-	if err := k.applyRules(routes); err != nil {
-		k.built = false
+	k.applied = false
+	nft, err := k.applier()
+	if err != nil {
 		return err
+	}
+	if _, err := nft.Apply(Ruleset(k.mark, routes)); err != nil {
+		return fmt.Errorf("table %s: %w", Table, err)
 	}
 	if err := k.applyRouting(routes); err != nil {
 		return err
 	}
-	k.last = key
+	k.last, k.applied = slices.Clone(routes), true
 	k.addresses.Store(int64(len(routes)))
 	return nil
 }
@@ -106,160 +113,109 @@ func (k *Kernel) Describe(ch chan<- *prometheus.Desc) {
 // with the speaker).
 func (k *Kernel) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descAddresses, prometheus.GaugeValue, float64(k.addresses.Load()))
-	c, err := nftables.New()
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descFlows, err)
-		return
-	}
-	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
-	rules, err := c.GetRules(t, &nftables.Chain{Name: ChainSteer, Table: t})
+	n, err := nodeport.ChainPackets(nodeport.Inet, Table, ChainSteer)
 	if err != nil {
 		// No table yet: nothing handed off.
-		rules = nil
-	}
-	var n uint64
-	for _, r := range rules {
-		for _, e := range r.Exprs {
-			if ctr, ok := e.(*expr.Counter); ok {
-				n += ctr.Packets
-			}
-		}
+		n = 0
 	}
 	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.CounterValue, float64(n))
 }
 
 // Remove deletes everything Apply created (for --handoff-window=0).
 func (k *Kernel) Remove() error {
-	k.last, k.built = "", false
+	k.last, k.applied = nil, false
 	k.addresses.Store(0)
-	c, _, err := deleteTable()
-	if err != nil {
-		return err
-	}
 	var errs []error
-	if err := c.Flush(); err != nil {
+	if nft, err := k.applier(); err != nil {
+		errs = append(errs, err)
+	} else if _, err := nft.Apply(&nodeport.Ruleset{}); err != nil {
 		errs = append(errs, fmt.Errorf("delete table %s: %w", Table, err))
 	}
 	errs = append(errs, k.applyRouting(nil), k.syncPolicyRules(false))
 	return errors.Join(errs...)
 }
 
-// deleteTable starts a batch that deletes the table whether or not it
-// exists (adding an existing table is a no-op).
-func deleteTable() (*nftables.Conn, *nftables.Table, error) {
-	c, err := nftables.New()
-	if err != nil {
-		return nil, nil, fmt.Errorf("nftables: %w", err)
-	}
-	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
-	c.AddTable(t)
-	c.DelTable(t)
-	return c, t, nil
-}
-
-func native32(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
-
-// orMark loads key (ct or meta mark) and stores it back with mark set.
-func orMark(load, store expr.Any, mark uint32) []expr.Any {
-	return []expr.Any{load, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(^mark), Xor: native32(mark)}, store}
-}
-
-// families are the two sets and how a rule matches their addresses.
-var families = []struct {
-	set    string
-	proto  byte
-	key    nftables.SetDatatype
-	offset uint32
-	length uint32
-	is4    bool
-}{
-	{SetV4, unix.NFPROTO_IPV4, nftables.TypeIPAddr, 16, 4, true},
-	{SetV6, unix.NFPROTO_IPV6, nftables.TypeIP6Addr, 24, 16, false},
-}
-
-func elements(routes []Route, is4 bool) []nftables.SetElement {
-	var out []nftables.SetElement
-	for _, r := range routes {
-		if r.IP.Is4() == is4 {
-			out = append(out, nftables.SetElement{Key: r.IP.AsSlice()})
-		}
-	}
-	return out
-}
-
-func (k *Kernel) applyRules(routes []Route) error {
-	if k.built {
-		// Only the sets change: the rules (and their counters) stay.
-		c, err := nftables.New()
-		if err != nil {
-			return fmt.Errorf("nftables: %w", err)
-		}
-		t := &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
-		for _, fam := range families {
-			set := &nftables.Set{Table: t, Name: fam.set, KeyType: fam.key}
-			c.FlushSet(set)
-			if err := c.SetAddElements(set, elements(routes, fam.is4)); err != nil {
-				return fmt.Errorf("set %s: %w", fam.set, err)
-			}
-		}
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("update sets of %s: %w", Table, err)
-		}
+// Close releases the netlink sockets; the kernel state stays.
+func (k *Kernel) Close() error {
+	if k.nft == nil {
 		return nil
 	}
-	// Delete then add in one transaction: no segment sees a half table.
-	c, t, err := deleteTable()
-	if err != nil {
-		return err
-	}
-	c.AddTable(t)
+	err := k.nft.Close()
+	k.nft, k.applied = nil, false
+	return err
+}
 
-	restore := c.AddChain(&nftables.Chain{Name: ChainRestore, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(priorityRestore)})
+// scope makes the applier own the hand-off table only: the dataplane's
+// tables are another applier's.
+var scope = nodeport.Scope{
+	Families: []nodeport.Family{nodeport.Inet},
+	Base:     Table,
+	Owns:     func(name string) bool { return name == Table },
+}
+
+// socketBuffer is ample for a table of a few rules and addresses.
+const socketBuffer = 1 << 20
+
+func (k *Kernel) applier() (*nodeport.KernelApplier, error) {
+	if k.nft == nil {
+		nft, err := nodeport.NewKernelApplier(nodeport.KernelConfig{SocketBuffer: socketBuffer, NoConntrack: true, Scope: scope}, k.log)
+		if err != nil {
+			return nil, err
+		}
+		k.nft = nft
+	}
+	return k.nft, nil
+}
+
+// families are the two sets and the family of their addresses.
+var families = []struct {
+	set string
+	fam nodeport.Family
+}{
+	{SetV4, nodeport.IPv4},
+	{SetV6, nodeport.IPv6},
+}
+
+// Ruleset is the hand-off table with mark bit mark, handing off the
+// addresses of routes.
+func Ruleset(mark uint32, routes []Route) *nodeport.Ruleset {
+	t := &nodeport.Table{Family: nodeport.Inet, Name: Table}
 	// Segments after the first of a handed-off flow: the conntrack entry
 	// carries the mark, the routing decision needs it on the packet.
-	ex := []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(k.mark), Xor: native32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native32(0)},
+	restore := &nodeport.Chain{
+		Name:  ChainRestore,
+		Base:  &nodeport.BaseChain{Type: nodeport.ChainFilter, Hook: nodeport.HookPrerouting, Priority: priorityRestore},
+		Rules: []nodeport.Rule{{nodeport.MatchCtMark{Mark: mark}, nodeport.SetMark{Mark: mark}}},
 	}
-	ex = append(ex, orMark(&expr.Meta{Key: expr.MetaKeyMARK, Register: 1}, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true}, k.mark)...)
-	c.AddRule(&nftables.Rule{Table: t, Chain: restore, Exprs: ex})
-
-	steer := c.AddChain(&nftables.Chain{Name: ChainSteer, Table: t, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioritySteer)})
-	for _, fam := range families {
-		set := &nftables.Set{Table: t, Name: fam.set, KeyType: fam.key}
-		if err := c.AddSet(set, elements(routes, fam.is4)); err != nil {
-			return fmt.Errorf("set %s: %w", fam.set, err)
+	steer := &nodeport.Chain{
+		Name: ChainSteer,
+		Base: &nodeport.BaseChain{Type: nodeport.ChainNAT, Hook: nodeport.HookPrerouting, Priority: prioritySteer},
+	}
+	for _, f := range families {
+		set := &nodeport.Set{Name: f.set, Fields: []nodeport.Field{nodeport.FieldAddr}, Family: f.fam}
+		for _, r := range routes {
+			if (f.fam == nodeport.IPv4) == r.IP.Is4() {
+				set.Elements = append(set.Elements, nodeport.Element{Key: nodeport.Key{Addr: r.IP}})
+			}
 		}
-		daddr := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.offset, Len: fam.length}
+		slices.SortFunc(set.Elements, func(a, b nodeport.Element) int { return a.Key.Addr.Compare(b.Key.Addr) })
+		set.Elements = slices.Compact(set.Elements)
+		t.Sets = append(t.Sets, set)
 		// A TCP segment without SYN that conntrack has not seen (nat
 		// chains only see a flow's first packet) is mid-stream: count it,
 		// mark it and its flow, and DNAT it to its own address so no later
 		// dstnat chain sends it to an endpoint here.
-		ex := []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fam.proto}},
-			daddr,
-			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x02}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
-			&expr.Counter{},
-		}
-		ex = append(ex, orMark(&expr.Ct{Register: 1, Key: expr.CtKeyMARK}, &expr.Ct{Register: 1, Key: expr.CtKeyMARK, SourceRegister: true}, k.mark)...)
-		ex = append(ex, orMark(&expr.Meta{Key: expr.MetaKeyMARK, Register: 1}, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true}, k.mark)...)
-		ex = append(ex, daddr, &expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(fam.proto), RegAddrMin: 1})
-		c.AddRule(&nftables.Rule{Table: t, Chain: steer, Exprs: ex})
+		steer.Rules = append(steer.Rules, nodeport.Rule{
+			nodeport.MatchDaddrInSet{Family: f.fam, Set: f.set},
+			nodeport.MatchTCPNoSYN{},
+			nodeport.Counter{},
+			nodeport.SetCtMark{Mark: mark},
+			nodeport.SetMark{Mark: mark},
+			nodeport.DNATToDaddr{Family: f.fam},
+		})
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("program table %s: %w", Table, err)
-	}
-	k.built = true
-	return nil
+	t.Chains = []*nodeport.Chain{restore, steer}
+	return &nodeport.Ruleset{Tables: []*nodeport.Table{t}}
 }
 
 func (k *Kernel) applyRouting(routes []Route) error {

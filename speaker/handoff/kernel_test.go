@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -181,7 +182,7 @@ func TestKernelHandsOffMidStreamFlows(t *testing.T) {
 	if err := roundTrip(c1, "before"); err != nil {
 		t.Fatal(err)
 	}
-	k := NewKernel(0, 0)
+	k := NewKernel(0, 0, testr.New(t))
 	routes := []Route{{IP: netip.MustParseAddr(addrX), Via: netip.MustParseAddr(addrA)}}
 	if err := netnstest.Do(n.b, func() error { return k.Apply(routes) }); err != nil {
 		t.Fatal(err)

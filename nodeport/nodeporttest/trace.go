@@ -1,16 +1,20 @@
-package nodeport
+// Package nodeporttest simulates packets through a nodeport Ruleset, so
+// that tests can check what the rules do rather than how they read.
+package nodeporttest
 
 import (
 	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/beaconlb/beacon/nodeport"
 )
 
 // Packet is the first packet of a synthetic connection.
 type Packet struct {
 	Src, Dst netip.AddrPort
-	Proto    Protocol
+	Proto    nodeport.Protocol
 	// FromNode marks packets a process on the node sends: they take the
 	// output hook, and "fib saddr type local" holds for them. Others (from
 	// pods or the network) take the prerouting hook.
@@ -60,20 +64,21 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("%s (p=%.3f)", s, o.Probability)
 }
 
-// Tracer simulates packets through a Ruleset. It keeps the contents of the
-// dynamic (session-affinity) sets, which Commit fills as the kernel would.
+// Tracer simulates packets through a nodeport.Ruleset. It keeps the
+// contents of the dynamic (session-affinity) sets, which Commit fills as
+// the kernel would.
 type Tracer struct {
-	rs  *Ruleset
-	dyn map[Family]map[string]map[netip.Addr]bool
+	rs  *nodeport.Ruleset
+	dyn map[nodeport.Family]map[string]map[netip.Addr]bool
 }
 
 // NewTracer returns a Tracer with empty dynamic sets.
-func NewTracer(rs *Ruleset) *Tracer {
-	return &Tracer{rs: rs, dyn: map[Family]map[string]map[netip.Addr]bool{}}
+func NewTracer(rs *nodeport.Ruleset) *Tracer {
+	return &Tracer{rs: rs, dyn: map[nodeport.Family]map[string]map[netip.Addr]bool{}}
 }
 
 // Trace is NewTracer(rs).Trace(p).
-func Trace(rs *Ruleset, p Packet) []Outcome { return NewTracer(rs).Trace(p) }
+func Trace(rs *nodeport.Ruleset, p Packet) []Outcome { return NewTracer(rs).Trace(p) }
 
 // Commit records the set updates of an outcome, as if that connection had
 // been made.
@@ -90,11 +95,11 @@ func (t *Tracer) Commit(p Packet, o Outcome) {
 	}
 }
 
-func familyOf(a netip.Addr) Family {
+func familyOf(a netip.Addr) nodeport.Family {
 	if a.Unmap().Is4() {
-		return IPv4
+		return nodeport.IPv4
 	}
-	return IPv6
+	return nodeport.IPv6
 }
 
 type tstate struct {
@@ -127,9 +132,9 @@ func (t *Tracer) Trace(p Packet) []Outcome {
 	if len(tabs) == 0 {
 		return []Outcome{{Verdict: VerdictAccept, Probability: 1}}
 	}
-	hook := HookPrerouting
+	hook := nodeport.HookPrerouting
 	if p.FromNode {
-		hook = HookOutput
+		hook = nodeport.HookOutput
 	}
 	states := t.runHook(tabs, p, hook, []tstate{start})
 	var after []tstate
@@ -145,7 +150,7 @@ func (t *Tracer) Trace(p Packet) []Outcome {
 		// masquerade flag, the earlier verdict stands.
 		v, to := s.verdict, s.to
 		s.verdict = ""
-		for _, ps := range t.runHook(tabs, p, HookPostrouting, []tstate{s}) {
+		for _, ps := range t.runHook(tabs, p, nodeport.HookPostrouting, []tstate{s}) {
 			ps.verdict, ps.to = v, to
 			after = append(after, ps)
 		}
@@ -156,7 +161,7 @@ func (t *Tracer) Trace(p Packet) []Outcome {
 // runHook runs the base chains of the hook, table after table. A state
 // that got a verdict skips the rest, as the kernel skips the other nat
 // chains of a hook once a connection has its NAT binding.
-func (t *Tracer) runHook(tabs []*Table, p Packet, hook Hook, in []tstate) []tstate {
+func (t *Tracer) runHook(tabs []*nodeport.Table, p Packet, hook nodeport.Hook, in []tstate) []tstate {
 	states := in
 	for _, tab := range tabs {
 		var out []tstate
@@ -189,7 +194,7 @@ func (t *Tracer) runHook(tabs []*Table, p Packet, hook Hook, in []tstate) []tsta
 
 // run evaluates a chain. States coming back with an empty verdict fell off
 // the end of the chain (return to the caller, or the base chain's accept).
-func (t *Tracer) run(tab *Table, p Packet, name string, st tstate, depth int) []tstate {
+func (t *Tracer) run(tab *nodeport.Table, p Packet, name string, st tstate, depth int) []tstate {
 	c := tab.Chain(name)
 	if c == nil || depth > 16 {
 		st.verdict = VerdictDrop // the kernel refuses such rulesets; fail loudly
@@ -232,10 +237,10 @@ type ruleResult struct {
 
 // evalStmts evaluates a rule's statements left to right; numgen splits the
 // state in two.
-func (t *Tracer) evalStmts(tab *Table, p Packet, stmts []Stmt, st tstate) []ruleResult {
+func (t *Tracer) evalStmts(tab *nodeport.Table, p Packet, stmts []nodeport.Stmt, st tstate) []ruleResult {
 	for i, s := range stmts {
 		switch s := s.(type) {
-		case MatchNumgen:
+		case nodeport.MatchNumgen:
 			hit, miss := st, st
 			hit.prob /= float64(s.Mod)
 			miss.prob *= float64(s.Mod-1) / float64(s.Mod)
@@ -244,80 +249,80 @@ func (t *Tracer) evalStmts(tab *Table, p Packet, stmts []Stmt, st tstate) []rule
 				out = append(out, ruleResult{st: miss, flow: flowNoMatch})
 			}
 			return out
-		case MatchProto:
+		case nodeport.MatchProto:
 			if p.Proto != s.Proto {
 				return noMatch(st)
 			}
-		case MatchSaddr:
+		case nodeport.MatchSaddr:
 			if !s.Prefix.Contains(st.src.Addr()) {
 				return noMatch(st)
 			}
-		case MatchSaddrInSet:
-			if !t.inSet(tab, s.Set, Key{Addr: st.src.Addr()}) {
+		case nodeport.MatchSaddrInSet:
+			if !t.inSet(tab, s.Set, nodeport.Key{Addr: st.src.Addr()}) {
 				return noMatch(st)
 			}
-		case MatchDaddrInSet:
-			if !t.inSet(tab, s.Set, Key{Addr: st.dst.Addr()}) {
+		case nodeport.MatchDaddrInSet:
+			if !t.inSet(tab, s.Set, nodeport.Key{Addr: st.dst.Addr()}) {
 				return noMatch(st)
 			}
-		case MatchDestInSet:
-			if !t.inSet(tab, s.Set, Key{Addr: st.dst.Addr(), Proto: p.Proto, Port: st.dst.Port()}) {
+		case nodeport.MatchDestInSet:
+			if !t.inSet(tab, s.Set, nodeport.Key{Addr: st.dst.Addr(), Proto: p.Proto, Port: st.dst.Port()}) {
 				return noMatch(st)
 			}
-		case MatchProtoPortInSet:
-			if !t.inSet(tab, s.Set, Key{Proto: p.Proto, Port: st.dst.Port()}) {
+		case nodeport.MatchProtoPortInSet:
+			if !t.inSet(tab, s.Set, nodeport.Key{Proto: p.Proto, Port: st.dst.Port()}) {
 				return noMatch(st)
 			}
-		case MatchAddrPairInSet:
-			if !t.inSet(tab, s.Set, Key{Addr: st.src.Addr(), Addr2: st.dst.Addr()}) {
+		case nodeport.MatchAddrPairInSet:
+			if !t.inSet(tab, s.Set, nodeport.Key{Addr: st.src.Addr(), Addr2: st.dst.Addr()}) {
 				return noMatch(st)
 			}
-		case MatchFibSaddrLocal:
+		case nodeport.MatchFibSaddrLocal:
 			if !p.FromNode {
 				return noMatch(st)
 			}
-		case MatchMark:
+		case nodeport.MatchMark:
 			if st.mark&s.Mark != s.Mark {
 				return noMatch(st)
 			}
-		case MatchCtDNAT:
+		case nodeport.MatchCtDNAT:
 			if st.to == (netip.AddrPort{}) {
 				return noMatch(st)
 			}
-		case SetMark:
+		case nodeport.SetMark:
 			st.mark |= s.Mark
-		case ToggleMark:
+		case nodeport.ToggleMark:
 			st.mark ^= s.Mark
-		case UpdateSaddr:
+		case nodeport.UpdateSaddr:
 			st.updates = append(slices.Clone(st.updates), SetUpdate{Set: s.Set, Addr: st.src.Addr()})
-		case DispatchVmap:
-			e, ok := lookup(tab, s.Map, Key{Addr: st.dst.Addr(), Proto: p.Proto, Port: st.dst.Port()})
+		case nodeport.DispatchVmap:
+			e, ok := lookup(tab, s.Map, nodeport.Key{Addr: st.dst.Addr(), Proto: p.Proto, Port: st.dst.Port()})
 			if !ok {
 				return noMatch(st)
 			}
 			return []ruleResult{{st: st, flow: flowGoto, chain: e.Goto}}
-		case NodePortVmap:
-			e, ok := lookup(tab, s.Map, Key{Proto: p.Proto, Port: st.dst.Port()})
+		case nodeport.NodePortVmap:
+			e, ok := lookup(tab, s.Map, nodeport.Key{Proto: p.Proto, Port: st.dst.Port()})
 			if !ok {
 				return noMatch(st)
 			}
 			return []ruleResult{{st: st, flow: flowGoto, chain: e.Goto}}
-		case DNAT:
+		case nodeport.DNAT:
 			st.verdict, st.to = VerdictDNAT, s.To
 			return terminal(st)
-		case Masquerade:
+		case nodeport.Masquerade:
 			st.masq = true
 			st.verdict = VerdictAccept
 			return terminal(st)
-		case Reject:
+		case nodeport.Reject:
 			st.verdict = VerdictReject
 			return terminal(st)
-		case Drop:
+		case nodeport.Drop:
 			st.verdict = VerdictDrop
 			return terminal(st)
-		case Goto:
+		case nodeport.Goto:
 			return []ruleResult{{st: st, flow: flowGoto, chain: s.Chain}}
-		case Jump:
+		case nodeport.Jump:
 			return []ruleResult{{st: st, flow: flowJump, chain: s.Chain}}
 		default:
 			panic(fmt.Sprintf("nodeport: tracer does not know %T", s))
@@ -329,7 +334,7 @@ func (t *Tracer) evalStmts(tab *Table, p Packet, stmts []Stmt, st tstate) []rule
 func noMatch(st tstate) []ruleResult  { return []ruleResult{{st: st, flow: flowNoMatch}} }
 func terminal(st tstate) []ruleResult { return []ruleResult{{st: st, flow: flowTerminal}} }
 
-func (t *Tracer) inSet(tab *Table, name string, k Key) bool {
+func (t *Tracer) inSet(tab *nodeport.Table, name string, k nodeport.Key) bool {
 	if t.dyn[tab.Family][name][k.Addr] {
 		return true
 	}
@@ -337,24 +342,16 @@ func (t *Tracer) inSet(tab *Table, name string, k Key) bool {
 	if s == nil || s.Dynamic {
 		return false
 	}
-	_, ok := findElement(s, k)
+	_, ok := s.Lookup(k)
 	return ok
 }
 
-func lookup(tab *Table, name string, k Key) (Element, bool) {
+func lookup(tab *nodeport.Table, name string, k nodeport.Key) (nodeport.Element, bool) {
 	s := tab.Set(name)
 	if s == nil {
-		return Element{}, false
+		return nodeport.Element{}, false
 	}
-	return findElement(s, k)
-}
-
-func findElement(s *Set, k Key) (Element, bool) {
-	i, ok := slices.BinarySearchFunc(s.Elements, k, func(e Element, k Key) int { return compareKey(e.Key, k) })
-	if !ok {
-		return Element{}, false
-	}
-	return s.Elements[i], true
+	return s.Lookup(k)
 }
 
 func merge(states []tstate) []Outcome {
@@ -383,7 +380,14 @@ func merge(states []tstate) []Outcome {
 		}
 	}
 	slices.SortFunc(out, func(a, b Outcome) int {
-		return cmp.Or(cmp.Compare(a.Verdict, b.Verdict), a.To.Compare(b.To), boolRank(a.Masquerade)-boolRank(b.Masquerade))
+		return cmp.Or(cmp.Compare(a.Verdict, b.Verdict), a.To.Compare(b.To), masquerades(a)-masquerades(b))
 	})
 	return out
+}
+
+func masquerades(o Outcome) int {
+	if o.Masquerade {
+		return 1
+	}
+	return 0
 }
