@@ -10,9 +10,9 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 // unannounced is one allocated address that no node announces.
@@ -101,8 +101,8 @@ func (u unannouncedCollector) Collect(ch chan<- prometheus.Metric) {
 		if !u.c.handles(svc) || svc.DeletionTimestamp != nil {
 			continue
 		}
-		if ips := provider.IngressIPs(svc); len(ips) > 0 {
-			allocated[key(svc)] = ips
+		if ips := lbservice.IngressIPs(svc); len(ips) > 0 {
+			allocated[lbservice.Key(svc)] = ips
 		}
 	}
 	var anns []v1alpha1.ServiceAnnouncement

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +34,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 // Finalizer is the upstream cleanup finalizer: an address is released only
@@ -216,24 +216,19 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// restore loads pools and then every address found in Service status, the
-// oldest Service first, so that of two Services claiming one address (which
-// only a bug or a hand edit can cause) the older keeps it. Services of our
-// class go first; then Services we no longer handle that carry the cleanup
-// finalizer and only addresses from our pools, which we most likely gave out
-// under an earlier class flag or before a type change: holding them lets
-// cleanup release them and clear our status. They come second so that they
-// never take an address from a Service we handle.
+// restore loads pools and then every address found in Service status, in
+// lbservice.SortForRestore order, as the hosted cloud provider does.
+// Services of our class go first; then Services we no longer handle that
+// carry the cleanup finalizer and only addresses from our pools, which we
+// most likely gave out under an earlier class flag or before a type change:
+// holding them lets cleanup release them and clear our status. They come
+// second so that they never take an address from a Service we handle. (The
+// hosted provider has no second pass: its class never changes, and the
+// upstream service controller owns the finalizer there.)
 func (c *Controller) restore() {
 	c.lb.SetPools(c.parsePools())
 	svcs, _ := c.services.List(labels.Everything())
-	sort.Slice(svcs, func(i, j int) bool {
-		ti, tj := svcs[i].CreationTimestamp, svcs[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return ti.Before(&tj)
-		}
-		return key(svcs[i]) < key(svcs[j])
-	})
+	lbservice.SortForRestore(svcs)
 	restored, stale := 0, 0
 	for _, pass := range []func(*v1.Service, []netip.Addr) bool{
 		func(svc *v1.Service, _ []netip.Addr) bool { return c.handles(svc) },
@@ -242,12 +237,12 @@ func (c *Controller) restore() {
 		},
 	} {
 		for _, svc := range svcs {
-			ips := provider.IngressIPs(svc)
+			ips := lbservice.IngressIPs(svc)
 			if len(ips) == 0 || !pass(svc, ips) {
 				continue
 			}
 			if err := c.lb.Restore(svc, ips); err != nil {
-				c.log.Info("address in status not restored", "service", key(svc), "handled", c.handles(svc), "err", err)
+				c.log.Info("address in status not restored", "service", lbservice.Key(svc), "handled", c.handles(svc), "err", err)
 				continue
 			}
 			if c.handles(svc) {
@@ -259,7 +254,7 @@ func (c *Controller) restore() {
 	}
 	c.log.Info("restored addresses from Service status", "services", restored, "toRelease", stale)
 	for _, svc := range svcs {
-		c.queue.Add(key(svc))
+		c.queue.Add(lbservice.Key(svc))
 	}
 	c.markStatusDirty()
 	c.markExternalIPsDirty()
@@ -277,8 +272,6 @@ func (c *Controller) allInPools(ips []netip.Addr) bool {
 	return true
 }
 
-func key(svc *v1.Service) string { return svc.Namespace + "/" + svc.Name }
-
 func (c *Controller) enqueue(obj any) {
 	k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
@@ -290,13 +283,7 @@ func (c *Controller) enqueue(obj any) {
 
 // handles reports whether the Service is a LoadBalancer of our class.
 func (c *Controller) handles(svc *v1.Service) bool {
-	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return c.opts.LoadBalancerClass == ""
-	}
-	return *svc.Spec.LoadBalancerClass == c.opts.LoadBalancerClass
+	return lbservice.Handled(svc, c.opts.LoadBalancerClass)
 }
 
 func (c *Controller) namespaceLabels(ns string) labels.Set {
@@ -318,7 +305,7 @@ func (c *Controller) namespaceChanged(oldObj, obj any) {
 	}
 	svcs, _ := c.services.Services(n.Name).List(labels.Everything())
 	for _, svc := range svcs {
-		c.queue.Add(key(svc))
+		c.queue.Add(lbservice.Key(svc))
 	}
 }
 
@@ -343,7 +330,7 @@ func (c *Controller) poolsChanged() {
 	svcs, _ := c.services.List(labels.Everything())
 	for _, svc := range svcs {
 		if c.handles(svc) {
-			c.queue.Add(key(svc))
+			c.queue.Add(lbservice.Key(svc))
 		}
 	}
 	c.markStatusDirty()
@@ -475,7 +462,7 @@ func (c *Controller) forget(k string) {
 }
 
 func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
-	k := key(svc)
+	k := lbservice.Key(svc)
 	out, err := c.lb.Ensure(svc)
 	var warnings []warning
 	for _, w := range out.Warnings {
@@ -503,7 +490,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	}
 	c.warn(svc, warnings)
 
-	before := provider.IngressIPs(svc)
+	before := lbservice.IngressIPs(svc)
 	updated := svc.DeepCopy()
 	if !slices.Contains(updated.Finalizers, Finalizer) {
 		updated.Finalizers = append(updated.Finalizers, Finalizer)
@@ -532,7 +519,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 // cleanup runs for Services that are being deleted or are no longer ours:
 // first the status and finalizer go, then the address returns to the pool.
 func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
-	k := key(svc)
+	k := lbservice.Key(svc)
 	held := c.lb.Holding(k)
 	w := cleanupWrites(c.handles(svc), svc, held)
 	_, annotated := svc.Annotations[provider.AnnotationAllocatedFrom]
@@ -585,12 +572,12 @@ func cleanupWrites(ours bool, svc *v1.Service, held []netip.Addr) writes {
 		if len(held) == 0 {
 			return writes{}
 		}
-		for _, ip := range provider.IngressIPs(svc) {
+		for _, ip := range lbservice.IngressIPs(svc) {
 			if !slices.Contains(held, ip) {
 				return writes{}
 			}
 		}
-		if len(provider.IngressIPs(svc)) != len(svc.Status.LoadBalancer.Ingress) {
+		if len(lbservice.IngressIPs(svc)) != len(svc.Status.LoadBalancer.Ingress) {
 			return writes{} // a hostname or unparsable entry: not ours
 		}
 	} else if !hasFinalizer && len(held) == 0 {
@@ -624,20 +611,20 @@ func (c *Controller) patch(ctx context.Context, old, updated *v1.Service) error 
 	}
 	oldJSON, err := json.Marshal(old)
 	if err != nil {
-		return fmt.Errorf("encode service %s: %w", key(old), err)
+		return fmt.Errorf("encode service %s: %w", lbservice.Key(old), err)
 	}
 	newJSON, err := json.Marshal(updated)
 	if err != nil {
-		return fmt.Errorf("encode service %s: %w", key(old), err)
+		return fmt.Errorf("encode service %s: %w", lbservice.Key(old), err)
 	}
 	patch, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Service{})
 	if err != nil {
-		return fmt.Errorf("diff service %s: %w", key(old), err)
+		return fmt.Errorf("diff service %s: %w", lbservice.Key(old), err)
 	}
 	c.metrics.writes.WithLabelValues("service-status").Inc()
 	_, err = c.kube.CoreV1().Services(old.Namespace).Patch(ctx, old.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
-		return fmt.Errorf("patch service %s: %w", key(old), err)
+		return fmt.Errorf("patch service %s: %w", lbservice.Key(old), err)
 	}
 	return nil
 }
@@ -648,7 +635,7 @@ type warning struct{ reason, msg string }
 // those already recorded while they stay current, so that a waiting Service
 // does not flood Events on every retry.
 func (c *Controller) warn(svc *v1.Service, current []warning) {
-	k := key(svc)
+	k := lbservice.Key(svc)
 	c.mu.Lock()
 	prev := c.warnings[k]
 	next := make(map[warning]bool, len(current))

@@ -3,13 +3,9 @@ package provider
 import (
 	"context"
 	"fmt"
-	"net/netip"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -21,6 +17,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 // feed keeps a LoadBalancer hosted by a cloud-controller-manager supplied
@@ -94,18 +91,16 @@ func (f *feed) start(ctx context.Context, lb *LoadBalancer, cb cloudprovider.Con
 	if err != nil {
 		return fmt.Errorf("list Services: %w", err)
 	}
-	// In name order, so that a conflict always keeps the same Service.
-	slices.SortFunc(svcs, func(a, b *v1.Service) int { return strings.Compare(key(a), key(b)) })
+	// The same Services in the same order as beacon-controller restores
+	// (its first pass): classless LoadBalancers, the oldest first.
+	lbservice.SortForRestore(svcs)
 	for _, svc := range svcs {
-		ips := IngressIPs(svc)
-		if svc.Spec.Type != v1.ServiceTypeLoadBalancer || svc.Spec.LoadBalancerClass != nil || len(ips) == 0 {
+		ips := lbservice.IngressIPs(svc)
+		if !lbservice.Handled(svc, "") || len(ips) == 0 {
 			continue
 		}
-		if !slices.ContainsFunc(ips, func(ip netip.Addr) bool { return lb.PoolOf(ip) != "" }) {
-			continue // another implementation's address
-		}
 		if err := lb.Restore(svc, ips); err != nil {
-			klog.FromContext(ctx).Error(err, "cannot restore a Service's addresses", "service", key(svc), "addresses", ips)
+			klog.FromContext(ctx).Error(err, "cannot restore a Service's addresses", "service", lbservice.Key(svc), "addresses", ips)
 		}
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/beaconlb/beacon/allocator"
 	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 // ProviderName is the name Beacon registers as a cloud provider.
@@ -149,22 +150,9 @@ func StatusFor(ips []netip.Addr) *v1.LoadBalancerStatus {
 	return st
 }
 
-// IngressIPs parses the addresses in a Service's status.
-func IngressIPs(svc *v1.Service) []netip.Addr {
-	var ips []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			ips = append(ips, a)
-		}
-	}
-	return ips
-}
-
-func key(svc *v1.Service) string { return svc.Namespace + "/" + svc.Name }
-
 // GetLoadBalancer reports the Service's addresses, if it holds any.
 func (lb *LoadBalancer) GetLoadBalancer(_ context.Context, _ string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
-	ips := lb.Holding(key(svc))
+	ips := lb.Holding(lbservice.Key(svc))
 	if len(ips) == 0 {
 		return nil, false, nil
 	}
@@ -197,7 +185,7 @@ func (lb *LoadBalancer) UpdateLoadBalancer(context.Context, string, *v1.Service,
 
 // EnsureLoadBalancerDeleted releases the Service's addresses.
 func (lb *LoadBalancer) EnsureLoadBalancerDeleted(_ context.Context, _ string, svc *v1.Service) error {
-	lb.Release(key(svc))
+	lb.Release(lbservice.Key(svc))
 	return nil
 }
 

@@ -31,10 +31,10 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/election"
@@ -292,13 +292,7 @@ func sliceServiceIndex(obj any) ([]string, error) {
 }
 
 func (a *Agent) handles(svc *v1.Service) bool {
-	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return a.cfg.LoadBalancerClass == ""
-	}
-	return *svc.Spec.LoadBalancerClass == a.cfg.LoadBalancerClass
+	return lbservice.Handled(svc, a.cfg.LoadBalancerClass)
 }
 
 // input snapshots the caches into the planner's plain data.
@@ -313,7 +307,12 @@ func (a *Agent) input() (announce.Input, map[string]*v1.Service) {
 			NetworkUnavailable: nodeCondition(n, v1.NodeNetworkUnavailable),
 			Alive:              n.Name == a.cfg.Node || a.cfg.Liveness.Alive(n.Name),
 		})
-		if ip, ok := nodeAddress(n); ok && n.Name != a.cfg.Node {
+		// Heartbeats go to the node's IPv4 InternalIP, else its IPv6 one.
+		ip, ok := internalIP(n, true)
+		if !ok {
+			ip, ok = internalIP(n, false)
+		}
+		if ok && n.Name != a.cfg.Node {
 			peers[n.Name] = netip.AddrPortFrom(ip, a.cfg.MemberPort)
 		}
 	}
@@ -335,7 +334,7 @@ func (a *Agent) input() (announce.Input, map[string]*v1.Service) {
 	svcs := map[string]*v1.Service{}
 	for _, o := range a.services.List() {
 		svc := o.(*v1.Service)
-		ips := provider.IngressIPs(svc)
+		ips := lbservice.IngressIPs(svc)
 		if !a.handles(svc) || len(ips) == 0 {
 			continue
 		}
@@ -547,24 +546,15 @@ func nodeCondition(n *v1.Node, t v1.NodeConditionType) bool {
 	return false
 }
 
-// nodeAddress picks the node's first InternalIP, IPv4 preferred, for
-// speaker heartbeats.
-func nodeAddress(n *v1.Node) (netip.Addr, bool) {
-	var v6 netip.Addr
+// internalIP returns the node's first InternalIP of one family.
+func internalIP(n *v1.Node, v4 bool) (netip.Addr, bool) {
 	for _, ad := range n.Status.Addresses {
 		if ad.Type != v1.NodeInternalIP {
 			continue
 		}
-		ip, err := netip.ParseAddr(ad.Address)
-		if err != nil {
-			continue
-		}
-		if ip.Is4() {
+		if ip, err := netip.ParseAddr(ad.Address); err == nil && ip.Is4() == v4 {
 			return ip, true
 		}
-		if !v6.IsValid() {
-			v6 = ip
-		}
 	}
-	return v6, v6.IsValid()
+	return netip.Addr{}, false
 }

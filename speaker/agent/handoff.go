@@ -50,7 +50,11 @@ func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []anno
 		if !reachable[h.Node] {
 			continue
 		}
-		if via, ok := a.nodeAddress(h.Node, h.IP.Is4()); ok {
+		o, ok, _ := a.nodes.GetByKey(h.Node)
+		if !ok {
+			continue
+		}
+		if via, ok := internalIP(o.(*v1.Node), h.IP.Is4()); ok {
 			routes = append(routes, handoff.Route{IP: h.IP, Via: via})
 		}
 	}
@@ -58,21 +62,4 @@ func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []anno
 		return fmt.Errorf("hand-off (%s): %w", handoff.String(routes), err)
 	}
 	return nil
-}
-
-// nodeAddress returns a node's first InternalIP of one family.
-func (a *Agent) nodeAddress(name string, v4 bool) (netip.Addr, bool) {
-	o, ok, _ := a.nodes.GetByKey(name)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	for _, ad := range o.(*v1.Node).Status.Addresses {
-		if ad.Type != v1.NodeInternalIP {
-			continue
-		}
-		if ip, err := netip.ParseAddr(ad.Address); err == nil && ip.Is4() == v4 {
-			return ip, true
-		}
-	}
-	return netip.Addr{}, false
 }
