@@ -128,7 +128,7 @@ func (b *BGP) passwordCheck(peer string, reports []v1alpha1.BGPSessionState) *Ch
 		found = append(found, text+" on "+nodeList(ns))
 	}
 	if reason == "" {
-		return refs(nil, "", fmt.Sprintf("; password Secret %s is read by the speakers (%d reporting)", p.Password.Name, len(reports)))
+		return refs(nil, "", fmt.Sprintf("; no speaker reports a problem with password Secret %s (%d reports)", p.Password.Name, len(reports)))
 	}
 	return &Check{Reason: reason, Message: "password Secret " + p.Password.Name + ": " + strings.Join(found, "; ") + " (see BGPSessionState)"}
 }
