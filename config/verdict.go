@@ -60,10 +60,9 @@ const maxNodesNamed = 5
 // Judge gives the verdict on every L2Advertisement and BGP object, keyed
 // "Kind/name", from the same parse results the speakers act on and, for
 // password Secrets, which the controller may not read, from the speakers'
-// BGPSessionState reports. It ignores
-// KeepLastGood on purpose: which earlier version a speaker still runs
-// depends on that speaker's history, so a rejected object says so in its
-// message instead.
+// BGPSessionState reports. It ignores KeepLastGood on purpose: which
+// earlier version a speaker still runs depends on that speaker's history,
+// so a rejected object says so in its message instead.
 func Judge(l2 *L2Advertisements, bgp *BGP, sessions []v1alpha1.BGPSessionState) map[string]Verdict {
 	out := map[string]Verdict{}
 	byPeer := map[string][]v1alpha1.BGPSessionState{}

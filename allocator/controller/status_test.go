@@ -140,7 +140,7 @@ func TestConfigStatus(t *testing.T) {
 		`(?m)^t-st-pw\s+198\.51\.100\.1\s+64512\s+64500\s+True\s+Valid\s+True\s+Resolved\s`)
 
 	// The password Secret, which only the speakers may read, as they
-	// report it: missing on one node, then readable on every node.
+	// report it: missing on one node, then no complaint from any.
 	report := func(node, problem string) {
 		t.Helper()
 		name := "t-st-pw-" + node
