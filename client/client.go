@@ -95,8 +95,11 @@ func (c *Client) BFDProfileInformer() cache.SharedIndexInformer {
 }
 
 // BGPSessionStateInformer returns an informer of the BGPSessionStates written for one
-// node.
+// node, or for every node when node is empty.
 func (c *Client) BGPSessionStateInformer(node string) cache.SharedIndexInformer {
+	if node == "" {
+		return cache.NewSharedIndexInformer(c.ListWatch(BGPSessionStates), &v1alpha1.BGPSessionState{}, 0, cache.Indexers{})
+	}
 	sel := labels.SelectorFromSet(labels.Set{v1alpha1.NodeLabel: node}).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {

@@ -1,8 +1,13 @@
 package config
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/beaconlb/beacon/config/v1alpha1"
 )
 
 // Check is one yes-or-no finding about a configuration object, as a
@@ -32,13 +37,38 @@ const (
 	ReasonResolved         = "Resolved"
 )
 
+// Reasons of a BGPPeer's ResolvedRefs when speakers cannot use its password
+// Secret.
+const (
+	ReasonSecretNotFound    = "SecretNotFound"
+	ReasonSecretKeyNotFound = "SecretKeyNotFound"
+	ReasonSecretUnreadable  = "SecretUnreadable"
+)
+
+// secretProblems maps what speakers report about a password Secret to a
+// reason, the most basic problem first: it gives the reason when nodes
+// report different problems.
+var secretProblems = []struct{ problem, reason, text string }{
+	{v1alpha1.PasswordSecretMissing, ReasonSecretNotFound, "not found"},
+	{v1alpha1.PasswordSecretNoKey, ReasonSecretKeyNotFound, "no key %q"},
+	{v1alpha1.PasswordSecretUnreadable, ReasonSecretUnreadable, "unreadable"},
+}
+
+// maxNodesNamed bounds how many nodes a message names per problem.
+const maxNodesNamed = 5
+
 // Judge gives the verdict on every L2Advertisement and BGP object, keyed
-// "Kind/name", from the same parse results the speakers act on. It ignores
-// KeepLastGood on purpose: which earlier version a speaker still runs
-// depends on that speaker's history, so a rejected object says so in its
-// message instead.
-func Judge(l2 *L2Advertisements, bgp *BGP) map[string]Verdict {
+// "Kind/name", from the same parse results the speakers act on and, for
+// password Secrets, which the controller may not read, from the speakers'
+// BGPSessionState reports. It ignores KeepLastGood on purpose: which
+// earlier version a speaker still runs depends on that speaker's history,
+// so a rejected object says so in its message instead.
+func Judge(l2 *L2Advertisements, bgp *BGP, sessions []v1alpha1.BGPSessionState) map[string]Verdict {
 	out := map[string]Verdict{}
+	byPeer := map[string][]v1alpha1.BGPSessionState{}
+	for _, s := range sessions {
+		byPeer[s.Peer] = append(byPeer[s.Peer], s)
+	}
 	for name := range l2.ByName {
 		out["L2Advertisement/"+name] = Verdict{Accepted: accepted(), ResolvedRefs: refs(l2.Unresolved[name], ReasonMissingReference, "")}
 	}
@@ -46,7 +76,7 @@ func Judge(l2 *L2Advertisements, bgp *BGP) map[string]Verdict {
 		out["L2Advertisement/"+name] = Verdict{Accepted: rejected(err, "the speakers ignore it")}
 	}
 	for name := range bgp.Peers {
-		out[peerKey(name)] = Verdict{Accepted: accepted(), ResolvedRefs: refs(nil, "", bgp.passwordNote(name))}
+		out[peerKey(name)] = Verdict{Accepted: accepted(), ResolvedRefs: bgp.passwordCheck(name, byPeer[name])}
 	}
 	for name := range bgp.Advertisements {
 		out[adKey(name)] = Verdict{Accepted: accepted(), ResolvedRefs: refs(bgp.Unresolved[adKey(name)], ReasonMissingReference, "")}
@@ -65,15 +95,54 @@ func Judge(l2 *L2Advertisements, bgp *BGP) map[string]Verdict {
 	return out
 }
 
-// passwordNote says that a peer's password Secret is not checked here: the
-// controller has no right to read Secrets, the speakers report a missing
-// one in their BGPSessionState.
-func (b *BGP) passwordNote(peer string) string {
+// passwordCheck judges a peer's password Secret by what the speakers that
+// should open its session report: the controller has no right to read
+// Secrets. Before any report it says who checks.
+func (b *BGP) passwordCheck(peer string, reports []v1alpha1.BGPSessionState) *Check {
 	p := b.Peers[peer]
 	if p == nil || p.Password == nil {
-		return ""
+		return refs(nil, "", "")
 	}
-	return "; password Secret " + p.Password.Name + " is checked by the speakers (see BGPSessionState)"
+	if len(reports) == 0 {
+		return refs(nil, "", "; password Secret "+p.Password.Name+" is checked by the speakers (see BGPSessionState)")
+	}
+	nodes := map[string][]string{}
+	for _, r := range reports {
+		if r.PasswordSecret != "" {
+			nodes[r.PasswordSecret] = append(nodes[r.PasswordSecret], r.Node)
+		}
+	}
+	var reason string
+	var found []string
+	for _, sp := range secretProblems {
+		ns := nodes[sp.problem]
+		if len(ns) == 0 {
+			continue
+		}
+		reason = cmp.Or(reason, sp.reason)
+		text := sp.text
+		if sp.problem == v1alpha1.PasswordSecretNoKey {
+			text = fmt.Sprintf(text, p.Password.Key)
+		}
+		found = append(found, text+" on "+nodeList(ns))
+	}
+	if reason == "" {
+		return refs(nil, "", fmt.Sprintf("; no speaker reports a problem with password Secret %s (%d reports)", p.Password.Name, len(reports)))
+	}
+	return &Check{Reason: reason, Message: "password Secret " + p.Password.Name + ": " + strings.Join(found, "; ") + " (see BGPSessionState)"}
+}
+
+// nodeList names nodes, sorted, up to maxNodesNamed of them.
+func nodeList(nodes []string) string {
+	slices.Sort(nodes)
+	word := "node "
+	if len(nodes) > 1 {
+		word = "nodes "
+	}
+	if len(nodes) > maxNodesNamed {
+		return word + strings.Join(nodes[:maxNodesNamed], ", ") + fmt.Sprintf(" and %d more", len(nodes)-maxNodesNamed)
+	}
+	return word + strings.Join(nodes, ", ")
 }
 
 func accepted() Check {

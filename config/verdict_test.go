@@ -28,6 +28,10 @@ func show(c *Check) string {
 func TestJudge(t *testing.T) {
 	peer := v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.1"}
 	with := func(f func(*v1alpha1.BGPPeerSpec)) v1alpha1.BGPPeerSpec { s := peer; f(&s); return s }
+	withPW := with(func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: "pw"} })
+	report := func(peer, node, pw string) v1alpha1.BGPSessionState {
+		return v1alpha1.BGPSessionState{Peer: peer, Node: node, PasswordSecret: pw}
+	}
 	const (
 		valid    = "true/Valid: valid; the speakers use it"
 		resolved = "true/Resolved: every named object exists and is valid"
@@ -39,6 +43,7 @@ func TestJudge(t *testing.T) {
 		peers    []v1alpha1.BGPPeer
 		ads      []v1alpha1.BGPAdvertisement
 		profiles []v1alpha1.BFDProfile
+		sessions []v1alpha1.BGPSessionState
 		key      string
 		accepted string
 		refs     string
@@ -58,6 +63,47 @@ func TestJudge(t *testing.T) {
 			peers: []v1alpha1.BGPPeer{peerObj("p", with(func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: "pw"} }))},
 			key:   "BGPPeer/p", accepted: valid,
 			refs: resolved + "; password Secret pw is checked by the speakers (see BGPSessionState)"},
+		{name: "peer with password: no report complains",
+			peers:    []v1alpha1.BGPPeer{peerObj("p", withPW)},
+			sessions: []v1alpha1.BGPSessionState{report("p", "n1", ""), report("p", "n2", "")},
+			key:      "BGPPeer/p", accepted: valid,
+			refs: resolved + "; no speaker reports a problem with password Secret pw (2 reports)"},
+		{name: "peer with password: Secret missing on one node",
+			peers:    []v1alpha1.BGPPeer{peerObj("p", withPW)},
+			sessions: []v1alpha1.BGPSessionState{report("p", "n1", ""), report("p", "n2", v1alpha1.PasswordSecretMissing)},
+			key:      "BGPPeer/p", accepted: valid,
+			refs: "false/SecretNotFound: password Secret pw: not found on node n2 (see BGPSessionState)"},
+		{name: "peer with password: problems differ by node, the most basic gives the reason",
+			peers: []v1alpha1.BGPPeer{peerObj("p", withPW)},
+			sessions: []v1alpha1.BGPSessionState{report("p", "n3", v1alpha1.PasswordSecretMissing), report("p", "n2", v1alpha1.PasswordSecretNoKey),
+				report("p", "n1", v1alpha1.PasswordSecretMissing), report("p", "n4", v1alpha1.PasswordSecretUnreadable), report("p", "n5", "")},
+			key: "BGPPeer/p", accepted: valid,
+			refs: `false/SecretNotFound: password Secret pw: not found on nodes n1, n3; no key "password" on node n2; unreadable on node n4 (see BGPSessionState)`},
+		{name: "peer with password: no key",
+			peers:    []v1alpha1.BGPPeer{peerObj("p", with(func(s *v1alpha1.BGPPeerSpec) { s.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: "pw", Key: "md5"} }))},
+			sessions: []v1alpha1.BGPSessionState{report("p", "n1", v1alpha1.PasswordSecretNoKey)},
+			key:      "BGPPeer/p", accepted: valid,
+			refs: `false/SecretKeyNotFound: password Secret pw: no key "md5" on node n1 (see BGPSessionState)`},
+		{name: "peer with password: unreadable",
+			peers:    []v1alpha1.BGPPeer{peerObj("p", withPW)},
+			sessions: []v1alpha1.BGPSessionState{report("p", "n1", v1alpha1.PasswordSecretUnreadable)},
+			key:      "BGPPeer/p", accepted: valid,
+			refs: "false/SecretUnreadable: password Secret pw: unreadable on node n1 (see BGPSessionState)"},
+		{name: "peer with password: many nodes, names bounded",
+			peers: []v1alpha1.BGPPeer{peerObj("p", withPW)},
+			sessions: []v1alpha1.BGPSessionState{report("p", "n7", "Missing"), report("p", "n6", "Missing"), report("p", "n5", "Missing"),
+				report("p", "n4", "Missing"), report("p", "n3", "Missing"), report("p", "n2", "Missing"), report("p", "n1", "Missing")},
+			key: "BGPPeer/p", accepted: valid,
+			refs: "false/SecretNotFound: password Secret pw: not found on nodes n1, n2, n3, n4, n5 and 2 more (see BGPSessionState)"},
+		{name: "peer with password: another peer's report does not count",
+			peers:    []v1alpha1.BGPPeer{peerObj("p", withPW), peerObj("q", withPW)},
+			sessions: []v1alpha1.BGPSessionState{report("q", "n1", v1alpha1.PasswordSecretMissing)},
+			key:      "BGPPeer/p", accepted: valid,
+			refs: resolved + "; password Secret pw is checked by the speakers (see BGPSessionState)"},
+		{name: "peer without password: a report left from an earlier spec does not count",
+			peers:    []v1alpha1.BGPPeer{peerObj("p", peer)},
+			sessions: []v1alpha1.BGPSessionState{report("p", "n1", v1alpha1.PasswordSecretMissing)},
+			key:      "BGPPeer/p", accepted: valid, refs: resolved},
 		{name: "peer with BFD profile", profiles: []v1alpha1.BFDProfile{bfdObj("fast", v1alpha1.BFDProfileSpec{})},
 			peers: []v1alpha1.BGPPeer{peerObj("p", with(func(s *v1alpha1.BGPPeerSpec) { s.BFDProfile = "fast" }))},
 			key:   "BGPPeer/p", accepted: valid, refs: resolved},
@@ -96,7 +142,7 @@ func TestJudge(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := testPools()
-			got := Judge(ParseL2Advertisements(tc.l2, ps), ParseBGP(tc.peers, tc.ads, tc.profiles, ps))
+			got := Judge(ParseL2Advertisements(tc.l2, ps), ParseBGP(tc.peers, tc.ads, tc.profiles, ps), tc.sessions)
 			if want := len(tc.l2) + len(tc.peers) + len(tc.ads) + len(tc.profiles); len(got) != want {
 				t.Errorf("%d verdicts for %d objects: %v", len(got), want, got)
 			}

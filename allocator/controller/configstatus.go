@@ -15,9 +15,10 @@ import (
 )
 
 // configStores are the caches of the configuration objects that get an
-// Accepted condition.
+// Accepted condition, and of the speakers' session reports, which tell
+// whether a peer's password Secret is usable.
 type configStores struct {
-	l2ads, peers, bgpAds, profiles cache.Store
+	l2ads, peers, bgpAds, profiles, sessions cache.Store
 }
 
 // syncConfigStatus judges every L2Advertisement and BGP object with the
@@ -28,7 +29,8 @@ func (c *Controller) syncConfigStatus(ctx context.Context) []error {
 	pools := c.lb.Pools()
 	verdicts := config.Judge(
 		config.ParseL2Advertisements(items[v1alpha1.L2Advertisement](s.l2ads), pools),
-		config.ParseBGP(items[v1alpha1.BGPPeer](s.peers), items[v1alpha1.BGPAdvertisement](s.bgpAds), items[v1alpha1.BFDProfile](s.profiles), pools))
+		config.ParseBGP(items[v1alpha1.BGPPeer](s.peers), items[v1alpha1.BGPAdvertisement](s.bgpAds), items[v1alpha1.BFDProfile](s.profiles), pools),
+		items[v1alpha1.BGPSessionState](s.sessions))
 	var errs []error
 	for _, kind := range []struct {
 		name, resource string
@@ -135,6 +137,28 @@ func (c *Controller) watchConfig(inf cache.SharedIndexInformer) error {
 	})
 	if err != nil {
 		return fmt.Errorf("configuration handler: %w", err)
+	}
+	return nil
+}
+
+// watchSessions makes a change of what a speaker reports about a password
+// Secret trigger a status sync; the session's state, which changes far
+// more often, does not.
+func (c *Controller) watchSessions(inf cache.SharedIndexInformer) error {
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { c.markStatusDirty() },
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*v1alpha1.BGPSessionState)
+			n, ok2 := obj.(*v1alpha1.BGPSessionState)
+			if ok1 && ok2 && o.PasswordSecret == n.PasswordSecret && o.Peer == n.Peer && o.Node == n.Node {
+				return
+			}
+			c.markStatusDirty()
+		},
+		DeleteFunc: func(any) { c.markStatusDirty() },
+	})
+	if err != nil {
+		return fmt.Errorf("session report handler: %w", err)
 	}
 	return nil
 }

@@ -154,14 +154,18 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.announcements.Store(nil) // a replica that stops leading has no view
 	configInfs := []cache.SharedIndexInformer{c.beacon.L2AdvertisementInformer(), c.beacon.BGPPeerInformer(),
 		c.beacon.BGPAdvertisementInformer(), c.beacon.BFDProfileInformer()}
+	sessInf := c.beacon.BGPSessionStateInformer("")
 	c.config = configStores{l2ads: configInfs[0].GetStore(), peers: configInfs[1].GetStore(),
-		bgpAds: configInfs[2].GetStore(), profiles: configInfs[3].GetStore()}
-	synced := []cache.InformerSynced{svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced}
+		bgpAds: configInfs[2].GetStore(), profiles: configInfs[3].GetStore(), sessions: sessInf.GetStore()}
+	synced := []cache.InformerSynced{svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced, sessInf.HasSynced}
 	for _, inf := range configInfs {
 		if err := c.watchConfig(inf); err != nil {
 			return err
 		}
 		synced = append(synced, inf.HasSynced)
+	}
+	if err := c.watchSessions(sessInf); err != nil {
+		return err
 	}
 
 	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -189,7 +193,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown() // runs before wg.Wait: it releases the workers
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	for _, inf := range append(configInfs, poolInf, annInf) {
+	for _, inf := range append(configInfs, poolInf, annInf, sessInf) {
 		wg.Go(func() { inf.Run(ctx.Done()) })
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -126,15 +127,60 @@ func TestConfigStatus(t *testing.T) {
 	wait("advertisement naming a missing peer", bgpAd("t-st-adv"), valid+"\n"+`ResolvedRefs=False/MissingReference: peer "t-st-ghost" does not exist or is invalid`)
 
 	// At a glance: the printer columns.
-	out := h.kubectl("get", "bgppeers.beaconlb.io", "t-st-nobfd", "t-st-pw")
-	for _, re := range []string{
-		`(?m)^NAME\s+ADDRESS\s+MY ASN\s+PEER ASN\s+BFD\s+ACCEPTED\s+REASON\s+REFS RESOLVED\s+AGE$`,
-		`(?m)^t-st-nobfd\s+198\.51\.100\.1\s+64512\s+64500\s+t-st-fast\s+False\s+MissingReference\s+False\s`,
-		`(?m)^t-st-pw\s+198\.51\.100\.1\s+64512\s+64500\s+True\s+Valid\s+True\s`,
-	} {
-		if !regexp.MustCompile(re).MatchString(out) {
-			t.Errorf("kubectl get bgppeers does not match %s:\n%s", re, out)
+	getPeers := func(res ...string) {
+		t.Helper()
+		out := h.kubectl("get", "bgppeers.beaconlb.io", "t-st-nobfd", "t-st-pw")
+		for _, re := range append([]string{`(?m)^NAME\s+ADDRESS\s+MY ASN\s+PEER ASN\s+BFD\s+ACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`}, res...) {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("kubectl get bgppeers does not match %s:\n%s", re, out)
+			}
 		}
+	}
+	getPeers(`(?m)^t-st-nobfd\s+198\.51\.100\.1\s+64512\s+64500\s+t-st-fast\s+False\s+MissingReference\s+False\s+MissingReference\s`,
+		`(?m)^t-st-pw\s+198\.51\.100\.1\s+64512\s+64500\s+True\s+Valid\s+True\s+Resolved\s`)
+
+	// The password Secret, which only the speakers may read, as they
+	// report it: missing on one node, then no complaint from any.
+	report := func(node, problem string) {
+		t.Helper()
+		name := "t-st-pw-" + node
+		want := v1alpha1.BGPSessionState{ObjectMeta: metav1.ObjectMeta{Name: name}, Node: node, Peer: "t-st-pw",
+			PeerAddress: "198.51.100.1", State: v1alpha1.SessionConfiguring, PasswordSecret: problem}
+		var cur v1alpha1.BGPSessionState
+		err := h.env.Beacon.Get(h.ctx, client.BGPSessionStates, name, &cur)
+		switch {
+		case apierrors.IsNotFound(err):
+			h.create(client.BGPSessionStates, &want)
+			return
+		case err != nil:
+			t.Fatal(err)
+		}
+		want.ResourceVersion = cur.ResourceVersion
+		if err := h.env.Beacon.Update(h.ctx, client.BGPSessionStates, name, &want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report("t-st-n1", "")
+	report("t-st-n2", v1alpha1.PasswordSecretMissing)
+	wait("peer whose Secret a speaker misses", bgpPeer("t-st-pw"),
+		valid+"\n"+"ResolvedRefs=False/SecretNotFound: password Secret t-st-pw: not found on node t-st-n2 (see BGPSessionState)")
+	getPeers(`(?m)^t-st-pw\s+198\.51\.100\.1\s+64512\s+64500\s+True\s+Valid\s+False\s+SecretNotFound\s`)
+	report("t-st-n2", "")
+	wait("peer whose Secret no speaker complains about", bgpPeer("t-st-pw"), valid+"\n"+resolved+"; no speaker reports a problem with password Secret t-st-pw (2 reports)")
+	getPeers(`(?m)^t-st-pw\s+198\.51\.100\.1\s+64512\s+64500\s+True\s+Valid\s+True\s+Resolved\s`)
+	// A report that holds nothing new about the Secret (the session came
+	// up) does not rewrite the peer.
+	var pwBefore v1alpha1.BGPPeer
+	if err := h.env.Beacon.Get(h.ctx, client.BGPPeers, "t-st-pw", &pwBefore); err != nil {
+		t.Fatal(err)
+	}
+	var up v1alpha1.BGPSessionState
+	if err := h.env.Beacon.Get(h.ctx, client.BGPSessionStates, "t-st-pw-t-st-n1", &up); err != nil {
+		t.Fatal(err)
+	}
+	up.State = v1alpha1.SessionEstablished
+	if err := h.env.Beacon.Update(h.ctx, client.BGPSessionStates, up.Name, &up); err != nil {
+		t.Fatal(err)
 	}
 
 	// Fixing the reference flips the peer; the good advertisement, whose
@@ -153,9 +199,16 @@ func TestConfigStatus(t *testing.T) {
 	if after.ResourceVersion != before.ResourceVersion {
 		t.Errorf("unchanged L2Advertisement rewritten: resourceVersion %s -> %s\n%s", before.ResourceVersion, after.ResourceVersion, conditions(after.Status.Conditions))
 	}
+	var pwAfter v1alpha1.BGPPeer
+	if err := h.env.Beacon.Get(h.ctx, client.BGPPeers, "t-st-pw", &pwAfter); err != nil {
+		t.Fatal(err)
+	}
+	if pwAfter.ResourceVersion != pwBefore.ResourceVersion {
+		t.Errorf("unchanged BGPPeer rewritten: resourceVersion %s -> %s\n%s", pwBefore.ResourceVersion, pwAfter.ResourceVersion, conditions(pwAfter.Status.Conditions))
+	}
 
 	// `kubectl get beacon` lists every kind; short names do not clash.
-	out = h.kubectl("get", "beacon")
+	out := h.kubectl("get", "beacon")
 	for _, want := range []string{"ippool.beaconlb.io/t-st", "l2advertisement.beaconlb.io/t-st-good", "bgppeer.beaconlb.io/t-st-pw",
 		"bgpadvertisement.beaconlb.io/t-st-adv", "bfdprofile.beaconlb.io/t-st-fast"} {
 		if !strings.Contains(out, want) {

@@ -91,6 +91,7 @@ type BGPAdvertisementSpec struct {
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].status"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
 // +kubebuilder:printcolumn:name="Refs Resolved",type=string,JSONPath=".status.conditions[?(@.type=='ResolvedRefs')].status"
+// +kubebuilder:printcolumn:name="Refs Reason",type=string,JSONPath=".status.conditions[?(@.type=='ResolvedRefs')].reason"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type BGPAdvertisement struct {
 	metav1.TypeMeta   `json:",inline"`

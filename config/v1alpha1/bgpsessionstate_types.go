@@ -16,6 +16,14 @@ const (
 	SessionConfiguring = "Configuring"
 )
 
+// Why a speaker cannot use a BGPPeer's password Secret, as reported in
+// BGPSessionState.passwordSecret.
+const (
+	PasswordSecretMissing    = "Missing"
+	PasswordSecretNoKey      = "NoKey"
+	PasswordSecretUnreadable = "Unreadable"
+)
+
 // BGPSessionState reports one node's BGP session with one BGPPeer. The speaker
 // of that node writes it (name "<peer>-<node>", label beaconlb.io/node) and
 // deletes it when the session is no longer configured; users read it:
@@ -55,6 +63,14 @@ type BGPSessionState struct {
 	// suspected TCP MD5 password mismatch) or a configuration problem.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// PasswordSecret says why the speaker cannot use the peer's password
+	// Secret: Missing (not found), NoKey (no such key, or an empty value)
+	// or Unreadable (any other error, such as no right to read it). Empty
+	// when the peer has no password or the speaker read it; the controller
+	// folds it into the BGPPeer's ResolvedRefs condition.
+	// +kubebuilder:validation:Enum=Missing;NoKey;Unreadable
+	// +optional
+	PasswordSecret string `json:"passwordSecret,omitempty"`
 	// Since is when the session entered its current state.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`

@@ -60,6 +60,7 @@ type L2AdvertisementSpec struct {
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].status"
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=".status.conditions[?(@.type=='Accepted')].reason"
 // +kubebuilder:printcolumn:name="Refs Resolved",type=string,JSONPath=".status.conditions[?(@.type=='ResolvedRefs')].status"
+// +kubebuilder:printcolumn:name="Refs Reason",type=string,JSONPath=".status.conditions[?(@.type=='ResolvedRefs')].reason"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type L2Advertisement struct {
 	metav1.TypeMeta   `json:",inline"`

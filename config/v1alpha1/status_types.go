@@ -11,7 +11,9 @@ type ConfigStatus struct {
 	// Conditions: Accepted (the speakers use the object; False with the
 	// reason Invalid, MissingReference or InvalidReference when they ignore
 	// it) and, on kinds that name other objects, ResolvedRefs (every named
-	// pool, peer or BFD profile exists and is valid).
+	// pool, peer or BFD profile exists and is valid; on a BGPPeer also its
+	// password Secret, as the speakers report it: False with the reason
+	// SecretNotFound, SecretKeyNotFound or SecretUnreadable).
 	// +listType=map
 	// +listMapKey=type
 	// +optional

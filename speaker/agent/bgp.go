@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -57,9 +58,10 @@ type bgpState struct {
 // configuredSession is a session this node should hold, with problems the
 // speaker cannot see (bad configuration, missing Secret).
 type configuredSession struct {
-	peer    string
-	address netip.Addr
-	message string
+	peer           string
+	address        netip.Addr
+	message        string
+	passwordSecret string // BGPSessionState.passwordSecret
 }
 
 // cachedSecret is a Secret read at some time (nil when it was not found).
@@ -135,7 +137,8 @@ func (a *Agent) syncBGP(ctx context.Context, in announce.Input, svcs map[string]
 		}
 		peer := toSpeakerPeer(s)
 		if ref := s.Peer.Password; ref != nil {
-			pw, err := a.password(ctx, ref)
+			pw, problem, err := a.password(ctx, ref)
+			cs.passwordSecret = problem
 			switch {
 			case err == nil:
 				st.passwords[s.Peer.Name] = pw
@@ -190,6 +193,9 @@ func joinMsg(a, b string) string {
 	if a == "" {
 		return b
 	}
+	if b == "" {
+		return a
+	}
 	return a + "; " + b
 }
 
@@ -211,10 +217,12 @@ func toSpeakerPeer(s bgpplan.Session) bgp.Peer {
 	return out
 }
 
-// password reads a peer's TCP MD5 password from its Secret.
-func (a *Agent) password(ctx context.Context, ref *config.SecretRef) (string, error) {
+// password reads a peer's TCP MD5 password from its Secret. On failure it
+// also says what is wrong, in the terms of BGPSessionState.passwordSecret.
+func (a *Agent) password(ctx context.Context, ref *config.SecretRef) (pw, problem string, err error) {
 	if a.cfg.Namespace == "" {
-		return "", fmt.Errorf("passwordSecretRef %s: the speaker does not know its namespace (--namespace or POD_NAMESPACE)", ref.Name)
+		return "", v1alpha1.PasswordSecretUnreadable,
+			fmt.Errorf("passwordSecretRef %s: the speaker does not know its namespace (--namespace or POD_NAMESPACE)", ref.Name)
 	}
 	key := a.cfg.Namespace + "/" + ref.Name
 	c, ok := a.bgp.secrets[key]
@@ -225,14 +233,17 @@ func (a *Agent) password(ctx context.Context, ref *config.SecretRef) (string, er
 		c = cachedSecret{secret: sec, err: err, at: time.Now()}
 		a.bgp.secrets[key] = c
 	}
-	if c.err != nil {
-		return "", fmt.Errorf("password Secret %s: %w", key, c.err)
+	switch {
+	case apierrors.IsNotFound(c.err):
+		return "", v1alpha1.PasswordSecretMissing, fmt.Errorf("password Secret %s: %w", key, c.err)
+	case c.err != nil:
+		return "", v1alpha1.PasswordSecretUnreadable, fmt.Errorf("password Secret %s: %w", key, c.err)
 	}
 	v, ok := c.secret.Data[ref.Key]
 	if !ok || len(v) == 0 {
-		return "", fmt.Errorf("password Secret %s has no key %q", key, ref.Key)
+		return "", v1alpha1.PasswordSecretNoKey, fmt.Errorf("password Secret %s has no key %q", key, ref.Key)
 	}
-	return string(v), nil
+	return string(v), "", nil
 }
 
 // reportBGPConfig records a Warning Event on each BGP object whose problem
@@ -316,12 +327,13 @@ func (a *Agent) writeSessions(ctx context.Context, configured []configuredSessio
 	for _, c := range configured {
 		obs, ok := observed[c.peer]
 		want := &v1alpha1.BGPSessionState{
-			ObjectMeta:  metav1.ObjectMeta{Name: sessionName(c.peer, a.cfg.Node), Labels: map[string]string{v1alpha1.NodeLabel: a.cfg.Node}},
-			Node:        a.cfg.Node,
-			Peer:        c.peer,
-			PeerAddress: c.address.String(),
-			State:       v1alpha1.SessionConfiguring,
-			Message:     c.message,
+			ObjectMeta:     metav1.ObjectMeta{Name: sessionName(c.peer, a.cfg.Node), Labels: map[string]string{v1alpha1.NodeLabel: a.cfg.Node}},
+			Node:           a.cfg.Node,
+			Peer:           c.peer,
+			PeerAddress:    c.address.String(),
+			State:          v1alpha1.SessionConfiguring,
+			Message:        c.message,
+			PasswordSecret: c.passwordSecret,
 		}
 		if ok {
 			want.State, want.BFDState, want.Prefixes = obs.State, obs.BFD, int32(obs.Prefixes)
@@ -336,7 +348,8 @@ func (a *Agent) writeSessions(ctx context.Context, configured []configuredSessio
 		case !exists:
 			err = a.cfg.Beacon.Create(ctx, client.BGPSessionStates, want)
 		case cur.State != want.State || cur.BFDState != want.BFDState || cur.Prefixes != want.Prefixes ||
-			cur.Message != want.Message || cur.PeerAddress != want.PeerAddress || !sameTime(cur.Since, want.Since):
+			cur.Message != want.Message || cur.PeerAddress != want.PeerAddress || !sameTime(cur.Since, want.Since) ||
+			cur.PasswordSecret != want.PasswordSecret:
 			want.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Beacon.Update(ctx, client.BGPSessionStates, want.Name, want)
 		}

@@ -128,10 +128,10 @@ func TestAgentBGP(t *testing.T) {
 	go func() { _ = a.Run(actx); close(done) }()
 	defer func() { acancel(); <-done }()
 
-	poll := func(what string, cond func() (bool, string)) {
+	pollFor := func(timeout time.Duration, what string, cond func() (bool, string)) {
 		t.Helper()
 		var last string
-		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 15*time.Second, true, func(context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 			ok, s := cond()
 			last = s
 			return ok, nil
@@ -140,6 +140,7 @@ func TestAgentBGP(t *testing.T) {
 			t.Fatalf("%s: %s", what, last)
 		}
 	}
+	poll := func(what string, cond func() (bool, string)) { t.Helper(); pollFor(15*time.Second, what, cond) }
 	render := func(d bgp.Desired) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "asn %d id %s", d.ASN, d.RouterID)
@@ -163,8 +164,8 @@ func TestAgentBGP(t *testing.T) {
 		if err := e.Beacon.Get(ctx, client.BGPSessionStates, "tor-bnode1", &s); err != nil {
 			return false, err.Error()
 		}
-		return s.State == "Established" && s.Prefixes == 1 && s.Node == "bnode1" && s.PeerAddress == "198.51.100.1" && s.Labels[v1alpha1.NodeLabel] == "bnode1",
-			fmt.Sprintf("%+v", s)
+		return s.State == "Established" && s.Prefixes == 1 && s.Node == "bnode1" && s.PeerAddress == "198.51.100.1" && s.Labels[v1alpha1.NodeLabel] == "bnode1" &&
+			s.PasswordSecret == "", fmt.Sprintf("%+v", s)
 	})
 	poll("ServiceAnnouncement via BGP", func() (bool, string) {
 		var list v1alpha1.ServiceAnnouncementList
@@ -178,6 +179,42 @@ func TestAgentBGP(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%+v", list.Items)
 	})
+
+	// The password Secret breaks and is fixed: the report says what is
+	// wrong in passwordSecret (for the controller) and in the message, the
+	// session keeps the password in use, and the report clears once the
+	// Secret is readable. The speaker re-reads a Secret after secretTTL, so
+	// each step may take that long plus a resync.
+	passwordReport := func(what, wantProblem, wantMsg string) {
+		t.Helper()
+		pollFor(30*time.Second, what, func() (bool, string) {
+			var s v1alpha1.BGPSessionState
+			if err := e.Beacon.Get(ctx, client.BGPSessionStates, "tor-bnode1", &s); err != nil {
+				return false, err.Error()
+			}
+			return s.PasswordSecret == wantProblem && strings.Contains(s.Message, wantMsg), fmt.Sprintf("passwordSecret %q message %q", s.PasswordSecret, s.Message)
+		})
+		if got := render(fb.get()); got != want {
+			t.Errorf("desired state changed by a broken password Secret:\n got %s\nwant %s", got, want)
+		}
+	}
+	must(kube.CoreV1().Secrets(ns).Delete(ctx, "tor-pw", metav1.DeleteOptions{}))
+	passwordReport("Secret deleted", v1alpha1.PasswordSecretMissing, `password Secret beacon-bgp/tor-pw: secrets "tor-pw" not found: keeping the password in use`)
+	_, err = kube.CoreV1().Secrets(ns).Create(ctx, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tor-pw"},
+		Data: map[string][]byte{"md5": []byte("pw-1")}}, metav1.CreateOptions{})
+	must(err)
+	passwordReport("Secret without the key", v1alpha1.PasswordSecretNoKey, `password Secret beacon-bgp/tor-pw has no key "password": keeping the password in use`)
+	sec, err := kube.CoreV1().Secrets(ns).Get(ctx, "tor-pw", metav1.GetOptions{})
+	must(err)
+	sec.Data = map[string][]byte{"password": []byte("pw-1")}
+	_, err = kube.CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{})
+	must(err)
+	passwordReport("Secret fixed", "", "")
+	var fixed v1alpha1.BGPSessionState
+	must(e.Beacon.Get(ctx, client.BGPSessionStates, "tor-bnode1", &fixed))
+	if fixed.Message != "" {
+		t.Errorf("message left on a fixed session: %q", fixed.Message)
+	}
 
 	// A broken edit (a BFD profile that does not exist): the last good
 	// configuration stays applied, the report and an Event say why.

@@ -155,6 +155,9 @@ var (
 		each("patch", access{group: "beaconlb.io", resource: "bgppeers", sub: "status", name: "tor"}),
 		each("patch", access{group: "beaconlb.io", resource: "bgpadvertisements", sub: "status", name: "routed"}),
 		each("patch", access{group: "beaconlb.io", resource: "bfdprofiles", sub: "status", name: "fast"}),
+		// The speakers' session reports say whether a peer's password
+		// Secret is usable: the controller reads them instead of Secrets.
+		each("list,watch", access{group: "beaconlb.io", resource: "bgpsessionstates"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
 		// The externalIPs guard's param (allocator/controller on the
 		// hardening branch).
@@ -174,6 +177,7 @@ var (
 		each("create,update,delete", access{group: "beaconlb.io", resource: "serviceannouncements", ns: "default"}),
 		each("create,update,patch,delete", access{group: "beaconlb.io", resource: "bgppeers", name: "tor"}),
 		each("create,update,patch,delete", access{group: "beaconlb.io", resource: "l2advertisements", name: "lan"}),
+		each("create,update,patch,delete", access{group: "beaconlb.io", resource: "bgpsessionstates", name: "tor-node1"}),
 		each("get", access{resource: "secrets", ns: namespace, name: "router-password"}),
 	)
 	speakerNeeds = concat(
