@@ -7,6 +7,7 @@
 package testenv
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -118,8 +119,10 @@ func (e *Env) Stop() error {
 
 // Main is a TestMain body: it starts an Env for the package, runs the tests
 // and stops it. Without binaries it runs the tests anyway; those that need
-// the Env skip (or fail when BEACON_REQUIRE_ENVTEST=1).
-func Main(m *testing.M, env **Env) {
+// the Env skip (or fail when BEACON_REQUIRE_ENVTEST=1). The after
+// functions run once the tests are done (TestMain cannot clean up after
+// Main, which exits).
+func Main(m *testing.M, env **Env, after ...func()) {
 	if ok, _ := Available(); ok {
 		e, err := Start()
 		if err != nil {
@@ -129,6 +132,9 @@ func Main(m *testing.M, env **Env) {
 		*env = e
 	}
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if *env != nil {
 		if err := (*env).Stop(); err != nil {
 			println("testenv: stop:", err.Error())
@@ -175,9 +181,18 @@ func Tail(s string, n int) string {
 // "./cmd/beacon-controller") into dir, each binary named after its package.
 func Build(t testing.TB, dir string, pkgs ...string) {
 	t.Helper()
+	if err := GoBuild(dir, pkgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// GoBuild is Build for callers without a test (such as a sync.Once shared
+// by a package's tests).
+func GoBuild(dir string, pkgs ...string) error {
 	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
+		return fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
 	}
+	return nil
 }

@@ -1,7 +1,8 @@
 // Package labtest starts the lab from Go tests: Up skips (or, with
 // BEACON_REQUIRE_ENVTEST=1, fails) when the lab cannot run here, builds the
 // echo server, and registers the teardown with t.Cleanup so it runs even
-// when the test fails.
+// when the test fails. Site runs Beacon in a lab, and Prober measures
+// traffic through it.
 package labtest
 
 import (

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/beaconlb/beacon/lab/cli"
+	"github.com/beaconlb/beacon/lab/labtest"
 )
 
 // cliEnv makes this test binary behave as beacon-lab (TestLabCLI).
@@ -15,8 +16,6 @@ func TestMain(m *testing.M) {
 		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	labtest.RemoveBinaries()
 	os.Exit(code)
 }
