@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/beaconlb/beacon/lab/labtest"
 	"io"
 	"net"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/echo"
+	"github.com/beaconlb/beacon/lab/labtest"
 )
 
 // site is a lab running Beacon (see labtest.Site).
