@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,10 +121,9 @@ func (e *Env) Stop() error {
 
 // Main is a TestMain body: it starts an Env for the package, runs the tests
 // and stops it. Without binaries it runs the tests anyway; those that need
-// the Env skip (or fail when BEACON_REQUIRE_ENVTEST=1). The after
-// functions run once the tests are done (TestMain cannot clean up after
-// Main, which exits).
-func Main(m *testing.M, env **Env, after ...func()) {
+// the Env skip (or fail when BEACON_REQUIRE_ENVTEST=1). It also removes
+// what BuildOnce built.
+func Main(m *testing.M, env **Env) {
 	if ok, _ := Available(); ok {
 		e, err := Start()
 		if err != nil {
@@ -132,9 +133,7 @@ func Main(m *testing.M, env **Env, after ...func()) {
 		*env = e
 	}
 	code := m.Run()
-	for _, f := range after {
-		f()
-	}
+	RemoveBuilt()
 	if *env != nil {
 		if err := (*env).Stop(); err != nil {
 			println("testenv: stop:", err.Error())
@@ -195,4 +194,46 @@ func GoBuild(dir string, pkgs ...string) error {
 		return fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
 	}
 	return nil
+}
+
+// built holds what BuildOnce built, by package list.
+var built struct {
+	sync.Mutex
+	dirs map[string]string
+}
+
+// BuildOnce is Build into a temporary directory, once per test binary for
+// the same packages; it returns the directory. Main (or RemoveBuilt, from
+// a TestMain of one's own) deletes it.
+func BuildOnce(t testing.TB, pkgs ...string) string {
+	t.Helper()
+	built.Lock()
+	defer built.Unlock()
+	key := strings.Join(pkgs, " ")
+	if dir, ok := built.dirs[key]; ok {
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "beacon-test-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := GoBuild(dir, pkgs...); err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	if built.dirs == nil {
+		built.dirs = map[string]string{}
+	}
+	built.dirs[key] = dir
+	return dir
+}
+
+// RemoveBuilt deletes what BuildOnce built.
+func RemoveBuilt() {
+	built.Lock()
+	defer built.Unlock()
+	for key, dir := range built.dirs {
+		_ = os.RemoveAll(dir)
+		delete(built.dirs, key)
+	}
 }

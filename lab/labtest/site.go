@@ -3,12 +3,10 @@ package labtest
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,35 +32,6 @@ type Site struct {
 	bin string
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// beaconBinaries builds beacon-controller and beacon-speaker once per test
-// binary; RemoveBinaries deletes them.
-func beaconBinaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "beacon-labtest-bin-"); buildErr == nil {
-			buildErr = testenv.GoBuild(binDir, "./cmd/beacon-controller", "./cmd/beacon-speaker")
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-// RemoveBinaries removes what StartBeacon built; call it from TestMain
-// after m.Run.
-func RemoveBinaries() {
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-}
-
 // StartBeacon starts the controller and a speaker on every node of l.
 // Everything the Site does ends within limit.
 func StartBeacon(t *testing.T, l *lab.Lab, limit time.Duration) *Site {
@@ -73,7 +42,7 @@ func StartBeacon(t *testing.T, l *lab.Lab, limit time.Duration) *Site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Site{T: t, L: l, Ctx: ctx, BC: bc, bin: beaconBinaries(t)}
+	s := &Site{T: t, L: l, Ctx: ctx, BC: bc, bin: testenv.BuildOnce(t, "./cmd/beacon-controller", "./cmd/beacon-speaker")}
 	s.StartController()
 	for _, n := range l.Nodes() {
 		s.StartSpeaker(n.Name)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -215,32 +214,10 @@ type controllerProc struct {
 	waitErr error
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // controllerBinary builds cmd/beacon-controller once per test binary.
 func controllerBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "beacon-badinput-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "beacon-controller")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/beacon-controller")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return filepath.Join(testenv.BuildOnce(t, "./cmd/beacon-controller"), "beacon-controller")
 }
 
 // startController runs beacon-controller against the test API server until

@@ -25,13 +25,11 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/testenv"
-	"github.com/beaconlb/beacon/lab/labtest"
 )
 
 var env *testenv.Env
 
-// TestMain also removes the Beacon binaries the lab tests built.
-func TestMain(m *testing.M) { testenv.Main(m, &env, labtest.RemoveBinaries) }
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 // replica is one beacon-controller process that can be killed and
 // restarted.

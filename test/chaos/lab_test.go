@@ -292,14 +292,20 @@ func TestSpeakerRestartsAndLinkFlaps(t *testing.T) {
 	s.LANPool()
 	ip := s.echoService("steady")
 	var who string
-	s.Poll(30*time.Second, "one announcer answering", func() (bool, string) {
-		a := s.Announcers("steady")
-		if len(a) == 1 && s.Answerer(ip) == a[0] {
-			who = a[0]
-			return true, ""
-		}
-		return false, fmt.Sprint(a)
-	})
+	// settled waits until one node announces the Service and answers for
+	// its address, and remembers that node.
+	settled := func(what string) {
+		t.Helper()
+		s.Poll(30*time.Second, what, func() (bool, string) {
+			a := s.Announcers("steady")
+			if len(a) == 1 && s.Answerer(ip) == a[0] {
+				who = a[0]
+				return true, ""
+			}
+			return false, fmt.Sprint(a)
+		})
+	}
+	settled("one announcer answering")
 	// BGP with BFD at the lab router's 300 ms x 3: a dead link leaves the
 	// ECMP set in about a second.
 	if err := s.BC.Create(s.Ctx, client.BFDProfiles, &v1alpha1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "chaos"},
@@ -364,14 +370,7 @@ func TestSpeakerRestartsAndLinkFlaps(t *testing.T) {
 		measure(fmt.Sprintf("round %d: SIGKILL speaker on %s (now %s)", round, who, next), at)
 		s.StartSpeaker(who)
 		// Wait until announcements settle (one announcer that answers).
-		s.Poll(30*time.Second, "settled", func() (bool, string) {
-			a := s.Announcers("steady")
-			if len(a) == 1 && s.Answerer(ip) == a[0] {
-				who = a[0]
-				return true, ""
-			}
-			return false, fmt.Sprint(a)
-		})
+		settled("settled")
 		measure(fmt.Sprintf("round %d: speaker restarted", round), at)
 
 		// Flap the announcer's LAN link.
@@ -384,14 +383,7 @@ func TestSpeakerRestartsAndLinkFlaps(t *testing.T) {
 			t.Fatal(err)
 		}
 		measure(fmt.Sprintf("round %d: link of %s down and up (answered by %s)", round, who, next), at)
-		s.Poll(30*time.Second, "settled", func() (bool, string) {
-			a := s.Announcers("steady")
-			if len(a) == 1 && s.Answerer(ip) == a[0] {
-				who = a[0]
-				return true, ""
-			}
-			return false, fmt.Sprint(a)
-		})
+		settled("settled")
 	}
 	for _, pr := range probes {
 		pr.p.Stop()

@@ -4,8 +4,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/lab/cli"
-	"github.com/beaconlb/beacon/lab/labtest"
 )
 
 // cliEnv makes this test binary behave as beacon-lab (TestLabCLI).
@@ -16,6 +16,6 @@ func TestMain(m *testing.M) {
 		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	code := m.Run()
-	labtest.RemoveBinaries()
+	testenv.RemoveBuilt()
 	os.Exit(code)
 }
