@@ -328,10 +328,12 @@ func (r *BGPRouter) Paths(ctx context.Context, prefix netip.Prefix) ([]BGPPath, 
 	if err := r.VtyshJSON(ctx, fmt.Sprintf("show bgp %s unicast %s json", afi, prefix.Masked()), &raw); err != nil {
 		return nil, err
 	}
-	return parsePaths(raw.Paths)
+	return ParseBGPPaths(raw.Paths)
 }
 
-func parsePaths(raw []json.RawMessage) ([]BGPPath, error) {
+// ParseBGPPaths parses the "paths" of FRR's `show bgp <afi> unicast
+// <prefix> json`.
+func ParseBGPPaths(raw []json.RawMessage) ([]BGPPath, error) {
 	var out []BGPPath
 	for _, v := range raw {
 		var p struct {

@@ -165,38 +165,19 @@ func (f *frr) json(cmd string, into any) error {
 	return nil
 }
 
-// frrRoute is a path of one prefix as `show bgp ... <prefix> json` shows it.
-type frrRoute struct {
-	Valid     bool `json:"valid"`
-	Stale     bool `json:"stale"`
-	LocalPref *int `json:"locPrf"`
-	Community *struct {
-		String string `json:"string"`
-	} `json:"community"`
-	LargeCommunity *struct {
-		String string `json:"string"`
-	} `json:"largeCommunity"`
-	Nexthops []struct {
-		IP string `json:"ip"`
-	} `json:"nexthops"`
-	Peer struct {
-		ID string `json:"peerId"`
-	} `json:"peer"`
-}
-
 // route returns the paths FRR holds for prefix (none when absent).
-func (f *frr) route(prefix string) ([]frrRoute, error) {
+func (f *frr) route(prefix string) ([]lab.BGPPath, error) {
 	af := "ipv4"
 	if strings.Contains(prefix, ":") {
 		af = "ipv6"
 	}
 	var out struct {
-		Paths []frrRoute `json:"paths"`
+		Paths []json.RawMessage `json:"paths"`
 	}
 	if err := f.json(fmt.Sprintf("show bgp %s unicast %s json", af, prefix), &out); err != nil {
 		return nil, err
 	}
-	return out.Paths, nil
+	return lab.ParseBGPPaths(out.Paths)
 }
 
 // neighborState is bgpd's state of a neighbor ("Established", "Active"...).
