@@ -136,12 +136,12 @@ func (s *Site) Apply(obj any) {
 	}
 }
 
-// LANPool creates the IPPool "lan" (dual-stack, on the lab LAN) and an
+// LANPool creates the IPPool "lan" (lab.L2PoolV4 and V6) and an
 // L2Advertisement for it.
 func (s *Site) LANPool() {
 	s.T.Helper()
 	p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
-	p.Spec.Addresses = []v1alpha1.AddressBlock{"198.51.100.200-198.51.100.250", "2001:db8:100::200-2001:db8:100::250"}
+	p.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(lab.L2PoolV4), v1alpha1.AddressBlock(lab.L2PoolV6)}
 	s.Apply(p)
 	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
 	ad.Spec.IPPools = []string{"lan"}
