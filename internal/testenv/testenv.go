@@ -7,6 +7,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -236,4 +238,22 @@ func RemoveBuilt() {
 		_ = os.RemoveAll(dir)
 		delete(built.dirs, key)
 	}
+}
+
+// Poll calls cond every interval until it holds, and returns how long that
+// took; after timeout (or when ctx ends) it fails the test with what and
+// cond's last detail.
+func Poll(t testing.TB, ctx context.Context, interval, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(context.Context) (bool, error) {
+		ok, detail := cond()
+		last = detail
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not within %v (last: %s)", what, timeout, last)
+	}
+	return time.Since(start)
 }

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
@@ -104,17 +103,7 @@ func (s *Site) StopSpeaker(node string) {
 // took; it fails the test after timeout with cond's last detail.
 func (s *Site) Poll(timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
 	s.T.Helper()
-	start := time.Now()
-	var last string
-	err := wait.PollUntilContextTimeout(s.Ctx, 10*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, detail := cond()
-		last = detail
-		return ok, nil
-	})
-	if err != nil {
-		s.T.Fatalf("%s: not within %v (last: %s)", what, timeout, last)
-	}
-	return time.Since(start)
+	return testenv.Poll(s.T, s.Ctx, 10*time.Millisecond, timeout, what, cond)
 }
 
 // Apply creates an IPPool, an L2Advertisement or a Service.

@@ -165,15 +165,7 @@ func ingress(s *v1.Service) string {
 // eventually polls cond every 50 ms until it holds or the timeout passes.
 func (f *fixture) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	f.t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(f.ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, detail := cond()
-		last = detail
-		return ok, nil
-	})
-	if err != nil {
-		f.t.Fatalf("%s: not reached within %v (last: %s)", what, timeout, last)
-	}
+	testenv.Poll(f.t, f.ctx, 50*time.Millisecond, timeout, what, cond)
 }
 
 // waitIngress waits until the Service's ingress is want ("" = none yet is
