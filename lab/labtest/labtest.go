@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -99,31 +98,12 @@ func DumpLogs(t testing.TB, l *lab.Lab) {
 	}
 }
 
-// RepoRoot returns the repository's top directory.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 // BuildEcho builds cmd/beacon-echo into a test temporary directory.
 func BuildEcho(t testing.TB) string {
 	t.Helper()
-	return Build(t, "./cmd/beacon-echo")
-}
-
-// Build builds a main package of this module (e.g. "./cmd/beacon-lab") into
-// a test temporary directory and returns the binary's path.
-func Build(t testing.TB, pkg string) string {
-	t.Helper()
-	return BuildInto(t, t.TempDir(), pkg)
-}
-
-// BuildInto builds a main package of this module into dir and returns the
-// binary's path.
-func BuildInto(t testing.TB, dir, pkg string) string {
-	t.Helper()
-	testenv.Build(t, dir, pkg)
-	return filepath.Join(dir, filepath.Base(pkg))
+	dir := t.TempDir()
+	testenv.Build(t, dir, "./cmd/beacon-echo")
+	return filepath.Join(dir, "beacon-echo")
 }
 
 // FRRSpeaker configures StartFRRSpeaker.
