@@ -163,7 +163,7 @@ func TestParseFRRJSON(t *testing.T) {
 		Paths []json.RawMessage `json:"paths"`
 	}
 	read("route.json", &praw)
-	paths, err := parsePaths(praw.Paths)
+	paths, err := ParseBGPPaths(praw.Paths)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestParsePathsEmpty(t *testing.T) {
 	if err := json.Unmarshal([]byte("{\n}\n"), &raw); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := parsePaths(raw.Paths); err != nil || len(p) != 0 {
-		t.Errorf("parsePaths({}) = %v, %v", p, err)
+	if p, err := ParseBGPPaths(raw.Paths); err != nil || len(p) != 0 {
+		t.Errorf("ParseBGPPaths({}) = %v, %v", p, err)
 	}
 }

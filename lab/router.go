@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,14 +29,8 @@ import (
 // zebra installs what bgpd selects (up to MaxPaths next hops) into the
 // router's kernel FIB; the router has no static route into the BGP pools.
 
-// FRRBinDir holds the FRR daemons of Debian's frr package.
-const FRRBinDir = "/usr/lib/frr"
-
 // FRRDir is the router's FRR state directory.
 var FRRDir = filepath.Join(StateDir, "frr")
-
-// frrUser owns FRRDir: the daemons drop to it after start.
-const frrUser = "frr"
 
 // FRRProcessName is the tracked process name of an FRR daemon of the
 // router ("frr-bgpd"); its log is logs/frr-bgpd.log in the state directory.
@@ -66,25 +59,6 @@ func (l *Lab) Router() *BGPRouter {
 // Config returns the router's configuration, defaults filled in.
 func (r *BGPRouter) Config() RouterConfig { return r.cfg }
 
-// frrArgv is the command line of one daemon.
-func (r *BGPRouter) frrArgv(daemon string) []string {
-	argv := []string{
-		filepath.Join(FRRBinDir, daemon),
-		"-f", filepath.Join(r.dir, daemon+".conf"),
-		"-i", filepath.Join(r.dir, daemon+".pid"),
-		"--vty_socket", filepath.Join(r.dir, "vty"),
-		"-z", r.zservPath(),
-		"-P", "0", // no TCP vty
-		"--log", "stdout", "--log-level", "info",
-	}
-	if daemon == "bfdd" {
-		argv = append(argv, "--bfdctl", filepath.Join(r.dir, "bfdd.sock"))
-	}
-	return argv
-}
-
-func (r *BGPRouter) zservPath() string { return filepath.Join(r.dir, "zserv.api") }
-
 // writeConfig writes the daemons' configurations into a fresh FRRDir owned
 // by the frr user.
 func (r *BGPRouter) writeConfig() error {
@@ -93,31 +67,12 @@ func (r *BGPRouter) writeConfig() error {
 			return fmt.Errorf("lab: FRR %s missing (apt-get install frr): %w", d, err)
 		}
 	}
-	u, err := user.Lookup(frrUser)
-	if err != nil {
-		return fmt.Errorf("lab: FRR user (apt-get install frr): %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	if err := os.RemoveAll(r.dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(r.dir, "vty"), 0o755); err != nil {
 		return err
 	}
 	files := frrConfigs(r.topo, r.cfg)
 	files["vtysh"] = "! vtysh reads this instead of /etc/frr/vtysh.conf\n"
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(r.dir, name+".conf"), []byte(text), 0o640); err != nil {
-			return err
-		}
-	}
-	return filepath.Walk(r.dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Chown(p, uid, gid)
-	})
+	return WriteFRRDir(r.dir, files)
 }
 
 // start writes the configuration and starts zebra, then (once zebra's
@@ -128,22 +83,15 @@ func (l *Lab) startRouter(ctx context.Context) error {
 	if err := r.writeConfig(); err != nil {
 		return err
 	}
-	zebra, err := l.StartProcess(ProcessSpec{Name: FRRProcessName("zebra"), Netns: Router, Argv: r.frrArgv("zebra")})
+	zebra, err := l.StartProcess(ProcessSpec{Name: FRRProcessName("zebra"), Netns: Router, Argv: FRRArgv(r.dir, "zebra")})
 	if err != nil {
 		return err
 	}
-	err = pollUntil(ctx, 10*time.Second, 5*time.Millisecond, func() (bool, error) {
-		if !zebra.Alive() {
-			return false, fmt.Errorf("lab: zebra exited: %s", LogTail(zebra.Log, 2000))
-		}
-		_, err := os.Stat(r.zservPath())
-		return err == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("lab: zebra's zserv socket: %w", err)
+	if err := WaitZserv(ctx, r.dir, zebra.Alive); err != nil {
+		return fmt.Errorf("%w: %s", err, LogTail(zebra.Log, 2000))
 	}
 	for _, d := range frrDaemons[1:] {
-		if _, err := l.StartProcess(ProcessSpec{Name: FRRProcessName(d), Netns: Router, Argv: r.frrArgv(d)}); err != nil {
+		if _, err := l.StartProcess(ProcessSpec{Name: FRRProcessName(d), Netns: Router, Argv: FRRArgv(r.dir, d)}); err != nil {
 			return err
 		}
 	}
@@ -380,10 +328,12 @@ func (r *BGPRouter) Paths(ctx context.Context, prefix netip.Prefix) ([]BGPPath, 
 	if err := r.VtyshJSON(ctx, fmt.Sprintf("show bgp %s unicast %s json", afi, prefix.Masked()), &raw); err != nil {
 		return nil, err
 	}
-	return parsePaths(raw.Paths)
+	return ParseBGPPaths(raw.Paths)
 }
 
-func parsePaths(raw []json.RawMessage) ([]BGPPath, error) {
+// ParseBGPPaths parses the "paths" of FRR's `show bgp <afi> unicast
+// <prefix> json`.
+func ParseBGPPaths(raw []json.RawMessage) ([]BGPPath, error) {
 	var out []BGPPath
 	for _, v := range raw {
 		var p struct {

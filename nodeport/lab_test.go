@@ -15,19 +15,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/beaconlb/beacon/internal/netnstest"
 )
 
 const echoPort = 8080
@@ -60,23 +60,13 @@ type netNS struct {
 
 func newNS(t testing.TB, name string) *netNS {
 	t.Helper()
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v %s", name, err, out)
-		}
-	})
+	netnstest.New(t, name)
 	h, err := netns.GetFromName(name)
 	if err != nil {
 		t.Fatalf("open netns %s: %v", name, err)
 	}
 	t.Cleanup(func() { _ = h.Close() })
-	ns := &netNS{name: name, h: h}
-	ns.ip(t, "link", "set", "lo", "up")
-	// Without DAD, addresses (link-local ones too) are usable at once; a
-	// tentative link-local delays neighbour discovery by a second.
-	ns.exec(t, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-	return ns
+	return &netNS{name: name, h: h}
 }
 
 func (ns *netNS) ip(t testing.TB, args ...string) {
@@ -89,33 +79,8 @@ func (ns *netNS) exec(t testing.TB, name string, args ...string) string {
 	return run(t, "ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
 }
 
-// do runs fn on an OS thread switched into the namespace; sockets fn
-// creates stay in that namespace.
-func (ns *netNS) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer func() { _ = orig.Close() }()
-		if err := netns.Set(ns.h); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			errc <- errors.Join(ferr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// do runs fn in the namespace (see netnstest.Do).
+func (ns *netNS) do(fn func() error) error { return netnstest.Do(ns.name, fn) }
 
 type pod struct {
 	*netNS

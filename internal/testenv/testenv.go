@@ -7,16 +7,21 @@
 package testenv
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -118,7 +123,8 @@ func (e *Env) Stop() error {
 
 // Main is a TestMain body: it starts an Env for the package, runs the tests
 // and stops it. Without binaries it runs the tests anyway; those that need
-// the Env skip (or fail when BEACON_REQUIRE_ENVTEST=1).
+// the Env skip (or fail when BEACON_REQUIRE_ENVTEST=1). It also removes
+// what BuildOnce built.
 func Main(m *testing.M, env **Env) {
 	if ok, _ := Available(); ok {
 		e, err := Start()
@@ -129,6 +135,7 @@ func Main(m *testing.M, env **Env) {
 		*env = e
 	}
 	code := m.Run()
+	RemoveBuilt()
 	if *env != nil {
 		if err := (*env).Stop(); err != nil {
 			println("testenv: stop:", err.Error())
@@ -175,9 +182,78 @@ func Tail(s string, n int) string {
 // "./cmd/beacon-controller") into dir, each binary named after its package.
 func Build(t testing.TB, dir string, pkgs ...string) {
 	t.Helper()
+	if err := GoBuild(dir, pkgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// GoBuild is Build for callers without a test (such as a sync.Once shared
+// by a package's tests).
+func GoBuild(dir string, pkgs ...string) error {
 	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
+		return fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
 	}
+	return nil
+}
+
+// built holds what BuildOnce built, by package list.
+var built struct {
+	sync.Mutex
+	dirs map[string]string
+}
+
+// BuildOnce is Build into a temporary directory, once per test binary for
+// the same packages; it returns the directory. Main (or RemoveBuilt, from
+// a TestMain of one's own) deletes it.
+func BuildOnce(t testing.TB, pkgs ...string) string {
+	t.Helper()
+	built.Lock()
+	defer built.Unlock()
+	key := strings.Join(pkgs, " ")
+	if dir, ok := built.dirs[key]; ok {
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "beacon-test-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := GoBuild(dir, pkgs...); err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	if built.dirs == nil {
+		built.dirs = map[string]string{}
+	}
+	built.dirs[key] = dir
+	return dir
+}
+
+// RemoveBuilt deletes what BuildOnce built.
+func RemoveBuilt() {
+	built.Lock()
+	defer built.Unlock()
+	for key, dir := range built.dirs {
+		_ = os.RemoveAll(dir)
+		delete(built.dirs, key)
+	}
+}
+
+// Poll calls cond every interval until it holds, and returns how long that
+// took; after timeout (or when ctx ends) it fails the test with what and
+// cond's last detail.
+func Poll(t testing.TB, ctx context.Context, interval, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(context.Context) (bool, error) {
+		ok, detail := cond()
+		last = detail
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not within %v (last: %s)", what, timeout, last)
+	}
+	return time.Since(start)
 }

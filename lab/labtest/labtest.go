@@ -1,7 +1,8 @@
 // Package labtest starts the lab from Go tests: Up skips (or, with
 // BEACON_REQUIRE_ENVTEST=1, fails) when the lab cannot run here, builds the
 // echo server, and registers the teardown with t.Cleanup so it runs even
-// when the test fails.
+// when the test fails. Site runs Beacon in a lab, and Prober measures
+// traffic through it.
 package labtest
 
 import (
@@ -9,10 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,31 +98,12 @@ func DumpLogs(t testing.TB, l *lab.Lab) {
 	}
 }
 
-// RepoRoot returns the repository's top directory.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 // BuildEcho builds cmd/beacon-echo into a test temporary directory.
 func BuildEcho(t testing.TB) string {
 	t.Helper()
-	return Build(t, "./cmd/beacon-echo")
-}
-
-// Build builds a main package of this module (e.g. "./cmd/beacon-lab") into
-// a test temporary directory and returns the binary's path.
-func Build(t testing.TB, pkg string) string {
-	t.Helper()
-	return BuildInto(t, t.TempDir(), pkg)
-}
-
-// BuildInto builds a main package of this module into dir and returns the
-// binary's path.
-func BuildInto(t testing.TB, dir, pkg string) string {
-	t.Helper()
-	testenv.Build(t, dir, pkg)
-	return filepath.Join(dir, filepath.Base(pkg))
+	dir := t.TempDir()
+	testenv.Build(t, dir, "./cmd/beacon-echo")
+	return filepath.Join(dir, "beacon-echo")
 }
 
 // FRRSpeaker configures StartFRRSpeaker.
@@ -179,37 +158,14 @@ func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.P
 	}
 	b.WriteString("exit\n")
 
-	// Under the lab's state directory (removed with the lab), owned by the
-	// frr user that the daemons drop to.
+	// Under the lab's state directory (removed with the lab).
 	dir := filepath.Join(l.StateDir(), "test-frr", node)
-	confs := map[string]string{"bgpd": b.String(), "zebra": "!\n", "bfdd": "!\n"}
-	if err := os.MkdirAll(filepath.Join(dir, "vty"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for d, text := range confs {
-		if err := os.WriteFile(filepath.Join(dir, d+".conf"), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	u, err := user.Lookup("frr")
-	if err != nil {
-		t.Fatalf("frr user: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Chown(p, uid, gid)
-	}); err != nil {
+	if err := lab.WriteFRRDir(dir, map[string]string{"bgpd": b.String(), "zebra": "!\n", "bfdd": "!\n"}); err != nil {
 		t.Fatal(err)
 	}
 	start := func(daemon string, extra ...string) *lab.Process {
 		t.Helper()
-		argv := append([]string{filepath.Join(lab.FRRBinDir, daemon), "-f", filepath.Join(dir, daemon+".conf"),
-			"-i", filepath.Join(dir, daemon+".pid"), "--vty_socket", filepath.Join(dir, "vty"), "-P", "0",
-			"--log", "stdout", "--log-level", "info"}, extra...)
+		argv := append(lab.FRRArgv(dir, daemon), extra...)
 		p, err := l.StartProcess(lab.ProcessSpec{Name: "test-" + daemon + "-" + node, Netns: node, Argv: argv})
 		if err != nil {
 			t.Fatal(err)
@@ -217,21 +173,14 @@ func StartFRRSpeaker(t testing.TB, l *lab.Lab, node string, s FRRSpeaker) *lab.P
 		return p
 	}
 	if !s.BFD {
-		return start("bgpd", "-Z")
+		return start("bgpd", "-Z") // no zebra
 	}
-	zserv := filepath.Join(dir, "zserv.api")
-	zebra := start("zebra", "-z", zserv)
-	// bgpd and bfdd retry a missing zserv socket only after seconds.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(zserv); err == nil {
-			break
-		}
-		if !zebra.Alive() || time.Now().After(deadline) {
-			t.Fatalf("zebra in %s: no zserv socket: %s", node, lab.LogTail(zebra.Log, 1000))
-		}
-		time.Sleep(5 * time.Millisecond) // polling a file, bounded by deadline
+	zebra := start("zebra")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := lab.WaitZserv(ctx, dir, zebra.Alive); err != nil {
+		t.Fatalf("zebra in %s: %v: %s", node, err, lab.LogTail(zebra.Log, 1000))
 	}
-	start("bfdd", "-z", zserv, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
-	return start("bgpd", "-z", zserv)
+	start("bfdd")
+	return start("bgpd")
 }

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/beaconlb/beacon/lab"
 )
 
 // frr is a real FRR (zebra, bgpd, bfdd) in the router namespace, with its
@@ -92,37 +92,15 @@ func startFRR(t *testing.T, routerNS string, cfg frrConfig) *frr {
 		}
 		_ = os.RemoveAll(dir)
 	})
-	if err := os.MkdirAll(filepath.Join(dir, "vty"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{"zebra": "hostname router\n", "bgpd": cfg.bgpd(), "bfdd": cfg.bfdd(), "vtysh": "!\n"} {
-		if err := os.WriteFile(filepath.Join(dir, name+".conf"), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The daemons drop to the frr user: it must own the directory.
-	u, err := user.Lookup("frr")
-	if err != nil {
-		t.Fatalf("frr user (apt-get install frr): %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Chown(p, uid, gid)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err := lab.WriteFRRDir(dir, map[string]string{"zebra": "hostname router\n", "bgpd": cfg.bgpd(), "bfdd": cfg.bfdd(), "vtysh": "!\n"}); err != nil {
 		t.Fatal(err)
 	}
 	f.start("zebra")
-	waitFor(t, 10*time.Second, "zebra's zserv socket", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(dir, "zserv.api"))
-		return err == nil, fmt.Sprint(err)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := lab.WaitZserv(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
 	f.start("bfdd")
 	f.start("bgpd")
 	waitFor(t, 10*time.Second, "bgpd and bfdd answering", func() (bool, string) {
@@ -135,15 +113,7 @@ func startFRR(t *testing.T, routerNS string, cfg frrConfig) *frr {
 
 func (f *frr) start(daemon string) {
 	f.t.Helper()
-	argv := []string{"netns", "exec", f.ns, filepath.Join("/usr/lib/frr", daemon),
-		"-f", filepath.Join(f.dir, daemon+".conf"),
-		"-i", filepath.Join(f.dir, daemon+".pid"),
-		"--vty_socket", filepath.Join(f.dir, "vty"),
-		"-z", filepath.Join(f.dir, "zserv.api"),
-		"-P", "0", "--log", "stdout"}
-	if daemon == "bfdd" {
-		argv = append(argv, "--bfdctl", filepath.Join(f.dir, "bfdd.sock"))
-	}
+	argv := append([]string{"netns", "exec", f.ns}, lab.FRRArgv(f.dir, daemon)...)
 	cmd := exec.Command("ip", argv...)
 	if f.logs[daemon] == nil {
 		f.logs[daemon] = &bytes.Buffer{}
@@ -195,38 +165,19 @@ func (f *frr) json(cmd string, into any) error {
 	return nil
 }
 
-// frrRoute is a path of one prefix as `show bgp ... <prefix> json` shows it.
-type frrRoute struct {
-	Valid     bool `json:"valid"`
-	Stale     bool `json:"stale"`
-	LocalPref *int `json:"locPrf"`
-	Community *struct {
-		String string `json:"string"`
-	} `json:"community"`
-	LargeCommunity *struct {
-		String string `json:"string"`
-	} `json:"largeCommunity"`
-	Nexthops []struct {
-		IP string `json:"ip"`
-	} `json:"nexthops"`
-	Peer struct {
-		ID string `json:"peerId"`
-	} `json:"peer"`
-}
-
 // route returns the paths FRR holds for prefix (none when absent).
-func (f *frr) route(prefix string) ([]frrRoute, error) {
+func (f *frr) route(prefix string) ([]lab.BGPPath, error) {
 	af := "ipv4"
 	if strings.Contains(prefix, ":") {
 		af = "ipv6"
 	}
 	var out struct {
-		Paths []frrRoute `json:"paths"`
+		Paths []json.RawMessage `json:"paths"`
 	}
 	if err := f.json(fmt.Sprintf("show bgp %s unicast %s json", af, prefix), &out); err != nil {
 		return nil, err
 	}
-	return out.Paths, nil
+	return lab.ParseBGPPaths(out.Paths)
 }
 
 // neighborState is bgpd's state of a neighbor ("Established", "Active"...).

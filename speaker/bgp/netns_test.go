@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/beaconlb/beacon/internal/netnstest"
 )
 
 // The kernel tests run the whole test binary inside a network namespace of
@@ -106,12 +107,13 @@ func ipCmd(args ...string) error {
 }
 
 func setupNetns(sNS, rNS string) error {
+	for _, ns := range []string{sNS, rNS} {
+		if err := netnstest.Add(ns); err != nil {
+			return err
+		}
+	}
 	for _, c := range [][]string{
-		{"netns", "add", sNS},
-		{"netns", "add", rNS},
 		{"link", "add", vethS, "netns", sNS, "type", "veth", "peer", "name", vethR, "netns", rNS},
-		{"-n", sNS, "link", "set", "lo", "up"},
-		{"-n", rNS, "link", "set", "lo", "up"},
 		{"-n", sNS, "addr", "add", speakerV4 + "/30", "dev", vethS},
 		{"-n", rNS, "addr", "add", routerV4 + "/30", "dev", vethR},
 		{"-n", sNS, "addr", "add", speakerV4b + "/30", "dev", vethS},
@@ -128,17 +130,10 @@ func setupNetns(sNS, rNS string) error {
 	return nil
 }
 
-// cleanupNetns kills what is left in the namespaces (only processes this
-// run started can be there) and deletes them.
+// cleanupNetns kills what is left in the namespaces and deletes them.
 func cleanupNetns(names ...string) {
 	for _, ns := range names {
-		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		_ = ipCmd("netns", "del", ns)
+		_ = netnstest.Delete(ns)
 	}
 }
 

@@ -128,8 +128,8 @@ func TestAnnounceToFRR(t *testing.T) {
 		return err == nil && len(r) == 1 && strings.Contains(fib, "via "+speakerV4), fmt.Sprintf("%+v %v fib=%q", r, err, fib)
 	})
 	r, _ := f.route("203.0.113.10/32")
-	if r[0].Community == nil || r[0].Community.String != "65000:100" || r[0].LargeCommunity == nil || r[0].LargeCommunity.String != "1:2:3" ||
-		len(r[0].Nexthops) == 0 || r[0].Nexthops[0].IP != speakerV4 {
+	if !slices.Equal(r[0].Communities, []string{"65000:100"}) || !slices.Equal(r[0].LargeCommunities, []string{"1:2:3"}) ||
+		len(r[0].NextHops) == 0 || r[0].NextHops[0].String() != speakerV4 {
 		t.Errorf("IPv4 route attributes: %+v", r[0])
 	}
 	waitFor(t, 10*time.Second, "IPv6 route in FRR's RIB and FIB", func() (bool, string) {
@@ -138,7 +138,7 @@ func TestAnnounceToFRR(t *testing.T) {
 		return err == nil && len(r) == 1 && strings.Contains(fib, "via "+speakerV6), fmt.Sprintf("%+v %v fib=%q", r, err, fib)
 	})
 	r, _ = f.route("2001:db8:203::10/128")
-	if r[0].LocalPref == nil || *r[0].LocalPref != 250 || r[0].Community == nil || r[0].Community.String != "65000:200" {
+	if r[0].LocalPref == nil || *r[0].LocalPref != 250 || !slices.Equal(r[0].Communities, []string{"65000:200"}) {
 		t.Errorf("IPv6 route attributes: %+v", r[0])
 	}
 	if got := metric(t, reg, "beacon_bgp_session_up", "router"); got != 1 {
@@ -157,7 +157,7 @@ func TestAnnounceToFRR(t *testing.T) {
 	waitFor(t, 10*time.Second, "new community and aggregate", func() (bool, string) {
 		r, err := f.route("203.0.113.10/32")
 		agg, err2 := f.route("203.0.113.0/24")
-		return err == nil && err2 == nil && len(r) == 1 && r[0].Community != nil && r[0].Community.String == "65000:300" && r[0].LargeCommunity == nil && len(agg) == 1,
+		return err == nil && err2 == nil && len(r) == 1 && slices.Equal(r[0].Communities, []string{"65000:300"}) && len(r[0].LargeCommunities) == 0 && len(agg) == 1,
 			fmt.Sprintf("%+v %+v %v %v", r, agg, err, err2)
 	})
 	if got := f.established(speakerV4); got != flops {
@@ -207,11 +207,7 @@ func TestPerPeerRoutes(t *testing.T) {
 		}
 		var out []string
 		for _, p := range r {
-			c := ""
-			if p.Community != nil {
-				c = p.Community.String
-			}
-			out = append(out, p.Peer.ID+"="+c)
+			out = append(out, p.Peer.String()+"="+strings.Join(p.Communities, " "))
 		}
 		slices.Sort(out)
 		return strings.Join(out, " ")

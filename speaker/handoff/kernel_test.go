@@ -57,9 +57,7 @@ func newLAN(t *testing.T) *lan {
 	n := &lan{t: t, a: fmt.Sprintf("beacon-t-ha-%d", id), b: fmt.Sprintf("beacon-t-hb-%d", id),
 		c: fmt.Sprintf("beacon-t-hc-%d", id), l: fmt.Sprintf("beacon-t-hl-%d", id)}
 	for _, ns := range []string{n.l, n.a, n.b, n.c} {
-		n.must("ip", "netns", "add", ns)
-		t.Cleanup(func() { _, _ = netnstest.Run("ip", "netns", "del", ns) })
-		n.must("ip", "-n", ns, "link", "set", "lo", "up")
+		netnstest.New(t, ns)
 	}
 	n.must("ip", "-n", n.l, "link", "add", "br0", "type", "bridge")
 	n.must("ip", "-n", n.l, "link", "set", "br0", "up")

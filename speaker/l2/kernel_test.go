@@ -2,9 +2,7 @@ package l2
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -70,20 +68,8 @@ func TestKernel(t *testing.T) {
 	}
 	resp := fmt.Sprintf("beacon-t-r-%d", os.Getpid())
 	peer := fmt.Sprintf("beacon-t-p-%d", os.Getpid())
-	for _, ns := range []string{resp, peer} {
-		mustRun(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() {
-			if _, err := os.Stat("/run/netns/" + ns); errors.Is(err, fs.ErrNotExist) {
-				t.Logf("namespace %s was already removed by someone else", ns)
-				return
-			}
-			if out, err := netnstest.Run("ip", "netns", "del", ns); err != nil {
-				t.Errorf("cleanup: %v: %s", err, out)
-			}
-		})
-		// No duplicate address detection: addresses are usable at once.
-		mustRun(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
-	}
+	netnstest.New(t, resp)
+	netnstest.New(t, peer)
 	mustRun(t, "ip", "link", "add", respIf, "netns", resp, "address", respMAC, "type", "veth", "peer", "name", peerIf, "netns", peer)
 	for _, c := range [][]string{
 		{"-n", resp, "addr", "add", "198.51.100.11/24", "dev", respIf},

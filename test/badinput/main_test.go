@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -166,15 +165,7 @@ func ingress(s *v1.Service) string {
 // eventually polls cond every 50 ms until it holds or the timeout passes.
 func (f *fixture) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	f.t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(f.ctx, 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, detail := cond()
-		last = detail
-		return ok, nil
-	})
-	if err != nil {
-		f.t.Fatalf("%s: not reached within %v (last: %s)", what, timeout, last)
-	}
+	testenv.Poll(f.t, f.ctx, 50*time.Millisecond, timeout, what, cond)
 }
 
 // waitIngress waits until the Service's ingress is want ("" = none yet is
@@ -215,32 +206,10 @@ type controllerProc struct {
 	waitErr error
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // controllerBinary builds cmd/beacon-controller once per test binary.
 func controllerBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "beacon-badinput-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "beacon-controller")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/beacon-controller")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return filepath.Join(testenv.BuildOnce(t, "./cmd/beacon-controller"), "beacon-controller")
 }
 
 // startController runs beacon-controller against the test API server until

@@ -38,9 +38,9 @@ func TestBenchBGP(t *testing.T) {
 	fmt.Printf("bench-bgp: 3 nodes, FRR router, %d runs per case\n", runs)
 	// Measure announcements, not session set-up: wait for all six
 	// sessions (IPv4 and IPv6 per node) first.
-	s.poll(60*time.Second, "every session Established", func() (bool, string) {
+	s.Poll(60*time.Second, "every session Established", func() (bool, string) {
 		var list v1alpha1.BGPSessionStateList
-		if err := s.bc.List(s.ctx, "", client.BGPSessionStates, &list); err != nil {
+		if err := s.BC.List(s.Ctx, "", client.BGPSessionStates, &list); err != nil {
 			return false, err.Error()
 		}
 		up := 0
@@ -59,25 +59,25 @@ func TestBenchBGP(t *testing.T) {
 		svc := bgpService(name, corev1.ServiceExternalTrafficPolicyCluster, map[string]string{lab.LabelApp: "echo"})
 		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
 		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
-		s.apply(svc)
+		s.Apply(svc)
 		var ip string
 		var got time.Time
-		s.poll(30*time.Second, "ingress of "+name, func() (bool, string) {
-			o, err := l.Kube().CoreV1().Services("default").Get(s.ctx, name, metav1.GetOptions{})
+		s.Poll(30*time.Second, "ingress of "+name, func() (bool, string) {
+			o, err := l.Kube().CoreV1().Services("default").Get(s.Ctx, name, metav1.GetOptions{})
 			if err != nil || len(o.Status.LoadBalancer.Ingress) == 0 {
 				return false, fmt.Sprint(err)
 			}
 			got, ip = time.Now(), o.Status.LoadBalancer.Ingress[0].IP
 			return true, ""
 		})
-		ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
+		ctx, cancel := context.WithTimeout(s.Ctx, 20*time.Second)
 		_, err := r.WaitFIBNextHops(ctx, hostPrefix(ip), nodeAddrs(l, ip, all...)...)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
 		announce = append(announce, time.Since(got))
-		if err := l.Kube().CoreV1().Services("default").Delete(s.ctx, name, metav1.DeleteOptions{}); err != nil {
+		if err := l.Kube().CoreV1().Services("default").Delete(s.Ctx, name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		s.waitNextHops(ip, 20*time.Second)
@@ -86,19 +86,19 @@ func TestBenchBGP(t *testing.T) {
 	fmt.Println("  (polled every 10 ms for the ingress, 5 ms for the FIB; target p99 <= 200ms)")
 
 	// A long-lived Service for the next two cases.
-	s.apply(bgpService("bench", corev1.ServiceExternalTrafficPolicyCluster, map[string]string{lab.LabelApp: "echo"}))
-	ip := s.ingress("bench")[0]
+	s.Apply(bgpService("bench", corev1.ServiceExternalTrafficPolicyCluster, map[string]string{lab.LabelApp: "echo"}))
+	ip := s.Ingress("bench")[0]
 	s.waitNextHops(ip, 30*time.Second, all...)
 
 	// (2) Link cut -> out of the ECMP set (BFD 100 ms x 3).
 	var cuts []time.Duration
 	for range runs {
 		s.waitNextHops(ip, 60*time.Second, all...)
-		if err := l.SetCable(s.ctx, "node2", false); err != nil {
+		if err := l.SetCable(s.Ctx, "node2", false); err != nil {
 			t.Fatal(err)
 		}
 		cuts = append(cuts, s.waitNextHops(ip, 10*time.Second, "node1", "node3"))
-		if err := l.SetCable(s.ctx, "node2", true); err != nil {
+		if err := l.SetCable(s.Ctx, "node2", true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,9 +128,9 @@ func TestBenchBGP(t *testing.T) {
 				}
 			}
 		}()
-		s.stopSpeaker(node)
-		s.startSpeaker(node)
-		s.poll(60*time.Second, node+"'s session back", func() (bool, string) {
+		s.StopSpeaker(node)
+		s.StartSpeaker(node)
+		s.Poll(60*time.Second, node+"'s session back", func() (bool, string) {
 			st := s.session(v4Session(node))
 			return st.State == "Established", st.State
 		})

@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptrace"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,127 +19,6 @@ import (
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/labtest"
 )
-
-// prober starts one HTTP request every 10 ms from client-lan, each on its
-// own connection and goroutine (at most 200 in flight, 1 s timeout), and
-// records when each success completed, so a slow failure does not hide
-// the recovery behind it.
-type prober struct {
-	mu      sync.Mutex
-	ok      []time.Time
-	sent    int
-	failed  int
-	errs    []string  // the last few failures, for the log
-	lastBad time.Time // when the last failure was seen
-	stopped chan struct{}
-}
-
-func startProber(ctx context.Context, l *lab.Lab, target string) *prober {
-	p := &prober{stopped: make(chan struct{})}
-	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return l.Dialer("client-lan")(ctx, network, addr)
-	}}
-	hc := &http.Client{Transport: tr, Timeout: time.Second}
-	slots := make(chan struct{}, 200)
-	one := func() {
-		defer func() { <-slots }()
-		start := time.Now()
-		// The local address names the connection in a packet capture.
-		var local string
-		trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() }}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, "http://"+target+"/", nil)
-		if err != nil {
-			panic(err) // a constant URL
-		}
-		resp, err := hc.Do(req)
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if err == nil && resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %s", resp.Status)
-			}
-		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if err == nil {
-			at := time.Now()
-			i := sort.Search(len(p.ok), func(i int) bool { return p.ok[i].After(at) })
-			p.ok = slices.Insert(p.ok, i, at)
-		} else {
-			p.failed++
-			p.lastBad = time.Now()
-			p.errs = append(p.errs, fmt.Sprintf("%s (+%v) from %q: %v", start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), local, err))
-			if len(p.errs) > 10 {
-				p.errs = p.errs[1:]
-			}
-		}
-	}
-	go func() {
-		var wg sync.WaitGroup
-		defer close(p.stopped)
-		defer wg.Wait()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			select {
-			case slots <- struct{}{}:
-				p.mu.Lock()
-				p.sent++
-				p.mu.Unlock()
-				wg.Go(one)
-			default: // 200 requests hanging: count it as a failed send
-				p.mu.Lock()
-				p.sent++
-				p.failed++
-				p.mu.Unlock()
-			}
-		}
-	}()
-	return p
-}
-
-// outage returns the longest time without a successful reply from the
-// last success before at to the first success after settle; false until
-// a success after settle exists.
-func (p *prober) outage(at, settle time.Time) (time.Duration, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	i := sort.Search(len(p.ok), func(i int) bool { return p.ok[i].After(at) })
-	j := sort.Search(len(p.ok), func(i int) bool { return p.ok[i].After(settle) })
-	if i == 0 || j == len(p.ok) {
-		return 0, false
-	}
-	var longest time.Duration
-	for k := i; k <= j; k++ {
-		longest = max(longest, p.ok[k].Sub(p.ok[k-1]))
-	}
-	return longest, true
-}
-
-// quietFor reports whether no request failed for d.
-func (p *prober) quietFor(d time.Duration) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return time.Since(p.lastBad) > d
-}
-
-// lastErrors returns the last few failures with when they started.
-func (p *prober) lastErrors() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.errs)
-}
-
-func (p *prober) counts() (sent, failed int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sent, p.failed
-}
 
 func percentile(sorted []time.Duration, q int) time.Duration {
 	i := (len(sorted)*q + 99) / 100
@@ -178,28 +52,28 @@ func TestBenchFailover(t *testing.T) {
 	}
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeaconWithin(t, l, 25*time.Minute)
-	s.lanPool()
-	s.apply(allEchoService("bench", corev1.ServiceExternalTrafficPolicyCluster))
-	ip := s.ingress("bench")[0]
+	s.LANPool()
+	s.Apply(labtest.AllEchoService("bench", corev1.ServiceExternalTrafficPolicyCluster))
+	ip := s.Ingress("bench")[0]
 	target := net.JoinHostPort(ip, "80")
-	p := startProber(s.ctx, l, target)
+	p := labtest.StartProber(s.Ctx, l, lab.ClientLAN, target)
 	stable := func() string {
 		var who string
-		s.poll(20*time.Second, "stable announcer with traffic", func() (bool, string) {
-			a := s.announcers("bench")
+		s.Poll(20*time.Second, "stable announcer with traffic", func() (bool, string) {
+			a := s.Announcers("bench")
 			if len(a) != 1 {
 				return false, fmt.Sprint(a)
 			}
 			who = a[0]
 			now := time.Now()
-			g, ok := p.outage(now.Add(-time.Second), now.Add(-10*time.Millisecond))
+			g, ok := p.Outage(now.Add(-time.Second), now.Add(-10*time.Millisecond))
 			// Requests fail up to 1 s after they start: a run starts
 			// after the previous fault's failures have all been seen.
-			if !ok || g >= 100*time.Millisecond || !p.quietFor(1500*time.Millisecond) || !s.ready(who) {
+			if !ok || g >= 100*time.Millisecond || !p.QuietFor(1500*time.Millisecond) || !s.ready(who) {
 				return false, fmt.Sprint(g)
 			}
 			// Each run starts with the client sending to the announcer.
-			out, _ := l.Exec(s.ctx, "client-lan", "ip", "neigh", "show", ip)
+			out, _ := l.Exec(s.Ctx, "client-lan", "ip", "neigh", "show", ip)
 			return strings.Contains(strings.ToLower(string(out)), nodeMAC(l, who)), "client-lan's neighbour entry: " + strings.TrimSpace(string(out))
 		})
 		return who
@@ -207,12 +81,12 @@ func TestBenchFailover(t *testing.T) {
 	measure := func(name string, fail, heal func(node string)) {
 		var gaps []time.Duration
 		stable() // failures from before (start-up, the previous case) do not count
-		_, failedBefore := p.counts()
+		_, failedBefore := p.Counts()
 		defer func() {
-			_, failed := p.counts()
+			_, failed := p.Counts()
 			fmt.Printf("  failed requests over the %d runs (and returns): %d\n", runs, failed-failedBefore)
 			if failed > failedBefore {
-				fmt.Printf("  last failures: %q\n", p.lastErrors())
+				fmt.Printf("  last failures: %q\n", p.LastErrors())
 			}
 		}()
 		for range runs {
@@ -222,9 +96,9 @@ func TestBenchFailover(t *testing.T) {
 			// The window runs well past any failover we expect; the longest
 			// silence inside it is the outage.
 			var g time.Duration
-			s.poll(30*time.Second, "traffic back after "+name, func() (bool, string) {
+			s.Poll(30*time.Second, "traffic back after "+name, func() (bool, string) {
 				var ok bool
-				g, ok = p.outage(at, at.Add(3*time.Second))
+				g, ok = p.Outage(at, at.Add(3*time.Second))
 				return ok, ""
 			})
 			gaps = append(gaps, g)
@@ -237,19 +111,19 @@ func TestBenchFailover(t *testing.T) {
 	cases := os.Getenv("BEACON_BENCH_CASES")
 	want := func(c string) bool { return cases == "" || slices.Contains(strings.Split(cases, ","), c) }
 	if want("kill") {
-		measure("kill -9 announcing speaker", s.killSpeaker, s.startSpeaker)
+		measure("kill -9 announcing speaker", s.KillSpeaker, s.StartSpeaker)
 	}
 	if want("link") {
 		measure("cut announcer's LAN link", func(n string) {
-			_ = l.SetCable(s.ctx, n, false)
+			_ = l.SetCable(s.Ctx, n, false)
 		}, func(n string) {
-			_ = l.SetCable(s.ctx, n, true)
+			_ = l.SetCable(s.Ctx, n, true)
 		})
 	}
 	if want("sigterm") {
-		measure("SIGTERM (rolling restart)", s.stopSpeaker, s.startSpeaker)
+		measure("SIGTERM (rolling restart)", s.StopSpeaker, s.StartSpeaker)
 	}
-	sent, failed := p.counts()
+	sent, failed := p.Counts()
 	fmt.Printf("requests: %d sent, %d failed in total\n", sent, failed)
 	fmt.Println("targets: p50 <= 300ms, p99 <= 1s; no failed request across SIGTERM")
 
@@ -257,14 +131,14 @@ func TestBenchFailover(t *testing.T) {
 	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "rss"}}
 	pool.Spec.Addresses = []v1alpha1.AddressBlock{"198.18.128.0/22"}
 	pool.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{Priority: 1}
-	s.apply(pool)
+	s.Apply(pool)
 	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "rss"}}
 	ad.Spec.IPPools = []string{"rss"}
 	ad.Spec.Interfaces = []v1alpha1.InterfaceName{lab.LANInterface}
 	ad.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": "node1"}}
-	s.apply(ad)
+	s.Apply(ad)
 	for i := range 1000 {
-		s.apply(&corev1.Service{
+		s.Apply(&corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("rss-%04d", i), Namespace: "default"},
 			Spec: corev1.ServiceSpec{
 				Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
@@ -272,7 +146,7 @@ func TestBenchFailover(t *testing.T) {
 			},
 		})
 	}
-	s.poll(3*time.Minute, "1,000 addresses announced by node1", func() (bool, string) {
+	s.Poll(3*time.Minute, "1,000 addresses announced by node1", func() (bool, string) {
 		n := s.metric("node1", `beacon_l2_announced_ips{family="ipv4",interface="eth0"}`)
 		return n >= 1000, fmt.Sprint(n)
 	})

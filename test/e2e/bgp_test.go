@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/beaconlb/beacon/allocator/provider"
@@ -43,15 +44,15 @@ func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32) (*site, *lab.Lab
 			t.Fatal(err)
 		}
 	}
-	ctx := s.ctx
+	ctx := s.Ctx
 	_, err := l.Kube().CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "router-node3"},
 		StringData: map[string]string{"password": "wrong"}}, metav1.CreateOptions{})
 	must(err)
 	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}}
 	pool.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(lab.BGPPoolV4.String()), v1alpha1.AddressBlock(lab.BGPPoolV6.String())}
 	pool.Spec.AutoAssign = ptr.To(false)
-	must(s.bc.Create(ctx, client.IPPools, pool))
-	must(s.bc.Create(ctx, client.BFDProfiles, &v1alpha1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "lab"},
+	must(s.BC.Create(ctx, client.IPPools, pool))
+	must(s.BC.Create(ctx, client.BFDProfiles, &v1alpha1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "lab"},
 		Spec: v1alpha1.BFDProfileSpec{ReceiveInterval: ptr.To(bfdMillis), TransmitInterval: ptr.To(bfdMillis), DetectMultiplier: ptr.To(int32(3))}}))
 	topo := l.Topology()
 	notNode3 := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: corev1.LabelHostname, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"node3"}}}}
@@ -74,9 +75,9 @@ func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32) (*site, *lab.Lab
 		if p.pw != "" && cfg.Router.Passwords["node3"] != "" {
 			obj.Spec.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: p.pw}
 		}
-		must(s.bc.Create(ctx, client.BGPPeers, obj))
+		must(s.BC.Create(ctx, client.BGPPeers, obj))
 	}
-	must(s.bc.Create(ctx, client.BGPAdvertisements, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgp"},
+	must(s.BC.Create(ctx, client.BGPAdvertisements, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bgp"},
 		Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"bgp"}, Communities: []v1alpha1.Community{"64513:100", "64513:1:2"}}}))
 	return s, l
 }
@@ -89,7 +90,7 @@ func bgpService(name string, policy corev1.ServiceExternalTrafficPolicy, selecto
 			ExternalTrafficPolicy: policy,
 			IPFamilyPolicy:        ptr.To(corev1.IPFamilyPolicyRequireDualStack),
 			Selector:              selector,
-			Ports:                 []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intOrName("http")}},
+			Ports:                 []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
 		},
 	}
 }
@@ -117,19 +118,19 @@ func nodeAddrs(l *lab.Lab, ip string, names ...string) []netip.Addr {
 }
 
 func (s *site) waitNextHops(ip string, within time.Duration, nodes ...string) time.Duration {
-	s.t.Helper()
-	ctx, cancel := context.WithTimeout(s.ctx, within)
+	s.T.Helper()
+	ctx, cancel := context.WithTimeout(s.Ctx, within)
 	defer cancel()
 	start := time.Now()
-	if got, err := s.l.Router().WaitFIBNextHops(ctx, hostPrefix(ip), nodeAddrs(s.l, ip, nodes...)...); err != nil {
-		s.t.Fatalf("router FIB for %s: next hops %v, want nodes %v: %v", ip, got, nodes, err)
+	if got, err := s.L.Router().WaitFIBNextHops(ctx, hostPrefix(ip), nodeAddrs(s.L, ip, nodes...)...); err != nil {
+		s.T.Fatalf("router FIB for %s: next hops %v, want nodes %v: %v", ip, got, nodes, err)
 	}
 	return time.Since(start)
 }
 
 func (s *site) session(name string) v1alpha1.BGPSessionState {
 	var st v1alpha1.BGPSessionState
-	_ = s.bc.Get(s.ctx, client.BGPSessionStates, name, &st)
+	_ = s.BC.Get(s.Ctx, client.BGPSessionStates, name, &st)
 	return st
 }
 
@@ -141,8 +142,8 @@ func (s *site) session(name string) v1alpha1.BGPSessionState {
 func TestBGP(t *testing.T) {
 	s, l := bgpSite(t)
 	r := l.Router()
-	s.apply(bgpService("web", corev1.ServiceExternalTrafficPolicyCluster, map[string]string{lab.LabelApp: "echo"}))
-	ips := s.ingress("web")
+	s.Apply(bgpService("web", corev1.ServiceExternalTrafficPolicyCluster, map[string]string{lab.LabelApp: "echo"}))
+	ips := s.Ingress("web")
 	t.Logf("web got %v", ips)
 
 	// node3's session stays down (wrong password): nodes 1 and 2 only.
@@ -151,8 +152,8 @@ func TestBGP(t *testing.T) {
 	}
 	// Polled: a BFD session that flaps while the speakers start (seen once
 	// in CI under load) resets its BGP session, which comes back in seconds.
-	s.poll(30*time.Second, "two multipath routes with the communities", func() (bool, string) {
-		paths, err := r.Paths(s.ctx, hostPrefix(ips[0]))
+	s.Poll(30*time.Second, "two multipath routes with the communities", func() (bool, string) {
+		paths, err := r.Paths(s.Ctx, hostPrefix(ips[0]))
 		if err != nil || len(paths) != 2 {
 			return false, fmt.Sprintf("paths %+v %v", paths, err)
 		}
@@ -164,27 +165,27 @@ func TestBGP(t *testing.T) {
 		return true, ""
 	})
 	for _, ip := range ips {
-		s.poll(10*time.Second, "HTTP from client-ext to "+ip, func() (bool, string) {
+		s.Poll(10*time.Second, "HTTP from client-ext to "+ip, func() (bool, string) {
 			rep, err := s.get(lab.ClientExt, ip, 80)
 			return err == nil && rep.Pod != "", fmt.Sprint(rep, err)
 		})
 	}
-	s.poll(30*time.Second, "node3's session reported down with a password hint", func() (bool, string) {
+	s.Poll(30*time.Second, "node3's session reported down with a password hint", func() (bool, string) {
 		st := s.session("router-node3-node3")
 		return st.State != v1alpha1.SessionEstablished && st.State != "" && strings.Contains(st.Message, "password"), fmt.Sprintf("%+v", st)
 	})
-	s.poll(30*time.Second, "node1's session reported up with BFD and prefixes", func() (bool, string) {
+	s.Poll(30*time.Second, "node1's session reported up with BFD and prefixes", func() (bool, string) {
 		st := s.session("router-node1")
 		return st.State == v1alpha1.SessionEstablished && st.BFDState == "Up" && st.Prefixes >= 1, fmt.Sprintf("%+v", st)
 	})
 
 	// The right password: node3 joins the ECMP set.
-	sec, err := l.Kube().CoreV1().Secrets("default").Get(s.ctx, "router-node3", metav1.GetOptions{})
+	sec, err := l.Kube().CoreV1().Secrets("default").Get(s.Ctx, "router-node3", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sec.Data = map[string][]byte{"password": []byte("s3cret")}
-	if _, err := l.Kube().CoreV1().Secrets("default").Update(s.ctx, sec, metav1.UpdateOptions{}); err != nil {
+	if _, err := l.Kube().CoreV1().Secrets("default").Update(s.Ctx, sec, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, ip := range ips {
@@ -193,8 +194,8 @@ func TestBGP(t *testing.T) {
 
 	// Local policy: only node1 has the endpoint; the echo server sees the
 	// real client address; the route goes when the endpoint goes.
-	s.apply(bgpService("local", corev1.ServiceExternalTrafficPolicyLocal, map[string]string{"app": "n1-p1"}))
-	lips := s.ingress("local")
+	s.Apply(bgpService("local", corev1.ServiceExternalTrafficPolicyLocal, map[string]string{"app": "n1-p1"}))
+	lips := s.Ingress("local")
 	for _, ip := range lips {
 		s.waitNextHops(ip, 20*time.Second, "node1")
 	}
@@ -204,22 +205,22 @@ func TestBGP(t *testing.T) {
 		if netip.MustParseAddr(ip).Is6() {
 			want = ext.IPv6
 		}
-		s.poll(10*time.Second, "client address preserved via "+ip, func() (bool, string) {
+		s.Poll(10*time.Second, "client address preserved via "+ip, func() (bool, string) {
 			rep, err := s.get(lab.ClientExt, ip, 80)
 			return err == nil && rep.Pod == "n1-p1" && rep.Client.Addr() == want, fmt.Sprint(rep, err)
 		})
 	}
-	if err := l.SetPodReady(s.ctx, "n1-p1", false); err != nil {
+	if err := l.SetPodReady(s.Ctx, "n1-p1", false); err != nil {
 		t.Fatal(err)
 	}
 	for _, ip := range lips {
 		s.waitNextHops(ip, 20*time.Second) // withdrawn
 	}
-	if err := l.SetPodReady(s.ctx, "n1-p1", true); err != nil {
+	if err := l.SetPodReady(s.Ctx, "n1-p1", true); err != nil {
 		t.Fatal(err)
 	}
 	s.waitNextHops(lips[0], 20*time.Second, "node1")
-	if err := l.Kube().CoreV1().Services("default").Delete(s.ctx, "local", metav1.DeleteOptions{}); err != nil {
+	if err := l.Kube().CoreV1().Services("default").Delete(s.Ctx, "local", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, ip := range lips {
@@ -246,17 +247,17 @@ func TestBGP(t *testing.T) {
 			}
 		}
 	}()
-	s.stopSpeaker("node1")
-	s.poll(15*time.Second, "router to see node1 go", func() (bool, string) {
+	s.StopSpeaker("node1")
+	s.Poll(15*time.Second, "router to see node1 go", func() (bool, string) {
 		var n map[string]struct {
 			State string `json:"bgpState"`
 		}
 		a := nodeAddrs(l, ips[0], "node1")[0].String()
-		err := r.VtyshJSON(s.ctx, "show bgp neighbors "+a+" json", &n)
+		err := r.VtyshJSON(s.Ctx, "show bgp neighbors "+a+" json", &n)
 		return err == nil && n[a].State != "Established", fmt.Sprint(n, err)
 	})
-	s.startSpeaker("node1")
-	s.poll(30*time.Second, "node1's session back", func() (bool, string) {
+	s.StartSpeaker("node1")
+	s.Poll(30*time.Second, "node1's session back", func() (bool, string) {
 		st := s.session("router-node1")
 		return st.State == v1alpha1.SessionEstablished, fmt.Sprintf("%+v", st)
 	})
@@ -270,18 +271,18 @@ func TestBGP(t *testing.T) {
 
 	// BFD: cut node2's LAN link (its switch port); the router drops it
 	// from the ECMP set well before the 9 s hold time.
-	if err := l.SetCable(s.ctx, "node2", false); err != nil {
+	if err := l.SetCable(s.Ctx, "node2", false); err != nil {
 		t.Fatal(err)
 	}
 	d := s.waitNextHops(ips[0], 3*time.Second, "node1", "node3")
 	t.Logf("node2's link cut: out of the ECMP set after %v (BFD 300 ms x 3)", d.Round(time.Millisecond))
-	if err := l.SetCable(s.ctx, "node2", true); err != nil {
+	if err := l.SetCable(s.Ctx, "node2", true); err != nil {
 		t.Fatal(err)
 	}
 	s.waitNextHops(ips[0], 30*time.Second, "node1", "node2", "node3")
 
 	// Service deleted: every route withdrawn.
-	if err := l.Kube().CoreV1().Services("default").Delete(s.ctx, "web", metav1.DeleteOptions{}); err != nil {
+	if err := l.Kube().CoreV1().Services("default").Delete(s.Ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, ip := range ips {

@@ -19,15 +19,15 @@ import (
 func TestL2TrafficPolicies(t *testing.T) {
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
-	s.lanPool()
-	s.apply(allEchoService("cluster", corev1.ServiceExternalTrafficPolicyCluster))
-	s.apply(allEchoService("local", corev1.ServiceExternalTrafficPolicyLocal))
-	clusterIP, localIP := s.ingress("cluster")[0], s.ingress("local")[0]
+	s.LANPool()
+	s.Apply(labtest.AllEchoService("cluster", corev1.ServiceExternalTrafficPolicyCluster))
+	s.Apply(labtest.AllEchoService("local", corev1.ServiceExternalTrafficPolicyLocal))
+	clusterIP, localIP := s.Ingress("cluster")[0], s.Ingress("local")[0]
 	clientLAN := l.Topology().ClientLAN.IPv4.String()
 
 	// Cluster: 60 requests reach all three pods.
 	pods := map[string]bool{}
-	s.poll(20*time.Second, "Cluster policy reaches every pod", func() (bool, string) {
+	s.Poll(20*time.Second, "Cluster policy reaches every pod", func() (bool, string) {
 		r, err := s.get("client-lan", clusterIP, 80)
 		if err == nil {
 			pods[r.Pod] = true
@@ -38,8 +38,8 @@ func TestL2TrafficPolicies(t *testing.T) {
 	// Local: the announcer is the only node with traffic, its pod answers,
 	// and it sees the client's own address.
 	var announcer string
-	s.poll(20*time.Second, "Local announcer", func() (bool, string) {
-		a := s.announcers("local")
+	s.Poll(20*time.Second, "Local announcer", func() (bool, string) {
+		a := s.Announcers("local")
 		if len(a) == 1 {
 			announcer = a[0]
 		}
@@ -47,7 +47,7 @@ func TestL2TrafficPolicies(t *testing.T) {
 	})
 	for i := range 20 {
 		var r echo.Reply
-		s.poll(10*time.Second, "Local reply", func() (bool, string) {
+		s.Poll(10*time.Second, "Local reply", func() (bool, string) {
 			var err error
 			r, err = s.get("client-lan", localIP, 80)
 			return err == nil, fmt.Sprint(err)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/lab/cli"
 )
 
@@ -15,8 +16,6 @@ func TestMain(m *testing.M) {
 		os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	testenv.RemoveBuilt()
 	os.Exit(code)
 }
