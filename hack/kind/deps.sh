@@ -3,17 +3,25 @@
 # that nothing fails late: Debian packages, podman's configuration (no
 # default ulimits, documentation ranges for its networks).
 set -euo pipefail
-pkgs=(podman debootstrap libseccomp-dev gcc libc6-dev iptables conntrack)
+pkgs=(podman runc debootstrap libseccomp-dev gcc libc6-dev iptables conntrack)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "kind-deps: installing ${missing[*]}" >&2
   apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# kind bind-mounts /lib/modules into every node; this kernel has no
+# modules (and no such directory), so give kind an empty one.
+[ -d /lib/modules ] || mkdir -p /lib/modules
 # podman raises RLIMIT_NOFILE/NPROC by default, which fails in this sandbox
-# (no CAP_SYS_RESOURCE); its default network would be 10.88.0.0/16.
+# (no CAP_SYS_RESOURCE); its default network would be 10.88.0.0/16. Its
+# default runtime, crun, refuses --cgroupns=private (which kind uses) on
+# this hybrid cgroup host ("cgroups in hybrid mode not supported"); runc
+# runs it.
 conf=/etc/containers/containers.conf.d/beacon-kind.conf
-want='[containers]
+want='[engine]
+runtime = "runc"
+[containers]
 default_ulimits = []
 [network]
 default_subnet = "198.18.99.0/24"
