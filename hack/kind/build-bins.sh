@@ -7,6 +7,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
 export GOWORK=off GOFLAGS=-mod=mod
 log() { echo "kind-bins: $*" >&2; }
+# One build at a time: a second run waits, then finds the results cached.
+mkdir -p "$KIND_CACHE/bin"
+exec 9>"$KIND_CACHE/bin/.lock"
+flock 9
 
 # component NAME VERSION: prints the cache dir; returns 0 if already built.
 dir_of() { echo "$KIND_CACHE/bin/$1-$2"; }

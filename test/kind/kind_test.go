@@ -102,7 +102,12 @@ func TestChartPods(t *testing.T) {
 			t.Errorf("pod %s: not from the chart's DaemonSet or Deployment", p.Name)
 			continue
 		}
-		if !reflect.DeepEqual(p.Spec.SecurityContext, want.SecurityContext) && !(want.SecurityContext == nil && reflect.DeepEqual(p.Spec.SecurityContext, &corev1.PodSecurityContext{})) {
+		// The API server stores an unset pod securityContext as an empty one.
+		wantPod := want.SecurityContext
+		if wantPod == nil {
+			wantPod = &corev1.PodSecurityContext{}
+		}
+		if !reflect.DeepEqual(p.Spec.SecurityContext, wantPod) {
 			t.Errorf("pod %s: pod securityContext %+v, chart ships %+v", p.Name, p.Spec.SecurityContext, want.SecurityContext)
 		}
 		for _, wc := range want.Containers {
@@ -309,7 +314,7 @@ func TestBGP(t *testing.T) {
 	ctx := context.Background()
 	ns := c.namespace(t)
 	c.echoDeployment(t, ns, 3)
-	ip := c.expose(t, ns, "routed", `--overrides={"metadata":{"annotations":{"beaconlb.io/pool":"routed"}}}`)
+	ip := c.expose(t, ns, "routed", `--overrides={"apiVersion":"v1","metadata":{"annotations":{"beaconlb.io/pool":"routed"}}}`)
 	if !netip.MustParsePrefix(c.env["BGP_POOL"]).Contains(ip) {
 		t.Fatalf("EXTERNAL-IP %s not in the routed pool %s", ip, c.env["BGP_POOL"])
 	}
@@ -353,7 +358,7 @@ func TestLocalPolicy(t *testing.T) {
 	ctx := context.Background()
 	ns := c.namespace(t)
 	c.echoDeployment(t, ns, 3)
-	ip := c.expose(t, ns, "local", `--overrides={"metadata":{"annotations":{"beaconlb.io/pool":"routed"}},"spec":{"externalTrafficPolicy":"Local"}}`)
+	ip := c.expose(t, ns, "local", `--overrides={"apiVersion":"v1","metadata":{"annotations":{"beaconlb.io/pool":"routed"}},"spec":{"externalTrafficPolicy":"Local"}}`)
 	c.wantNextHops(t, ip, c.readyNodes(t, ns))
 
 	r, err := parseReply(c.clientGet(t, ip))
