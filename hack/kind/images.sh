@@ -19,7 +19,8 @@ exists() { podman image exists "$1"; }
 rootfs_image() {
   local name=$1; shift
   local tar; tar=$("$here/rootfs.sh" "$name" "$@")
-  local tag=localhost/beacon-kind/$name-rootfs:$(basename "$tar" .tar | sed 's/.*-//')
+  local tag
+  tag=localhost/beacon-kind/$name-rootfs:$(basename "$tar" .tar | sed 's/.*-//')
   exists "$tag" || podman import --quiet "$tar" "$tag" >/dev/null
   echo "$tag"
 }

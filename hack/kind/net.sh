@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Address plan of the kind cluster (sourced). Documentation and benchmarking
 # ranges only, and none that the netns lab uses (198.51.100.0/24,
 # 203.0.113.0/24, 198.18.0.0/24-198.18.9.0/24, 198.18.254.0/24,

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Pinned versions of everything the offline kind cluster is built from.
 # Sourced by the other hack/kind scripts; every cache directory is keyed by
 # these, so bumping one rebuilds only what depends on it.
