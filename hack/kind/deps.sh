@@ -3,7 +3,9 @@
 # that nothing fails late: Debian packages, podman's configuration (no
 # default ulimits, documentation ranges for its networks).
 set -euo pipefail
-pkgs=(podman runc debootstrap libseccomp-dev gcc libc6-dev iptables conntrack)
+pkgs=(podman runc golang-github-containernetworking-plugin-dnsname dnsmasq-base debootstrap libseccomp-dev gcc libc6-dev iptables conntrack)
+# (dnsname: the nodes find each other by container name, as kubeadm join
+# needs, through podman's CNI network DNS.)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -45,7 +45,7 @@ beacon_images() {
 cluster() {
   KIND_DOWN_IMAGES=0 "$here/down.sh" >/dev/null 2>&1 || true
   mkdir -p "$STATE"
-  podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" --ip-range "$LAN_NODES" "$LAN_NET" >/dev/null
+  podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" "$LAN_NET" >/dev/null
   podman network create --internal --subnet "$EXT_CIDR" "$EXT_NET" >/dev/null
   cat >"$STATE/kind.yaml" <<YAML
 kind: Cluster
