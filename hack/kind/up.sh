@@ -90,9 +90,14 @@ cni() {
 }
 
 router() {
-  local d=$STATE/frr; mkdir -p "$d"
+  local d=$STATE/frr ip neighbors=""; mkdir -p "$d"
+  # The speakers run on the workers (the chart leaves control planes out).
+  for ip in $(k get nodes -l '!node-role.kubernetes.io/control-plane' \
+    -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'); do
+    neighbors+=" neighbor $ip peer-group nodes\n"
+  done
   sed -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
-    -e "s|@LAN_CIDR@|$LAN_CIDR|g" "$here/frr/frr.conf" >"$d/frr.conf"
+    -e "s|@NEIGHBORS@|${neighbors%\\n}|" "$here/frr/frr.conf" >"$d/frr.conf"
   cp "$here/frr/daemons" "$here/frr/vtysh.conf" "$d/"
   chmod 0644 "$d"/*
   podman run -d --name "$ROUTER" --hostname "$ROUTER" --privileged \
