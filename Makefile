@@ -37,7 +37,7 @@ LAB_PKGS := ./lab/ ./test/chart/ ./test/e2e/
 test: verify ## Everything CI runs
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	export KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1; \
-	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/chart$$' -e '/lab$$'); \
+	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/chart$$' -e '/lab$$' -e '/test/kind$$'); \
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -timeout 20m $(LAB_PKGS)
 	@# Fuzz budgets are execution counts, not durations: go1.26's fuzz
 	@# coordinator can fail a duration-bounded run with "context deadline

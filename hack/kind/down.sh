@@ -21,6 +21,8 @@ if [ "${KIND_DOWN_IMAGES:-1}" = 1 ]; then
   podman images --format '{{.Repository}}:{{.Tag}}' |
     grep -E '^(localhost/beacon-kind/|localhost/beacon(-echo)?:kind$|localhost/beacon/static-base:|registry\.k8s\.io/)' |
     xargs -r podman rmi -f >/dev/null 2>&1
+  # Earlier builds of the same tags, left untagged by rebuilds.
+  podman image prune -f >/dev/null 2>&1
 fi
 rm -rf "$STATE" "$KIND_CACHE/ctx"
 left=$(podman ps -aq --filter "label=io.x-k8s.kind.cluster=$CLUSTER")

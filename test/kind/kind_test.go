@@ -128,7 +128,7 @@ func TestChartPods(t *testing.T) {
 				continue
 			}
 			for _, line := range strings.Split(string(raw), "\n") {
-				if klogError.MatchString(line) {
+				if klogError.MatchString(line) && !leaseConflict.MatchString(line) {
 					t.Errorf("%s/%s logged an error: %s", p.Name, ctr.Name, line)
 				}
 			}
@@ -137,6 +137,12 @@ func TestChartPods(t *testing.T) {
 }
 
 var klogError = regexp.MustCompile(`^E\d{4} `)
+
+// leaseConflict is client-go's leader election logging, at error level, an
+// optimistic-concurrency conflict on the Lease: two replicas renewing or
+// acquiring at the same moment. The loser retries at the next retry period;
+// it is not a fault of Beacon's (the failover tests check the behaviour).
+var leaseConflict = regexp.MustCompile(`leaderelection\.go:\d+\] "Failed to update lease" err="Operation cannot be fulfilled on leases\.coordination\.k8s\.io`)
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	return func(yield func(string) bool) {
