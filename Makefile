@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all deps build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane demo demo-down clean image chart-test chaos
+.PHONY: all deps build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane demo demo-down clean image chart-test chaos kind-up kind-down e2e-kind
 
 all: build
 
@@ -40,7 +40,7 @@ LAB_PKGS := ./lab/ ./test/chart/ ./test/e2e/
 test: deps verify ## Everything CI runs
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	export KUBEBUILDER_ASSETS=$$assets BEACON_REQUIRE_ENVTEST=1; \
-	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/chart$$' -e '/lab$$'); \
+	$(GO) test $(GO_TEST_FLAGS) -timeout 20m $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/test/chart$$' -e '/lab$$' -e '/test/kind$$'); \
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -timeout 20m $(LAB_PKGS)
 	@# Fuzz budgets are execution counts, not durations: go1.26's fuzz
 	@# coordinator can fail a duration-bounded run with "context deadline
@@ -80,6 +80,9 @@ demo-down: build ## Remove the demo lab (namespaces, links, processes)
 	@bin/beacon-lab down
 
 IMAGE     ?= beacon:dev
+# 1: no registry needed (Dockerfile.local: host-built binaries on a locally
+# made minimal base); 0: the release build of ./Dockerfile (distroless).
+IMAGE_OFFLINE ?= 0
 # docker if present, else podman; IMAGE_TOOL=podman forces one.
 IMAGE_TOOL ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
 
@@ -92,11 +95,22 @@ image: ## Build the container image (both daemons) with docker or podman: make i
 	  echo "make image: $(IMAGE_TOOL) is installed but cannot reach its engine ('$(IMAGE_TOOL) info' fails); start it and retry" >&2; \
 	  exit 1; \
 	fi
-	$(IMAGE_TOOL) build -t $(IMAGE) .
+	@if [ "$(IMAGE_OFFLINE)" = 1 ]; then hack/image-local.sh $(IMAGE_TOOL) $(IMAGE); else \
+	  $(IMAGE_TOOL) build --build-arg VERSION=$$(git describe --tags --always --dirty 2>/dev/null || echo dev) \
+	    --build-arg COMMIT=$$(git rev-parse HEAD 2>/dev/null) -t $(IMAGE) .; fi
 
 chart-test: ## Helm chart: lint, template goldens, install/upgrade/uninstall and RBAC proof on a real API server (lab part needs root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) test $(GO_TEST_FLAGS) -timeout 20m -v ./test/chart/
+
+kind-up: ## kind cluster built offline (podman): Beacon by helm, FRR router, client; KEY=value lines last (root; KUBE_PROXY_MODE=iptables|nftables)
+	@hack/kind/up.sh
+
+kind-down: ## Remove every container, network, image and file kind-up made
+	@hack/kind/down.sh
+
+e2e-kind: ## End-to-end tests on the cluster of make kind-up (skipped without it)
+	$(GO) test -count=1 -timeout 30m -v ./test/kind/
 
 clean:
 	rm -rf $(BIN)

@@ -167,13 +167,22 @@ func (s *Syncer) Run(ctx context.Context) error {
 		if err := s.SyncOnce(); err != nil {
 			failures++
 			backoff := min(s.cfg.MinInterval<<min(failures, 20), s.cfg.MaxBackoff)
-			s.cfg.Log.Error(err, "nodeport sync failed; retrying", "in", backoff, "failures", failures)
+			if errors.Is(err, ErrInputNotReady) {
+				s.cfg.Log.V(1).Info("nodeport input not ready; retrying", "in", backoff, "reason", err.Error())
+			} else {
+				s.cfg.Log.Error(err, "nodeport sync failed; retrying", "in", backoff, "failures", failures)
+			}
 			retry.Reset(backoff)
 			continue
 		}
 		failures = 0
 	}
 }
+
+// ErrInputNotReady is what Input returns (wrapped or not) while its source
+// is still starting, for example before its caches have synced: the syncer
+// retries as after any failure, but this is not worth an error in the log.
+var ErrInputNotReady = errors.New("input not ready yet")
 
 // SyncOnce builds and applies the desired state now. Run calls it; it is
 // exported for callers that drive syncs themselves (tests, benchmarks).

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -240,4 +242,49 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label string) *dto.Met
 		t.Fatalf("no metric %s{%s}", name, label)
 	}
 	return m
+}
+
+func TestSyncerWaitsForInputWithoutErrors(t *testing.T) {
+	fa := &fakeApplier{calls: make(chan struct{}, 100)}
+	var mu sync.Mutex
+	var lines []string
+	log := funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, args)
+	}, funcr.Options{Verbosity: 1})
+	notReady := 2
+	var inputs sync.Mutex
+	startSyncer(t, SyncerConfig{
+		Input: func() (Input, error) {
+			inputs.Lock()
+			defer inputs.Unlock()
+			if notReady > 0 {
+				notReady--
+				return Input{}, fmt.Errorf("caches: %w", ErrInputNotReady)
+			}
+			return fixture(), nil
+		},
+		Applier:     fa,
+		MinInterval: 10 * time.Millisecond,
+		Resync:      time.Hour,
+		Registerer:  prometheus.NewRegistry(),
+		Log:         log,
+	})
+	// No MarkDirty: the not-ready input alone brings the retries.
+	waitCall(t, fa.calls)
+	mu.Lock()
+	defer mu.Unlock()
+	retries := 0
+	for _, l := range lines {
+		if strings.Contains(l, `"error"=`) {
+			t.Errorf("logged an error while the input was not ready: %s", l)
+		}
+		if strings.Contains(l, "nodeport input not ready") {
+			retries++
+		}
+	}
+	if retries != 2 {
+		t.Errorf("%d not-ready retries logged at V(1), want 2 (log: %q)", retries, lines)
+	}
 }

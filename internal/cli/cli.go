@@ -5,12 +5,15 @@ package cli
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
+
+	"github.com/beaconlb/beacon/internal/version"
 )
 
 // Main parses flags into what addFlags registered, runs run until it
@@ -19,7 +22,12 @@ func Main(name string, addFlags func(*flag.FlagSet), run func(context.Context, l
 	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	klog.InitFlags(fs)
 	addFlags(fs)
+	printVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
+	if *printVersion {
+		fmt.Println(version.Get().String(name))
+		return
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	log := klog.NewKlogr().WithName(name)

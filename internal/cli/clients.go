@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/internal/version"
 )
 
 // Clients are the API clients every Beacon daemon uses.
@@ -66,10 +67,12 @@ func NewClients(override *rest.Config, kubeconfig, userAgent string, qps float32
 	return c, nil
 }
 
-// Registry returns a metrics registry with the Go and process collectors.
+// Registry returns a metrics registry with the Go and process collectors
+// and beacon_build_info.
 func Registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		version.Get().Collector())
 	return reg
 }
 

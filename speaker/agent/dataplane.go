@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"errors"
+	"fmt"
 	"net/netip"
 
 	v1 "k8s.io/api/core/v1"
@@ -16,7 +16,7 @@ import (
 type Dirtier interface{ MarkDirty() }
 
 // errNotSynced is returned before the caches have synced.
-var errNotSynced = errors.New("caches not synced yet")
+var errNotSynced = fmt.Errorf("caches not synced: %w", nodeport.ErrInputNotReady)
 
 // NodeportInput builds the dataplane's desired state from the agent's
 // caches, so the node runs one set of watches for both jobs. Only one

@@ -1,0 +1,33 @@
+# shellcheck shell=bash disable=SC2034
+# Address plan of the kind cluster (sourced). Documentation and benchmarking
+# ranges only, and none that the netns lab uses (198.51.100.0/24,
+# 203.0.113.0/24, 198.18.0.0/24-198.18.9.0/24, 198.18.254.0/24,
+# 198.19.0.0/16), so both can exist on one machine.
+#   198.18.99.0/24    podman's default network (containers.conf)
+#   198.18.100.0/24   the nodes' LAN (podman network beacon-kind): host .1
+#                     (the bridge), nodes from .2, router .254
+#   198.18.100.200-250  L2 pool (on the LAN)
+#   198.18.101.0/24   router <-> client network (beacon-kind-ext): router
+#                     .254, client .100; nothing of the host on it
+#   198.18.110.0/24   BGP pool (routed, only via the router)
+#   198.18.64.0/18    pod CIDR (a /24 per node)
+#   198.18.32.0/20    Service CIDR
+#   198.18.192.0/19   podman's pool for other networks (containers.conf)
+CLUSTER=beacon
+LAN_NET=beacon-kind
+LAN_CIDR=198.18.100.0/24
+LAN_GW=198.18.100.1
+LAN_POOL=198.18.100.200-198.18.100.250
+ROUTER_IP=198.18.100.254
+EXT_NET=beacon-kind-ext
+EXT_CIDR=198.18.101.0/24
+EXT_ROUTER_IP=198.18.101.254
+CLIENT_IP=198.18.101.100
+BGP_POOL=198.18.110.0/24
+POD_CIDR=198.18.64.0/18
+SERVICE_CIDR=198.18.32.0/20
+ROUTER_ASN=64512
+NODE_ASN=64513
+ROUTER=beacon-kind-router
+CLIENT=beacon-kind-client
+STATE=$KIND_CACHE/cluster

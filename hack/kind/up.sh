@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# up.sh (make kind-up): a kind cluster built offline, with Beacon installed
+# by helm, an FRR router on the nodes' LAN and a client behind it. Ends with
+# KEY=value lines (also written to $KIND_CACHE/cluster/env for make
+# e2e-kind). Starts from a clean slate: an earlier cluster is removed first.
+#   KUBE_PROXY_MODE=iptables|nftables   kube-proxy's mode (default iptables)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$here/versions.sh"
+. "$here/net.sh"
+KUBE_PROXY_MODE=${KUBE_PROXY_MODE:-iptables}
+IMAGE=${IMAGE:-localhost/beacon:kind}
+ECHO_IMAGE=${ECHO_IMAGE:-localhost/beacon-echo:kind}
+export KIND_EXPERIMENTAL_PROVIDER=podman KIND_EXPERIMENTAL_PODMAN_NETWORK=$LAN_NET
+
+t0=$(date +%s)
+timings=()
+stage() {
+  local name=$1 s; shift; s=$(date +%s)
+  echo "kind-up: $name" >&2
+  "$@"
+  timings+=("$name=$(( $(date +%s) - s ))s")
+  echo "kind-up: $name took $(( $(date +%s) - s ))s" >&2
+}
+
+deps() { "$here/deps.sh"; }
+
+images() {
+  local out; out=$("$here/images.sh")
+  eval "$out"
+  HELM=$(cd "$repo" && hack/testbin.sh | tail -n 1)/helm
+  KIND=$KIND_CACHE/bin/kind-$KIND_VERSION/kind
+  KUBECTL=$KIND_CACHE/bin/kubernetes-$K8S_VERSION/kubectl
+}
+
+beacon_images() {
+  make -C "$repo" --no-print-directory image IMAGE_OFFLINE=1 IMAGE_TOOL=podman IMAGE="$IMAGE" >/dev/null
+  local d=$KIND_CACHE/ctx/echo; rm -rf "$d"; mkdir -p "$d"
+  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$d/" ./cmd/beacon-echo)
+  printf 'FROM localhost/beacon/static-base:1\nCOPY beacon-echo /beacon-echo\nUSER 65532:65532\nENTRYPOINT ["/beacon-echo"]\n' >"$d/Containerfile"
+  podman build --quiet --pull=never --network=none -t "$ECHO_IMAGE" "$d" >/dev/null
+}
+
+cluster() {
+  KIND_DOWN_IMAGES=0 "$here/down.sh" >/dev/null 2>&1 || true
+  mkdir -p "$STATE"
+  podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" "$LAN_NET" >/dev/null
+  podman network create --internal --subnet "$EXT_CIDR" "$EXT_NET" >/dev/null
+  cat >"$STATE/kind.yaml" <<YAML
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+name: $CLUSTER
+networking:
+  ipFamily: ipv4
+  disableDefaultCNI: true
+  podSubnet: $POD_CIDR
+  serviceSubnet: $SERVICE_CIDR
+  kubeProxyMode: $KUBE_PROXY_MODE
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+- role: worker
+kubeadmConfigPatches:
+- |
+  kind: KubeletConfiguration
+  failCgroupV1: false
+- |
+  kind: ClusterConfiguration
+  etcd:
+    local:
+      imageTag: ${ETCD_VERSION#v}-0
+YAML
+  "$KIND" create cluster --config "$STATE/kind.yaml" --image "$NODE_IMAGE" \
+    --kubeconfig "$STATE/kubeconfig" --wait 0s
+}
+
+k() { "$KUBECTL" --kubeconfig "$STATE/kubeconfig" "$@"; }
+
+cni() {
+  # Replies to the client network go back through the router, as on a LAN
+  # whose nodes know the site's routes.
+  local n
+  for n in $("$KIND" get nodes --name "$CLUSTER"); do
+    podman exec "$n" ip route replace "$EXT_CIDR" via "$ROUTER_IP"
+  done
+  sed -e "s|@IMAGE@|$FLANNEL_IMAGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" "$here/manifests/flannel.yaml" | k apply -f - >/dev/null
+  k wait --for=condition=Ready nodes --all --timeout=300s >/dev/null
+}
+
+router() {
+  local d=$STATE/frr ip neighbors=""; mkdir -p "$d"
+  # The speakers run on the workers (the chart leaves control planes out).
+  for ip in $(k get nodes -l '!node-role.kubernetes.io/control-plane' \
+    -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'); do
+    neighbors+=" neighbor $ip peer-group nodes\n"
+  done
+  sed -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
+    -e "s|@NEIGHBORS@|${neighbors%\\n}|" "$here/frr/frr.conf" >"$d/frr.conf"
+  cp "$here/frr/daemons" "$here/frr/vtysh.conf" "$d/"
+  chmod 0644 "$d"/*
+  podman run -d --name "$ROUTER" --hostname "$ROUTER" --privileged \
+    --network "$LAN_NET:ip=$ROUTER_IP" --network "$EXT_NET:ip=$EXT_ROUTER_IP" \
+    --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.fib_multipath_hash_policy=1 \
+    -v "$d:/etc/frr" "$FRR_IMAGE" \
+    sh -c '/usr/lib/frr/frrinit.sh start && exec sleep infinity' >/dev/null
+  podman run -d --name "$CLIENT" --hostname "$CLIENT" --cap-add NET_ADMIN \
+    --network "$EXT_NET:ip=$CLIENT_IP" "$FRR_IMAGE" \
+    sh -c "ip route replace default via $EXT_ROUTER_IP && exec sleep infinity" >/dev/null
+}
+
+beacon() {
+  local tar=$STATE/beacon-images.tar
+  podman save --quiet --multi-image-archive --format docker-archive -o "$tar" "$IMAGE" "$ECHO_IMAGE"
+  "$KIND" load image-archive --name "$CLUSTER" "$tar" >/dev/null
+  rm -f "$tar"
+  k create namespace beacon-system >/dev/null
+  k label namespace beacon-system pod-security.kubernetes.io/enforce=privileged >/dev/null
+  "$HELM" --kubeconfig "$STATE/kubeconfig" install beacon "$repo/charts/beacon" --namespace beacon-system \
+    --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+    --set bgp.enabled=true --wait --timeout 5m >/dev/null
+  sed -e "s|@LAN_POOL@|$LAN_POOL|g" -e "s|@BGP_POOL@|$BGP_POOL|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
+    -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" "$here/manifests/beacon-config.yaml" | k apply -f - >/dev/null
+}
+
+stage deps deps
+stage images images
+stage beacon-images beacon_images
+stage cluster cluster
+stage cni cni
+stage router router
+stage beacon beacon
+
+cat >"$STATE/env" <<ENV
+KUBECONFIG=$STATE/kubeconfig
+ENGINE=podman
+CLUSTER=$CLUSTER
+ROUTER=$ROUTER
+ROUTER_IP=$ROUTER_IP
+ROUTER_ASN=$ROUTER_ASN
+NODE_ASN=$NODE_ASN
+LAN_CIDR=$LAN_CIDR
+LAN_POOL=$LAN_POOL
+BGP_POOL=$BGP_POOL
+CLIENT=$CLIENT
+CLIENT_IP=$CLIENT_IP
+IMAGE=$IMAGE
+ECHO_IMAGE=$ECHO_IMAGE
+KUBE_PROXY_MODE=$KUBE_PROXY_MODE
+KUBECTL=$KUBECTL
+HELM=$HELM
+ENV
+echo "kind-up: ready in $(( $(date +%s) - t0 ))s (${timings[*]})" >&2
+cat "$STATE/env"
