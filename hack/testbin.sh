@@ -11,7 +11,7 @@ WITH_KUBE_PROXY=${WITH_KUBE_PROXY:-0}
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/beacon/testbin
 # Bump RECIPE when the build steps change, so caches are rebuilt.
-RECIPE=2
+RECIPE=3
 out=$cache/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_helm-${HELM_VERSION}_r${RECIPE}
 mkdir -p "$out"
 export GOWORK=off GOFLAGS=-mod=mod
@@ -51,7 +51,9 @@ build_k8s() {
     log "building $b (a few minutes when cold)"
     local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
     local v=k8s.io/component-base/version
-    (cd "$src" && go build -trimpath -o "$out/$b" \
+    # Static, as hack/kind/build-bins.sh builds the cluster's binaries from
+    # the same source: with equal flags the two share every compiled package.
+    (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$out/$b" \
       -ldflags "-X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" "./cmd/$b")
   done
 }
@@ -64,7 +66,7 @@ build_etcd() {
   sed -i -E "s#^(\s*)(go\.etcd\.io/etcd/[a-z0-9/]+) => \.\./[a-z0-9/]+#\1\2 => \2 ${ETCD_VERSION}#" "$src/go.mod"
   (cd "$src" && go mod tidy -e >/dev/null 2>&1 || true)
   log "building etcd"
-  (cd "$src" && go build -trimpath -o "$out/etcd" .)
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$out/etcd" .)
 }
 
 build_helm() {
