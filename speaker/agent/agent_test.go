@@ -329,44 +329,7 @@ func TestAgentHandsOffToRejoinedStandby(t *testing.T) {
 	kube := e.Kube
 	ip := netip.MustParseAddr("203.0.113.240")
 	nodeIP := map[string]netip.Addr{"heal-a": netip.MustParseAddr("198.51.100.31"), "heal-b": netip.MustParseAddr("198.51.100.32")}
-	for n, addr := range nodeIP {
-		node, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = kube.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{}) }()
-		node.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: addr.String()}}
-		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "heal"}}
-	pool.Spec.Addresses = []v1alpha1.AddressBlock{"203.0.113.240/31"}
-	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "heal"}}
-	ad.Spec.IPPools = []string{"heal"}
-	for _, c := range []struct {
-		res string
-		obj runtime.Object
-	}{{client.IPPools, pool}, {client.L2Advertisements, ad}} {
-		if err := e.Beacon.Create(ctx, c.res, c.obj); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.Beacon.Delete(context.Background(), c.res, "heal") }()
-	}
-	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "heal"},
-		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = kube.CoreV1().Services("default").Delete(context.Background(), "heal", metav1.DeleteOptions{})
-	}()
-	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
-	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	l2Site(ctx, t, e, "heal", "203.0.113.240/31", ip, nodeIP)
 
 	owner, _ := election.Announcer(ip, []election.Candidate{{Name: "heal-a", Eligible: true}, {Name: "heal-b", Eligible: true}})
 	standby := "heal-a"
@@ -421,44 +384,11 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 	kube := e.Kube
 	ip := netip.MustParseAddr("203.0.113.244")
 	names := []string{"wd-1", "wd-2", "wd-3"}
+	nodeIP := map[string]netip.Addr{}
 	for i, n := range names {
-		node, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = kube.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{}) }()
-		node.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: netip.AddrFrom4([4]byte{198, 51, 100, byte(41 + i)}).String()}}
-		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		nodeIP[n] = netip.AddrFrom4([4]byte{198, 51, 100, byte(41 + i)})
 	}
-	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "wd"}}
-	pool.Spec.Addresses = []v1alpha1.AddressBlock{"203.0.113.244/32"}
-	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "wd"}}
-	ad.Spec.IPPools = []string{"wd"}
-	for _, c := range []struct {
-		res string
-		obj runtime.Object
-	}{{client.IPPools, pool}, {client.L2Advertisements, ad}} {
-		if err := e.Beacon.Create(ctx, c.res, c.obj); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = e.Beacon.Delete(context.Background(), c.res, "wd") }()
-	}
-	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "wd"},
-		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = kube.CoreV1().Services("default").Delete(context.Background(), "wd", metav1.DeleteOptions{})
-	}()
-	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
-	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	svc := l2Site(ctx, t, e, "wd", "203.0.113.244/32", ip, nodeIP)
 
 	// The agent runs as the second choice for the address; the first is
 	// dead at the start, so the agent announces.
@@ -541,4 +471,53 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(withdrawn + "the Service no longer has this address (or is no longer a LoadBalancer Service Beacon handles)")
+}
+
+// l2Site creates on e's API server a Node per entry of nodes (with that
+// InternalIP), an IPPool holding block and an L2Advertisement of it, both
+// called name, and a LoadBalancer Service name in default whose status
+// holds ip. All of it is deleted when the test ends.
+func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block string, ip netip.Addr, nodes map[string]netip.Addr) *v1.Service {
+	t.Helper()
+	kube := e.Kube
+	for n, addr := range nodes {
+		node, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = kube.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{}) })
+		node.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: addr.String()}}
+		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	pool.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(block)}
+	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	ad.Spec.IPPools = []string{name}
+	for _, c := range []struct {
+		res string
+		obj runtime.Object
+	}{{client.IPPools, pool}, {client.L2Advertisements, ad}} {
+		if err := e.Beacon.Create(ctx, c.res, c.obj); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Beacon.Delete(context.Background(), c.res, name) })
+	}
+	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
+	svc, err = kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
