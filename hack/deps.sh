@@ -10,6 +10,14 @@ set -euo pipefail
 # namespaces and links; arping, ndisc6, tcpdump, curl: L2 and traffic checks;
 # jq: scripts; prometheus: only for promtool, which tests the chart's alerts.
 pkgs=(frr nftables iproute2 arping ndisc6 curl tcpdump conntrack jq kmod prometheus)
+# `deps.sh kind` checks the kind cluster's packages instead: podman and runc
+# (the engine), dnsname and dnsmasq-base (nodes find each other by name, as
+# kubeadm join needs), debootstrap (root filesystems), libseccomp-dev, gcc,
+# libc6-dev (runc and the pause binary are built with cgo), iptables and
+# conntrack (the node image's userland).
+if [ "${1:-}" = kind ]; then
+  pkgs=(podman runc golang-github-containernetworking-plugin-dnsname dnsmasq-base debootstrap libseccomp-dev gcc libc6-dev iptables conntrack)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -58,6 +58,7 @@ func TestDeps(t *testing.T) {
 	every := packages(t)
 	for _, tc := range []struct {
 		name      string
+		set       string // deps.sh's argument
 		installed string
 		uid       string
 		aptRC     string
@@ -91,13 +92,24 @@ func TestDeps(t *testing.T) {
 			},
 		},
 		{
+			// The lab's packages count as missing here: the kind set is
+			// checked on its own.
+			name: "kind set, missing, not root", set: "kind", installed: "podman runc golang-github-containernetworking-plugin-dnsname dnsmasq-base libseccomp-dev gcc libc6-dev iptables conntrack", uid: "1000",
+			wantRC:  1,
+			wantErr: "apt-get install -y --no-install-recommends debootstrap",
+		},
+		{
 			name: "missing, root, apt fails", installed: without(every, "curl"), uid: "0", aptRC: "100",
 			wantRC:    100,
 			wantCalls: []string{"apt-get -o DPkg::Lock::Timeout=900 update -qq"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rc, stderr, log := runFaked(t, tc.installed, tc.uid, tc.aptRC, "./deps.sh")
+			argv := []string{"./deps.sh"}
+			if tc.set != "" {
+				argv = append(argv, tc.set)
+			}
+			rc, stderr, log := runFaked(t, tc.installed, tc.uid, tc.aptRC, argv...)
 			if rc != tc.wantRC {
 				t.Errorf("exit status %d, want %d; stderr:\n%s", rc, tc.wantRC, stderr)
 			}

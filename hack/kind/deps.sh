@@ -3,15 +3,9 @@
 # that nothing fails late: Debian packages, podman's configuration (no
 # default ulimits, documentation ranges for its networks).
 set -euo pipefail
-pkgs=(podman runc golang-github-containernetworking-plugin-dnsname dnsmasq-base debootstrap libseccomp-dev gcc libc6-dev iptables conntrack)
-# (dnsname: the nodes find each other by container name, as kubeadm join
-# needs, through podman's CNI network DNS.)
-missing=()
-for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "kind-deps: installing ${missing[*]}" >&2
-  apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# The Debian packages: checked, and installed as root, by the one script
+# that does it for the lab and CI too.
+"$(dirname "$0")/../deps.sh" kind
 # kind bind-mounts /lib/modules into every node; this kernel has no
 # modules (and no such directory), so give kind an empty one.
 [ -d /lib/modules ] || mkdir -p /lib/modules
