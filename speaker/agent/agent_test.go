@@ -388,7 +388,7 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 	for i, n := range names {
 		nodeIP[n] = netip.AddrFrom4([4]byte{198, 51, 100, byte(41 + i)})
 	}
-	svc := l2Site(ctx, t, e, "wd", "203.0.113.244/32", ip, nodeIP)
+	l2Site(ctx, t, e, "wd", "203.0.113.244/32", ip, nodeIP)
 
 	// The agent runs as the second choice for the address; the first is
 	// dead at the start, so the agent announces.
@@ -461,7 +461,7 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(announcing)
-	svc, err = kube.CoreV1().Services("default").Get(ctx, "wd", metav1.GetOptions{})
+	svc, err := kube.CoreV1().Services("default").Get(ctx, "wd", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +477,7 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 // InternalIP), an IPPool holding block and an L2Advertisement of it, both
 // called name, and a LoadBalancer Service name in default whose status
 // holds ip. All of it is deleted when the test ends.
-func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block string, ip netip.Addr, nodes map[string]netip.Addr) *v1.Service {
+func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block string, ip netip.Addr, nodes map[string]netip.Addr) {
 	t.Helper()
 	kube := e.Kube
 	for n, addr := range nodes {
@@ -515,9 +515,7 @@ func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block strin
 		_ = kube.CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip.String()}}
-	svc, err = kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{})
-	if err != nil {
+	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return svc
 }
