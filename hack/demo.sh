@@ -175,7 +175,7 @@ kc get events --field-selector involvedObject.name=echo -o custom-columns=TYPE:.
 cat <<MSG
 
 Where to look next:
-  bin/beacon-lab exec host kubectl --kubeconfig /run/beacon-lab/kubeconfig get ippools
+  bin/beacon-lab exec host kubectl --kubeconfig /run/beacon-lab/kubeconfig get ippools.beaconlb.io
   bin/beacon-lab exec client-lan curl http://$ip/
   logs: /run/beacon-lab/logs/
   bin/beacon-lab exec router vtysh -c 'show bgp ipv4 unicast'
