@@ -2,15 +2,14 @@ package lab
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+	"github.com/beaconlb/beacon/internal/golden"
+)
 
 // The router's FRR configuration, byte for byte; read it to review what
 // the lab router does.
@@ -28,23 +27,7 @@ func TestFRRConfigsGolden(t *testing.T) {
 		t.Fatalf("configs for %d daemons, want %v", len(got), frrDaemons)
 	}
 	for _, d := range frrDaemons {
-		path := filepath.Join("testdata", "frr", d+".conf")
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(got[d]), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test ./lab -run %s -update to create it)", err, t.Name())
-		}
-		if got[d] != string(want) {
-			t.Errorf("%s differs from %s (go test ./lab -run %s -update to accept):\n%s", d, path, t.Name(), got[d])
-		}
+		golden.Check(t, filepath.Join("testdata", "frr", d+".conf"), []byte(got[d]))
 	}
 }
 

@@ -1,18 +1,16 @@
 package nodeport
 
 import (
-	"flag"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+	"github.com/beaconlb/beacon/internal/golden"
+)
 
 func addrs(ss ...string) []netip.Addr {
 	out := make([]netip.Addr, len(ss))
@@ -121,42 +119,6 @@ func fixture() Input {
 	}
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (go test ./nodeport -run %s -update to accept):\n%s", path, t.Name(), lineDiff(string(want), got))
-	}
-}
-
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("- " + wl + "\n+ " + gl + "\n")
-		}
-	}
-	return b.String()
-}
-
 func TestBuildGolden(t *testing.T) {
 	for _, tc := range []struct {
 		file string
@@ -170,7 +132,7 @@ func TestBuildGolden(t *testing.T) {
 			in := fixture()
 			in.Mode = tc.mode
 			rs := Build(in)
-			golden(t, tc.file, rs.String())
+			golden.Check(t, filepath.Join("testdata", tc.file), []byte(rs.String()))
 			if len(rs.Warnings) != 0 {
 				t.Errorf("warnings: %v", rs.Warnings)
 			}
@@ -190,7 +152,7 @@ func TestBuildDeterministic(t *testing.T) {
 			r.Shuffle(len(s.Endpoints), func(i, j int) { s.Endpoints[i], s.Endpoints[j] = s.Endpoints[j], s.Endpoints[i] })
 		}
 		if got := Build(in).String(); got != want {
-			t.Fatalf("output depends on input order:\n%s", lineDiff(want, got))
+			t.Fatalf("output depends on input order:\n%s", golden.Diff(want, got))
 		}
 	}
 }

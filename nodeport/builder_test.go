@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/beaconlb/beacon/internal/golden"
 )
 
 // mutate changes one random thing of the input, as a watch event would.
@@ -79,7 +81,7 @@ func TestBuilderMatchesBuild(t *testing.T) {
 		what := mutate(r, &in, &next)
 		got, want := rulesetText(b.Build(in)), rulesetText(Build(in))
 		if got != want {
-			t.Fatalf("step %d (%s): incremental build differs:\n%s", step, what, lineDiff(want, got))
+			t.Fatalf("step %d (%s): incremental build differs:\n%s", step, what, golden.Diff(want, got))
 		}
 	}
 }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite docs/reference.md")
+	"github.com/beaconlb/beacon/internal/golden"
+)
 
 func root() string { return filepath.Join("..", "..") }
 
@@ -19,20 +16,8 @@ func TestReferenceUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(root(), "docs", "reference.md")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("docs/reference.md is out of date with the CRDs: run `make generate` (or go test ./hack/crdref -update)")
-	}
+	// `make generate` rewrites it too.
+	golden.Check(t, filepath.Join(root(), "docs", "reference.md"), got)
 }
 
 // TestEveryFieldListed checks the walk against the schema: every spec and

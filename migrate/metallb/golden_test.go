@@ -2,14 +2,13 @@ package metallb
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+	"github.com/beaconlb/beacon/internal/golden"
+)
 
 // corpus lists the MetalLB configurations of testdata.
 func corpus(t testing.TB) []string {
@@ -21,8 +20,8 @@ func corpus(t testing.TB) []string {
 	return files
 }
 
-// golden returns the paths of the expected stdout and stderr of a corpus file.
-func golden(file string) (out, findings string) {
+// goldenPaths returns the paths of the expected stdout and stderr of a corpus file.
+func goldenPaths(file string) (out, findings string) {
 	base := filepath.Join("testdata", "golden", strings.TrimSuffix(filepath.Base(file), ".yaml"))
 	return base + ".out.yaml", base + ".findings"
 }
@@ -55,31 +54,9 @@ func TestGolden(t *testing.T) {
 	for _, file := range corpus(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			_, out, findings := convertFile(t, file)
-			outPath, findingsPath := golden(file)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(outPath, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(findingsPath, findings, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			for _, g := range []struct {
-				path string
-				got  []byte
-			}{{outPath, out}, {findingsPath, findings}} {
-				want, err := os.ReadFile(g.path)
-				if err != nil {
-					t.Fatalf("%v (run go test -run TestGolden -update)", err)
-				}
-				if !bytes.Equal(g.got, want) {
-					t.Errorf("%s differs from the output (go test -run TestGolden -update rewrites it):\n--- got\n%s\n--- want\n%s", g.path, g.got, want)
-				}
-			}
+			outPath, findingsPath := goldenPaths(file)
+			golden.Check(t, outPath, out)
+			golden.Check(t, findingsPath, findings)
 		})
 	}
 }

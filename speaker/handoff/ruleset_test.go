@@ -1,14 +1,12 @@
 package handoff
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+	"github.com/beaconlb/beacon/internal/golden"
+)
 
 func TestRulesetGolden(t *testing.T) {
 	route := func(ip, via string) Route {
@@ -31,21 +29,7 @@ func TestRulesetGolden(t *testing.T) {
 		{"mark.golden", 0x10, []Route{route("203.0.113.7", "203.0.113.1")}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			got := Ruleset(tc.mark, tc.routes).String()
-			path := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs (go test ./speaker/handoff -run %s -update to accept):\ngot:\n%s\nwant:\n%s", path, t.Name(), got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", tc.file), []byte(Ruleset(tc.mark, tc.routes).String()))
 		})
 	}
 }

@@ -2,8 +2,6 @@ package badinput
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,10 +12,9 @@ import (
 
 	"github.com/beaconlb/beacon/allocator/externalips"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/golden"
 	"github.com/beaconlb/beacon/internal/testenv"
 )
-
-var update = flag.Bool("update", false, "rewrite examples/externalips-policy.yaml from the chart template")
 
 // The manifest for clusters without Helm is the chart template rendered with
 // the default values into kube-system.
@@ -28,18 +25,7 @@ func TestPlainPolicyMatchesChart(t *testing.T) {
 		"# chart's default values, for clusters without Helm (go test ./test/badinput -run TestPlainPolicyMatchesChart -update).\n" +
 		"# Run beacon-controller with --externalips-param=kube-system/" + externalips.DefaultName + ".\n")
 	got = append(head, bytes.TrimLeft(got, "\n")...)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is out of date: run go test ./test/badinput -run TestPlainPolicyMatchesChart -update", path)
-	}
+	golden.Check(t, path, got)
 }
 
 // The externalIPs guard end to end: the chart's policy on the real API

@@ -1,16 +1,13 @@
 package chart
 
 import (
-	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/beaconlb/beacon/internal/golden"
+)
 
 // valueSets are the renders kept as golden files: testdata/<name>.values.yaml
 // in, testdata/<name>.golden out. "default" uses the chart's values only.
@@ -51,21 +48,7 @@ func render(t *testing.T, args ...string) string {
 func TestTemplateGolden(t *testing.T) {
 	for _, name := range valueSets {
 		t.Run(name, func(t *testing.T) {
-			got := []byte(render(t, valuesArgs(name)...))
-			path := filepath.Join("testdata", name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./test/chart -run TestTemplateGolden -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("helm template with %s differs from %s (rerun with -update if intended):\n%s", name, path, diff(string(want), string(got)))
-			}
+			golden.Check(t, filepath.Join("testdata", name+".golden"), []byte(render(t, valuesArgs(name)...)))
 		})
 	}
 }
@@ -100,25 +83,3 @@ func TestTemplateRejects(t *testing.T) {
 }
 
 // diff returns the first differing lines of two texts, with context.
-func diff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var a, b string
-		if i < len(w) {
-			a = w[i]
-		}
-		if i < len(g) {
-			b = g[i]
-		}
-		if a != b {
-			lo := max(0, i-3)
-			var sb strings.Builder
-			for j := lo; j < i; j++ {
-				sb.WriteString("  " + w[j] + "\n")
-			}
-			sb.WriteString("- " + a + "\n+ " + b + "\n")
-			return sb.String()
-		}
-	}
-	return "(no line differs)"
-}
