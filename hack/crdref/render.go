@@ -373,7 +373,7 @@ Service fields Beacon honours:
 		{agent.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces)"},
 		{agent.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
 	} {
-		fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", e[0], e[1], e[2], e[3])
+		eventRow(w, e)
 	}
 	w.WriteString("\n- Events on configuration objects, from each speaker that sees the problem (`kubectl get events -A --field-selector involvedObject.name=NAME`):\n\n")
 	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
@@ -382,6 +382,11 @@ Service fields Beacon honours:
 		{agent.EventBGPConfigInvalid, "Warning", "BGPPeer, BGPAdvertisement, BFDProfile", "the object is invalid (a BGPPeer naming a BFD profile that does not exist, say); a peer keeps running its last valid configuration, which its BGPSessionState message says"},
 		{agent.EventBGPConfigWarning, "Warning", "BGPAdvertisement", "the advertisement is used, but names a peer or pool that does not exist, or sets localPref while selecting no iBGP peer"},
 	} {
-		fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", e[0], e[1], e[2], e[3])
+		eventRow(w, e)
 	}
+}
+
+// eventRow writes one Event's row: reason, type, source or object, meaning.
+func eventRow(w *bytes.Buffer, e [4]string) {
+	fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", e[0], e[1], e[2], e[3])
 }

@@ -129,35 +129,17 @@ func Convert(objs []*unstructured.Unstructured, opts Options) *Result {
 		}
 		switch u.GetKind() {
 		case "IPAddressPool":
-			var spec IPAddressPoolSpec
-			if c.decode(u, &spec) {
-				c.pool(u.GetName(), u.GetLabels(), &spec, r)
-			}
+			convertSpec(c, u, r, (*converter).pool)
 		case "AddressPool":
-			var spec AddressPoolSpec
-			if c.decode(u, &spec) {
-				c.addressPool(u.GetName(), u.GetLabels(), &spec, r)
-			}
+			convertSpec(c, u, r, (*converter).addressPool)
 		case "L2Advertisement":
-			var spec L2AdvertisementSpec
-			if c.decode(u, &spec) {
-				c.l2Advertisement(u.GetName(), u.GetLabels(), &spec, r)
-			}
+			convertSpec(c, u, r, (*converter).l2Advertisement)
 		case "BGPAdvertisement":
-			var spec BGPAdvertisementSpec
-			if c.decode(u, &spec) {
-				c.bgpAdvertisement(u.GetName(), u.GetLabels(), &spec, r)
-			}
+			convertSpec(c, u, r, (*converter).bgpAdvertisement)
 		case "BGPPeer":
-			var spec BGPPeerSpec
-			if c.decode(u, &spec) {
-				c.peer(u.GetName(), u.GetLabels(), &spec, r)
-			}
+			convertSpec(c, u, r, (*converter).peer)
 		case "BFDProfile":
-			var spec BFDProfileSpec
-			if c.decode(u, &spec) {
-				c.bfdProfile(u.GetName(), u.GetLabels(), &spec, r)
-			}
+			convertSpec(c, u, r, (*converter).bfdProfile)
 		case "Community":
 			// Its aliases are written into the advertisements that use them.
 		case "ServiceL2Status", "ServiceBGPStatus", "BGPSessionState", "ConfigurationState":
@@ -184,6 +166,15 @@ func refOf(u *unstructured.Unstructured) Ref {
 
 // decode reads u's spec into spec, reporting fields spec does not have and
 // a spec of the wrong shape (the object is then skipped).
+// convertSpec decodes the spec of u into a T and, if it could be read,
+// converts it with convert.
+func convertSpec[T any](c *converter, u *unstructured.Unstructured, r reporter, convert func(*converter, string, map[string]string, *T, reporter)) {
+	var spec T
+	if c.decode(u, &spec) {
+		convert(c, u.GetName(), u.GetLabels(), &spec, r)
+	}
+}
+
 func (c *converter) decode(u *unstructured.Unstructured, spec any) bool {
 	r := reporter{obj: refOf(u), out: &c.res.Findings}
 	raw, ok := u.Object["spec"]
