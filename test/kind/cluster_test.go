@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/lab/echo"
 )
 
@@ -98,21 +99,16 @@ func (c *cluster) exec(ctx context.Context, container string, args ...string) (s
 	return run(ctx, c.env["ENGINE"], append([]string{"exec", container}, args...)...)
 }
 
-// eventually polls cond every 250 ms until it returns nil or the deadline
-// passes, then fails with cond's last error.
+// eventually polls cond every 250 ms until it returns nil, and fails with
+// cond's last error once within has passed.
 func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
+	testenv.Poll(t, context.Background(), 250*time.Millisecond, within, what, func() (bool, string) {
+		if err := cond(); err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, within, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 // namespace creates a namespace for one test and deletes it (waiting,
