@@ -13,6 +13,7 @@ type Metrics struct {
 	droppedTotal  prometheus.Counter
 	sendErrors    prometheus.Counter
 	aliveNodes    prometheus.Gauge
+	stalls        prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -38,8 +39,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "beacon", Subsystem: "member", Name: "alive_nodes",
 			Help: "Speakers this node sees alive, itself included.",
 		}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "stalls_total",
+			Help: "Times this speaker's liveness loop was not scheduled for over two heartbeat intervals; the stall is not counted against peers.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes} {
+	for _, c := range []prometheus.Collector{m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes, m.stalls} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("member metrics: %w", err)
 		}
@@ -74,5 +79,11 @@ func (m *Metrics) sendError() {
 func (m *Metrics) setAlive(n int) {
 	if m != nil {
 		m.aliveNodes.Set(float64(n))
+	}
+}
+
+func (m *Metrics) stalled() {
+	if m != nil {
+		m.stalls.Inc()
 	}
 }
