@@ -28,6 +28,7 @@ import (
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 var env *testenv.Env
@@ -75,8 +76,11 @@ func (r fakeResponder) Reannounce() {}
 func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
 	return fakeResponder{l, iface}, nil
 }
-func (l *fakeLinks) OnLink(netip.Addr) ([]string, error) { return []string{"eth0"}, nil }
-func (l *fakeLinks) Exists(string) bool                  { return true }
+
+// Interfaces: eth0 holds every address on its link.
+func (l *fakeLinks) Interfaces() ([]plan.Link, error) {
+	return []plan.Link{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}}}, nil
+}
 func (l *fakeLinks) announced(iface string) []netip.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -157,7 +161,7 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 		links[n] = &fakeLinks{ips: map[string][]netip.Addr{}}
 		handoffs[n] = &fakeHandoff{}
 		a := agent.New(agent.Config{
-			Node: n, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links[n],
+			Node: n, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links[n],
 			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 			Handoff: handoffs[n], HandoffWindow: time.Minute,
 		})
@@ -291,7 +295,7 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 	rec, stopRec := cli.Recorder(ctx, e.Kube, v1.EventSource{Component: "beacon-speaker"})
 	defer stopRec()
 	a := agent.New(agent.Config{
-		Node: "warn-node", Kube: e.Kube, Beacon: e.Beacon,
+		Node: "warn-node", Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon},
 		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{}, 1)},
 		Links:    &fakeLinks{ips: map[string][]netip.Addr{}}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
 	})
@@ -339,7 +343,7 @@ func TestAgentHandsOffToRejoinedStandby(t *testing.T) {
 	live := &fakeLiveness{alive: map[string]bool{"heal-a": true, "heal-b": true}, ch: make(chan struct{}, 16)}
 	links, ho := &fakeLinks{ips: map[string][]netip.Addr{}}, &fakeHandoff{}
 	a := agent.New(agent.Config{
-		Node: owner, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links,
+		Node: owner, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links,
 		Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 		Handoff: ho, HandoffWindow: 300 * time.Millisecond,
 	})
@@ -402,7 +406,7 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 	links := &fakeLinks{ips: map[string][]netip.Addr{}}
 	rec := record.NewFakeRecorder(100)
 	a := agent.New(agent.Config{
-		Node: self, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links,
+		Node: self, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links,
 		Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
 	})
 	var wg sync.WaitGroup

@@ -155,8 +155,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		log.Error(err, "cannot remove hand-off rules left by an earlier run")
 	}
 	acfg := agent.Config{
-		Node: o.NodeName, Kube: cs.Kube, Beacon: cs.Beacon, Liveness: mem,
-		InformerKube: cs.Informers.Kube, InformerBeacon: cs.Informers.Beacon, Links: links,
+		Node: o.NodeName, Clients: *cs, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp, Namespace: o.Namespace,
 		Handoff: ho, HandoffWindow: o.HandoffWindow,
