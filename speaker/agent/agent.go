@@ -17,6 +17,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/beaconlb/beacon/internal/cli"
+	"github.com/beaconlb/beacon/internal/register"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/handoff"
@@ -125,7 +127,7 @@ type Agent struct {
 }
 
 // New returns an Agent; it starts nothing.
-func New(cfg Config) *Agent {
+func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, dirty: make(chan struct{}, 1),
 		handoffs:   handoff.NewTracker(cfg.HandoffWindow),
 		secrets:    map[string]cachedSecret{},
@@ -135,10 +137,10 @@ func New(cfg Config) *Agent {
 			Name: "beacon_l2_election_changes_total",
 			Help: "Addresses whose elected announcer changed (seen by this speaker).",
 		})}
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(a.elections)
+	if err := register.Metrics(cfg.Registerer, a.elections); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	return a
+	return a, nil
 }
 
 // Plan returns the last L2 plan, every node's announcers (for status and

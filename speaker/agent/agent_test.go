@@ -160,7 +160,7 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 	start := func(n string) {
 		links[n] = &fakeLinks{ips: map[string][]netip.Addr{}}
 		handoffs[n] = &fakeHandoff{}
-		a := agent.New(agent.Config{
+		a := newAgent(t, agent.Config{
 			Node: n, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links[n],
 			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 			Handoff: handoffs[n], HandoffWindow: time.Minute,
@@ -294,7 +294,7 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 	defer func() { _ = e.Beacon.Delete(context.Background(), client.L2Advertisements, ad.Name) }()
 	rec, stopRec := cli.Recorder(ctx, e.Kube, v1.EventSource{Component: "beacon-speaker"})
 	defer stopRec()
-	a := agent.New(agent.Config{
+	a := newAgent(t, agent.Config{
 		Node: "warn-node", Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon},
 		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{}, 1)},
 		Links:    &fakeLinks{ips: map[string][]netip.Addr{}}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
@@ -342,7 +342,7 @@ func TestAgentHandsOffToRejoinedStandby(t *testing.T) {
 	}
 	live := &fakeLiveness{alive: map[string]bool{"heal-a": true, "heal-b": true}, ch: make(chan struct{}, 16)}
 	links, ho := &fakeLinks{ips: map[string][]netip.Addr{}}, &fakeHandoff{}
-	a := agent.New(agent.Config{
+	a := newAgent(t, agent.Config{
 		Node: owner, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links,
 		Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 		Handoff: ho, HandoffWindow: 300 * time.Millisecond,
@@ -405,7 +405,7 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 	live := &fakeLiveness{alive: map[string]bool{rank[0]: false, rank[1]: true, rank[2]: true}, ch: make(chan struct{}, 16)}
 	links := &fakeLinks{ips: map[string][]netip.Addr{}}
 	rec := record.NewFakeRecorder(100)
-	a := agent.New(agent.Config{
+	a := newAgent(t, agent.Config{
 		Node: self, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links,
 		Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
 	})
@@ -522,4 +522,13 @@ func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block strin
 	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func newAgent(t *testing.T, cfg agent.Config) *agent.Agent {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

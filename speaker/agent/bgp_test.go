@@ -119,7 +119,7 @@ func TestAgentBGP(t *testing.T) {
 
 	fb := &fakeBGP{ch: make(chan struct{}, 1)}
 	rec := record.NewFakeRecorder(100)
-	a := agent.New(agent.Config{
+	a := newAgent(t, agent.Config{
 		Node: "bnode1", Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
 		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{})}, Links: &fakeLinks{ips: map[string][]netip.Addr{}},
 		BGP: fb, Namespace: ns,

@@ -81,7 +81,7 @@ func TestAgentForwardsOtherControllersAddresses(t *testing.T) {
 	}
 
 	links := &fakeLinks{ips: map[string][]netip.Addr{}}
-	a := agent.New(agent.Config{
+	a := newAgent(t, agent.Config{
 		Node: node, Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon}, LoadBalancerClass: class,
 		Liveness: &fakeLiveness{alive: map[string]bool{node: true}, ch: make(chan struct{}, 1)},
 		Links:    links, Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,

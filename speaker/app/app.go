@@ -96,7 +96,10 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		}
 	}
 
-	reg := cli.Registry()
+	reg, err := cli.Registry()
+	if err != nil {
+		return err
+	}
 	l2m, err := l2.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -150,7 +153,9 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	defer func() { _ = hk.Close() }()
 	if o.HandoffWindow > 0 {
 		ho = hk
-		reg.MustRegister(hk)
+		if err := reg.Register(hk); err != nil {
+			return fmt.Errorf("hand-off metrics: %w", err)
+		}
 	} else if err := hk.Remove(); err != nil {
 		log.Error(err, "cannot remove hand-off rules left by an earlier run")
 	}
@@ -163,7 +168,9 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if speaker != nil {
 		acfg.BGP = speaker
 	}
-	ag = agent.New(acfg)
+	if ag, err = agent.New(acfg); err != nil {
+		return err
+	}
 
 	serveMetrics, err := serve.Listen(o.MetricsAddr, serve.Metrics(reg))
 	if err != nil {
