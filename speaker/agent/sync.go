@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -98,11 +99,11 @@ func (a *Agent) applyResponders(ctx context.Context, l2 *plan.L2) []error {
 // record logs the Events and records those whose object exists.
 func (a *Agent) record(evs []plan.Event) {
 	for _, e := range evs {
-		log := a.cfg.Log.V(1)
+		log, msg := a.cfg.Log.V(1), strings.ToLower(e.Reason)
 		if e.Type == v1.EventTypeWarning {
-			log = a.cfg.Log
+			log, msg = a.cfg.Log, "configuration problem"
 		}
-		log.Info(e.Reason, "kind", e.Kind, "namespace", e.Namespace, "name", e.Name, "message", e.Message)
+		log.Info(msg, "kind", e.Kind, "namespace", e.Namespace, "name", e.Name, "message", e.Message)
 		if a.cfg.Recorder == nil {
 			continue
 		}
