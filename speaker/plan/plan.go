@@ -9,9 +9,9 @@ import (
 	"github.com/beaconlb/beacon/config"
 )
 
-// Result is what one sync must do. The agent applies it in this order:
-// hand-off first (clients move at once), then the responders, then BGP;
-// reports and Events are written off the sync path.
+// Result is what one sync must do. The agent hands BGP to the BGP speaker,
+// programs the hand-off before the responders (clients move at once), and
+// writes reports and Events off the sync path.
 type Result struct {
 	// State is the memory for the next sync.
 	State State
