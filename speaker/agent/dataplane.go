@@ -35,19 +35,8 @@ func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
 			}
 		}
 	}
-	var svcs []*v1.Service
-	for _, o := range a.w.services.GetStore().List() {
-		svcs = append(svcs, o.(*v1.Service))
-	}
-	var eps []*discoveryv1.EndpointSlice
-	for _, o := range a.w.slices.GetStore().List() {
-		eps = append(eps, o.(*discoveryv1.EndpointSlice))
-	}
-	var pools []v1alpha1.IPPool
-	for _, o := range a.w.pools.GetStore().List() {
-		pools = append(pools, *o.(*v1alpha1.IPPool))
-	}
-	in.Services = a.kube.Services(svcs, eps, externalIPAllowed(config.ParsePools(pools)))
+	in.Services = a.kube.Services(list[v1.Service](a.w.services), list[discoveryv1.EndpointSlice](a.w.slices),
+		externalIPAllowed(config.ParsePools(values[v1alpha1.IPPool](a.w.pools))))
 	return in, nil
 }
 
