@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaconlb/beacon/internal/register"
 )
 
 // Metrics of a Member. A nil *Metrics records nothing.
@@ -44,10 +46,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Times this speaker's liveness loop was not scheduled for over two heartbeat intervals; the stall is not counted against peers.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes, m.stalls} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("member metrics: %w", err)
-		}
+	if err := register.Metrics(reg, m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes, m.stalls); err != nil {
+		return nil, fmt.Errorf("member: %w", err)
 	}
 	return m, nil
 }
