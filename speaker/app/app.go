@@ -79,7 +79,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.IntVar(&o.HandoffTable, "handoff-table", handoff.DefaultRouting, "routing table id for handed-off flows")
-	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove what the speaker leaves in the node's kernel (nftables tables beacon*, hand-off rules and routes), announce nothing, and wait until terminated (for uninstalling)")
+	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove what the speaker leaves in the node's kernel (nftables tables beacon*, hand-off rules and routes, neighbour entries resolving to the node's own MACs), announce nothing, and wait until terminated (for uninstalling)")
 }
 
 // Run runs the speaker until ctx ends.
@@ -251,10 +251,14 @@ func cleanup(ctx context.Context, log logr.Logger, o Options) error {
 	if err := hk.Remove(); err != nil {
 		errs = append(errs, fmt.Errorf("remove hand-off state: %w", err))
 	}
+	forgot, err := agent.ForgetOwnNeighbours()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	log.Info("cleanup done: no Beacon nftables table, hand-off rule or route left on this node; waiting to be terminated")
+	log.Info("cleanup done: no Beacon nftables table, hand-off rule or route, nor neighbour entry resolving to this node's own MAC left; waiting to be terminated", "neighbours", forgot)
 	serveHealth, err := serve.Listen(o.HealthAddr, serve.Health(func() bool { return true }))
 	if err != nil {
 		return err

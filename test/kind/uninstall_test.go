@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -58,11 +59,21 @@ func TestUninstall(t *testing.T) {
 		}
 	}
 
-	// 1. Beacon releases every address while it still runs: Services lose
-	// their ingress and the finalizer, the speakers withdraw.
+	// 1. Beacon releases every address while it still runs: each
+	// LoadBalancer Service becomes a NodePort Service (same node ports), so
+	// Beacon drops its ingress and finalizer and the speakers withdraw.
 	start := time.Now()
-	if _, err := c.kubectl(ctx, "delete", "bgpadvertisements.beaconlb.io,l2advertisements.beaconlb.io,bgppeers.beaconlb.io,bfdprofiles.beaconlb.io,ippools.beaconlb.io", "--all", "--wait"); err != nil {
+	svcs, err := c.kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, svc := range svcs.Items {
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		if _, err := c.kubectl(ctx, "-n", svc.Namespace, "patch", "service", svc.Name, "-p", `{"spec":{"type":"NodePort"}}`); err != nil {
+			t.Fatal(err)
+		}
 	}
 	eventually(t, time.Minute, "no Service with Beacon's address or finalizer", func() error {
 		svcs, err := c.kube.CoreV1().Services("").List(ctx, metav1.ListOptions{})
@@ -80,7 +91,8 @@ func TestUninstall(t *testing.T) {
 	if _, err := c.helm(ctx, "upgrade", "beacon", chartDir, "--reuse-values", "--set", "speaker.cleanup=true", "--wait", "--timeout", "5m"); err != nil {
 		t.Fatal(err)
 	}
-	// 3. The release goes, then the CRDs.
+	// 3. The release goes, then the CRDs (and with them every Beacon
+	// object: pools, advertisements, peers, reports).
 	if _, err := c.helm(ctx, "uninstall", "beacon", "--wait", "--timeout", "5m"); err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +156,12 @@ func TestUninstall(t *testing.T) {
 func (c *cluster) reinstall(t *testing.T, valuesFile string) {
 	t.Helper()
 	ctx := context.Background()
+	// A failed run may have stopped anywhere in the procedure.
 	if _, err := c.helm(ctx, "status", "beacon"); err == nil {
-		return // the uninstall did not get that far
-	}
-	if _, err := c.helm(ctx, "install", "beacon", chartDir, "-f", valuesFile, "--wait", "--timeout", "5m"); err != nil {
+		if _, err := c.helm(ctx, "upgrade", "beacon", chartDir, "-f", valuesFile, "--wait", "--timeout", "5m"); err != nil {
+			t.Fatalf("reinstall: %v", err)
+		}
+	} else if _, err := c.helm(ctx, "install", "beacon", chartDir, "-f", valuesFile, "--wait", "--timeout", "5m"); err != nil {
 		t.Fatalf("reinstall: %v", err)
 	}
 	raw, err := os.ReadFile(filepath.Join("..", "..", "hack", "kind", "manifests", "beacon-config.yaml"))
