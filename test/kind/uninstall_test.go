@@ -180,6 +180,58 @@ func (c *cluster) reinstall(t *testing.T, valuesFile string) {
 		t.Fatal(err)
 	}
 	c.waitBeacon(t)
+	c.serviceWritesWork(t)
+}
+
+// serviceWritesWork checks that the externalIPs guard lets an ordinary
+// Service in. kube-apiserver v1.36 can keep failing a policy binding whose
+// policy, binding and param ConfigMap were deleted and created again
+// together ("no params found", kubernetes/kubernetes#133827) until it
+// restarts: the guard then refuses every Service write.
+func (c *cluster) serviceWritesWork(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	ns := c.namespace(t)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: ns},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	create := func() error {
+		_, err := c.kube.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
+		return err
+	}
+	err := create()
+	if err == nil {
+		return
+	}
+	if !strings.Contains(err.Error(), "no params found") {
+		t.Fatal(err)
+	}
+	// The API server's ConfigMap informer for policy params stopped when
+	// the uninstall deleted the last binding of a policy with ConfigMap
+	// params, and a stopped informer is never started again.
+	t.Errorf("after reinstalling, the externalIPs guard refuses every Service write (kubernetes/kubernetes#133827): %v", err)
+	c.restartAPIServer(t)
+	eventually(t, time.Minute, "an ordinary Service admitted after kube-apiserver restarted", create)
+}
+
+// restartAPIServer stops the kube-apiserver container on the control plane;
+// the kubelet starts it again.
+func (c *cluster) restartAPIServer(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	cp := c.env["CLUSTER"] + "-control-plane"
+	id, err := c.exec(ctx, cp, "crictl", "ps", "--name", "kube-apiserver", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.exec(ctx, cp, "crictl", "stop", strings.TrimSpace(id)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "kube-apiserver ready again", func() error {
+		_, err := c.kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
+	})
 }
 
 // leftovers lists what Beacon left in a node's network namespace: nftables
