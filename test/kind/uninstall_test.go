@@ -34,7 +34,7 @@ func TestUninstall(t *testing.T) {
 	c := need(t)
 	ctx := context.Background()
 	c.waitBeacon(t)
-	s := c.newSite(t, 3)
+	s := c.newSite(t, 1)
 	nodePort := func() int32 {
 		svc, err := c.kube.CoreV1().Services(s.ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
@@ -213,6 +213,11 @@ func (c *cluster) serviceWritesWork(t *testing.T) {
 	t.Errorf("after reinstalling, the externalIPs guard refuses every Service write (kubernetes/kubernetes#133827): %v", err)
 	c.restartAPIServer(t)
 	eventually(t, time.Minute, "an ordinary Service admitted after kube-apiserver restarted", create)
+	// Fresh pods, whose logs TestChartPods reads, without the outage's errors.
+	if _, err := c.kubectl(ctx, "-n", beaconNS, "rollout", "restart", "daemonset/beacon-speaker", "deployment/beacon-controller"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitBeacon(t)
 }
 
 // restartAPIServer stops the kube-apiserver container on the control plane;
