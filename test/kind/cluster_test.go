@@ -31,6 +31,7 @@ import (
 type cluster struct {
 	env  map[string]string
 	kube kubernetes.Interface
+	macs map[string]string // node by eth0 MAC, once read
 }
 
 // envFile is where kind-up writes its KEY=value lines.

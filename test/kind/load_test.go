@@ -176,14 +176,18 @@ func sameAddresses(t *testing.T, before, after map[string]string) {
 func (c *cluster) announcer(t *testing.T, ip netip.Addr) string {
 	t.Helper()
 	ctx := context.Background()
-	macs := map[string]string{}
-	for name := range c.nodeIPs(t) {
-		mac, err := c.exec(ctx, name, "cat", "/sys/class/net/eth0/address")
-		if err != nil {
-			t.Fatal(err)
+	// Read once: a frozen node runs no command.
+	if c.macs == nil {
+		c.macs = map[string]string{}
+		for name := range c.nodeIPs(t) {
+			mac, err := c.exec(ctx, name, "cat", "/sys/class/net/eth0/address")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.macs[strings.TrimSpace(mac)] = name
 		}
-		macs[strings.TrimSpace(mac)] = name
 	}
+	macs := c.macs
 	neigh, err := run(ctx, "ip", "-j", "neigh", "show", ip.String())
 	if err != nil {
 		t.Fatal(err)
