@@ -76,9 +76,16 @@ func TestBenchFailover(t *testing.T) {
 		c.wantNextHops(t, s.bgp, others)
 		ld.settle(t, 2*time.Second)
 	}
-	// recovered waits until both streams have answered for a second without
-	// failing, and returns when that second began.
-	recovered := func() time.Time {
+	// recovered waits until every request sent before the freeze has ended
+	// (the probes time out after 1 s) and both streams have then answered
+	// for a second without failing; it returns when that second began.
+	recovered := func(at time.Time) time.Time {
+		eventually(t, 5*time.Second, "the requests in flight at the freeze ended", func() error {
+			if d := time.Since(at); d < 1500*time.Millisecond {
+				return fmt.Errorf("%v since the freeze", d.Round(time.Millisecond))
+			}
+			return nil
+		})
 		ld.settle(t, time.Second)
 		return time.Now().Add(-time.Second)
 	}
@@ -88,7 +95,7 @@ func TestBenchFailover(t *testing.T) {
 		victim := c.announcer(t, s.l2)
 		l2f, bgpf := len(l2.p.Failures(time.Time{})), len(bgp.p.Failures(time.Time{}))
 		at := freeze(victim)
-		settled := recovered()
+		settled := recovered(at)
 		lo, _ := l2.p.Outage(at, settled)
 		bo, _ := bgp.p.Outage(at, settled)
 		l2Out, bgpOut = append(l2Out, lo), append(bgpOut, bo)
@@ -121,7 +128,7 @@ func TestBenchFailover(t *testing.T) {
 	ld.settle(t, 2*time.Second)
 	victim := c.announcer(t, s.l2)
 	at := freeze(victim)
-	recovered()
+	recovered(at)
 	moved := c.announcer(t, s.l2)
 	calm := time.Now()
 	eventually(t, 3*time.Minute, victim+" NotReady", func() error {
