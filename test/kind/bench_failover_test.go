@@ -15,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// TestBenchFailover (make bench-kind-failover) freezes the node announcing
-// an L2 address (podman pause: every process of the node stops at once, its
-// link stays up) under steady traffic, and measures the time without a
+// TestBenchFailover (make bench-kind-failover) kills the node announcing an
+// L2 address (its LAN link down at the host's bridge, and podman pause:
+// every process of the node stops at once) under steady traffic, and measures the time without a
 // successful reply, for the L2 address from the host and for a BGP address
 // from the client behind the router, over BEACON_KIND_RUNS runs (default
 // 10). The echo pod runs on the control plane, which is never frozen, so
@@ -57,15 +57,49 @@ func TestBenchFailover(t *testing.T) {
 			_, _ = run(ctx, c.env["ENGINE"], "unpause", frozen)
 		}
 	})
+	// The host's end of each node's LAN link (a bridge port).
+	ports := map[string]string{}
+	for n := range c.nodeIPs(t) {
+		idx, err := c.exec(ctx, n, "cat", "/sys/class/net/eth0/iflink")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(ctx, "ip", "-o", "link", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == strings.TrimSpace(idx)+":" {
+				ports[n], _, _ = strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			}
+		}
+		if ports[n] == "" {
+			t.Fatalf("no host link with index %s for %s", strings.TrimSpace(idx), n)
+		}
+	}
+	t.Cleanup(func() {
+		for _, p := range ports {
+			_, _ = run(ctx, "ip", "link", "set", p, "up")
+		}
+	})
+	// freeze kills a node as a power cut does: its LAN link goes down and
+	// every process stops (a frozen node's kernel would still forward).
 	freeze := func(node string) time.Time {
+		if _, err := run(ctx, "ip", "link", "set", ports[node], "down"); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
 		if _, err := run(ctx, c.env["ENGINE"], "pause", node); err != nil {
 			t.Fatal(err)
 		}
 		frozen = node
-		return time.Now()
+		return at
 	}
 	thaw := func() {
 		if _, err := run(ctx, c.env["ENGINE"], "unpause", frozen); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run(ctx, "ip", "link", "set", ports[frozen], "up"); err != nil {
 			t.Fatal(err)
 		}
 		frozen = ""
