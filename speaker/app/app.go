@@ -50,6 +50,7 @@ type Options struct {
 	HandoffTable      int
 	BGP               string
 	Namespace         string
+	Cleanup           bool
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -80,10 +81,14 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.IntVar(&o.HandoffTable, "handoff-table", handoff.DefaultRouting, "routing table id for handed-off flows")
+	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove what the speaker leaves in the node's kernel (nftables tables beacon*, hand-off rules and routes, neighbour entries resolving to the node's own MACs), announce nothing, and wait until terminated (for uninstalling)")
 }
 
 // Run runs the speaker until ctx ends.
 func Run(ctx context.Context, log logr.Logger, o Options) error {
+	if o.Cleanup {
+		return cleanup(ctx, log, o)
+	}
 	if o.NodeName == "" {
 		return errors.New("node name unknown: pass --node-name or set NODE_NAME")
 	}
@@ -252,4 +257,38 @@ func newDataplane(log logr.Logger, reg prometheus.Registerer, input func() (node
 		return nil, nil, err
 	}
 	return s, applier, nil
+}
+
+// cleanup removes the dataplane's tables and the hand-off state, which
+// outlive the speaker on purpose (traffic keeps flowing across restarts),
+// and then serves health until ctx ends: a DaemonSet of cleaners is Ready
+// once every node is clean, and helm uninstall removes it.
+func cleanup(ctx context.Context, log logr.Logger, o Options) error {
+	applier, err := nodeport.NewKernelApplier(nodeport.KernelConfig{NoConntrack: true}, log.WithName("nodeport"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = applier.Close() }()
+	var errs []error
+	if _, err := applier.Apply(&nodeport.Ruleset{}); err != nil {
+		errs = append(errs, fmt.Errorf("delete the dataplane's tables: %w", err))
+	}
+	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable, log.WithName("handoff"))
+	defer func() { _ = hk.Close() }()
+	if err := hk.Remove(); err != nil {
+		errs = append(errs, fmt.Errorf("remove hand-off state: %w", err))
+	}
+	forgot, err := agent.ForgetOwnNeighbours()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("cleanup done: no Beacon nftables table, hand-off rule or route, nor neighbour entry resolving to this node's own MAC left; waiting to be terminated", "neighbours", forgot)
+	serveHealth, err := serve.Listen(o.HealthAddr, serve.Health(func() bool { return true }))
+	if err != nil {
+		return err
+	}
+	return serveHealth(ctx)
 }

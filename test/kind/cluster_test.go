@@ -31,6 +31,7 @@ import (
 type cluster struct {
 	env  map[string]string
 	kube kubernetes.Interface
+	macs map[string]string // node by eth0 MAC, once read
 }
 
 // envFile is where kind-up writes its KEY=value lines.
@@ -83,6 +84,11 @@ func need(t *testing.T) *cluster {
 func run(ctx context.Context, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	return runUntil(ctx, name, args...)
+}
+
+// runUntil is run with ctx's deadline.
+func runUntil(ctx context.Context, name string, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
