@@ -1,6 +1,9 @@
 package election
 
 import (
+	"net/netip"
+	"slices"
+
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -23,6 +26,10 @@ const (
 	NetworkUnavailable Reason = "NetworkUnavailable"
 	// NotAlive: the node's speaker is not alive per member liveness.
 	NotAlive Reason = "SpeakerNotAlive"
+	// NoCarrier: an interface the node would announce the address on has
+	// lost carrier (its cable is out or its switch port is down), while the
+	// node itself is still heard from.
+	NoCarrier Reason = "NoCarrier"
 	// NoLocalEndpoint: the Service has externalTrafficPolicy Local and no
 	// ready endpoint on the node.
 	NoLocalEndpoint Reason = "NoLocalEndpoint"
@@ -37,6 +44,44 @@ type Node struct {
 	NetworkUnavailable bool
 	// Alive is true when the node's speaker is alive (member liveness).
 	Alive bool
+	// NoCarrier lists the node's interfaces that have lost carrier, as its
+	// speaker reports them in its heartbeats.
+	NoCarrier []Link
+	// Claims holds the addresses the node says it announces now; only
+	// addresses that do not fail back are listed (see Keep).
+	Claims []netip.Addr
+	// ClaimsUnknown is true when the node's speaker does not report claims
+	// (an older version): see Keep.
+	ClaimsUnknown bool
+}
+
+// Link is a node's interface that has lost carrier.
+type Link struct {
+	Name string
+	// Prefixes are the interface's connected prefixes: an address in one of
+	// them would be announced on it when any on-link interface may announce.
+	Prefixes []netip.Prefix
+}
+
+// Interfaces says where a node may announce an address: on every interface
+// on whose connected subnet the address lies (All), or on the named ones.
+type Interfaces struct {
+	All   bool
+	Names []string
+}
+
+// serves reports whether l is an interface the address ip would be
+// announced on.
+func (l Link) serves(ip netip.Addr, on Interfaces) bool {
+	if !on.All {
+		return slices.Contains(on.Names, l.Name)
+	}
+	for _, p := range l.Prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // Service is what eligibility needs to know about a Service.
@@ -46,6 +91,12 @@ type Service struct {
 	// ReadyEndpoints counts the Service's ready endpoints per node name. Only
 	// read when Local.
 	ReadyEndpoints map[string]int
+	// IP is the address being elected. With Interfaces it decides
+	// NoCarrier and, with the nodes' Claims, Candidate.Claimed.
+	IP netip.Addr
+	// Interfaces returns where a node with these labels may announce IP;
+	// nil skips the carrier check.
+	Interfaces func(labels.Set) Interfaces
 }
 
 // Candidates decides which nodes may announce a Service's address.
@@ -56,6 +107,8 @@ func Candidates(nodes []Node, selected func(labels.Set) bool, svc Service) []Can
 	for i, n := range nodes {
 		out[i] = Candidate{Name: n.Name, Reason: reason(n, selected, svc)}
 		out[i].Eligible = out[i].Reason == ""
+		out[i].Claimed = svc.IP.IsValid() && slices.Contains(n.Claims, svc.IP)
+		out[i].ClaimsUnknown = n.ClaimsUnknown
 	}
 	return out
 }
@@ -70,8 +123,27 @@ func reason(n Node, selected func(labels.Set) bool, svc Service) Reason {
 		return NetworkUnavailable
 	case !n.Alive:
 		return NotAlive
+	case noCarrier(n, svc):
+		return NoCarrier
 	case svc.Local && svc.ReadyEndpoints[n.Name] <= 0:
 		return NoLocalEndpoint
 	}
 	return ""
+}
+
+// noCarrier reports whether an interface the node would announce svc.IP on
+// has lost carrier. One such interface is enough: the address then moves to
+// a node whose every announcing interface has carrier, rather than staying
+// with one that answers on only part of the LAN.
+func noCarrier(n Node, svc Service) bool {
+	if len(n.NoCarrier) == 0 || svc.Interfaces == nil || !svc.IP.IsValid() {
+		return false
+	}
+	on := svc.Interfaces(n.Labels)
+	for _, l := range n.NoCarrier {
+		if l.serves(svc.IP, on) {
+			return true
+		}
+	}
+	return false
 }
