@@ -25,6 +25,7 @@ func (a *Agent) sync(ctx context.Context) error {
 		a.applyBGP(res.BGP)
 	}
 	if res.L2 != nil {
+		a.claim(res.L2) // sticky claims, sent with heartbeats
 		a.mu.Lock()
 		a.decisions = res.L2.Decisions
 		a.mu.Unlock()
@@ -63,6 +64,7 @@ func (a *Agent) facts(ctx context.Context) plan.Facts {
 	f.Members.NewPeer = hasNew(a.peers, peers)
 	a.peers = peers
 	f.Members.Settled = a.cfg.Liveness.Settled()
+	a.reported(&f) // carrier and sticky claims from heartbeats
 	f.Links, f.LinksErr = a.cfg.Links.Interfaces()
 	f.Secret = func(name string) plan.Secret { return a.secret(ctx, name) }
 	return f

@@ -27,6 +27,7 @@ import (
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/bgp"
+	"github.com/beaconlb/beacon/speaker/carrier"
 	"github.com/beaconlb/beacon/speaker/handoff"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/member"
@@ -156,6 +157,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	g.Go(func() error { return serveMetrics(gctx) })
 	g.Go(func() error { return serveHealth(gctx) })
 	g.Go(func() error { return mem.Run(gctx) })
+	g.Go(func() error { return carrier.New(log.WithName("carrier"), mem.SetNoCarrier).Run(gctx) })
 	g.Go(func() error { return dp.Run(gctx) })
 	if speaker != nil {
 		g.Go(func() error { return speaker.Run(gctx) })

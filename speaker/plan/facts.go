@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"github.com/beaconlb/beacon/speaker/election"
+
 	"net/netip"
 
 	v1 "k8s.io/api/core/v1"
@@ -54,6 +56,18 @@ type Members struct {
 	Settled bool
 	// NewPeer is true when a node appeared that was never heard from.
 	NewPeer bool
+	// Reported holds what each node's speaker says in its heartbeats; a
+	// node missing from a non-nil map reports nothing (an older speaker),
+	// a nil map means no node reports anything.
+	Reported map[string]Reported
+}
+
+// Reported is what a speaker says about itself in its heartbeats.
+type Reported struct {
+	// NoCarrier are its interfaces without carrier.
+	NoCarrier []election.Link
+	// Claims are the sticky addresses it announces (failback: Never).
+	Claims []netip.Addr
 }
 
 // Link is one of this node's network interfaces.

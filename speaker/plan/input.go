@@ -24,6 +24,12 @@ func announceInput(f Facts) announce.Input {
 			NetworkUnavailable: nodeCondition(n, v1.NodeNetworkUnavailable),
 			Alive:              n.Name == f.Node || f.Members.Alive[n.Name],
 		})
+		// Carrier and sticky claims, as the node's speaker reports them.
+		if r, ok := f.Members.Reported[n.Name]; ok {
+			in.Nodes[len(in.Nodes)-1].NoCarrier, in.Nodes[len(in.Nodes)-1].Claims = r.NoCarrier, r.Claims
+		} else if f.Members.Reported != nil {
+			in.Nodes[len(in.Nodes)-1].ClaimsUnknown = true
+		}
 	}
 	in.Pools = config.ParsePools(f.Pools)
 	in.L2 = config.ParseL2Advertisements(f.L2Advertisements, in.Pools)
