@@ -76,12 +76,22 @@ func buildNetwork(t *Topology) error {
 			return err
 		}
 	}
-	if err := n.buildSwitch(); err != nil {
+	if err := n.buildSwitch(Netns(LAN)); err != nil {
 		return err
 	}
 	for _, s := range t.Stations() {
 		if err := n.plugStation(s); err != nil {
 			return err
+		}
+	}
+	if t.Heartbeat {
+		if err := n.buildSwitch(Netns(HeartbeatSwitch)); err != nil {
+			return err
+		}
+		for _, nd := range t.Nodes {
+			if err := n.plugHeartbeat(nd); err != nil {
+				return err
+			}
 		}
 	}
 	for _, nd := range t.Nodes {
@@ -177,7 +187,7 @@ func (n *network) addNamespace(ns string) error {
 	if err := h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("lab: %s: lo up: %w", ns, err)
 	}
-	if ns == Netns(LAN) {
+	if ns == Netns(LAN) || ns == Netns(HeartbeatSwitch) {
 		return n.setSysctls(ns, switchSysctls)
 	}
 	return n.setSysctls(ns, stationSysctls)
@@ -194,8 +204,8 @@ func (n *network) setSysctls(ns string, kv [][2]string) error {
 	})
 }
 
-func (n *network) buildSwitch() error {
-	h := n.handles[Netns(LAN)]
+func (n *network) buildSwitch(ns string) error {
+	h := n.handles[ns]
 	off := false
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeName, HardwareAddr: bridgeMAC}, MulticastSnooping: &off}
 	if err := h.LinkAdd(br); err != nil {
@@ -245,6 +255,44 @@ func (n *network) plugStation(s Station) error {
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return fmt.Errorf("lab: %s/%s up: %w", s.Netns, LANInterface, err)
+	}
+	return nil
+}
+
+// plugHeartbeat links a node's HeartbeatInterface to a port of the
+// heartbeat switch named after it.
+func (n *network) plugHeartbeat(nd Node) error {
+	sw := n.handles[Netns(HeartbeatSwitch)]
+	br, err := sw.LinkByName(BridgeName)
+	if err != nil {
+		return fmt.Errorf("lab: heartbeat bridge: %w", err)
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: nd.Name, MasterIndex: br.Attrs().Index},
+		PeerName:         HeartbeatInterface,
+		PeerHardwareAddr: nd.HeartbeatMAC,
+		PeerNamespace:    netlink.NsFd(n.fds[nd.Netns]),
+	}
+	if err := sw.LinkAdd(veth); err != nil {
+		return fmt.Errorf("lab: veth %s<->%s/%s: %w", nd.Name, nd.Netns, HeartbeatInterface, err)
+	}
+	port, err := sw.LinkByName(nd.Name)
+	if err != nil {
+		return err
+	}
+	if err := sw.LinkSetUp(port); err != nil {
+		return fmt.Errorf("lab: heartbeat port %s up: %w", nd.Name, err)
+	}
+	h := n.handles[nd.Netns]
+	link, err := h.LinkByName(HeartbeatInterface)
+	if err != nil {
+		return fmt.Errorf("lab: %s/%s: %w", nd.Netns, HeartbeatInterface, err)
+	}
+	if err := addAddr(h, link, netip.PrefixFrom(nd.HeartbeatIPv4, HeartbeatV4.Bits())); err != nil {
+		return fmt.Errorf("lab: %s: %w", nd.Netns, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("lab: %s/%s up: %w", nd.Netns, HeartbeatInterface, err)
 	}
 	return nil
 }
