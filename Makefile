@@ -56,9 +56,9 @@ bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) run ./test/bench/alloc
 
-bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each (root)
+bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each, LAN carrier loss with heartbeats on a second NIC 10 times (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
-	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
+	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover(Carrier)?$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 chaos: ## Chaos scenarios (test/chaos: controller churn on envtest, API server outage and speaker/link faults in the lab; root) with their counts: requests sent, failed, IPs duplicated, IPs changed
 	@assets=$$(hack/testbin.sh | tail -n 1); \
