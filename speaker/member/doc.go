@@ -14,6 +14,13 @@
 // from an earlier process are ignored. With a shared Key, messages carry an
 // HMAC-SHA256 tag and unauthenticated ones are dropped.
 //
+// Version 2 messages also carry the sender's State: its interfaces without
+// carrier and the sticky addresses it claims (see SetNoCarrier, SetClaims).
+// A peer's State belongs to its process: a new incarnation starts without
+// one. Version 1 speakers drop version 2 messages, so each peer gets a
+// version 1 beat too until a version 2 message of its current incarnation
+// has arrived (State reports ok=false for such a peer).
+//
 // Peers (node name → address) come from the caller, typically from the
 // Node objects' InternalIPs, so there is no discovery protocol to attack.
 //
