@@ -178,7 +178,7 @@ func TestMixedVersions(t *testing.T) {
 		return pc
 	}
 	oldConn := listen()
-	defer oldConn.Close()
+	defer func() { _ = oldConn.Close() }()
 	addr := func(pc net.PacketConn) netip.AddrPort { return pc.LocalAddr().(*net.UDPAddr).AddrPort() }
 	var new1, new2 *recording
 	var members []*Member
