@@ -218,4 +218,3 @@ func TestAgentsStickyAndCarrier(t *testing.T) {
 		stop[n]()
 	}
 }
-
