@@ -231,29 +231,32 @@ func (m *Member) Run(ctx context.Context) error {
 		peers := maps.Clone(m.peerAddrs)
 		m.mu.Unlock()
 		sentState = st
-		// Every peer gets version 2; one not yet heard speaking it may be an
-		// older speaker, which drops version 2, so it gets version 1 first.
+		// Every peer gets version 2. One not yet heard speaking it may be an
+		// older speaker, which drops version 2, so it gets version 1 too,
+		// second: a newer receiver then learns the state together with the
+		// liveness, never a live peer without state first (which would make
+		// it elect as among older speakers for a moment).
 		seq += 2
-		v1, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq - 1}.Marshal(m.cfg.Key)
-		if err != nil {
-			m.log.Error(err, "cannot encode message") // unreachable: New validated the name
-			return
-		}
-		v2, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq, State: &st}.Marshal(m.cfg.Key)
+		v2, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq - 1, State: &st}.Marshal(m.cfg.Key)
 		if err != nil {
 			// Too many claims or links: peers then see no state from
 			// this node and elect as older speakers do.
 			m.log.Error(err, "cannot encode state; sending version 1 only")
 			v2 = nil
 		}
+		v1, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq}.Marshal(m.cfg.Key)
+		if err != nil {
+			m.log.Error(err, "cannot encode message") // unreachable: New validated the name
+			return
+		}
 		n := 0
 		for name, ap := range peers {
-			msgs := [][]byte{v1, v2}
+			msgs := [][]byte{v2, v1}
 			switch {
 			case v2 == nil:
-				msgs = msgs[:1]
-			case table.SpeaksState(name):
 				msgs = msgs[1:]
+			case table.SpeaksState(name):
+				msgs = msgs[:1]
 			}
 			for _, b := range msgs {
 				n++
