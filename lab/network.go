@@ -219,80 +219,54 @@ func (n *network) buildSwitch(ns string) error {
 
 // plugStation links a station's eth0 to a switch port named after it.
 func (n *network) plugStation(s Station) error {
-	sw := n.handles[Netns(LAN)]
-	br, err := sw.LinkByName(BridgeName)
-	if err != nil {
-		return fmt.Errorf("lab: bridge: %w", err)
-	}
-	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: s.Name, MasterIndex: br.Attrs().Index},
-		PeerName:         LANInterface,
-		PeerHardwareAddr: s.MAC,
-		PeerNamespace:    netlink.NsFd(n.fds[s.Netns]),
-	}
-	if err := sw.LinkAdd(veth); err != nil {
-		return fmt.Errorf("lab: veth %s<->%s/%s: %w", s.Name, s.Netns, LANInterface, err)
-	}
-	port, err := sw.LinkByName(s.Name)
-	if err != nil {
-		return err
-	}
-	if err := sw.LinkSetUp(port); err != nil {
-		return fmt.Errorf("lab: switch port %s up: %w", s.Name, err)
-	}
-	h := n.handles[s.Netns]
-	link, err := h.LinkByName(LANInterface)
-	if err != nil {
-		return fmt.Errorf("lab: %s/%s: %w", s.Netns, LANInterface, err)
-	}
-	for _, a := range []netip.Prefix{
-		netip.PrefixFrom(s.IPv4, LANv4.Bits()),
-		netip.PrefixFrom(s.IPv6, LANv6.Bits()),
-	} {
-		if err := addAddr(h, link, a); err != nil {
-			return fmt.Errorf("lab: %s: %w", s.Netns, err)
-		}
-	}
-	if err := h.LinkSetUp(link); err != nil {
-		return fmt.Errorf("lab: %s/%s up: %w", s.Netns, LANInterface, err)
-	}
-	return nil
+	return n.plugPort(Netns(LAN), s.Name, s.Netns, LANInterface, s.MAC,
+		netip.PrefixFrom(s.IPv4, LANv4.Bits()), netip.PrefixFrom(s.IPv6, LANv6.Bits()))
 }
 
 // plugHeartbeat links a node's HeartbeatInterface to a port of the
 // heartbeat switch named after it.
 func (n *network) plugHeartbeat(nd Node) error {
-	sw := n.handles[Netns(HeartbeatSwitch)]
-	br, err := sw.LinkByName(BridgeName)
+	return n.plugPort(Netns(HeartbeatSwitch), nd.Name, nd.Netns, HeartbeatInterface, nd.HeartbeatMAC,
+		netip.PrefixFrom(nd.HeartbeatIPv4, HeartbeatV4.Bits()))
+}
+
+// plugPort links interface iface (with that MAC and those addresses) of
+// namespace ns to a new port, named port, of the bridge in switch namespace
+// sw.
+func (n *network) plugPort(sw, port, ns, iface string, mac net.HardwareAddr, addrs ...netip.Prefix) error {
+	swh := n.handles[sw]
+	br, err := swh.LinkByName(BridgeName)
 	if err != nil {
-		return fmt.Errorf("lab: heartbeat bridge: %w", err)
+		return fmt.Errorf("lab: bridge in %s: %w", sw, err)
 	}
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: nd.Name, MasterIndex: br.Attrs().Index},
-		PeerName:         HeartbeatInterface,
-		PeerHardwareAddr: nd.HeartbeatMAC,
-		PeerNamespace:    netlink.NsFd(n.fds[nd.Netns]),
+		LinkAttrs:        netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index},
+		PeerName:         iface,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(n.fds[ns]),
 	}
-	if err := sw.LinkAdd(veth); err != nil {
-		return fmt.Errorf("lab: veth %s<->%s/%s: %w", nd.Name, nd.Netns, HeartbeatInterface, err)
+	if err := swh.LinkAdd(veth); err != nil {
+		return fmt.Errorf("lab: veth %s/%s<->%s/%s: %w", sw, port, ns, iface, err)
 	}
-	port, err := sw.LinkByName(nd.Name)
+	pl, err := swh.LinkByName(port)
 	if err != nil {
 		return err
 	}
-	if err := sw.LinkSetUp(port); err != nil {
-		return fmt.Errorf("lab: heartbeat port %s up: %w", nd.Name, err)
+	if err := swh.LinkSetUp(pl); err != nil {
+		return fmt.Errorf("lab: switch port %s/%s up: %w", sw, port, err)
 	}
-	h := n.handles[nd.Netns]
-	link, err := h.LinkByName(HeartbeatInterface)
+	h := n.handles[ns]
+	link, err := h.LinkByName(iface)
 	if err != nil {
-		return fmt.Errorf("lab: %s/%s: %w", nd.Netns, HeartbeatInterface, err)
+		return fmt.Errorf("lab: %s/%s: %w", ns, iface, err)
 	}
-	if err := addAddr(h, link, netip.PrefixFrom(nd.HeartbeatIPv4, HeartbeatV4.Bits())); err != nil {
-		return fmt.Errorf("lab: %s: %w", nd.Netns, err)
+	for _, a := range addrs {
+		if err := addAddr(h, link, a); err != nil {
+			return fmt.Errorf("lab: %s: %w", ns, err)
+		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
-		return fmt.Errorf("lab: %s/%s up: %w", nd.Netns, HeartbeatInterface, err)
+		return fmt.Errorf("lab: %s/%s up: %w", ns, iface, err)
 	}
 	return nil
 }

@@ -9,24 +9,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/labtest"
 )
-
-// lanPoolFailback is LANPool with the advertisement's failback set.
-func (s *site) lanPoolFailback(f v1alpha1.Failback) {
-	s.T.Helper()
-	p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
-	p.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(lab.L2PoolV4), v1alpha1.AddressBlock(lab.L2PoolV6)}
-	s.Apply(p)
-	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
-	ad.Spec.IPPools = []string{"lan"}
-	ad.Spec.Failback = f
-	s.Apply(ad)
-}
 
 // neighbour returns the MAC client-lan has for ip ("" when none).
 func (s *site) neighbour(ip string) string {
@@ -89,25 +76,33 @@ func TestL2LinkAwareFailover(t *testing.T) {
 	t.Logf("cable back: %s answers again after %v", first, d)
 }
 
+// failedOver starts a lab with the failback given, a Service on the LAN
+// pool and a prober sending to its IPv4 address every 10 ms; kills the
+// announcing speaker and waits for another node to take over. It returns
+// the address, the prober, the crashed node and the taker.
+func failedOver(t *testing.T, f v1alpha1.Failback) (s *site, ip string, p *labtest.Prober, first, taker string) {
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s = startBeacon(t, l)
+	s.LANPoolWith(func(ad *v1alpha1.L2AdvertisementSpec) { ad.Failback = f })
+	s.Apply(labtest.AllEchoService("fb", corev1.ServiceExternalTrafficPolicyCluster))
+	ip = s.Ingress("fb")[0]
+	p = labtest.StartProber(s.Ctx, l, lab.ClientLAN, net.JoinHostPort(ip, "80"))
+	t.Cleanup(p.Stop)
+	first = s.stableAnnouncer("fb", ip, p)
+	s.KillSpeaker(first)
+	taker = s.stableAnnouncer("fb", ip, p)
+	if taker == first {
+		t.Fatalf("%s still announces after its speaker was killed", first)
+	}
+	return s, ip, p, first, taker
+}
+
 // failback: Never. The announcer crashes, another node takes over, and the
 // original one's return changes nothing: client-lan's neighbour entry keeps
 // the taker's MAC, only the taker answers ARP, and no request fails. The
 // taker keeps the address until it leaves itself.
 func TestL2FailbackNever(t *testing.T) {
-	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
-	s := startBeacon(t, l)
-	s.lanPoolFailback(v1alpha1.FailbackNever)
-	s.Apply(labtest.AllEchoService("sticky", corev1.ServiceExternalTrafficPolicyCluster))
-	ip := s.Ingress("sticky")[0]
-	p := labtest.StartProber(s.Ctx, l, lab.ClientLAN, net.JoinHostPort(ip, "80"))
-	defer p.Stop()
-	first := s.stableAnnouncer("sticky", ip, p)
-
-	s.KillSpeaker(first)
-	taker := s.stableAnnouncer("sticky", ip, p)
-	if taker == first {
-		t.Fatalf("%s still announces after its speaker was killed", first)
-	}
+	s, ip, p, first, taker := failedOver(t, v1alpha1.FailbackNever)
 	_, failedBefore := p.Counts()
 	s.StartSpeaker(first)
 	s.Poll(20*time.Second, first+" ready", func() (bool, string) { return s.ready(first), "" })
@@ -119,12 +114,12 @@ func TestL2FailbackNever(t *testing.T) {
 		if a := s.Answerer(ip); a != taker {
 			t.Fatalf("after %s came back, %q answers for %s, want %s", first, a, ip, taker)
 		}
-		if n := s.neighbour(ip); n != nodeMAC(l, taker) {
+		if n := s.neighbour(ip); n != nodeMAC(s.L, taker) {
 			t.Fatalf("after %s came back, client-lan's neighbour entry for %s is %s, want %s's", first, ip, n, taker)
 		}
 		checks++
 	}
-	if a := s.announcerOf("sticky", ip); a != taker {
+	if a := s.announcerOf("fb", ip); a != taker {
 		t.Fatalf("announcement report: %q, want %s", a, taker)
 	}
 	if _, failed := p.Counts(); failed != failedBefore {
@@ -141,21 +136,10 @@ func TestL2FailbackNever(t *testing.T) {
 // failback: Immediate (the default). The original announcer's return takes
 // the address back, and the hand-back drops no request (flow hand-off).
 func TestL2FailbackImmediate(t *testing.T) {
-	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
-	s := startBeacon(t, l)
-	s.lanPoolFailback(v1alpha1.FailbackImmediate)
-	s.Apply(labtest.AllEchoService("eager", corev1.ServiceExternalTrafficPolicyCluster))
-	ip := s.Ingress("eager")[0]
-	p := labtest.StartProber(s.Ctx, l, lab.ClientLAN, net.JoinHostPort(ip, "80"))
-	defer p.Stop()
-	first := s.stableAnnouncer("eager", ip, p)
-
-	s.KillSpeaker(first)
-	taker := s.stableAnnouncer("eager", ip, p)
+	s, ip, p, first, taker := failedOver(t, v1alpha1.FailbackImmediate)
 	_, failedBefore := p.Counts()
 	s.StartSpeaker(first)
-	back := s.stableAnnouncer("eager", ip, p)
-	if back != first {
+	if back := s.stableAnnouncer("fb", ip, p); back != first {
 		t.Fatalf("%s is back but %s announces %s", first, back, ip)
 	}
 	if _, failed := p.Counts(); failed != failedBefore {
