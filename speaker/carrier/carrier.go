@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
@@ -62,6 +63,12 @@ func Down(ifaces []Iface) []member.Link {
 	return out
 }
 
+// PollInterval bounds how late a lost carrier is seen. The kernel sends
+// the link notification through its linkwatch queue, which holds
+// carrier-down events of most devices for up to a second after any other
+// link event on the machine, while a link dump shows the carrier at once.
+const PollInterval = 100 * time.Millisecond
+
 // Watcher reports the interfaces without carrier to Set whenever they
 // change. Create it with New; Run owns its goroutine.
 type Watcher struct {
@@ -75,9 +82,10 @@ func New(log logr.Logger, set func([]member.Link)) *Watcher {
 	return &Watcher{log: log, set: set}
 }
 
-// Run subscribes to link changes, reads the whole state on each (level
-// triggered: a missed event cannot leave a stale view) and calls set, until
-// ctx ends.
+// Run subscribes to link changes and also reads the links every
+// PollInterval; each time it reads the whole state (level triggered: a
+// missed event cannot leave a stale view) and calls set when it changed,
+// until ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
@@ -116,10 +124,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.set(down)
 	}
 	refresh()
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			refresh()
 		case err := <-subErr:
 			return fmt.Errorf("carrier: link subscription: %w", err)
 		case _, ok := <-updates:
