@@ -70,12 +70,8 @@ type Interfaces struct {
 	Names []string
 }
 
-// serves reports whether l is an interface the address ip would be
-// announced on.
-func (l Link) serves(ip netip.Addr, on Interfaces) bool {
-	if !on.All {
-		return slices.Contains(on.Names, l.Name)
-	}
+// onLink reports whether l has a connected prefix containing ip.
+func (l Link) onLink(ip netip.Addr) bool {
 	for _, p := range l.Prefixes {
 		if p.Contains(ip) {
 			return true
@@ -131,19 +127,26 @@ func reason(n Node, selected func(labels.Set) bool, svc Service) Reason {
 	return ""
 }
 
-// noCarrier reports whether an interface the node would announce svc.IP on
-// has lost carrier. One such interface is enough: the address then moves to
-// a node whose every announcing interface has carrier, rather than staying
-// with one that answers on only part of the LAN.
+// noCarrier reports whether the node cannot announce svc.IP for lack of
+// carrier. When any on-link interface may announce, one interface without
+// carrier on the address's subnet is enough: the address then moves to a
+// node that answers on all of its LAN rather than part of it. When the
+// advertisements name interfaces, every named one must be reported without
+// carrier: peers do not know which of them exist on the node, and a named
+// interface that is absent or unplugged on some nodes must not make them
+// all ineligible.
 func noCarrier(n Node, svc Service) bool {
 	if len(n.NoCarrier) == 0 || svc.Interfaces == nil || !svc.IP.IsValid() {
 		return false
 	}
 	on := svc.Interfaces(n.Labels)
-	for _, l := range n.NoCarrier {
-		if l.serves(svc.IP, on) {
-			return true
+	if on.All {
+		return slices.ContainsFunc(n.NoCarrier, func(l Link) bool { return l.onLink(svc.IP) })
+	}
+	for _, name := range on.Names {
+		if !slices.ContainsFunc(n.NoCarrier, func(l Link) bool { return l.Name == name }) {
+			return false
 		}
 	}
-	return false
+	return len(on.Names) > 0
 }

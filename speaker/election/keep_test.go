@@ -108,7 +108,9 @@ func TestNoCarrier(t *testing.T) {
 		{"on-link interface down", []Link{{Name: "eth0", Prefixes: lan}}, all, NoCarrier},
 		{"another subnet's interface down", []Link{{Name: "eth1", Prefixes: other}}, all, ""},
 		{"down interface without addresses, on-link", []Link{{Name: "eth0"}}, all, ""},
-		{"named interface down", []Link{{Name: "eth0"}}, named("eth0", "eth2"), NoCarrier},
+		{"the named interface down", []Link{{Name: "eth0"}}, named("eth0"), NoCarrier},
+		{"every named interface down", []Link{{Name: "eth0"}, {Name: "eth2"}}, named("eth0", "eth2"), NoCarrier},
+		{"one of two named interfaces down", []Link{{Name: "eth0"}}, named("eth0", "eth2"), ""},
 		{"unnamed interface down", []Link{{Name: "eth1", Prefixes: lan}}, named("eth0"), ""},
 		{"no interface function: not checked", []Link{{Name: "eth0", Prefixes: lan}}, nil, ""},
 	} {
