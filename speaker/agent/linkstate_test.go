@@ -16,6 +16,7 @@ import (
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/member"
@@ -146,8 +147,8 @@ func TestAgentsStickyAndCarrier(t *testing.T) {
 	defer cancel()
 	start := func(n string) {
 		links[n] = &fakeLinks{ips: map[string][]netip.Addr{}}
-		a := agent.New(agent.Config{
-			Node: n, Kube: kube, Beacon: e.Beacon, Liveness: st.view(n), Links: links[n],
+		a := newAgent(t, agent.Config{
+			Node: n, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: st.view(n), Links: links[n],
 			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 		})
 		agents[n] = a
