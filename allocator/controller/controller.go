@@ -34,6 +34,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/slim"
 	"github.com/beaconlb/beacon/lbservice"
 )
 
@@ -145,7 +146,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"})
 
-	factory := informers.NewSharedInformerFactory(c.kube, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(slim.Controller))
 	svcInf := factory.Core().V1().Services()
 	nsInf := factory.Core().V1().Namespaces()
 	poolInf := c.beacon.IPPoolInformer()

@@ -34,6 +34,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/slim"
 	"github.com/beaconlb/beacon/lbservice"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/announce"
@@ -181,7 +182,8 @@ func (a *Agent) markDirty() {
 
 // Run watches and announces until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactory(cmp.Or(a.cfg.InformerKube, a.cfg.Kube), 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(cmp.Or(a.cfg.InformerKube, a.cfg.Kube), 0,
+		informers.WithTransform(slim.Speaker))
 	svcInf := factory.Core().V1().Services().Informer()
 	sliceInf := factory.Discovery().V1().EndpointSlices().Informer()
 	nodeInf := factory.Core().V1().Nodes().Informer()
