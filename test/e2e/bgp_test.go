@@ -36,8 +36,14 @@ func bgpSite(t *testing.T) (*site, *lab.Lab) {
 // bgpSiteWith is bgpSite with a lab configuration (no password for node3
 // when cfg.Router.Passwords has none) and the BFD interval in ms.
 func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32) (*site, *lab.Lab) {
+	return bgpSiteWithin(t, cfg, bfdMillis, 4*time.Minute)
+}
+
+// bgpSiteWithin is bgpSiteWith for a benchmark whose site calls may run
+// until limit.
+func bgpSiteWithin(t *testing.T, cfg lab.Config, bfdMillis int32, limit time.Duration) (*site, *lab.Lab) {
 	l := labtest.Up(t, cfg)
-	s := startBeacon(t, l)
+	s := startBeaconWithin(t, l, limit)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
