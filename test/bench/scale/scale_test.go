@@ -86,7 +86,7 @@ func TestBenchScale(t *testing.T) {
 		t.Fatalf("kube-proxy is not built: run WITH_KUBE_PROXY=1 hack/testbin.sh (%v)", err)
 	}
 	n, win := size(t), window(t)
-	l := labtest.Up(t, lab.Config{Nodes: 2, PodsPerNode: 1})
+	l := labtest.UpWithin(t, lab.Config{Nodes: 2, PodsPerNode: 1}, 30*time.Minute) // queues behind other lab suites
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
 	defer cancel()
 	cfg := l.RESTConfig()
