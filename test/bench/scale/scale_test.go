@@ -283,6 +283,21 @@ func (b *bench) memoryFull(n int) {
 	fmt.Fprintf(w, "  %-44s %s\n", "beacon-speaker --dataplane=full", bm)
 	fmt.Fprintf(w, "  %-44s %s\n", "kube-proxy v1.36.3 --proxy-mode=nftables", km)
 	fmt.Fprintf(w, "  %-44s %.2f (max over 20 s)\n", "ratio speaker / kube-proxy", bm.max/km.max)
+	// BEACON_SPEAKER_BASELINE: another speaker build (say, of an older
+	// commit) measured the same way, for the effect of a change.
+	if other := os.Getenv("BEACON_SPEAKER_BASELINE"); other != "" {
+		p, err := b.l.StartProcess(lab.ProcessSpec{Name: "speaker-node1", Netns: "node1", Argv: []string{
+			other, "--kubeconfig", b.l.Kubeconfig(), "--node-name", "node1", "--dataplane=full", "--namespace=default",
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "baseline speaker full sync", b.metricAtLeast("http://198.51.100.11:9473/metrics",
+			`beacon_nodeport_sync_duration_seconds_count{kind="full"}`, 1))
+		om := sampleRSS(t, b.ctx, 20*time.Second, p.Pid)[0]
+		b.stop("speaker-node1")
+		fmt.Fprintf(w, "  %-44s %s   (%s)\n", "beacon-speaker --dataplane=full, baseline", om, other)
+	}
 }
 
 // memoryAnnounce allocates every Service an address (controller RSS), then
