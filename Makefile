@@ -76,10 +76,12 @@ SCALE_SERVICES ?= 10000
 # Each phase of the busy-node run (no load, then a CPU hog); the issue's
 # figure is 10m: make bench-scale HOG=10m.
 HOG ?= 1m
+# SPEAKER_BASELINE=path/to/beacon-speaker also measures another build (say, of an older commit) in the memory case.
+SPEAKER_BASELINE ?=
 bench-scale: ## Memory vs kube-proxy, speaker API requests, controller backlog at SCALE_SERVICES, busy nodes for HOG per phase (root)
 	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
 	export KUBEBUILDER_ASSETS=$$assets; \
-	SCALE_SERVICES=$(SCALE_SERVICES) BEACON_BENCH=scale $(GO) test -count=1 -timeout 90m -run '^TestBenchScale$$' -v ./test/bench/scale/ | grep -v '^=== RUN'; \
+	SCALE_SERVICES=$(SCALE_SERVICES) BEACON_SPEAKER_BASELINE=$(SPEAKER_BASELINE) BEACON_BENCH=scale $(GO) test -count=1 -timeout 90m -run '^TestBenchScale$$' -v ./test/bench/scale/ | grep -v '^=== RUN'; \
 	echo; echo "controller backlog at $(SCALE_SERVICES) Services (bench-alloc)"; \
 	$(GO) run ./test/bench/alloc -services $(SCALE_SERVICES); \
 	BEACON_BENCH=hog BEACON_HOG_DURATION=$(HOG) $(GO) test -count=1 -timeout 90m -run '^TestBenchHog$$' -v ./test/e2e/ | grep -v '^=== RUN'
