@@ -13,6 +13,7 @@ package slim
 import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -86,4 +87,36 @@ func node(n *v1.Node) *v1.Node {
 		}
 	}
 	return out
+}
+
+// Same reports whether an informer update changed nothing but the
+// resourceVersion of a trimmed Service, EndpointSlice or Node: a kubelet's
+// status heartbeat, or a change to a field trimmed away. Handlers skip
+// those updates, so that a large cluster's node churn does not replan
+// every node. Other types are never the same.
+func Same(old, cur any) bool {
+	switch o := old.(type) {
+	case *v1.Node:
+		return sameButVersion(o, cur)
+	case *v1.Service:
+		return sameButVersion(o, cur)
+	case *discoveryv1.EndpointSlice:
+		return sameButVersion(o, cur)
+	}
+	return false
+}
+
+func sameButVersion[T any, P interface {
+	*T
+	metav1.Object
+}](old P, cur any) bool {
+	c, ok := cur.(P)
+	if !ok {
+		return false
+	}
+	// Shallow copies: the cached objects are shared and never written.
+	o2, c2 := *old, *c
+	P(&o2).SetResourceVersion("")
+	P(&c2).SetResourceVersion("")
+	return equality.Semantic.DeepEqual(o2, c2)
 }

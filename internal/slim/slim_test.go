@@ -124,3 +124,50 @@ func TestSpeakerAndController(t *testing.T) {
 		})
 	}
 }
+
+func TestSame(t *testing.T) {
+	node := func(rv string, ready v1.ConditionStatus) *v1.Node {
+		n, _ := Speaker(&v1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: "node1", ResourceVersion: rv},
+			Status: v1.NodeStatus{Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: ready,
+				LastHeartbeatTime: metav1.Unix(int64(len(rv)), 0)}}},
+		})
+		return n.(*v1.Node)
+	}
+	svc := func(rv, ip string) *v1.Service {
+		return &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", ResourceVersion: rv},
+			Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: ip}}}}}
+	}
+	slice := func(rv string, ready bool) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-a", ResourceVersion: rv},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.1.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}}}
+	}
+	tests := []struct {
+		name     string
+		old, cur any
+		want     bool
+	}{
+		{"node heartbeat (trimmed timestamps)", node("1", v1.ConditionTrue), node("22", v1.ConditionTrue), true},
+		{"node turns not ready", node("1", v1.ConditionTrue), node("22", v1.ConditionFalse), false},
+		{"service: only the version", svc("1", "198.51.100.200"), svc("2", "198.51.100.200"), true},
+		{"service: new ingress", svc("1", "198.51.100.200"), svc("2", "198.51.100.201"), false},
+		{"slice: only the version", slice("1", true), slice("2", true), true},
+		{"slice: endpoint not ready", slice("1", true), slice("2", false), false},
+		{"different types", svc("1", "198.51.100.200"), slice("1", true), false},
+		{"other types are never the same", &v1.Namespace{}, &v1.Namespace{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			oldRV := ""
+			if o, ok := tt.old.(metav1.Object); ok {
+				oldRV = o.GetResourceVersion()
+			}
+			if got := Same(tt.old, tt.cur); got != tt.want {
+				t.Errorf("Same = %v, want %v", got, tt.want)
+			}
+			if o, ok := tt.old.(metav1.Object); ok && o.GetResourceVersion() != oldRV {
+				t.Errorf("Same changed the cached object's resourceVersion to %q", o.GetResourceVersion())
+			}
+		})
+	}
+}

@@ -192,8 +192,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	l2Inf := b.L2AdvertisementInformer()
 	reportInf := b.ServiceAnnouncementInformer(a.cfg.Node)
 	mark := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { a.changed() },
-		UpdateFunc: func(any, any) { a.changed() },
+		AddFunc: func(any) { a.changed() },
+		UpdateFunc: func(old, cur any) {
+			if !slim.Same(old, cur) {
+				a.changed()
+			}
+		},
 		DeleteFunc: func(any) { a.changed() },
 	}
 	for _, inf := range []cache.SharedIndexInformer{svcInf, sliceInf, nodeInf, poolInf, l2Inf} {
