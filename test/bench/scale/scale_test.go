@@ -73,7 +73,7 @@ type bench struct {
 	bc   *client.Client
 	bin  string
 	kp   string
-	out  strings.Builder
+	out  strings.Builder // every section so far
 	pool string
 }
 
@@ -104,7 +104,7 @@ func TestBenchScale(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(&b.out, "\nbench-scale (%s; lab: 2 nodes, API server kube-apiserver v1.36.3)\n", time.Now().UTC().Format("2006-01-02"))
+	b.emit(fmt.Sprintf("\nbench-scale (%s; lab: 2 nodes, API server kube-apiserver v1.36.3)\n", time.Now().UTC().Format("2006-01-02")))
 
 	b.apiLoad(win)
 	start := time.Now()
@@ -112,9 +112,15 @@ func TestBenchScale(t *testing.T) {
 	t.Logf("%d Services × %d endpoints in the API server (%v)", n, endpoints, time.Since(start).Round(time.Second))
 	b.memoryFull(n)
 	b.memoryAnnounce(n)
-	fmt.Fprintf(&b.out, "goals: speaker (full) / kube-proxy RSS ≤ 1.0; speaker (external, off) ≤ 60 MiB at 10,000 addresses\n")
+	b.emit("goals: speaker (full) / kube-proxy RSS ≤ 1.0; speaker (external, off) ≤ 60 MiB at 10,000 addresses\n")
 	t.Log(b.out.String())
-	fmt.Print(b.out.String())
+}
+
+// emit prints a finished section at once (a later failure keeps it) and
+// keeps it for the summary.
+func (b *bench) emit(section string) {
+	fmt.Print(section)
+	b.out.WriteString(section)
 }
 
 // ---- API load ----
@@ -180,7 +186,8 @@ func (b *bench) apiLoad(win time.Duration) {
 	}
 	b.stop("beacon-controller")
 
-	w := &b.out
+	w := &strings.Builder{}
+	defer func() { b.emit(w.String()) }()
 	fmt.Fprintf(w, "API load (L2, %d Services announced, 2 speakers through a counting proxy; steady window %v)\n", apiServices, win)
 	fmt.Fprintf(w, "  %-14s %8s %14s %14s %22s %22s\n", "speaker", "watches", "req/min steady", "watch KiB/min", "one change: requests", "one change: watch KiB")
 	var sumReq, sumWatch float64
@@ -278,7 +285,8 @@ func (b *bench) memoryFull(n int) {
 	m := sampleRSS(t, b.ctx, 20*time.Second, sp.Pid, kp.Pid)
 	bm, km := m[0], m[1]
 	b.stop("speaker-node1")
-	w := &b.out
+	w := &strings.Builder{}
+	defer func() { b.emit(w.String()) }()
 	fmt.Fprintf(w, "memory, %d Services × %d endpoints (RSS MiB: now / max over 20 s / peak)\n", n, endpoints)
 	fmt.Fprintf(w, "  %-44s %s\n", "beacon-speaker --dataplane=full", bm)
 	fmt.Fprintf(w, "  %-44s %s\n", "kube-proxy v1.36.3 --proxy-mode=nftables", km)
@@ -310,7 +318,8 @@ func (b *bench) memoryAnnounce(n int) {
 	b.waitIngress(n)
 	backlog := time.Since(start)
 	cm := sampleRSS(t, b.ctx, 10*time.Second, ctl.Pid)[0]
-	w := &b.out
+	w := &strings.Builder{}
+	defer func() { b.emit(w.String()) }()
 	fmt.Fprintf(w, "  %-44s %s   (%d LoadBalancer Services; start to all ingress %v; backlog vs baseline: bench-alloc below)\n",
 		"beacon-controller", cm, n, backlog.Round(time.Second))
 	for _, mode := range []string{"external", "off"} {
