@@ -83,7 +83,7 @@ bench-scale: ## Memory vs kube-proxy, speaker API requests, controller backlog a
 	export KUBEBUILDER_ASSETS=$$assets; \
 	SCALE_SERVICES=$(SCALE_SERVICES) BEACON_SPEAKER_BASELINE=$(SPEAKER_BASELINE) BEACON_BENCH=scale $(GO) test -count=1 -timeout 90m -run '^TestBenchScale$$' -v ./test/bench/scale/ | grep -v '^=== RUN'; \
 	echo; echo "controller backlog at $(SCALE_SERVICES) Services (bench-alloc)"; \
-	$(GO) run ./test/bench/alloc -services $(SCALE_SERVICES); \
+	$(GO) run ./test/bench/alloc -services $(SCALE_SERVICES) -burst=false; \
 	BEACON_BENCH=hog BEACON_HOG_DURATION=$(HOG) $(GO) test -count=1 -timeout 90m -run '^TestBenchHog$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 # No build prerequisite: the demo checks its packages before it builds.
