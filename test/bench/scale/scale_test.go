@@ -277,9 +277,9 @@ func (b *bench) memoryFull(n int) {
 		t.Fatal(err)
 	}
 	defer b.stop("kube-proxy")
-	bd := testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "beacon full sync", b.metricAtLeast("http://198.51.100.11:9473/metrics",
+	bd := testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "beacon full sync", b.metricAtLeast("node1", "http://198.51.100.11:9473/metrics",
 		`beacon_nodeport_sync_duration_seconds_count{kind="full"}`, 1))
-	kd := testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "kube-proxy full sync", b.metricAtLeast("http://198.51.100.12:10249/metrics",
+	kd := testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "kube-proxy full sync", b.metricAtLeast("node2", "http://198.51.100.12:10249/metrics",
 		"kubeproxy_sync_full_proxy_rules_duration_seconds_count", 1))
 	t.Logf("programmed: beacon after %v, kube-proxy after %v more", bd, kd)
 	m := sampleRSS(t, b.ctx, 20*time.Second, sp.Pid, kp.Pid)
@@ -300,7 +300,7 @@ func (b *bench) memoryFull(n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "baseline speaker full sync", b.metricAtLeast("http://198.51.100.11:9473/metrics",
+		testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "baseline speaker full sync", b.metricAtLeast("node1", "http://198.51.100.11:9473/metrics",
 			`beacon_nodeport_sync_duration_seconds_count{kind="full"}`, 1))
 		om := sampleRSS(t, b.ctx, 20*time.Second, p.Pid)[0]
 		b.stop("speaker-node1")
@@ -324,7 +324,7 @@ func (b *bench) memoryAnnounce(n int) {
 		"beacon-controller", cm, n, backlog.Round(time.Second))
 	for _, mode := range []string{"external", "off"} {
 		sp := b.startSpeaker("node1", mode, b.l.Kubeconfig())
-		d := testenv.Poll(t, b.ctx, time.Second, 10*time.Minute, "every address announced by node1", b.metricAtLeast("http://198.51.100.11:9473/metrics",
+		d := testenv.Poll(t, b.ctx, time.Second, 10*time.Minute, "every address announced by node1", b.metricAtLeast("node1", "http://198.51.100.11:9473/metrics",
 			`beacon_l2_announced_ips{family="ipv4",interface="eth0"}`, float64(n)))
 		last := b.ingress(svcName(n - 1))
 		if out, err := b.l.Exec(b.ctx, lab.ClientLAN, "arping", "-c", "1", "-w", "2", "-I", lab.LANInterface, last); err != nil {
@@ -395,13 +395,15 @@ func procMem(pid int) (rssMiB, hwmMiB float64, err error) {
 	return rssMiB, hwmMiB, sc.Err()
 }
 
-func (b *bench) metricAtLeast(url, series string, want float64) func() (bool, string) {
+// metricAtLeast reads url from inside lab namespace ns (the lab's
+// addresses are not routed from the root namespace).
+func (b *bench) metricAtLeast(ns, url, series string, want float64) func() (bool, string) {
 	return func() (bool, string) {
 		req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return false, err.Error()
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := b.l.HTTPClient(ns).Do(req)
 		if err != nil {
 			return false, err.Error()
 		}
