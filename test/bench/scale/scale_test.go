@@ -66,15 +66,14 @@ func window(t *testing.T) time.Duration {
 }
 
 type bench struct {
-	t    *testing.T
-	ctx  context.Context
-	l    *lab.Lab
-	cs   kubernetes.Interface
-	bc   *client.Client
-	bin  string
-	kp   string
-	out  strings.Builder // every section so far
-	pool string
+	t   *testing.T
+	ctx context.Context
+	l   *lab.Lab
+	cs  kubernetes.Interface
+	bc  *client.Client
+	bin string
+	kp  string
+	out strings.Builder // every section so far
 }
 
 func TestBenchScale(t *testing.T) {
@@ -375,7 +374,7 @@ func procMem(pid int) (rssMiB, hwmMiB float64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
@@ -407,7 +406,7 @@ func (b *bench) metricAtLeast(ns, url, series string, want float64) func() (bool
 		if err != nil {
 			return false, err.Error()
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
