@@ -65,11 +65,13 @@ func startProxy(ln net.Listener, cfg *rest.Config) (*countingProxy, error) {
 			rp.ServeHTTP(w, r)
 			return
 		}
-		cw := &countingWriter{ResponseWriter: w}
-		rp.ServeHTTP(cw, r)
+		rp.ServeHTTP(&countingWriter{ResponseWriter: w, add: func(n int) {
+			p.mu.Lock()
+			c.WatchBytes += int64(n)
+			p.mu.Unlock()
+		}}, r)
 		p.mu.Lock()
 		c.OpenWatch--
-		c.WatchBytes += cw.n
 		p.mu.Unlock()
 	})}
 	go func() { _ = p.srv.Serve(ln) }()
@@ -157,14 +159,15 @@ func isCollection(path string) bool {
 	return len(rest) == 1
 }
 
+// countingWriter reports every write of a watch as it streams.
 type countingWriter struct {
 	http.ResponseWriter
-	n int64
+	add func(int)
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(b)
-	c.n += int64(n)
+	c.add(n)
 	return n, err
 }
 
