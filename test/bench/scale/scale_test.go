@@ -279,7 +279,7 @@ func (b *bench) memoryFull(n int) {
 	bd := testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "beacon full sync", b.metricAtLeast("node1", "http://198.51.100.11:9473/metrics",
 		`beacon_nodeport_sync_duration_seconds_count{kind="full"}`, 1))
 	kd := testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "kube-proxy full sync", b.metricAtLeast("node2", "http://198.51.100.12:10249/metrics",
-		"kubeproxy_sync_full_proxy_rules_duration_seconds_count", 1))
+		`kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}`, 1))
 	t.Logf("programmed: beacon after %v, kube-proxy after %v more", bd, kd)
 	m := sampleRSS(t, b.ctx, 20*time.Second, sp.Pid, kp.Pid)
 	bm, km := m[0], m[1]
