@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaconlb/beacon/internal/register"
 )
 
 // Metrics of the responders, labelled by interface and family ("ipv4" for
@@ -35,10 +37,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Addresses this node currently answers for.",
 		}, labels),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.replies, m.gratuitous, m.conflicts, m.errors, m.announced} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("l2 metrics: %w", err)
-		}
+	if err := register.Metrics(reg, m.requests, m.replies, m.gratuitous, m.conflicts, m.errors, m.announced); err != nil {
+		return nil, fmt.Errorf("l2: %w", err)
 	}
 	return m, nil
 }
