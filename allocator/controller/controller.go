@@ -35,6 +35,7 @@ import (
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/register"
+	"github.com/beaconlb/beacon/internal/slim"
 	"github.com/beaconlb/beacon/lbservice"
 )
 
@@ -149,7 +150,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"})
 
-	factory := informers.NewSharedInformerFactory(c.kube, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(slim.Controller))
 	svcInf := factory.Core().V1().Services()
 	nsInf := factory.Core().V1().Namespaces()
 	poolInf := c.beacon.IPPoolInformer()

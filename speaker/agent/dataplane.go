@@ -26,6 +26,11 @@ func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
 		return nodeport.Input{}, errNotSynced
 	}
 	in := nodeport.Input{Mode: mode, NodeName: a.cfg.Node}
+	if mode == nodeport.ModeOff {
+		// Programs nothing: converting every Service would only hold
+		// memory (about 1 KB per Service and endpoint slice).
+		return in, nil
+	}
 	if o, ok, _ := a.w.nodes.GetStore().GetByKey(a.cfg.Node); ok {
 		n := o.(*v1.Node)
 		in.NodeAddresses = nodeport.NodeAddressesFromKube(n)

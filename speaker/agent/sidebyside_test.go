@@ -107,4 +107,9 @@ func TestAgentForwardsOtherControllersAddresses(t *testing.T) {
 	if slices.Contains(links.announced("eth0"), theirs) {
 		t.Errorf("the other controller's address %s is announced too: %v", theirs, links.announced("eth0"))
 	}
+	// With the dataplane off, the same caches convert nothing.
+	off, err := a.NodeportInput(nodeport.ModeOff)
+	if err != nil || len(off.Services) != 0 || off.Mode != nodeport.ModeOff {
+		t.Errorf("NodeportInput(off) = %d Services, mode %q, %v; want none, off, no error", len(off.Services), off.Mode, err)
+	}
 }

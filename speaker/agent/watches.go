@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/slim"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
 
@@ -30,7 +31,8 @@ type watches struct {
 
 // newWatches creates the informers; Run starts them.
 func (a *Agent) newWatches() *watches {
-	f := informers.NewSharedInformerFactory(cmp.Or(a.cfg.Clients.Informers.Kube, a.cfg.Clients.Kube), 0)
+	f := informers.NewSharedInformerFactoryWithOptions(cmp.Or(a.cfg.Clients.Informers.Kube, a.cfg.Clients.Kube), 0,
+		informers.WithTransform(slim.Speaker))
 	b := cmp.Or(a.cfg.Clients.Informers.Beacon, a.cfg.Clients.Beacon)
 	inf := &watches{
 		factory:  f,
@@ -69,8 +71,12 @@ func (i *watches) own() []cache.SharedIndexInformer {
 
 func (i *watches) onChange(f func()) error {
 	mark := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { f() },
-		UpdateFunc: func(any, any) { f() },
+		AddFunc: func(any) { f() },
+		UpdateFunc: func(old, cur any) {
+			if !slim.Same(old, cur) {
+				f()
+			}
+		},
 		DeleteFunc: func(any) { f() },
 	}
 	for _, inf := range i.planned() {

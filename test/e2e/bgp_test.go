@@ -36,8 +36,17 @@ func bgpSite(t *testing.T) (*site, *lab.Lab) {
 // bgpSiteWith is bgpSite with a lab configuration (no password for node3
 // when cfg.Router.Passwords has none) and the BFD interval in ms.
 func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32) (*site, *lab.Lab) {
-	l := labtest.Up(t, cfg)
-	s := startBeacon(t, l)
+	return bgpSite3(t, labtest.Up(t, cfg), cfg, bfdMillis, 4*time.Minute)
+}
+
+// bgpSiteWithin is bgpSiteWith for a benchmark: it queues up to 30 minutes
+// behind other lab suites, and its site calls may run until limit.
+func bgpSiteWithin(t *testing.T, cfg lab.Config, bfdMillis int32, limit time.Duration) (*site, *lab.Lab) {
+	return bgpSite3(t, labtest.UpWithin(t, cfg, 30*time.Minute), cfg, bfdMillis, limit)
+}
+
+func bgpSite3(t *testing.T, l *lab.Lab, cfg lab.Config, bfdMillis int32, limit time.Duration) (*site, *lab.Lab) {
+	s := startBeaconWithin(t, l, limit)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
