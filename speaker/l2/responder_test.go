@@ -114,7 +114,8 @@ func isARPReplyFor(f []byte, ip netip.Addr) bool {
 
 func isNAFor(f []byte, ip netip.Addr, solicited bool) bool {
 	ipv6 := f[ethHeaderLen:]
-	m, err := ndp.ParseMessage(ipv6[ipv6Len:])
+	plen := int(ipv6[4])<<8 | int(ipv6[5])
+	m, err := ndp.ParseMessage(ipv6[ipv6Len : ipv6Len+plen])
 	na, ok := m.(*ndp.NeighborAdvertisement)
 	return err == nil && ok && na.TargetAddress == ip && na.Solicited == solicited
 }
