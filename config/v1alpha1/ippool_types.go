@@ -106,7 +106,9 @@ type IPPoolStatus struct {
 	IPv6 *FamilyStatus `json:"ipv6,omitempty"`
 	// Conditions: Ready (the pool is in use), Conflicting (it overlaps an
 	// older pool; the overlap is not handed out from this pool), Exhausted
-	// (a family has no address left).
+	// (a family has no address left), AddressConflict (hosts outside the
+	// cluster use some of its addresses, which are not handed out while
+	// they do).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -118,6 +120,9 @@ const (
 	PoolReady       = "Ready"
 	PoolConflicting = "Conflicting"
 	PoolExhausted   = "Exhausted"
+	// PoolAddressConflict is True while speakers report addresses of the
+	// pool in use by other hosts (ServiceAnnouncement conflicts).
+	PoolAddressConflict = "AddressConflict"
 )
 
 // IPPool is a set of addresses that Beacon hands out to LoadBalancer
