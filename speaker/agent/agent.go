@@ -39,6 +39,7 @@ import (
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
+	"github.com/beaconlb/beacon/speaker/l2"
 )
 
 // EventAnnouncing is the reason of the Event a speaker records on a Service
@@ -64,6 +65,11 @@ type Handoff interface {
 // Responder answers ARP/NDP for a set of addresses on one interface.
 type Responder interface {
 	SetAnnounced([]netip.Addr)
+	// Announce is SetAnnounced, probing the addresses of probe that are
+	// new to the set before answering for them.
+	Announce(ips, probe []netip.Addr)
+	// Conflicts lists the addresses other hosts use.
+	Conflicts() []l2.Conflict
 	// Reannounce repeats the gratuitous burst for every announced address.
 	Reannounce()
 }
@@ -138,6 +144,9 @@ type Agent struct {
 	// kube converts Services for the dataplane, reusing unchanged ones;
 	// only NodeportInput (the dataplane's sync goroutine) uses it.
 	kube nodeport.KubeConverter
+
+	// conflictWarned: address -> the conflict last sent as Event.
+	conflictWarned map[netip.Addr]string
 }
 
 // New returns an Agent; it starts nothing.
@@ -149,6 +158,7 @@ func New(cfg Config) *Agent {
 			Name: "beacon_l2_election_changes_total",
 			Help: "Addresses whose elected announcer changed (seen by this speaker).",
 		})}
+	a.conflictWarned = map[netip.Addr]string{}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(a.elections)
 	}
@@ -193,6 +203,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		AddFunc:    func(any) { a.changed() },
 		UpdateFunc: func(any, any) { a.changed() },
 		DeleteFunc: func(any) { a.changed() },
+	}
+	var conflictsChanged <-chan struct{}
+	if n, ok := a.cfg.Links.(interface{ ConflictsChanged() <-chan struct{} }); ok {
+		conflictsChanged = n.ConflictsChanged()
 	}
 	for _, inf := range []cache.SharedIndexInformer{svcInf, sliceInf, nodeInf, poolInf, l2Inf} {
 		if _, err := inf.AddEventHandler(mark); err != nil {
@@ -244,6 +258,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-a.dirty:
 		case <-a.cfg.Liveness.Changes():
+		case <-conflictsChanged:
 		case <-resync.C:
 		}
 		// select picks at random among ready cases: a stopping speaker
@@ -414,6 +429,8 @@ func (a *Agent) sync(ctx context.Context) error {
 	perIface := map[string][]netip.Addr{}
 	now := map[netip.Addr]string{}
 	reports := map[string]*report{}
+	probe := firstAnnounced(a.cfg.Node, prev, plan, planned)
+	owner := map[netip.Addr]string{}
 	for _, d := range announce.For(a.cfg.Node, plan) {
 		ifaces, err := a.interfaces(d)
 		if err != nil || len(ifaces) == 0 {
@@ -427,6 +444,7 @@ func (a *Agent) sync(ctx context.Context) error {
 			reports[d.Service] = r
 		}
 		r.addresses = append(r.addresses, d.IP)
+		owner[d.IP] = d.Service
 		for _, i := range ifaces {
 			if !slices.Contains(r.interfaces, i) {
 				r.interfaces = append(r.interfaces, i)
@@ -449,6 +467,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	a.alive = alive
 	// Responders that announced something before but nothing now are
 	// emptied; new ones are started.
+	var responders []Responder
 	for _, iface := range a.knownIfaces(perIface) {
 		r, err := a.cfg.Links.Responder(ctx, iface)
 		if err != nil {
@@ -457,11 +476,21 @@ func (a *Agent) sync(ctx context.Context) error {
 		}
 		ips := perIface[iface]
 		sort.Slice(ips, func(i, j int) bool { return ips[i].Less(ips[j]) })
-		r.SetAnnounced(ips)
+		var first []netip.Addr
+		for _, ip := range ips {
+			if probe[ip] {
+				first = append(first, ip)
+			}
+		}
+		r.Announce(ips, first)
+		responders = append(responders, r)
 		if len(rejoined) > 0 {
 			r.Reannounce()
 		}
 	}
+	conflicts := conflictsOf(responders)
+	applyConflicts(reports, owner, conflicts)
+	a.warnConflicts(svcs, owner, conflicts)
 	a.announced = now
 	a.ready.Store(true)
 	for k, r := range bgpReports {

@@ -28,6 +28,7 @@ import (
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
+	"github.com/beaconlb/beacon/speaker/l2"
 )
 
 var env *testenv.Env
@@ -71,6 +72,10 @@ func (r fakeResponder) SetAnnounced(ips []netip.Addr) {
 }
 
 func (r fakeResponder) Reannounce() {}
+
+func (r fakeResponder) Announce(ips, _ []netip.Addr) { r.SetAnnounced(ips) }
+
+func (r fakeResponder) Conflicts() []l2.Conflict { return nil }
 
 func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
 	return fakeResponder{l, iface}, nil

@@ -26,6 +26,7 @@ type report struct {
 	addresses          []netip.Addr
 	interfaces         []string
 	peers              []string
+	conflicts          []v1alpha1.AddressConflict
 }
 
 // reportName names a ServiceAnnouncement after its Service and node,
@@ -99,6 +100,7 @@ func (a *Agent) writeReports(ctx context.Context, store cache.Store, want map[st
 				Labels:    map[string]string{v1alpha1.NodeLabel: a.cfg.Node},
 			},
 			Service: r.service, Node: a.cfg.Node, Via: via, Interfaces: r.interfaces, Peers: r.peers,
+			Conflicts: r.conflicts, Addresses: []string{}, // required, even when every address is in conflict
 		}
 		for _, ip := range r.addresses {
 			obj.Addresses = append(obj.Addresses, ip.String())
@@ -110,7 +112,8 @@ func (a *Agent) writeReports(ctx context.Context, store cache.Store, want map[st
 		switch {
 		case !ok:
 			err = a.cfg.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj)
-		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces) || !slices.Equal(cur.Peers, obj.Peers):
+		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces) || !slices.Equal(cur.Peers, obj.Peers) ||
+			!slices.Equal(cur.Conflicts, obj.Conflicts):
 			obj.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Beacon.UpdateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj.Name, obj)
 		}
