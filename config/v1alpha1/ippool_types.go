@@ -89,7 +89,8 @@ type FamilyStatus struct {
 	Total int64 `json:"total"`
 	// Used is the number of addresses held by Services.
 	Used int64 `json:"used"`
-	// Available is Total minus Used.
+	// Available is Total minus Used, minus the addresses that hosts outside
+	// the cluster use (see the AddressConflict condition).
 	Available int64 `json:"available"`
 }
 
