@@ -55,8 +55,9 @@
 // A host that uses the address answers; the responder then does not
 // announce it and lists it in Conflicts with the host's MAC, and probes
 // again every ReprobeInterval until nobody answers. A host that claims an
-// address while it is announced is a conflict too; that address stays
-// announced and defended, since it already carries traffic.
+// address while it is announced is probed for at once, and a conflict too
+// if it answers; that address stays announced and defended, since it
+// already carries traffic.
 //
 // Every frame a speaker sends carries a mark after its payload, where
 // receivers ignore it (the Ethernet padding of ARP, bytes after the IPv6

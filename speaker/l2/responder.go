@@ -647,9 +647,12 @@ func (a *announcer) nextWake() (at time.Time, ok bool) {
 // claimed handles another host's claim on a wanted address. A speaker's
 // claim is an election disagreement, never a conflict: during a probe it
 // means another node still answers (and is about to stop); while this node
-// answers, the usual defence settles it. Another host's claim is a
-// conflict: a probed address is not announced; an announced one is kept
-// and defended, and reported.
+// answers, the usual defence settles it. Another host's answer to a probe
+// is a conflict: a first probe's address is not announced. Another host's
+// claim on an announced address starts a probe to confirm it (a host that
+// really uses the address answers; a speaker of an older version, which
+// does not mark its frames and stops once it sees the election, does
+// not); the address stays announced and defended meanwhile and after.
 func (a *announcer) claimed(c claim) {
 	r := a.r
 	r.mu.Lock()
@@ -657,7 +660,10 @@ func (a *announcer) claimed(c claim) {
 	p := r.probes[c.ip]
 	cur := r.conflicts[c.ip]
 	_, answered := (*r.announced.Load())[c.ip]
-	if _, wanted := (*r.wanted.Load())[c.ip]; wanted && !c.speaker && (p != nil || answered) {
+	_, wanted := (*r.wanted.Load())[c.ip]
+	switch {
+	case !wanted || c.speaker:
+	case p != nil || cur != nil:
 		announced := answered && (p == nil || !p.silent)
 		if cur == nil {
 			r.log.Info("address in use by another host", "ip", c.ip, "mac", c.mac.String(), "announcing", announced)
@@ -668,6 +674,9 @@ func (a *announcer) claimed(c claim) {
 			reprobeAt: r.clock.Now().Add(r.cfg.ReprobeInterval),
 		}
 		changed = r.publishLocked()
+	case answered:
+		r.log.Info("another host claims an announced address; probing to confirm", "ip", c.ip, "mac", c.mac.String())
+		r.probes[c.ip] = &probe{start: r.clock.Now()}
 	}
 	r.mu.Unlock()
 	if changed && r.cfg.OnConflicts != nil {

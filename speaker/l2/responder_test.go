@@ -534,22 +534,43 @@ func TestProbeAnsweredBySpeaker(t *testing.T) {
 	}
 }
 
-// While announcing, another host's claim is a conflict that is reported
-// and defended; another speaker's claim is only defended.
+// While announcing, another host's claim is defended and confirmed by a
+// probe: answered, it is a conflict that is reported, and the address stays
+// announced; unanswered (a claim and gone), it is none. Another speaker's
+// claim is only defended.
 func TestClaimWhileAnnouncing(t *testing.T) {
 	h := start(t, probeConfig(nil))
 	h.r.SetAnnounced([]netip.Addr{vip4})
 	next(t, h.arp)
 	next(t, h.arp)
 	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[0]) // a speaker's
-	next(t, h.arp)
-	next(t, h.arp)
-	if c := h.r.Conflicts(); len(c) != 0 {
-		t.Fatalf("a speaker's claim made a conflict: %v", c)
+	for range 2 {
+		if f := next(t, h.arp); !isGratuitous(f, vip4) {
+			t.Fatalf("defence against a speaker: %x", f)
+		}
 	}
-	g := mustGratuitous(otherMAC, vip4)[0]
-	clear(g[ethHeaderLen+arpLen:])
-	inject(t, h.arp, g)
+	hostClaim := mustGratuitous(otherMAC, vip4)[0]
+	clear(hostClaim[ethHeaderLen+arpLen:])
+
+	// A host claims it and answers the confirming probe.
+	h.clock.Step(10 * time.Second) // past the defend interval
+	inject(t, h.arp, hostClaim)
+	probed := 0
+	for range 3 { // the probe and the defence's two frames, in any order
+		f := next(t, h.arp)
+		if isProbe(f, vip4) {
+			probed++
+		} else if !isGratuitous(f, vip4) {
+			t.Fatalf("after a host's claim: %x", f)
+		}
+	}
+	if probed != 1 {
+		t.Fatalf("%d probes after a host's claim, want 1", probed)
+	}
+	if c := h.r.Conflicts(); len(c) != 0 {
+		t.Fatalf("a claim alone made a conflict: %v", c)
+	}
+	inject(t, h.arp, hostReply(vip4))
 	waitFor(t, "the conflict", func() bool { return len(h.r.Conflicts()) == 1 })
 	if c := h.r.Conflicts()[0]; !c.Announced || c.MAC.String() != otherMAC.String() {
 		t.Fatalf("conflict %+v", c)
@@ -561,6 +582,35 @@ func TestClaimWhileAnnouncing(t *testing.T) {
 	// Withdrawn: the conflict goes with it.
 	h.r.SetAnnounced(nil)
 	waitFor(t, "the conflict to go", func() bool { return len(h.r.Conflicts()) == 0 })
+}
+
+// A claim whose probe nobody answers is no conflict.
+func TestClaimNotConfirmed(t *testing.T) {
+	h := start(t, probeConfig(nil))
+	h.r.SetAnnounced([]netip.Addr{vip4})
+	next(t, h.arp)
+	next(t, h.arp)
+	g := mustGratuitous(otherMAC, vip4)[0]
+	clear(g[ethHeaderLen+arpLen:])
+	inject(t, h.arp, g)
+	for range 3 {
+		next(t, h.arp) // first probe and the defence
+	}
+	for range 2 {
+		h.step(t, 100*time.Millisecond)
+		if f := next(t, h.arp); !isProbe(f, vip4) {
+			t.Fatalf("probe: %x", f)
+		}
+	}
+	h.step(t, 200*time.Millisecond)
+	waitFor(t, "the probe to settle", func() bool { return !h.clock.HasWaiters() })
+	if c := h.r.Conflicts(); len(c) != 0 {
+		t.Fatalf("conflict without an answer: %v", c)
+	}
+	inject(t, h.arp, arpRequestFrame(vip4))
+	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
+		t.Fatalf("not answering: %x", f)
+	}
 }
 
 // IPv6: a Duplicate Address Detection probe, answered by a host's
