@@ -215,9 +215,9 @@ func (x addressConflict) describe() string {
 	return fmt.Sprintf("MAC %s, seen by node %s on %s, %s", x.MAC, x.Node, x.Interface, how)
 }
 
-// poolConflicts lists, per pool, the conflicts of its addresses as
-// sentences for the AddressConflict condition, sorted by address.
-func (c *Controller) poolConflicts() map[string][]string {
+// poolConflicts lists, per pool, the conflicts of its addresses, sorted by
+// address.
+func (c *Controller) poolConflicts() map[string][]v1alpha1.AddressConflict {
 	c.mu.Lock()
 	ips := make([]netip.Addr, 0, len(c.conflicts))
 	for ip := range c.conflicts {
@@ -229,21 +229,27 @@ func (c *Controller) poolConflicts() map[string][]string {
 		view[i] = c.conflicts[ip]
 	}
 	c.mu.Unlock()
-	out := map[string][]string{}
+	out := map[string][]v1alpha1.AddressConflict{}
 	for i, ip := range ips {
 		if p := c.lb.PoolOf(ip); p != "" {
-			out[p] = append(out[p], fmt.Sprintf("%s (%s)", ip, view[i].describe()))
+			x := view[i].AddressConflict
+			x.Address, x.Node = ip.String(), view[i].Node
+			out[p] = append(out[p], x)
 		}
 	}
 	return out
 }
 
 // conflictMessage words the AddressConflict condition.
-func conflictMessage(list []string) string {
+func conflictMessage(conflicts []v1alpha1.AddressConflict) string {
 	const max = 10
-	msg := "in use by other hosts, not handed out: " + strings.Join(list[:min(len(list), max)], "; ")
-	if len(list) > max {
-		msg += fmt.Sprintf("; and %d more", len(list)-max)
+	var list []string
+	for _, x := range conflicts[:min(len(conflicts), max)] {
+		list = append(list, fmt.Sprintf("%s (%s)", x.Address, addressConflict{AddressConflict: x, Node: x.Node}.describe()))
+	}
+	msg := "in use by other hosts, not handed out: " + strings.Join(list, "; ")
+	if len(conflicts) > max {
+		msg += fmt.Sprintf("; and %d more", len(conflicts)-max)
 	}
 	return msg
 }

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,8 +65,16 @@ func TestAddressConflicts(t *testing.T) {
 			strings.Contains(c.Message, "198.18.19.5"), c.Message
 	})
 	// 8 addresses: web and asks hold 2, 198.18.19.0 is in conflict.
-	if st := h.getPool("t-conflicts").Status.IPv4; st == nil || st.Used != 2 || st.Available != 5 {
-		t.Errorf("IPv4 status %+v, want used 2, available 5", st)
+	st := h.getPool("t-conflicts").Status
+	if st.IPv4 == nil || st.IPv4.Used != 2 || st.IPv4.Available != 5 {
+		t.Errorf("IPv4 status %+v, want used 2, available 5", st.IPv4)
+	}
+	want := []v1alpha1.AddressConflict{
+		{Address: "198.18.19.0", MAC: "02:00:00:00:00:99", Interface: "eth0", Node: "n1"},
+		{Address: "198.18.19.5", MAC: "02:00:00:00:00:98", Interface: "eth0", Node: "n1"},
+	}
+	if !slices.Equal(st.AddressConflicts, want) {
+		t.Errorf("addressConflicts %+v, want %+v", st.AddressConflicts, want)
 	}
 
 	// The speaker no longer reports web's old address (web moved); a new

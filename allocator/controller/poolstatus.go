@@ -67,7 +67,7 @@ func (c *Controller) syncPoolStatus(ctx context.Context) []error {
 // its addresses that other hosts use. Condition transition times are
 // carried over from cur while a condition's status is unchanged, so an
 // unchanged pool compares equal and is not rewritten.
-func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStats, conflicts []string) v1alpha1.IPPoolStatus {
+func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStats, conflicts []v1alpha1.AddressConflict) v1alpha1.IPPoolStatus {
 	out := v1alpha1.IPPoolStatus{
 		ObservedGeneration: cur.Generation,
 		Conditions:         append([]metav1.Condition(nil), cur.Status.Conditions...),
@@ -87,6 +87,7 @@ func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStat
 		return cur.Status
 	}
 	out.IPv4, out.IPv6 = familyStatus(st.IPv4), familyStatus(st.IPv6)
+	out.AddressConflicts = conflicts[:min(len(conflicts), 256)]
 	if len(p.Conflicts) > 0 {
 		set(v1alpha1.PoolConflicting, true, "Overlap", fmt.Sprintf(
 			"overlaps older pool(s) %s; addresses in the overlap are handed out by those pools only", strings.Join(p.Conflicts, ", ")))

@@ -105,6 +105,14 @@ type IPPoolStatus struct {
 	// IPv6 counts the pool's IPv6 addresses; absent when it has none.
 	// +optional
 	IPv6 *FamilyStatus `json:"ipv6,omitempty"`
+	// AddressConflicts lists the pool's addresses that hosts outside the
+	// cluster use, as speakers reported them. They are not handed out
+	// automatically, and a speaker probes for one again before it announces
+	// it, also when it takes it over from another node.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +optional
+	AddressConflicts []AddressConflict `json:"addressConflicts,omitempty"`
 	// Conditions: Ready (the pool is in use), Conflicting (it overlaps an
 	// older pool; the overlap is not handed out from this pool), Exhausted
 	// (a family has no address left), AddressConflict (hosts outside the

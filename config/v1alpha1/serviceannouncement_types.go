@@ -77,6 +77,10 @@ type AddressConflict struct {
 	// the node does not announce it.
 	// +optional
 	Announced bool `json:"announced,omitempty"`
+	// Node is the node that saw it (in IPPool status; a
+	// ServiceAnnouncement names its node itself).
+	// +optional
+	Node string `json:"node,omitempty"`
 }
 
 // ServiceAnnouncementList is a list of ServiceAnnouncements.

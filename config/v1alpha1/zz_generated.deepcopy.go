@@ -556,6 +556,11 @@ func (in *IPPoolStatus) DeepCopyInto(out *IPPoolStatus) {
 		*out = new(FamilyStatus)
 		**out = **in
 	}
+	if in.AddressConflicts != nil {
+		in, out := &in.AddressConflicts, &out.AddressConflicts
+		*out = make([]AddressConflict, len(*in))
+		copy(*out, *in)
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

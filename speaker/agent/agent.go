@@ -429,7 +429,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	perIface := map[string][]netip.Addr{}
 	now := map[netip.Addr]string{}
 	reports := map[string]*report{}
-	probe := firstAnnounced(a.cfg.Node, prev, plan, planned)
+	probe := toProbe(a.cfg.Node, prev, plan, planned, poolConflicts(a.pools))
 	owner := map[netip.Addr]string{}
 	for _, d := range announce.For(a.cfg.Node, plan) {
 		ifaces, err := a.interfaces(d)

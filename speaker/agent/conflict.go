@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
@@ -15,16 +16,14 @@ import (
 // on a Service when another host on the network uses one of its addresses.
 const EventAddressConflict = "AddressConflict"
 
-// firstAnnounced returns the addresses of this node's decisions that no
-// node announced in the previous plan: new Service addresses, which the
-// responders probe before answering for them. Nothing is probed in the
-// first plan of this process (it cannot tell a new address from one it
-// takes back after a restart), nor when an address moves between nodes,
-// where a probe would only lengthen the failover.
-func firstAnnounced(node string, prev, plan []announce.Decision, planned bool) map[netip.Addr]bool {
-	if !planned {
-		return nil
-	}
+// toProbe returns the addresses of this node's decisions that the
+// responders probe before answering for them (if they are new to them):
+// those no node announced in the previous plan (new Service addresses),
+// and those the pools list as in use by another host (recheck). Other
+// addresses are not probed when they move between nodes, where a probe
+// would only lengthen the failover, nor in the first plan of this process,
+// which cannot tell a new address from one it takes back after a restart.
+func toProbe(node string, prev, plan []announce.Decision, planned bool, recheck map[netip.Addr]bool) map[netip.Addr]bool {
 	known := make(map[netip.Addr]bool, len(prev))
 	for _, d := range prev {
 		if d.Node != "" {
@@ -33,8 +32,26 @@ func firstAnnounced(node string, prev, plan []announce.Decision, planned bool) m
 	}
 	out := map[netip.Addr]bool{}
 	for _, d := range announce.For(node, plan) {
-		if !known[d.IP] {
+		if recheck[d.IP] || (planned && !known[d.IP]) {
 			out[d.IP] = true
+		}
+	}
+	return out
+}
+
+// poolConflicts returns the addresses that the pools' status lists as in
+// use by other hosts.
+func poolConflicts(pools cache.Store) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, o := range pools.List() {
+		p, ok := o.(*v1alpha1.IPPool)
+		if !ok {
+			continue
+		}
+		for _, c := range p.Status.AddressConflicts {
+			if ip, err := netip.ParseAddr(c.Address); err == nil {
+				out[ip] = true
+			}
 		}
 	}
 	return out

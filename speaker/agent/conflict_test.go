@@ -11,22 +11,27 @@ import (
 	"github.com/beaconlb/beacon/speaker/l2"
 )
 
-func TestFirstAnnounced(t *testing.T) {
+func TestToProbe(t *testing.T) {
 	a, b, c := netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("198.51.100.201"), netip.MustParseAddr("198.51.100.202")
 	prev := []announce.Decision{{Service: "ns/x", IP: a, Node: "n2"}, {Service: "ns/y", IP: b, Node: ""}}
 	plan := []announce.Decision{{Service: "ns/x", IP: a, Node: "n1"}, {Service: "ns/y", IP: b, Node: "n1"}, {Service: "ns/z", IP: c, Node: "n1"}}
 	for _, tc := range []struct {
 		name    string
 		planned bool
+		recheck map[netip.Addr]bool
 		want    []netip.Addr
 	}{
 		// a moves from n2: no probe. b was announced by nobody, c is new.
-		{"running", true, []netip.Addr{b, c}},
-		// The first plan of a process probes nothing.
-		{"first plan", false, nil},
+		{"running", true, nil, []netip.Addr{b, c}},
+		// The first plan of a process probes nothing new.
+		{"first plan", false, nil, nil},
+		// Addresses the pools list in conflict are probed, also when they
+		// move and in the first plan.
+		{"conflict moves", true, map[netip.Addr]bool{a: true}, []netip.Addr{a, b, c}},
+		{"conflict after a restart", false, map[netip.Addr]bool{a: true}, []netip.Addr{a}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := firstAnnounced("n1", prev, plan, tc.planned)
+			got := toProbe("n1", prev, plan, tc.planned, tc.recheck)
 			var ips []netip.Addr
 			for ip := range got {
 				ips = append(ips, ip)
