@@ -257,7 +257,13 @@ func naFrame(mac net.HardwareAddr, target, dstIP netip.Addr, dstMAC net.Hardware
 	if err != nil {
 		return nil, fmt.Errorf("marshal neighbor advertisement: %w", err)
 	}
-	b := make([]byte, ethHeaderLen+ipv6Len, max(minFrameLen, ethHeaderLen+ipv6Len+len(icmp)))
+	return ndpFrame(mac, dstMAC, target, dstIP, icmp), nil
+}
+
+// ndpFrame wraps an NDP message (with its checksum) in IPv6 and Ethernet
+// headers, followed by speakerMark.
+func ndpFrame(mac, dstMAC net.HardwareAddr, src, dst netip.Addr, icmp []byte) []byte {
+	b := make([]byte, ethHeaderLen+ipv6Len, ethHeaderLen+ipv6Len+len(icmp)+len(speakerMark))
 	copy(b[0:6], dstMAC)
 	copy(b[6:12], mac)
 	binary.BigEndian.PutUint16(b[12:14], etherTypeIPv6)
@@ -266,10 +272,10 @@ func naFrame(mac net.HardwareAddr, target, dstIP netip.Addr, dstMAC net.Hardware
 	binary.BigEndian.PutUint16(ip[4:6], uint16(len(icmp)))
 	ip[6] = protoICMPv6
 	ip[7] = ndpHopLimit
-	s, d := target.As16(), dstIP.As16()
+	s, d := src.As16(), dst.As16()
 	copy(ip[8:24], s[:])
 	copy(ip[24:40], d[:])
-	return append(append(b, icmp...), speakerMark...), nil
+	return append(append(b, icmp...), speakerMark...)
 }
 
 // dadFrame is a Duplicate Address Detection probe (RFC 4862 5.4.2): a
@@ -286,18 +292,7 @@ func dadFrame(mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal duplicate address detection probe: %w", err)
 	}
-	b := make([]byte, ethHeaderLen+ipv6Len, ethHeaderLen+ipv6Len+len(icmp)+len(speakerMark))
-	copy(b[0:6], multicastMAC(snm))
-	copy(b[6:12], mac)
-	binary.BigEndian.PutUint16(b[12:14], etherTypeIPv6)
-	h := b[ethHeaderLen:]
-	h[0] = 6 << 4
-	binary.BigEndian.PutUint16(h[4:6], uint16(len(icmp)))
-	h[6] = protoICMPv6
-	h[7] = ndpHopLimit
-	d := snm.As16()
-	copy(h[24:40], d[:]) // source stays ::
-	return append(append(b, icmp...), speakerMark...), nil
+	return ndpFrame(mac, multicastMAC(snm), netip.IPv6Unspecified(), snm, icmp), nil
 }
 
 // naReplyFrame answers a solicitation. A Duplicate Address Detection probe
