@@ -200,8 +200,8 @@ func parseL2Advertisement(in *v1alpha1.L2Advertisement) (*L2Advertisement, error
 	}
 	sort.Strings(a.Interfaces)
 	a.Interfaces = slices.Compact(a.Interfaces)
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+	if err := invalid(errs); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

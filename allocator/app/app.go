@@ -85,7 +85,10 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		return err
 	}
 	kube := cs.Kube
-	reg := cli.Registry()
+	reg, err := cli.Registry()
+	if err != nil {
+		return err
+	}
 	recorder, stopEvents := cli.Recorder(ctx, kube, v1.EventSource{Component: "beacon-controller"})
 	defer stopEvents()
 
@@ -93,12 +96,15 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(log, kube, cs.Beacon, recorder, reg, controller.Options{
+	ctrl, err := controller.New(log, kube, cs.Beacon, recorder, reg, controller.Options{
 		LoadBalancerClass: o.LoadBalancerClass,
 		Workers:           o.Workers,
 		ExternalIPsParam:  param,
 		ConflictHold:      o.ConflictHold,
 	})
+	if err != nil {
+		return err
+	}
 
 	// Ready means: a standby waiting for the Lease, or a leader whose
 	// caches are synced and state restored.

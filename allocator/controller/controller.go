@@ -34,6 +34,7 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/register"
 	"github.com/beaconlb/beacon/lbservice"
 )
 
@@ -108,7 +109,7 @@ type Controller struct {
 }
 
 // New builds a controller. It starts nothing.
-func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, recorder record.EventRecorder, reg prometheus.Registerer, opts Options) *Controller {
+func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, recorder record.EventRecorder, reg prometheus.Registerer, opts Options) (*Controller, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 16
 	}
@@ -135,11 +136,14 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 	c.externalIPsDirty = make(chan struct{}, 1)
 	c.conflictsDirty = make(chan struct{}, 1)
 	c.lb = provider.New(c.namespaceLabels)
-	c.metrics = newMetrics(reg, c.lb)
-	if reg != nil {
-		reg.MustRegister(unannouncedCollector{c})
+	var err error
+	if c.metrics, err = newMetrics(reg, c.lb); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
 	}
-	return c
+	if err := register.Metrics(reg, unannouncedCollector{c}); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	return c, nil
 }
 
 // LoadBalancer returns the cloud-provider LoadBalancer the controller drives.

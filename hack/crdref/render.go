@@ -17,6 +17,7 @@ import (
 	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // kindOrder puts the kinds a user writes first, in the order they are
@@ -371,18 +372,18 @@ Service fields Beacon honours:
 		{controller.EventInvalidRequest, "Warning", "controller", "an unknown `beaconlb.io/` annotation (a typo?), ignored"},
 		{controller.EventIPOutsidePool, "Warning", "controller", "the held address is no longer in a pool that serves the Service; it is kept until a valid one is free, then moved"},
 		{controller.EventAddressConflict, "Warning", "controller", "another host on the network uses the Service's address (the message names its MAC and the node that saw it): the Service was moved to a free address, or keeps it because it was requested or none is free"},
-		{agent.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces)"},
+		{plan.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces)"},
 		{agent.EventAddressConflict, "Warning", "speaker", "a probe before the first announcement found the address in use by another host (not announced), or another host claimed it while this node announced it (still announced and defended); the message names the host's MAC, the node and the interface"},
-		{agent.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
+		{plan.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
 	} {
 		eventRow(w, e)
 	}
 	w.WriteString("\n- Events on configuration objects, from each speaker that sees the problem (`kubectl get events -A --field-selector involvedObject.name=NAME`):\n\n")
 	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
 	for _, e := range [][4]string{
-		{agent.EventL2ConfigInvalid, "Warning", "L2Advertisement", "the advertisement cannot be used (an invalid selector, say) and is ignored until fixed; the message names the node and the problem"},
-		{agent.EventBGPConfigInvalid, "Warning", "BGPPeer, BGPAdvertisement, BFDProfile", "the object is invalid (a BGPPeer naming a BFD profile that does not exist, say); a peer keeps running its last valid configuration, which its BGPSessionState message says"},
-		{agent.EventBGPConfigWarning, "Warning", "BGPAdvertisement", "the advertisement is used, but names a peer or pool that does not exist, or sets localPref while selecting no iBGP peer"},
+		{plan.EventL2ConfigInvalid, "Warning", "L2Advertisement", "the advertisement cannot be used (an invalid selector, say) and is ignored until fixed; the message names the node and the problem"},
+		{plan.EventBGPConfigInvalid, "Warning", "BGPPeer, BGPAdvertisement, BFDProfile", "the object is invalid (a BGPPeer naming a BFD profile that does not exist, say); a peer keeps running its last valid configuration, which its BGPSessionState message says"},
+		{plan.EventBGPConfigWarning, "Warning", "BGPAdvertisement", "the advertisement is used, but names a peer or pool that does not exist, or sets localPref while selecting no iBGP peer"},
 	} {
 		eventRow(w, e)
 	}

@@ -1,15 +1,17 @@
 package agent
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/l2"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // EventAddressConflict is the reason of the Warning Event a speaker records
@@ -41,13 +43,9 @@ func toProbe(node string, prev, plan []announce.Decision, planned bool, recheck 
 
 // poolConflicts returns the addresses that the pools' status lists as in
 // use by other hosts.
-func poolConflicts(pools cache.Store) map[netip.Addr]bool {
+func poolConflicts(pools []*v1alpha1.IPPool) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
-	for _, o := range pools.List() {
-		p, ok := o.(*v1alpha1.IPPool)
-		if !ok {
-			continue
-		}
+	for _, p := range pools {
 		for _, c := range p.Status.AddressConflicts {
 			if ip, err := netip.ParseAddr(c.Address); err == nil {
 				out[ip] = true
@@ -71,31 +69,46 @@ func conflictsOf(rs []Responder) map[netip.Addr]l2.Conflict {
 }
 
 // applyConflicts moves addresses that a probe found in use out of their
-// Service's report into its conflicts, and lists addresses claimed by
-// another host while announced in both. owner maps address to Service key.
-func applyConflicts(reports map[string]*report, owner map[netip.Addr]string, conflicts map[netip.Addr]l2.Conflict) {
-	for ip, c := range conflicts {
-		r := reports[owner[ip]]
-		if r == nil {
+// Service's L2 report into its conflicts, and lists addresses claimed by
+// another host while announced in both.
+func applyConflicts(reports []plan.Report, node string, decisions []announce.Decision, conflicts map[netip.Addr]l2.Conflict) {
+	owner := owners(node, decisions)
+	for i := range reports {
+		r := &reports[i]
+		if r.Via != v1alpha1.ViaL2 {
 			continue
 		}
-		if !c.Announced {
-			r.addresses = slices.DeleteFunc(r.addresses, func(a netip.Addr) bool { return a == ip })
+		for ip, c := range conflicts {
+			if owner[ip] != r.Namespace+"/"+r.Service {
+				continue
+			}
+			if !c.Announced {
+				r.Addresses = slices.DeleteFunc(slices.Clone(r.Addresses), func(a netip.Addr) bool { return a == ip })
+			}
+			r.Conflicts = append(r.Conflicts, v1alpha1.AddressConflict{
+				Address: ip.String(), MAC: c.MAC.String(), Interface: c.Interface, Announced: c.Announced,
+			})
 		}
-		r.conflicts = append(r.conflicts, v1alpha1.AddressConflict{
-			Address: ip.String(), MAC: c.MAC.String(), Interface: c.Interface, Announced: c.Announced,
-		})
-	}
-	for _, r := range reports {
-		slices.SortFunc(r.conflicts, func(a, b v1alpha1.AddressConflict) int {
+		slices.SortFunc(r.Conflicts, func(a, b v1alpha1.AddressConflict) int {
 			return netip.MustParseAddr(a.Address).Compare(netip.MustParseAddr(b.Address))
 		})
 	}
 }
 
-// warnConflicts records a Warning Event on the Service of each conflict
+// owners maps the addresses this node announces to their Service.
+func owners(node string, decisions []announce.Decision) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for _, d := range announce.For(node, decisions) {
+		out[d.IP] = d.Service
+	}
+	return out
+}
+
+// conflictEvents returns a Warning Event on the Service of each conflict
 // that is new or changed (another MAC, or found again after a change).
-func (a *Agent) warnConflicts(svcs map[string]*v1.Service, owner map[netip.Addr]string, conflicts map[netip.Addr]l2.Conflict) {
+func (a *Agent) conflictEvents(node string, decisions []announce.Decision, conflicts map[netip.Addr]l2.Conflict) []plan.Event {
+	owner := owners(node, decisions)
+	var out []plan.Event
 	for ip, c := range conflicts {
 		key := c.MAC.String()
 		if c.Announced {
@@ -105,22 +118,21 @@ func (a *Agent) warnConflicts(svcs map[string]*v1.Service, owner map[netip.Addr]
 			continue
 		}
 		a.conflictWarned[ip] = key
-		a.cfg.Log.Info("address in use by another host", "ip", ip, "mac", c.MAC.String(), "interface", c.Interface, "announced", c.Announced)
-		svc := svcs[owner[ip]]
-		if svc == nil || a.cfg.Recorder == nil {
+		ns, name, _ := strings.Cut(owner[ip], "/")
+		if name == "" {
 			continue
 		}
+		msg := fmt.Sprintf("%s is in use by another host (MAC %s, found by probing on interface %s of node %s): not announced", ip, c.MAC, c.Interface, node)
 		if c.Announced {
-			a.cfg.Recorder.Eventf(svc, v1.EventTypeWarning, EventAddressConflict,
-				"%s is claimed by another host (MAC %s) on interface %s of node %s, which keeps announcing it", ip, c.MAC, c.Interface, a.cfg.Node)
-		} else {
-			a.cfg.Recorder.Eventf(svc, v1.EventTypeWarning, EventAddressConflict,
-				"%s is in use by another host (MAC %s, found by probing on interface %s of node %s): not announced", ip, c.MAC, c.Interface, a.cfg.Node)
+			msg = fmt.Sprintf("%s is claimed by another host (MAC %s) on interface %s of node %s, which keeps announcing it", ip, c.MAC, c.Interface, node)
 		}
+		out = append(out, plan.Event{Kind: "Service", Namespace: ns, Name: name, Type: v1.EventTypeWarning, Reason: EventAddressConflict, Message: msg})
 	}
 	for ip := range a.conflictWarned {
 		if _, ok := conflicts[ip]; !ok {
 			delete(a.conflictWarned, ip)
 		}
 	}
+	slices.SortFunc(out, func(x, y plan.Event) int { return strings.Compare(x.Message, y.Message) })
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/l2"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 func TestToProbe(t *testing.T) {
@@ -48,28 +49,28 @@ func TestApplyConflicts(t *testing.T) {
 	v4, v6 := netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("2001:db8:100::200")
 	other := netip.MustParseAddr("198.51.100.201")
 	mac, _ := net.ParseMAC("02:00:00:00:00:99")
-	reports := map[string]*report{
-		"ns/web": {namespace: "ns", service: "web", addresses: []netip.Addr{v4, v6}},
-		"ns/db":  {namespace: "ns", service: "db", addresses: []netip.Addr{other}},
+	reports := []plan.Report{
+		{Namespace: "ns", Service: "db", Via: v1alpha1.ViaL2, Addresses: []netip.Addr{other}},
+		{Namespace: "ns", Service: "web", Via: v1alpha1.ViaL2, Addresses: []netip.Addr{v4, v6}},
 	}
-	owner := map[netip.Addr]string{v4: "ns/web", v6: "ns/web", other: "ns/db"}
+	decisions := []announce.Decision{{Service: "ns/web", IP: v4, Node: "n1"}, {Service: "ns/web", IP: v6, Node: "n1"}, {Service: "ns/db", IP: other, Node: "n1"}}
 	conflicts := conflictsOf([]Responder{
 		stubResponder{{IP: v6, MAC: mac, Interface: "eth0", Announced: true}},
 		stubResponder{{IP: v4, MAC: mac, Interface: "eth1"}},
 	})
-	applyConflicts(reports, owner, conflicts)
-	web := reports["ns/web"]
-	if !slices.Equal(web.addresses, []netip.Addr{v6}) {
-		t.Errorf("web announces %v; the address found in use must go, the one claimed later stays", web.addresses)
+	applyConflicts(reports, "n1", decisions, conflicts)
+	web := reports[1]
+	if !slices.Equal(web.Addresses, []netip.Addr{v6}) {
+		t.Errorf("web announces %v; the address found in use must go, the one claimed later stays", web.Addresses)
 	}
 	want := []v1alpha1.AddressConflict{
 		{Address: v4.String(), MAC: mac.String(), Interface: "eth1"},
 		{Address: v6.String(), MAC: mac.String(), Interface: "eth0", Announced: true},
 	}
-	if !slices.Equal(web.conflicts, want) {
-		t.Errorf("web conflicts %+v, want %+v", web.conflicts, want)
+	if !slices.Equal(web.Conflicts, want) {
+		t.Errorf("web conflicts %+v, want %+v", web.Conflicts, want)
 	}
-	if db := reports["ns/db"]; len(db.conflicts) != 0 || len(db.addresses) != 1 {
+	if db := reports[0]; len(db.Conflicts) != 0 || len(db.Addresses) != 1 {
 		t.Errorf("db changed: %+v", db)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/beaconlb/beacon/speaker/l2"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // KernelLinks is the real Links: ARP/NDP responders on packet sockets and
@@ -73,34 +74,32 @@ func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, e
 // Wait waits for every responder to stop.
 func (k *KernelLinks) Wait() { k.wg.Wait() }
 
-// OnLink returns the up interfaces with a connected prefix containing ip.
-func (k *KernelLinks) OnLink(ip netip.Addr) ([]string, error) {
-	family := netlink.FAMILY_V4
-	if ip.Is6() {
-		family = netlink.FAMILY_V6
+// Interfaces lists the interfaces with their connected prefixes.
+func (k *KernelLinks) Interfaces() ([]plan.Link, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
 	}
-	addrs, err := netlink.AddrList(nil, family)
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	seen := map[int]bool{}
-	var out []string
+	byIndex := map[int][]netip.Prefix{}
 	for _, a := range addrs {
-		if a.IPNet == nil || seen[a.LinkIndex] || !a.Contains(net.IP(ip.AsSlice())) {
+		if a.IPNet == nil {
 			continue
 		}
-		l, err := netlink.LinkByIndex(a.LinkIndex)
-		if err != nil || l.Attrs().OperState == netlink.OperDown || l.Attrs().Flags&net.FlagLoopback != 0 {
-			continue
+		ip, ok := netip.AddrFromSlice(a.IP)
+		ones, _ := a.Mask.Size()
+		if ok {
+			byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], netip.PrefixFrom(ip.Unmap(), ones))
 		}
-		seen[a.LinkIndex] = true
-		out = append(out, l.Attrs().Name)
+	}
+	out := make([]plan.Link, 0, len(links))
+	for _, l := range links {
+		at := l.Attrs()
+		out = append(out, plan.Link{Name: at.Name, Up: at.OperState != netlink.OperDown,
+			Loopback: at.Flags&net.FlagLoopback != 0, Prefixes: byIndex[at.Index]})
 	}
 	return out, nil
-}
-
-// Exists reports whether an interface of that name exists.
-func (k *KernelLinks) Exists(iface string) bool {
-	_, err := net.InterfaceByName(iface)
-	return err == nil
 }

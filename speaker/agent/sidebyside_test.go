@@ -17,6 +17,7 @@ import (
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
@@ -80,8 +81,8 @@ func TestAgentForwardsOtherControllersAddresses(t *testing.T) {
 	}
 
 	links := &fakeLinks{ips: map[string][]netip.Addr{}}
-	a := agent.New(agent.Config{
-		Node: node, Kube: e.Kube, Beacon: e.Beacon, LoadBalancerClass: class,
+	a := newAgent(t, agent.Config{
+		Node: node, Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon}, LoadBalancerClass: class,
 		Liveness: &fakeLiveness{alive: map[string]bool{node: true}, ch: make(chan struct{}, 1)},
 		Links:    links, Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 	})

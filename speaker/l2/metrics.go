@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaconlb/beacon/internal/register"
 )
 
 // Metrics of the responders, labelled by interface and family ("ipv4" for
@@ -43,10 +45,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Addresses of this node that a host outside the cluster uses too (found by a probe, or claimed while announced).",
 		}, labels),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.replies, m.gratuitous, m.conflicts, m.errors, m.probes, m.announced, m.conflicting} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("l2 metrics: %w", err)
-		}
+	if err := register.Metrics(reg, m.requests, m.replies, m.gratuitous, m.conflicts, m.errors, m.probes, m.announced, m.conflicting); err != nil {
+		return nil, fmt.Errorf("l2: %w", err)
 	}
 	return m, nil
 }

@@ -30,6 +30,17 @@
 // which is fine for the clusters a LAN announcer serves. Beyond a few
 // hundred nodes, raise Interval (and DeadAfter) or restrict the peer set.
 //
+// # Busy nodes
+//
+// A speaker that is not scheduled for a while (a CPU-starved node, a long
+// garbage-collection pause) hears nothing meanwhile, yet its peers' beats
+// wait in the socket buffer. The loop wakes at least every Interval, so a
+// longer gap is a stall of this process: it is not counted against any
+// peer's silence (Table.Stalled), and queued beats are read before anyone
+// is expired. beacon_member_stalls_total counts such stalls. A stalled
+// sender is indistinguishable from a dead one; DeadAfter covers the
+// stalls it allows.
+//
 // # Startup
 //
 // Until DeadAfter has passed since Run started, silence from a peer does

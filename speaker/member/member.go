@@ -30,9 +30,10 @@ type Config struct {
 	ListenAddress string
 	// Conn, if set, is used instead of listening; Run closes it.
 	Conn net.PacketConn
-	// Interval between heartbeats; default 100 ms.
+	// Interval between heartbeats; default DefaultInterval.
 	Interval time.Duration
-	// DeadAfter is how long a silent peer stays alive; default 400 ms. It
+	// DeadAfter is how long a silent peer stays alive; default
+	// DefaultDeadAfter. It
 	// must be at least twice Interval.
 	DeadAfter time.Duration
 	// Key, if set, authenticates messages (HMAC-SHA256); every speaker must
@@ -220,6 +221,16 @@ func (m *Member) Run(ctx context.Context) error {
 		return names
 	}
 
+	receive := func(r received) bool {
+		m.cfg.Metrics.received(r.msg.Kind)
+		before := table.Alive(r.msg.Name)
+		changed := table.Receive(r.msg, r.at)
+		if after := table.Alive(r.msg.Name); before != after {
+			m.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
+		}
+		return changed
+	}
+
 	ticker := m.clock.NewTicker(m.cfg.Interval)
 	defer ticker.Stop()
 	deadline := m.clock.NewTimer(m.cfg.DeadAfter)
@@ -232,6 +243,9 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	table.SetPeers(peerNames(), m.clock.Now())
 	send(Beat)
+	// The loop wakes at least every Interval (the ticker); a longer gap
+	// means this process was not scheduled, which is not the peers' fault.
+	lastWake := m.clock.Now()
 	for {
 		changed := false
 		select {
@@ -249,16 +263,27 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-m.peersSet:
 			changed = table.SetPeers(peerNames(), m.clock.Now())
 		case r := <-msgs:
-			m.cfg.Metrics.received(r.msg.Kind)
-			before := table.Alive(r.msg.Name)
-			changed = table.Receive(r.msg, r.at)
-			if after := table.Alive(r.msg.Name); before != after {
-				m.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
-			}
+			changed = receive(r)
 		case <-deadline.C():
 		}
-		// Expire on every wake-up: cheap, and robust to a missed timer.
 		now := m.clock.Now()
+		if gap := now.Sub(lastWake) - m.cfg.Interval; gap > m.cfg.Interval {
+			table.Stalled(gap)
+			m.cfg.Metrics.stalled()
+			m.log.V(1).Info("member loop stalled; not counting it against peers", "stall", gap)
+		}
+		lastWake = now
+		// Beats that arrived before now count before anyone is expired: the
+		// deadline and a queued beat can be ready at once after a stall.
+		for drained := false; !drained; {
+			select {
+			case r := <-msgs:
+				changed = receive(r) || changed
+			default:
+				drained = true
+			}
+		}
+		// Expire on every wake-up: cheap, and robust to a missed timer.
 		ticked, died := table.Tick(now)
 		changed = changed || ticked
 		for _, name := range died {

@@ -122,6 +122,23 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 	return wasAlive != p.Alive
 }
 
+// Stalled tells the table that its caller did not run for d (a
+// scheduling stall of this process, not silence on the network): beats
+// that arrived meanwhile are still queued unread, so d does not count
+// towards any alive peer's silence. Without this, a busy node declares
+// every peer dead after each stall longer than deadAfter, and addresses
+// move for nothing.
+func (t *Table) Stalled(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	for _, p := range t.peers {
+		if p.Alive {
+			p.LastSeen = p.LastSeen.Add(d)
+		}
+	}
+}
+
 // Tick expires peers silent for deadAfter, and settles the table once
 // deadAfter has passed since it started. It reports whether the view
 // changed, and which peers it found dead.
