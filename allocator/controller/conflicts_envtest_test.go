@@ -25,19 +25,19 @@ import (
 func TestAddressConflicts(t *testing.T) {
 	h := newHarness(t)
 	const class = "beaconlb.io/t-conflicts"
-	h.pool("t-conflicts", nil, "198.18.19.0/29")
+	h.pool("t-conflicts", nil, "198.18.77.0/29")
 	h.startController(func(o *app.Options) {
 		o.LoadBalancerClass = class
 		o.ConflictHold = 3 * time.Second
 	})
 	mine := func(s *v1.Service) { s.Spec.LoadBalancerClass = ptr.To(class) }
 	h.service("web", mine)
-	h.waitIPs("web", "198.18.19.0")
+	h.waitIPs("web", "198.18.77.0")
 	h.service("asks", func(s *v1.Service) {
 		mine(s)
-		s.Annotations["beaconlb.io/ips"] = "198.18.19.5"
+		s.Annotations["beaconlb.io/ips"] = "198.18.77.5"
 	})
-	h.waitIPs("asks", "198.18.19.5")
+	h.waitIPs("asks", "198.18.77.5")
 
 	report := func(name, svc string, cs ...v1alpha1.AddressConflict) *v1alpha1.ServiceAnnouncement {
 		ann := &v1alpha1.ServiceAnnouncement{
@@ -49,29 +49,29 @@ func TestAddressConflicts(t *testing.T) {
 		}
 		return ann
 	}
-	webAnn := report("web-n1", "web", v1alpha1.AddressConflict{Address: "198.18.19.0", MAC: "02:00:00:00:00:99", Interface: "eth0"})
-	report("asks-n1", "asks", v1alpha1.AddressConflict{Address: "198.18.19.5", MAC: "02:00:00:00:00:98", Interface: "eth0"})
+	webAnn := report("web-n1", "web", v1alpha1.AddressConflict{Address: "198.18.77.0", MAC: "02:00:00:00:00:99", Interface: "eth0"})
+	report("asks-n1", "asks", v1alpha1.AddressConflict{Address: "198.18.77.5", MAC: "02:00:00:00:00:98", Interface: "eth0"})
 
-	h.waitIPs("web", "198.18.19.1")
-	h.waitEvent("web", controller.EventAddressConflict, "198.18.19.0 is in use by another host (MAC 02:00:00:00:00:99, seen by node n1 on eth0")
-	h.waitIPs("asks", "198.18.19.5")
-	h.waitEvent("asks", controller.EventAddressConflict, "198.18.19.5 is in use by another host (MAC 02:00:00:00:00:98")
+	h.waitIPs("web", "198.18.77.1")
+	h.waitEvent("web", controller.EventAddressConflict, "198.18.77.0 is in use by another host (MAC 02:00:00:00:00:99, seen by node n1 on eth0")
+	h.waitIPs("asks", "198.18.77.5")
+	h.waitEvent("asks", controller.EventAddressConflict, "198.18.77.5 is in use by another host (MAC 02:00:00:00:00:98")
 	h.eventually(10*time.Second, "AddressConflict condition", func() (bool, string) {
 		c := meta.FindStatusCondition(h.getPool("t-conflicts").Status.Conditions, v1alpha1.PoolAddressConflict)
 		if c == nil {
 			return false, "none"
 		}
-		return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "198.18.19.0 (MAC 02:00:00:00:00:99") &&
-			strings.Contains(c.Message, "198.18.19.5"), c.Message
+		return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "198.18.77.0 (MAC 02:00:00:00:00:99") &&
+			strings.Contains(c.Message, "198.18.77.5"), c.Message
 	})
-	// 8 addresses: web and asks hold 2, 198.18.19.0 is in conflict.
+	// 8 addresses: web and asks hold 2, 198.18.77.0 is in conflict.
 	st := h.getPool("t-conflicts").Status
 	if st.IPv4 == nil || st.IPv4.Used != 2 || st.IPv4.Available != 5 {
 		t.Errorf("IPv4 status %+v, want used 2, available 5", st.IPv4)
 	}
 	want := []v1alpha1.AddressConflict{
-		{Address: "198.18.19.0", MAC: "02:00:00:00:00:99", Interface: "eth0", Node: "n1"},
-		{Address: "198.18.19.5", MAC: "02:00:00:00:00:98", Interface: "eth0", Node: "n1"},
+		{Address: "198.18.77.0", MAC: "02:00:00:00:00:99", Interface: "eth0", Node: "n1"},
+		{Address: "198.18.77.5", MAC: "02:00:00:00:00:98", Interface: "eth0", Node: "n1"},
 	}
 	if !slices.Equal(st.AddressConflicts, want) {
 		t.Errorf("addressConflicts %+v, want %+v", st.AddressConflicts, want)
@@ -83,13 +83,13 @@ func TestAddressConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.service("new", mine)
-	h.waitIPs("new", "198.18.19.2")
+	h.waitIPs("new", "198.18.77.2")
 	h.eventually(15*time.Second, "condition without the expired conflict", func() (bool, string) {
 		c := meta.FindStatusCondition(h.getPool("t-conflicts").Status.Conditions, v1alpha1.PoolAddressConflict)
-		return c != nil && !strings.Contains(c.Message, "198.18.19.0 "), fmtCond(c)
+		return c != nil && !strings.Contains(c.Message, "198.18.77.0 "), fmtCond(c)
 	})
 	h.service("later", mine)
-	h.waitIPs("later", "198.18.19.0")
+	h.waitIPs("later", "198.18.77.0")
 }
 
 func fmtCond(c *metav1.Condition) string {
