@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -64,18 +65,17 @@ func TestAddressConflicts(t *testing.T) {
 		return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "198.18.77.0 (MAC 02:00:00:00:00:99") &&
 			strings.Contains(c.Message, "198.18.77.5"), c.Message
 	})
-	// 8 addresses: web and asks hold 2, 198.18.77.0 is in conflict.
-	st := h.getPool("t-conflicts").Status
-	if st.IPv4 == nil || st.IPv4.Used != 2 || st.IPv4.Available != 5 {
-		t.Errorf("IPv4 status %+v, want used 2, available 5", st.IPv4)
-	}
+	// 8 addresses: web and asks hold 2, 198.18.77.0 is in conflict (once
+	// web has left it).
 	want := []v1alpha1.AddressConflict{
 		{Address: "198.18.77.0", MAC: "02:00:00:00:00:99", Interface: "eth0", Node: "n1"},
 		{Address: "198.18.77.5", MAC: "02:00:00:00:00:98", Interface: "eth0", Node: "n1"},
 	}
-	if !slices.Equal(st.AddressConflicts, want) {
-		t.Errorf("addressConflicts %+v, want %+v", st.AddressConflicts, want)
-	}
+	h.eventually(10*time.Second, "counts and addressConflicts", func() (bool, string) {
+		st := h.getPool("t-conflicts").Status
+		ok := st.IPv4 != nil && st.IPv4.Used == 2 && st.IPv4.Available == 5 && slices.Equal(st.AddressConflicts, want)
+		return ok, fmt.Sprintf("%+v %+v", st.IPv4, st.AddressConflicts)
+	})
 
 	// The speaker no longer reports web's old address (web moved); a new
 	// Service does not get it during the hold, and gets it after.
