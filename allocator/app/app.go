@@ -44,6 +44,8 @@ type Options struct {
 	// ExternalIPsParam is "namespace/name" of the ConfigMap kept for the
 	// externalIPs admission policy; empty disables it.
 	ExternalIPsParam string
+	// ConflictHold: see controller.Options.
+	ConflictHold time.Duration
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -71,6 +73,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 4*time.Second, "how long a Lease holds without renewal")
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 3*time.Second, "how long the leader retries renewing before giving up")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 500*time.Millisecond, "how often candidates try to take the Lease")
+	fs.DurationVar(&o.ConflictHold, "address-conflict-hold", controller.DefaultConflictHold, "how long an address that speakers found in use by another host stays out of automatic allocation after the last report of it")
 	fs.StringVar(&o.ExternalIPsParam, "externalips-param", ns+"/"+externalips.DefaultName, "namespace/name of the ConfigMap listing the CIDRs of pools with allowExternalIPs, read by the chart's externalIPs admission policy; empty disables")
 }
 
@@ -97,6 +100,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		LoadBalancerClass: o.LoadBalancerClass,
 		Workers:           o.Workers,
 		ExternalIPsParam:  param,
+		ConflictHold:      o.ConflictHold,
 	})
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/beaconlb/beacon/allocator/controller"
 	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
 
@@ -370,7 +371,9 @@ Service fields Beacon honours:
 		{controller.EventAllocationFailed, "Warning", "controller", "no address could be allocated; the message says why (pool exhausted, no pool serves the Service, address in use, ...)"},
 		{controller.EventInvalidRequest, "Warning", "controller", "an unknown `beaconlb.io/` annotation (a typo?), ignored"},
 		{controller.EventIPOutsidePool, "Warning", "controller", "the held address is no longer in a pool that serves the Service; it is kept until a valid one is free, then moved"},
+		{controller.EventAddressConflict, "Warning", "controller", "another host on the network uses the Service's address (the message names its MAC and the node that saw it): the Service was moved to a free address, or keeps it because it was requested or none is free"},
 		{plan.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces)"},
+		{agent.EventAddressConflict, "Warning", "speaker", "a probe before the first announcement found the address in use by another host (not announced), or another host claimed it while this node announced it (still announced and defended); the message names the host's MAC, the node and the interface"},
 		{plan.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
 	} {
 		eventRow(w, e)

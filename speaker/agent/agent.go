@@ -34,6 +34,7 @@ import (
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/handoff"
+	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
 
@@ -56,6 +57,11 @@ type Handoff interface {
 // Responder answers ARP/NDP for a set of addresses on one interface.
 type Responder interface {
 	SetAnnounced([]netip.Addr)
+	// Announce is SetAnnounced, probing the addresses of probe that are
+	// new to the set before answering for them.
+	Announce(ips, probe []netip.Addr)
+	// Conflicts lists the addresses other hosts use.
+	Conflicts() []l2.Conflict
 	// Reannounce repeats the gratuitous burst for every announced address.
 	Reannounce()
 }
@@ -124,6 +130,9 @@ type Agent struct {
 	// kube converts Services for the dataplane, reusing unchanged ones;
 	// only NodeportInput (the dataplane's sync goroutine) uses it.
 	kube nodeport.KubeConverter
+
+	// conflictWarned: address -> the conflict last sent as Event.
+	conflictWarned map[netip.Addr]string
 }
 
 // New returns an Agent; it starts nothing.
@@ -137,6 +146,7 @@ func New(cfg Config) (*Agent, error) {
 			Name: "beacon_l2_election_changes_total",
 			Help: "Addresses whose elected announcer changed (seen by this speaker).",
 		})}
+	a.conflictWarned = map[netip.Addr]string{}
 	if err := register.Metrics(cfg.Registerer, a.elections); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -200,6 +210,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.cfg.Log.Info("speaker running", "node", a.cfg.Node)
 	// A safety net: re-sync every few seconds even without events, so a
 	// responder that failed to start is retried.
+	var conflictsChanged <-chan struct{}
+	if n, ok := a.cfg.Links.(interface{ ConflictsChanged() <-chan struct{} }); ok {
+		conflictsChanged = n.ConflictsChanged()
+	}
 	resync := time.NewTicker(5 * time.Second)
 	defer resync.Stop()
 	a.markDirty()
@@ -208,6 +222,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-a.dirty:
 		case <-a.cfg.Liveness.Changes():
+		case <-conflictsChanged:
 		case <-resync.C:
 		}
 		// select picks at random among ready cases: a stopping speaker

@@ -28,6 +28,7 @@ import (
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
+	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
 
@@ -72,6 +73,10 @@ func (r fakeResponder) SetAnnounced(ips []netip.Addr) {
 }
 
 func (r fakeResponder) Reannounce() {}
+
+func (r fakeResponder) Announce(ips, _ []netip.Addr) { r.SetAnnounced(ips) }
+
+func (r fakeResponder) Conflicts() []l2.Conflict { return nil }
 
 func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
 	return fakeResponder{l, iface}, nil

@@ -24,11 +24,23 @@ type KernelLinks struct {
 	mu   sync.Mutex
 	open map[string]*l2.Responder
 	wg   sync.WaitGroup
+	// conflicts is signalled when a responder's conflicts change.
+	conflicts chan struct{}
 }
 
 // NewKernelLinks returns a KernelLinks; it starts nothing.
 func NewKernelLinks(log logr.Logger, m *l2.Metrics) *KernelLinks {
-	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}}
+	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}, conflicts: make(chan struct{}, 1)}
+}
+
+// ConflictsChanged is signalled when the conflicts of a responder change.
+func (k *KernelLinks) ConflictsChanged() <-chan struct{} { return k.conflicts }
+
+func (k *KernelLinks) conflictsChanged() {
+	select {
+	case k.conflicts <- struct{}{}:
+	default:
+	}
 }
 
 // Responder returns the interface's responder, starting it on first use.
@@ -42,7 +54,7 @@ func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, e
 	if err != nil {
 		return nil, err
 	}
-	r, err := l2.New(l2.Config{Link: link, Logger: k.log, Metrics: k.metrics})
+	r, err := l2.New(l2.Config{Link: link, Logger: k.log, Metrics: k.metrics, OnConflicts: k.conflictsChanged})
 	if err != nil {
 		_ = link.Close()
 		return nil, fmt.Errorf("responder %s: %w", iface, err)

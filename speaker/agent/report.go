@@ -76,7 +76,8 @@ func (a *Agent) writeReports(ctx context.Context, want []plan.Report) error {
 		switch {
 		case !ok:
 			err = a.cfg.Clients.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj)
-		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces) || !slices.Equal(cur.Peers, obj.Peers):
+		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces) || !slices.Equal(cur.Peers, obj.Peers) ||
+			!slices.Equal(cur.Conflicts, obj.Conflicts):
 			obj.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Clients.Beacon.UpdateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj.Name, obj)
 		}
@@ -99,6 +100,7 @@ func (a *Agent) announcement(r plan.Report) *v1alpha1.ServiceAnnouncement {
 			Labels:    map[string]string{v1alpha1.NodeLabel: a.cfg.Node},
 		},
 		Service: r.Service, Node: a.cfg.Node, Via: r.Via, Interfaces: r.Interfaces, Peers: r.Peers,
+		Conflicts: r.Conflicts, Addresses: []string{}, // required, even when every address is in conflict
 	}
 	for _, ip := range r.Addresses {
 		obj.Addresses = append(obj.Addresses, ip.String())

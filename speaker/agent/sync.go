@@ -12,12 +12,14 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/handoff"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // sync plans the node once and applies the plan.
 func (a *Agent) sync(ctx context.Context) error {
+	prev := a.state
 	res := plan.Make(a.facts(ctx), a.state)
 	a.state = res.State
 	var errs []error
@@ -34,7 +36,12 @@ func (a *Agent) sync(ctx context.Context) error {
 		if err := a.applyHandoff(res.L2); err != nil {
 			errs = append(errs, err)
 		}
-		errs = append(errs, a.applyResponders(ctx, res.L2)...)
+		probe := toProbe(a.cfg.Node, prev.Decisions, res.L2.Decisions, prev.Planned, poolConflicts(list[v1alpha1.IPPool](a.w.pools)))
+		responders, rerrs := a.applyResponders(ctx, res.L2, probe)
+		errs = append(errs, rerrs...)
+		conflicts := conflictsOf(responders)
+		applyConflicts(res.Reports, a.cfg.Node, res.L2.Decisions, conflicts)
+		res.Events = append(res.Events, a.conflictEvents(a.cfg.Node, res.L2.Decisions, conflicts)...)
 	}
 	a.record(res.Events)
 	if res.L2 != nil {
@@ -81,21 +88,31 @@ func (a *Agent) applyHandoff(l2 *plan.L2) error {
 	return nil
 }
 
-// applyResponders sets every responder's addresses, starting new ones.
-func (a *Agent) applyResponders(ctx context.Context, l2 *plan.L2) []error {
+// applyResponders sets every responder's addresses, starting new ones;
+// those in probe are probed first if new to a responder.
+func (a *Agent) applyResponders(ctx context.Context, l2 *plan.L2, probe map[netip.Addr]bool) ([]Responder, []error) {
 	var errs []error
+	var out []Responder
 	for _, iface := range slices.Sorted(maps.Keys(l2.Responders)) {
 		r, err := a.cfg.Links.Responder(ctx, iface)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("responder on %s: %w", iface, err))
 			continue
 		}
-		r.SetAnnounced(l2.Responders[iface])
+		ips := l2.Responders[iface]
+		var first []netip.Addr
+		for _, ip := range ips {
+			if probe[ip] {
+				first = append(first, ip)
+			}
+		}
+		r.Announce(ips, first)
+		out = append(out, r)
 		if l2.Reannounce {
 			r.Reannounce()
 		}
 	}
-	return errs
+	return out, errs
 }
 
 // record logs the Events and records those whose object exists.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/config/v1alpha1"
 )
 
 // Result is what one sync must do. The agent hands BGP to the BGP speaker,
@@ -38,6 +39,9 @@ type Report struct {
 	Addresses          []netip.Addr
 	Interfaces         []string // L2
 	Peers              []string // BGP
+	// Conflicts are addresses other hosts use (L2; filled in by the agent
+	// from its responders).
+	Conflicts []v1alpha1.AddressConflict
 }
 
 // Make plans one sync from the facts and the previous sync's state.
