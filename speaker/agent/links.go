@@ -3,13 +3,11 @@ package agent
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/netip"
 	"sync"
 
 	"github.com/go-logr/logr"
-	"github.com/vishvananda/netlink"
 
+	"github.com/beaconlb/beacon/speaker/carrier"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
@@ -76,30 +74,13 @@ func (k *KernelLinks) Wait() { k.wg.Wait() }
 
 // Interfaces lists the interfaces with their connected prefixes.
 func (k *KernelLinks) Interfaces() ([]plan.Link, error) {
-	links, err := netlink.LinkList()
+	ifaces, err := carrier.List()
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
+		return nil, err
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", err)
-	}
-	byIndex := map[int][]netip.Prefix{}
-	for _, a := range addrs {
-		if a.IPNet == nil {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(a.IP)
-		ones, _ := a.Mask.Size()
-		if ok {
-			byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], netip.PrefixFrom(ip.Unmap(), ones))
-		}
-	}
-	out := make([]plan.Link, 0, len(links))
-	for _, l := range links {
-		at := l.Attrs()
-		out = append(out, plan.Link{Name: at.Name, Up: at.OperState != netlink.OperDown,
-			Loopback: at.Flags&net.FlagLoopback != 0, Prefixes: byIndex[at.Index]})
+	out := make([]plan.Link, 0, len(ifaces))
+	for _, i := range ifaces {
+		out = append(out, plan.Link{Name: i.Name, Up: !i.OperDown, Loopback: i.Loopback, Prefixes: i.Prefixes})
 	}
 	return out, nil
 }

@@ -25,9 +25,9 @@ import (
 type Iface struct {
 	Name string
 	// Up is the administrative state (IFF_UP), LowerUp the carrier
-	// (IFF_LOWER_UP).
-	Up, LowerUp, Loopback bool
-	Prefixes              []netip.Prefix
+	// (IFF_LOWER_UP), OperDown the operational state "down".
+	Up, LowerUp, OperDown, Loopback bool
+	Prefixes                        []netip.Prefix
 }
 
 // Down returns the interfaces without carrier, sorted by name: those with
@@ -103,7 +103,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	var last []member.Link
 	refresh := func() {
-		ifaces, err := list()
+		ifaces, err := List()
 		if err != nil {
 			w.log.Error(err, "cannot list interfaces")
 			return
@@ -159,8 +159,9 @@ func names(ls []member.Link) string {
 	return strings.Join(s, ",")
 }
 
-// list reads every interface and its connected prefixes through netlink.
-func list() ([]Iface, error) {
+// List reads every interface and its connected prefixes (link-local ones
+// left out: no pool address is on them) through netlink.
+func List() ([]Iface, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
@@ -188,6 +189,7 @@ func list() ([]Iface, error) {
 			Name:     at.Name,
 			Up:       at.Flags&net.FlagUp != 0,
 			LowerUp:  at.RawFlags&unix.IFF_LOWER_UP != 0,
+			OperDown: at.OperState == netlink.OperDown,
 			Loopback: at.Flags&net.FlagLoopback != 0,
 			Prefixes: byIndex[at.Index],
 		})
