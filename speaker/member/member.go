@@ -212,173 +212,193 @@ func (m *Member) Run(ctx context.Context) error {
 			return fmt.Errorf("member: listen on %s: %w", m.cfg.ListenAddress, err)
 		}
 	}
-	incarnation := uint64(m.clock.Now().UnixNano())
-	table := NewTable(m.cfg.Name, m.cfg.DeadAfter, m.clock.Now())
-	m.log.Info("member started", "address", conn.LocalAddr().String(), "interval", m.cfg.Interval, "deadAfter", m.cfg.DeadAfter, "incarnation", incarnation)
+	l := &loop{
+		Member:      m,
+		conn:        conn,
+		incarnation: uint64(m.clock.Now().UnixNano()),
+		table:       NewTable(m.cfg.Name, m.cfg.DeadAfter, m.clock.Now()),
+		msgs:        make(chan received, 256),
+	}
+	m.log.Info("member started", "address", conn.LocalAddr().String(), "interval", m.cfg.Interval, "deadAfter", m.cfg.DeadAfter, "incarnation", l.incarnation)
 
-	msgs := make(chan received, 256)
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { readErr <- m.receive(ctx, conn, msgs) })
+	wg.Go(func() { readErr <- m.receive(ctx, conn, l.msgs) })
 	defer wg.Wait()
 	defer func() { _ = conn.Close() }() // unblocks receive
-
-	var seq uint64
-	var sentState State // the local state last sent
-	send := func(kind Kind) {
-		m.mu.Lock()
-		st := m.local
-		peers := maps.Clone(m.peerAddrs)
-		m.mu.Unlock()
-		sentState = st
-		// Every peer gets version 2. One not yet heard speaking it may be an
-		// older speaker, which drops version 2, so it gets version 1 too,
-		// second: a newer receiver then learns the state together with the
-		// liveness, never a live peer without state first (which would make
-		// it elect as among older speakers for a moment).
-		seq += 2
-		v2, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq - 1, State: &st}.Marshal(m.cfg.Key)
-		if err != nil {
-			// Too many claims or links: peers then see no state from
-			// this node and elect as older speakers do.
-			m.log.Error(err, "cannot encode state; sending version 1 only")
-			v2 = nil
-		}
-		v1, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq}.Marshal(m.cfg.Key)
-		if err != nil {
-			m.log.Error(err, "cannot encode message") // unreachable: New validated the name
-			return
-		}
-		n := 0
-		for name, ap := range peers {
-			msgs := [][]byte{v2, v1}
-			switch {
-			case v2 == nil:
-				msgs = msgs[1:]
-			case table.SpeaksState(name):
-				msgs = msgs[:1]
-			}
-			for _, b := range msgs {
-				n++
-				if _, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(ap)); err != nil {
-					m.cfg.Metrics.sendError()
-					m.log.V(2).Info("cannot send", "to", ap, "kind", kind, "err", err)
-				}
-			}
-		}
-		m.cfg.Metrics.sent(kind, n)
-	}
-	publish := func() {
-		v := &view{settled: table.Settled(), names: table.AliveNames(), peers: table.Peers()}
-		own := sentState
-		v.states = map[string]*State{m.cfg.Name: &own}
-		for _, p := range v.peers {
-			v.states[p.Name] = p.State
-		}
-		v.alive = make(map[string]bool, len(v.names))
-		for _, n := range v.names {
-			v.alive[n] = true
-		}
-		v.left = map[string]bool{}
-		for _, p := range v.peers {
-			if p.Left {
-				v.left[p.Name] = true
-			}
-		}
-		m.view.Store(v)
-		m.cfg.Metrics.setAlive(len(v.names))
-		select {
-		case m.changes <- struct{}{}:
-		default:
-		}
-	}
-	peerNames := func() []string {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		names := make([]string, 0, len(m.peerAddrs))
-		for n := range m.peerAddrs {
-			names = append(names, n)
-		}
-		return names
-	}
-
-	receive := func(r received) bool {
-		m.cfg.Metrics.received(r.msg.Kind)
-		before := table.Alive(r.msg.Name)
-		changed := table.Receive(r.msg, r.at)
-		if after := table.Alive(r.msg.Name); before != after {
-			m.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
-		}
-		return changed
-	}
 
 	ticker := m.clock.NewTicker(m.cfg.Interval)
 	defer ticker.Stop()
 	deadline := m.clock.NewTimer(m.cfg.DeadAfter)
 	defer deadline.Stop()
-	rearm := func() {
-		deadline.Stop()
-		if at, ok := table.NextDeadline(); ok {
-			deadline.Reset(max(at.Sub(m.clock.Now()), 0))
-		}
-	}
-	table.SetPeers(peerNames(), m.clock.Now())
-	send(Beat)
-	// The loop wakes at least every Interval (the ticker); a longer gap
-	// means this process was not scheduled, which is not the peers' fault.
-	lastWake := m.clock.Now()
+	l.table.SetPeers(l.peerNames(), m.clock.Now())
+	l.send(Beat)
+	l.lastWake = m.clock.Now()
 	for {
 		changed := false
 		select {
 		case <-ctx.Done():
-			send(Leave)
+			l.send(Leave)
 			m.log.Info("member stopped; sent leave")
 			return nil
 		case err := <-readErr:
 			// Without input every peer would look dead and this node would
 			// take over every address: stop instead, and say goodbye.
-			send(Leave)
+			l.send(Leave)
 			return fmt.Errorf("member: %w", err)
 		case <-ticker.C():
-			send(Beat)
+			l.send(Beat)
 		case <-m.peersSet:
-			changed = table.SetPeers(peerNames(), m.clock.Now())
+			changed = l.table.SetPeers(l.peerNames(), m.clock.Now())
 		case <-m.localSet:
 			// Peers learn a lost carrier or a new claim now, not a beat later.
-			send(Beat)
+			l.send(Beat)
 			changed = true
-		case r := <-msgs:
-			changed = receive(r)
+		case r := <-l.msgs:
+			changed = l.receive(r)
 		case <-deadline.C():
 		}
-		now := m.clock.Now()
-		if gap := now.Sub(lastWake) - m.cfg.Interval; gap > m.cfg.Interval {
-			table.Stalled(gap)
-			m.cfg.Metrics.stalled()
-			m.log.V(1).Info("member loop stalled; not counting it against peers", "stall", gap)
+		if l.wake(m.clock.Now()) || changed {
+			l.publish()
 		}
-		lastWake = now
-		// Beats that arrived before now count before anyone is expired: the
-		// deadline and a queued beat can be ready at once after a stall.
-		for drained := false; !drained; {
-			select {
-			case r := <-msgs:
-				changed = receive(r) || changed
-			default:
-				drained = true
+		deadline.Stop()
+		if at, ok := l.table.NextDeadline(); ok {
+			deadline.Reset(max(at.Sub(m.clock.Now()), 0))
+		}
+	}
+}
+
+// loop is the state of one Run: only its goroutine touches it.
+type loop struct {
+	*Member
+	conn        net.PacketConn
+	incarnation uint64
+	table       *Table
+	msgs        chan received
+	seq         uint64
+	sentState   State // the local state last sent
+	// lastWake is when the loop last woke. It wakes at least every Interval
+	// (the ticker); a longer gap means this process was not scheduled,
+	// which is not the peers' fault.
+	lastWake time.Time
+}
+
+// send sends a message of kind to every peer.
+func (l *loop) send(kind Kind) {
+	l.mu.Lock()
+	st := l.local
+	peers := maps.Clone(l.peerAddrs)
+	l.mu.Unlock()
+	l.sentState = st
+	// Every peer gets version 2. One not yet heard speaking it may be an
+	// older speaker, which drops version 2, so it gets version 1 too,
+	// second: a newer receiver then learns the state together with the
+	// liveness, never a live peer without state first (which would make
+	// it elect as among older speakers for a moment).
+	l.seq += 2
+	v2, err := Message{Kind: kind, Name: l.cfg.Name, Incarnation: l.incarnation, Seq: l.seq - 1, State: &st}.Marshal(l.cfg.Key)
+	if err != nil {
+		// Too many claims or links: peers then see no state from
+		// this node and elect as older speakers do.
+		l.log.Error(err, "cannot encode state; sending version 1 only")
+		v2 = nil
+	}
+	v1, err := Message{Kind: kind, Name: l.cfg.Name, Incarnation: l.incarnation, Seq: l.seq}.Marshal(l.cfg.Key)
+	if err != nil {
+		l.log.Error(err, "cannot encode message") // unreachable: New validated the name
+		return
+	}
+	n := 0
+	for name, ap := range peers {
+		msgs := [][]byte{v2, v1}
+		switch {
+		case v2 == nil:
+			msgs = msgs[1:]
+		case l.table.SpeaksState(name):
+			msgs = msgs[:1]
+		}
+		for _, b := range msgs {
+			n++
+			if _, err := l.conn.WriteTo(b, net.UDPAddrFromAddrPort(ap)); err != nil {
+				l.cfg.Metrics.sendError()
+				l.log.V(2).Info("cannot send", "to", ap, "kind", kind, "err", err)
 			}
 		}
-		// Expire on every wake-up: cheap, and robust to a missed timer.
-		ticked, died := table.Tick(now)
-		changed = changed || ticked
-		for _, name := range died {
-			m.log.Info("peer dead", "node", name, "after", m.cfg.DeadAfter)
-		}
-		if changed {
-			publish()
-		}
-		rearm()
 	}
+	l.cfg.Metrics.sent(kind, n)
+}
+
+// publish makes the table's view the one readers see, and signals Changes.
+func (l *loop) publish() {
+	v := &view{settled: l.table.Settled(), names: l.table.AliveNames(), peers: l.table.Peers()}
+	own := l.sentState
+	v.states = map[string]*State{l.cfg.Name: &own}
+	v.alive = make(map[string]bool, len(v.names))
+	for _, n := range v.names {
+		v.alive[n] = true
+	}
+	v.left = map[string]bool{}
+	for _, p := range v.peers {
+		v.states[p.Name] = p.State
+		if p.Left {
+			v.left[p.Name] = true
+		}
+	}
+	l.view.Store(v)
+	l.cfg.Metrics.setAlive(len(v.names))
+	select {
+	case l.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (l *loop) peerNames() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	names := make([]string, 0, len(l.peerAddrs))
+	for n := range l.peerAddrs {
+		names = append(names, n)
+	}
+	return names
+}
+
+// receive applies one received message and reports whether the view changed.
+func (l *loop) receive(r received) bool {
+	l.cfg.Metrics.received(r.msg.Kind)
+	before := l.table.Alive(r.msg.Name)
+	changed := l.table.Receive(r.msg, r.at)
+	if after := l.table.Alive(r.msg.Name); before != after {
+		l.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
+	}
+	return changed
+}
+
+// wake does what every wake-up does at now: it forgives this process's own
+// stall, reads the beats queued meanwhile, and expires silent peers (cheap,
+// and robust to a missed timer). It reports whether the view changed.
+func (l *loop) wake(now time.Time) bool {
+	if gap := now.Sub(l.lastWake) - l.cfg.Interval; gap > l.cfg.Interval {
+		l.table.Stalled(gap)
+		l.cfg.Metrics.stalled()
+		l.log.V(1).Info("member loop stalled; not counting it against peers", "stall", gap)
+	}
+	l.lastWake = now
+	changed := false
+	// Beats that arrived before now count before anyone is expired: the
+	// deadline and a queued beat can be ready at once after a stall.
+	for drained := false; !drained; {
+		select {
+		case r := <-l.msgs:
+			changed = l.receive(r) || changed
+		default:
+			drained = true
+		}
+	}
+	ticked, died := l.table.Tick(now)
+	for _, name := range died {
+		l.log.Info("peer dead", "node", name, "after", l.cfg.DeadAfter)
+	}
+	return changed || ticked
 }
 
 func aliveWord(alive bool) string {
