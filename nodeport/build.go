@@ -107,16 +107,9 @@ func buildFragment(g *globals, fam Family, e *entry) *fragment {
 // servicePort adds the chains, claims and conntrack facts of one port of
 // the Service in this family.
 func (b *fragBuilder) servicePort(s *Service, p Port) {
-	full := b.g.mode == ModeFull
-	var clusterIPs []netip.Addr
-	if full {
-		clusterIPs = uniqueAddrs(s.ClusterIPs, b.fam)
-	}
-	lbIPs := uniqueAddrs(s.LoadBalancerIPs, b.fam)
-	extIPs := uniqueAddrs(s.ExternalIPs, b.fam)
-	nodePort := full && p.NodePort != 0 && len(b.nodeIPs) > 0 && len(uniqueAddrs(s.ClusterIPs, b.fam)) > 0
-	hasExt := len(lbIPs) > 0 || len(extIPs) > 0 || nodePort
-	if len(clusterIPs) == 0 && !hasExt {
+	a := b.frontendAddrs(s, p)
+	hasExt := a.external()
+	if len(a.cluster) == 0 && !hasExt {
 		return
 	}
 
@@ -128,9 +121,9 @@ func (b *fragBuilder) servicePort(s *Service, p Port) {
 	clusterEPs := usable(eps, false)
 	localEPs := usable(eps, true)
 
-	needSvc := (len(clusterIPs) > 0 && !s.InternalLocal) || hasExt
-	needLocal := (len(clusterIPs) > 0 && s.InternalLocal) || (hasExt && s.ExternalLocal)
-	needFw := len(lbIPs) > 0 && len(s.SourceRanges) > 0
+	needSvc := (len(a.cluster) > 0 && !s.InternalLocal) || hasExt
+	needLocal := (len(a.cluster) > 0 && s.InternalLocal) || (hasExt && s.ExternalLocal)
+	needFw := len(a.lb) > 0 && len(s.SourceRanges) > 0
 
 	f := b.frag
 	udp := p.Protocol == UDP // conntrack facts are only kept for UDP
@@ -150,59 +143,20 @@ func (b *fragBuilder) servicePort(s *Service, p Port) {
 	// External traffic of a Cluster-policy Service goes straight to the
 	// service chain, marked for masquerade by the masquerade sets; a
 	// Local-policy Service has an ext chain to decide.
-	extTarget := svcChain
+	t := dispatchTargets{cluster: svcChain, ext: svcChain}
 	if hasExt && s.ExternalLocal {
-		extTarget = extChain
-		var rules []Rule
-		// Pods and the node itself are not external clients: they may
-		// use any endpoint (the node masqueraded, as its source address
-		// may not route back from a remote endpoint).
-		for _, pfx := range b.g.podCIDRs {
-			if b.fam.has(pfx.Addr()) {
-				rules = append(rules, Rule{MatchSaddr{Prefix: pfx.Masked()}, Goto{Chain: svcChain}})
-			}
-		}
-		rules = append(rules,
-			Rule{MatchFibSaddrLocal{}, SetMark{Mark: b.g.mark}, Goto{Chain: svcChain}},
-			Rule{Goto{Chain: localChain}})
-		f.chains = append(f.chains, &Chain{Name: extChain, Rules: rules})
+		t.ext = extChain
+		f.chains = append(f.chains, b.externalChain(extChain, svcChain, localChain))
 	}
-	lbTarget := extTarget
+	t.lb = t.ext
 	if needFw {
-		lbTarget = fwChain
-		var rules []Rule
-		for _, pfx := range s.SourceRanges {
-			if b.fam.has(pfx.Addr()) {
-				rules = append(rules, Rule{MatchSaddr{Prefix: pfx.Masked()}, Goto{Chain: extTarget}})
-			}
-		}
-		f.chains = append(f.chains, &Chain{Name: fwChain, Rules: append(rules, Rule{Drop{}})})
+		t.lb = fwChain
+		f.chains = append(f.chains, b.firewallChain(fwChain, s.SourceRanges, t.ext))
 	}
-
-	clusterTarget := svcChain
 	if s.InternalLocal {
-		clusterTarget = localChain
+		t.cluster = localChain
 	}
-	var frontends []netip.AddrPort
-	add := func(ips []netip.Addr, chain string, external bool) {
-		for _, ip := range ips {
-			b.wantDispatch(mapServiceIPs, Key{Addr: ip, Proto: p.Protocol, Port: p.Port}, chain, external && !s.ExternalLocal)
-			if udp {
-				frontends = append(frontends, netip.AddrPortFrom(ip, p.Port))
-			}
-		}
-	}
-	add(clusterIPs, clusterTarget, false)
-	add(lbIPs, lbTarget, true)
-	add(extIPs, extTarget, true)
-	if nodePort {
-		b.wantDispatch(mapNodePorts, Key{Proto: p.Protocol, Port: p.NodePort}, extTarget, !s.ExternalLocal)
-		for _, ip := range b.nodeIPs {
-			if udp {
-				frontends = append(frontends, netip.AddrPortFrom(ip, p.NodePort))
-			}
-		}
-	}
+	frontends := b.dispatch(s, p, a, t)
 	for _, e := range eps {
 		if e.local && (slices.Contains(clusterEPs, e) || slices.Contains(localEPs, e)) {
 			f.hairpin = append(f.hairpin, e.ap.Addr())
@@ -212,6 +166,91 @@ func (b *fragBuilder) servicePort(s *Service, p Port) {
 		slices.SortFunc(backends, compareAddrPort)
 		f.udp = append(f.udp, UDPPort{Family: b.fam, Key: key, Frontends: frontends, Backends: slices.Compact(backends)})
 	}
+}
+
+// portAddrs are the addresses one Service port is reached on in this family.
+type portAddrs struct {
+	cluster, lb, ext []netip.Addr
+	// nodePort: the port is also reached on this node's addresses.
+	nodePort bool
+}
+
+// external reports whether the port is reachable from outside the cluster.
+func (a portAddrs) external() bool { return len(a.lb) > 0 || len(a.ext) > 0 || a.nodePort }
+
+// frontendAddrs returns the addresses of port p. Cluster IPs and NodePorts
+// are only served in full mode, and a NodePort only for a Service with a
+// cluster IP of this family.
+func (b *fragBuilder) frontendAddrs(s *Service, p Port) portAddrs {
+	full := b.g.mode == ModeFull
+	var a portAddrs
+	if full {
+		a.cluster = uniqueAddrs(s.ClusterIPs, b.fam)
+	}
+	a.lb = uniqueAddrs(s.LoadBalancerIPs, b.fam)
+	a.ext = uniqueAddrs(s.ExternalIPs, b.fam)
+	a.nodePort = full && p.NodePort != 0 && len(b.nodeIPs) > 0 && len(uniqueAddrs(s.ClusterIPs, b.fam)) > 0
+	return a
+}
+
+// externalChain decides where external traffic of a Local-policy Service
+// goes. Pods and the node itself are not external clients: they may use
+// any endpoint (the node masqueraded, as its source address may not route
+// back from a remote endpoint); everyone else only a local one.
+func (b *fragBuilder) externalChain(name, svcChain, localChain string) *Chain {
+	var rules []Rule
+	for _, pfx := range b.g.podCIDRs {
+		if b.fam.has(pfx.Addr()) {
+			rules = append(rules, Rule{MatchSaddr{Prefix: pfx.Masked()}, Goto{Chain: svcChain}})
+		}
+	}
+	rules = append(rules,
+		Rule{MatchFibSaddrLocal{}, SetMark{Mark: b.g.mark}, Goto{Chain: svcChain}},
+		Rule{Goto{Chain: localChain}})
+	return &Chain{Name: name, Rules: rules}
+}
+
+// firewallChain lets load-balancer traffic from the source ranges of this
+// family on to target and drops the rest.
+func (b *fragBuilder) firewallChain(name string, ranges []netip.Prefix, target string) *Chain {
+	var rules []Rule
+	for _, pfx := range ranges {
+		if b.fam.has(pfx.Addr()) {
+			rules = append(rules, Rule{MatchSaddr{Prefix: pfx.Masked()}, Goto{Chain: target}})
+		}
+	}
+	return &Chain{Name: name, Rules: append(rules, Rule{Drop{}})}
+}
+
+// dispatchTargets are the chains each kind of frontend address dispatches to.
+type dispatchTargets struct{ cluster, lb, ext string }
+
+// dispatch claims the dispatch elements of port p and returns its UDP
+// frontends (none for other protocols). External frontends of a
+// Cluster-policy Service are masqueraded.
+func (b *fragBuilder) dispatch(s *Service, p Port, a portAddrs, t dispatchTargets) []netip.AddrPort {
+	udp := p.Protocol == UDP
+	var frontends []netip.AddrPort
+	add := func(ips []netip.Addr, chain string, external bool) {
+		for _, ip := range ips {
+			b.wantDispatch(mapServiceIPs, Key{Addr: ip, Proto: p.Protocol, Port: p.Port}, chain, external && !s.ExternalLocal)
+			if udp {
+				frontends = append(frontends, netip.AddrPortFrom(ip, p.Port))
+			}
+		}
+	}
+	add(a.cluster, t.cluster, false)
+	add(a.lb, t.lb, true)
+	add(a.ext, t.ext, true)
+	if a.nodePort {
+		b.wantDispatch(mapNodePorts, Key{Proto: p.Protocol, Port: p.NodePort}, t.ext, !s.ExternalLocal)
+		for _, ip := range b.nodeIPs {
+			if udp {
+				frontends = append(frontends, netip.AddrPortFrom(ip, p.NodePort))
+			}
+		}
+	}
+	return frontends
 }
 
 // wantDispatch records a dispatch element the Service asks for; the Builder
