@@ -199,15 +199,30 @@ func (b *Builder) Build(in Input) *Ruleset {
 	}
 	g := globalsOf(&in)
 	if !b.valid || !b.g.equal(&g) {
-		b.g, b.valid = g, true
-		b.entries, b.members, b.special = map[svcID]*entry{}, make([][]*entry, g.shards), nil
-		b.warnings, b.warnDirty = nil, false
-		for i, fam := range families {
-			b.fams[i] = newFamState(fam, g.shards, len(in.Services))
-		}
+		b.startOver(g, len(in.Services))
 	}
-	// Input order does not matter, except that of two Services with the
-	// same namespace/name the first is used.
+	rs.Warnings = b.updateEntries(in.Services)
+	b.collect(rs)
+	return rs
+}
+
+// startOver forgets every entry and table, for globals g.
+func (b *Builder) startOver(g globals, services int) {
+	b.g, b.valid = g, true
+	b.entries, b.members, b.special = map[svcID]*entry{}, make([][]*entry, g.shards), nil
+	b.warnings, b.warnDirty = nil, false
+	for i, fam := range families {
+		b.fams[i] = newFamState(fam, g.shards, services)
+	}
+}
+
+// updateEntries replaces the entries of changed Services, drops those of
+// Services gone and brings the member lists up to date. It returns the
+// warnings about Services listed twice. Input order does not matter,
+// except that of two Services with the same namespace/name the first is
+// used.
+func (b *Builder) updateEntries(services []Service) []string {
+	var warnings []string
 	b.gen++
 	added := map[int][]*entry{}
 	var addedSpecial []*entry
@@ -218,12 +233,12 @@ func (b *Builder) Build(in Input) *Ruleset {
 		touched[e.shard] = true
 		specialTouched = specialTouched || e.special()
 	}
-	for i := range in.Services {
-		s := &in.Services[i]
+	for i := range services {
+		s := &services[i]
 		id := svcID{s.Namespace, s.Name}
 		e := b.entries[id]
 		if e != nil && e.seen == b.gen {
-			rs.Warnings = append(rs.Warnings, fmt.Sprintf("Service %s/%s: listed twice, the second ignored", s.Namespace, s.Name))
+			warnings = append(warnings, fmt.Sprintf("Service %s/%s: listed twice, the second ignored", s.Namespace, s.Name))
 			continue
 		}
 		if e == nil || !equalService(&e.svc, s) {
@@ -257,6 +272,12 @@ func (b *Builder) Build(in Input) *Ruleset {
 	if specialTouched || len(addedSpecial) > 0 {
 		b.special = mergeEntries(b.special, addedSpecial, b.gen)
 	}
+	return warnings
+}
+
+// collect rebuilds the dirty tables and adds every table, UDP port, health
+// check and conflict warning to rs.
+func (b *Builder) collect(rs *Ruleset) {
 	for i, fs := range b.fams {
 		b.rebuildShards(fs)
 		b.updateBase(fs)
@@ -279,7 +300,6 @@ func (b *Builder) Build(in Input) *Ruleset {
 		b.warnings, b.warnDirty = b.conflictWarnings(), false
 	}
 	rs.Warnings = append(rs.Warnings, b.warnings...)
-	return rs
 }
 
 func (e *entry) special() bool {
