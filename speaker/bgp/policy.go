@@ -76,8 +76,31 @@ func (s *Speaker) applyPolicy(ctx context.Context, d Desired) error {
 	oldExports := s.lastExports
 	newExports := exports(d)
 	gen := s.generation + 1
-	name := func(kind string, i int) string { return fmt.Sprintf("%s-%d-%s%d", policyName, gen, kind, i) }
+	sets, stmts := policyObjects(gs, gen)
+	if err := s.installPolicy(ctx, gen, sets, stmts); err != nil {
+		return err
+	}
+	// The new generation is live; the old one goes.
+	errs := s.deleteOldPolicy(ctx)
+	s.generation, s.policy, s.policySets, s.policyHadStatements = gen, rendered, nil, len(stmts) > 0
+	for _, ds := range sets {
+		s.policySets = append(s.policySets, &api.DefinedSet{DefinedType: ds.DefinedType, Name: ds.Name})
+	}
+	s.lastExports = newExports
 
+	if s.resendNeeded(oldExports, newExports) {
+		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
+			errs = append(errs, fmt.Errorf("soft reset out: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// policyObjects returns generation gen's defined sets and statements for
+// gs: one neighbor set per peer, and per group a prefix set and a
+// statement that accepts it with the group's attributes.
+func policyObjects(gs []group, gen int) ([]*api.DefinedSet, []*api.Statement) {
+	name := func(kind string, i int) string { return fmt.Sprintf("%s-%d-%s%d", policyName, gen, kind, i) }
 	var sets []*api.DefinedSet
 	var stmts []*api.Statement
 	nbr := map[netip.Addr]string{}
@@ -94,33 +117,46 @@ func (s *Speaker) applyPolicy(ctx context.Context, d Desired) error {
 			ps.Prefixes = append(ps.Prefixes, &api.Prefix{IpPrefix: pfx.String(), MaskLengthMin: uint32(pfx.Bits()), MaskLengthMax: uint32(pfx.Bits())})
 		}
 		sets = append(sets, ps)
-		act := &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT}
-		var std, large []string
-		for _, c := range g.route.Communities {
-			if c.Large {
-				large = append(large, c.String())
-			} else {
-				std = append(std, c.String())
-			}
-		}
-		if len(std) > 0 {
-			act.Community = &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: std}
-		}
-		if len(large) > 0 {
-			act.LargeCommunity = &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: large}
-		}
-		if g.route.LocalPref != nil {
-			act.LocalPref = &api.LocalPrefAction{Value: *g.route.LocalPref}
-		}
 		stmts = append(stmts, &api.Statement{
 			Name: name("s", i),
 			Conditions: &api.Conditions{
 				NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: n},
 				PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: ps.Name},
 			},
-			Actions: act,
+			Actions: routeActions(g.route),
 		})
 	}
+	return sets, stmts
+}
+
+// routeActions accepts a route and adds its communities and local
+// preference.
+func routeActions(r Route) *api.Actions {
+	act := &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT}
+	var std, large []string
+	for _, c := range r.Communities {
+		if c.Large {
+			large = append(large, c.String())
+		} else {
+			std = append(std, c.String())
+		}
+	}
+	if len(std) > 0 {
+		act.Community = &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: std}
+	}
+	if len(large) > 0 {
+		act.LargeCommunity = &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: large}
+	}
+	if r.LocalPref != nil {
+		act.LocalPref = &api.LocalPrefAction{Value: *r.LocalPref}
+	}
+	return act
+}
+
+// installPolicy adds generation gen's sets and policy and makes it the
+// export policy. With no statements the assignment alone rejects every
+// route.
+func (s *Speaker) installPolicy(ctx context.Context, gen int, sets []*api.DefinedSet, stmts []*api.Statement) error {
 	for _, ds := range sets {
 		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
 			return fmt.Errorf("export policy set %s: %w", ds.Name, err)
@@ -138,7 +174,12 @@ func (s *Speaker) applyPolicy(ctx context.Context, d Desired) error {
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: assign}); err != nil {
 		return fmt.Errorf("export policy assignment: %w", err)
 	}
-	// The new generation is live; the old one goes.
+	return nil
+}
+
+// deleteOldPolicy removes the current generation's policy and sets, once
+// a newer one is assigned.
+func (s *Speaker) deleteOldPolicy(ctx context.Context) []error {
 	var errs []error
 	if s.generation > 0 && s.policyHadStatements {
 		old := fmt.Sprintf("%s-%d", policyName, s.generation)
@@ -151,25 +192,17 @@ func (s *Speaker) applyPolicy(ctx context.Context, d Desired) error {
 			errs = append(errs, fmt.Errorf("delete old export set %s: %w", ds.Name, err))
 		}
 	}
-	s.generation, s.policy, s.policySets, s.policyHadStatements = gen, rendered, nil, len(stmts) > 0
-	for _, ds := range sets {
-		s.policySets = append(s.policySets, &api.DefinedSet{DefinedType: ds.DefinedType, Name: ds.Name})
-	}
-	s.lastExports = newExports
+	return errs
+}
 
-	// Routes already in the RIB whose receivers or attributes changed are
-	// re-evaluated; new routes are evaluated when added.
-	resend := false
+// resendNeeded reports whether a route already in the RIB changed its
+// receivers or attributes: those need re-evaluating, while new routes are
+// evaluated when added.
+func (s *Speaker) resendNeeded(oldExports, newExports map[netip.Prefix]string) bool {
 	for pfx, was := range oldExports {
 		if s.paths[pfx] && newExports[pfx] != "" && newExports[pfx] != was {
-			resend = true
-			break
+			return true
 		}
 	}
-	if resend {
-		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
-			errs = append(errs, fmt.Errorf("soft reset out: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return false
 }
