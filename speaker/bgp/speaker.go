@@ -191,13 +191,25 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired, events chan struct{}
 			return err
 		}
 	}
-	var errs []error
-
-	// Peers: drop the ones gone or changed, add the new ones.
 	want := map[netip.Addr]Peer{}
 	for _, p := range d.Peers {
 		want[p.Address] = p
 	}
+	errs := s.deletePeers(ctx, want)
+	// The policy goes in before new peers and paths so that nothing is
+	// ever sent unfiltered.
+	if err := s.applyPolicy(ctx, d); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, s.addPeers(ctx, want)...)
+	errs = append(errs, s.syncPaths(d)...)
+	return errors.Join(errs...)
+}
+
+// deletePeers deletes the gobgp peers that are not wanted, or wanted with
+// another config.
+func (s *Speaker) deletePeers(ctx context.Context, want map[netip.Addr]Peer) []error {
+	var errs []error
 	for addr, have := range s.peers {
 		if w, ok := want[addr]; ok && samePeer(have, w) {
 			continue
@@ -208,13 +220,14 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired, events chan struct{}
 		}
 		delete(s.peers, addr)
 	}
+	return errs
+}
 
-	// The policy goes in before new peers and paths so that nothing is
-	// ever sent unfiltered.
-	if err := s.applyPolicy(ctx, d); err != nil {
-		errs = append(errs, err)
-	}
-
+// addPeers adds the wanted peers gobgp does not have; the first add of a
+// graceful-restart peer in this process may be a restart (see
+// Config.FirstStartRestarting).
+func (s *Speaker) addPeers(ctx context.Context, want map[netip.Addr]Peer) []error {
+	var errs []error
 	for addr, p := range want {
 		if _, ok := s.peers[addr]; ok {
 			continue
@@ -227,9 +240,14 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired, events chan struct{}
 		s.everAdded[p.Name] = true
 		s.peers[addr] = p
 	}
+	return errs
+}
 
-	// Paths: every prefix any peer receives is in the RIB once; the export
-	// policy decides who gets it with which attributes.
+// syncPaths puts every prefix any peer receives in the RIB once and
+// withdraws the rest; the export policy decides who gets a prefix with
+// which attributes.
+func (s *Speaker) syncPaths(d Desired) []error {
+	var errs []error
 	wantPaths := map[netip.Prefix]bool{}
 	for _, p := range d.Peers {
 		for _, r := range p.Routes {
@@ -267,7 +285,7 @@ func (s *Speaker) reconcile(ctx context.Context, d Desired, events chan struct{}
 			errs = append(errs, fmt.Errorf("announce: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (s *Speaker) startServer(ctx context.Context, d Desired, events chan struct{}) error {
