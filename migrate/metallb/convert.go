@@ -480,26 +480,8 @@ func (c *converter) addAlias(ref Ref, field, name, value string) {
 
 // peer converts a BGPPeer.
 func (c *converter) peer(name string, labels map[string]string, s *BGPPeerSpec, r reporter) {
-	switch {
-	case s.DynamicASN != "":
-		r.add("dynamicASN", "Beacon needs the router's AS number in peerASN; peer not converted")
-		return
-	case s.Interface != "":
-		r.add("interface", "unnumbered BGP (a session over an interface, without peerAddress) has no equivalent; peer not converted")
-		return
-	case s.VRF != "":
-		r.add("vrf", "Beacon opens sessions in the default VRF only; peer not converted")
-		return
-	}
-	if !validASN(s.MyASN, "myASN", r) || !validASN(s.PeerASN, "peerASN", r) {
-		return
-	}
-	addr, err := netip.ParseAddr(s.PeerAddress)
-	if err != nil || addr.Zone() != "" {
-		r.add("peerAddress", "%q is not an IP address; peer not converted", s.PeerAddress)
-		return
-	}
-	if !c.claim("BGPPeer", name, r) {
+	addr, ok := peerAddress(s, r)
+	if !ok || !c.claim("BGPPeer", name, r) {
 		return
 	}
 	p := v1alpha1.BGPPeer{TypeMeta: typeMeta("BGPPeer"), ObjectMeta: meta(name, labels)}
@@ -511,22 +493,7 @@ func (c *converter) peer(name string, labels map[string]string, s *BGPPeerSpec, 
 		EBGPMultiHop: s.EBGPMultiHop,
 		BFDProfile:   s.BFDProfile,
 	}
-	if s.SourceAddress != "" {
-		if src, err := netip.ParseAddr(s.SourceAddress); err != nil || src.Zone() != "" {
-			r.add("sourceAddress", "%q is not an IP address; not converted", s.SourceAddress)
-		} else if src.Is4() != addr.Is4() {
-			r.add("sourceAddress", "%s is not of the family of peerAddress %s; not converted", src, addr)
-		} else {
-			p.Spec.SourceAddress = src.String()
-		}
-	}
-	if s.RouterID != "" {
-		if id, err := netip.ParseAddr(s.RouterID); err != nil || !id.Is4() {
-			r.add("routerID", "%q is not an IPv4 address; not converted (Beacon uses the node's first IPv4 InternalIP)", s.RouterID)
-		} else {
-			p.Spec.RouterID = id.String()
-		}
-	}
+	localAddresses(s, addr, &p.Spec, r)
 	p.Spec.HoldTime, p.Spec.KeepaliveTime = timers(s.HoldTime, s.KeepaliveTime, r)
 	if s.ConnectTime != nil {
 		r.add("connectTime", "no equivalent: Beacon retries a failed connection every 2s; not converted")
@@ -543,12 +510,66 @@ func (c *converter) peer(name string, labels map[string]string, s *BGPPeerSpec, 
 	if s.EnableGracefulRestart {
 		p.Spec.GracefulRestart = &v1alpha1.GracefulRestart{Enabled: true}
 	}
+	c.password(name, s, &p.Spec, r)
+	c.res.BGPPeers = append(c.res.BGPPeers, p)
+}
+
+// peerAddress returns the peer's address, or false (with a finding) when
+// the peer cannot be converted at all.
+func peerAddress(s *BGPPeerSpec, r reporter) (netip.Addr, bool) {
+	switch {
+	case s.DynamicASN != "":
+		r.add("dynamicASN", "Beacon needs the router's AS number in peerASN; peer not converted")
+		return netip.Addr{}, false
+	case s.Interface != "":
+		r.add("interface", "unnumbered BGP (a session over an interface, without peerAddress) has no equivalent; peer not converted")
+		return netip.Addr{}, false
+	case s.VRF != "":
+		r.add("vrf", "Beacon opens sessions in the default VRF only; peer not converted")
+		return netip.Addr{}, false
+	}
+	if !validASN(s.MyASN, "myASN", r) || !validASN(s.PeerASN, "peerASN", r) {
+		return netip.Addr{}, false
+	}
+	addr, err := netip.ParseAddr(s.PeerAddress)
+	if err != nil || addr.Zone() != "" {
+		r.add("peerAddress", "%q is not an IP address; peer not converted", s.PeerAddress)
+		return netip.Addr{}, false
+	}
+	return addr, true
+}
+
+// localAddresses converts the source address (of peerAddress's family)
+// and the router ID; an invalid one is left out, the peer still converted.
+func localAddresses(s *BGPPeerSpec, peer netip.Addr, out *v1alpha1.BGPPeerSpec, r reporter) {
+	if s.SourceAddress != "" {
+		if src, err := netip.ParseAddr(s.SourceAddress); err != nil || src.Zone() != "" {
+			r.add("sourceAddress", "%q is not an IP address; not converted", s.SourceAddress)
+		} else if src.Is4() != peer.Is4() {
+			r.add("sourceAddress", "%s is not of the family of peerAddress %s; not converted", src, peer)
+		} else {
+			out.SourceAddress = src.String()
+		}
+	}
+	if s.RouterID != "" {
+		if id, err := netip.ParseAddr(s.RouterID); err != nil || !id.Is4() {
+			r.add("routerID", "%q is not an IPv4 address; not converted (Beacon uses the node's first IPv4 InternalIP)", s.RouterID)
+		} else {
+			out.RouterID = id.String()
+		}
+	}
+}
+
+// password refers the peer to its password Secret. MetalLB's Secret must
+// be copied by the user to the speaker's namespace; an inline password
+// becomes a Secret of the Result there.
+func (c *converter) password(name string, s *BGPPeerSpec, out *v1alpha1.BGPPeerSpec, r reporter) {
 	switch {
 	case s.PasswordSecret != nil && s.PasswordSecret.Name != "":
 		if s.Password != "" {
 			r.add("password", "both password and passwordSecret are set; using passwordSecret")
 		}
-		p.Spec.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: s.PasswordSecret.Name, Key: "password"}
+		out.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: s.PasswordSecret.Name, Key: "password"}
 		from := s.PasswordSecret.Name
 		if s.PasswordSecret.Namespace != "" {
 			from = s.PasswordSecret.Namespace + "/" + from
@@ -556,7 +577,7 @@ func (c *converter) peer(name string, labels map[string]string, s *BGPPeerSpec, 
 		r.add("passwordSecret", "copy Secret %s to namespace %s: beacon-speaker reads Secrets only there (key %q)", from, c.opts.SpeakerNamespace, "password")
 	case s.Password != "":
 		secret := name + "-bgp-password"
-		p.Spec.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: secret, Key: "password"}
+		out.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: secret, Key: "password"}
 		c.res.Secrets = append(c.res.Secrets, corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 			ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: c.opts.SpeakerNamespace},
@@ -564,7 +585,6 @@ func (c *converter) peer(name string, labels map[string]string, s *BGPPeerSpec, 
 			StringData: map[string]string{"password": s.Password},
 		})
 	}
-	c.res.BGPPeers = append(c.res.BGPPeers, p)
 }
 
 func validASN(v uint32, field string, r reporter) bool {
