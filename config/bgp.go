@@ -425,6 +425,39 @@ func parseBGPPeer(in *v1alpha1.BGPPeer) (*BGPPeer, error) {
 	add(err)
 	p.PeerASN, err = parseASN("peerASN", s.PeerASN)
 	add(err)
+	errs = append(errs, p.parseAddresses(s)...)
+	errs = append(errs, p.parseTimers(s)...)
+	if r := s.PasswordSecretRef; r != nil {
+		if r.Name == "" {
+			errs = append(errs, "passwordSecretRef: empty name")
+		}
+		p.Password = &SecretRef{Name: r.Name, Key: r.Key}
+		if p.Password.Key == "" {
+			p.Password.Key = DefaultPasswordKey
+		}
+	}
+	if p.NodeSelector, err = selector(s.NodeSelector); err != nil {
+		errs = append(errs, "nodeSelector: "+err.Error())
+	}
+	if g := s.GracefulRestart; g != nil {
+		p.GracefulRestart = g.Enabled
+		add(duration("gracefulRestart.restartTime", &p.RestartTime, g.RestartTime))
+		if p.RestartTime < time.Second || p.RestartTime > maxGracefulRestartTime {
+			errs = append(errs, fmt.Sprintf("gracefulRestart.restartTime: %s is outside 1s-4095s", p.RestartTime))
+		}
+	}
+	if err := invalid(errs); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// parseAddresses sets the peer's address and port and the local source
+// address and router ID, and returns what is wrong with them. IPv4-mapped
+// IPv6 addresses count as IPv4.
+func (p *BGPPeer) parseAddresses(s *v1alpha1.BGPPeerSpec) []string {
+	var errs []string
+	var err error
 	if p.Address, err = netip.ParseAddr(s.PeerAddress); err != nil || p.Address.Zone() != "" {
 		errs = append(errs, fmt.Sprintf("peerAddress: %q is not an IP address", s.PeerAddress))
 	}
@@ -449,7 +482,17 @@ func parseBGPPeer(in *v1alpha1.BGPPeer) (*BGPPeer, error) {
 			errs = append(errs, fmt.Sprintf("routerID: %q is not an IPv4 address", s.RouterID))
 		}
 	}
-	add(duration("holdTime", &p.HoldTime, s.HoldTime))
+	return errs
+}
+
+// parseTimers sets the hold and keepalive times and returns what is wrong
+// with them. Both are whole seconds, as BGP counts them; the keepalive
+// defaults to a third of the hold time, and is 0 when the hold time is.
+func (p *BGPPeer) parseTimers(s *v1alpha1.BGPPeerSpec) []string {
+	var errs []string
+	if err := duration("holdTime", &p.HoldTime, s.HoldTime); err != nil {
+		errs = append(errs, err.Error())
+	}
 	switch {
 	case p.HoldTime != 0 && p.HoldTime < minNonZeroHoldTime:
 		errs = append(errs, fmt.Sprintf("holdTime: %s must be 0 or at least 3s", p.HoldTime))
@@ -459,7 +502,9 @@ func parseBGPPeer(in *v1alpha1.BGPPeer) (*BGPPeer, error) {
 		errs = append(errs, fmt.Sprintf("holdTime: %s is not a whole number of seconds", p.HoldTime))
 	}
 	p.Keepalive = p.HoldTime / 3
-	add(duration("keepaliveTime", &p.Keepalive, s.KeepaliveTime))
+	if err := duration("keepaliveTime", &p.Keepalive, s.KeepaliveTime); err != nil {
+		errs = append(errs, err.Error())
+	}
 	switch {
 	case p.HoldTime == 0:
 		p.Keepalive = 0
@@ -469,29 +514,7 @@ func parseBGPPeer(in *v1alpha1.BGPPeer) (*BGPPeer, error) {
 		errs = append(errs, fmt.Sprintf("keepaliveTime %s is under 1s", p.Keepalive))
 	}
 	p.Keepalive = p.Keepalive.Truncate(time.Second)
-	if r := s.PasswordSecretRef; r != nil {
-		if r.Name == "" {
-			errs = append(errs, "passwordSecretRef: empty name")
-		}
-		p.Password = &SecretRef{Name: r.Name, Key: r.Key}
-		if p.Password.Key == "" {
-			p.Password.Key = DefaultPasswordKey
-		}
-	}
-	if p.NodeSelector, err = selector(s.NodeSelector); err != nil {
-		errs = append(errs, "nodeSelector: "+err.Error())
-	}
-	if g := s.GracefulRestart; g != nil {
-		p.GracefulRestart = g.Enabled
-		add(duration("gracefulRestart.restartTime", &p.RestartTime, g.RestartTime))
-		if p.RestartTime < time.Second || p.RestartTime > maxGracefulRestartTime {
-			errs = append(errs, fmt.Sprintf("gracefulRestart.restartTime: %s is outside 1s-4095s", p.RestartTime))
-		}
-	}
-	if err := invalid(errs); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return errs
 }
 
 func parseBGPAdvertisement(in *v1alpha1.BGPAdvertisement) (*BGPAdvertisement, error) {
