@@ -161,16 +161,51 @@ func (c *Controller) Run(ctx context.Context) error {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 10*time.Second),
 		),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"})
+	defer c.announcements.Store(nil) // a replica that stops leading has no view
+	w, err := c.watch()
+	if err != nil {
+		return err
+	}
 
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.queue.ShutDown() // runs before wg.Wait: it releases the workers
+	w.factory.Start(ctx.Done())
+	defer w.factory.Shutdown()
+	for _, inf := range w.own {
+		wg.Go(func() { inf.Run(ctx.Done()) })
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), w.synced...) {
+		return nil // only ctx ending stops the wait
+	}
+	c.restore()
+	c.startLoops(ctx, &wg, w.announcements.GetStore())
+	close(c.ready)
+	c.log.Info("allocator controller running", "workers", c.opts.Workers, "loadBalancerClass", c.opts.LoadBalancerClass)
+	<-ctx.Done()
+	return nil
+}
+
+// watches are the informers of one Run: the factory's, and the ones Run
+// runs itself.
+type watches struct {
+	factory       informers.SharedInformerFactory
+	own           []cache.SharedIndexInformer
+	announcements cache.SharedIndexInformer
+	synced        []cache.InformerSynced
+}
+
+// watch creates the informers, points the controller's listers and stores
+// at their caches and adds the event handlers; it starts nothing.
+func (c *Controller) watch() (*watches, error) {
 	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(slim.Controller))
 	svcInf := factory.Core().V1().Services()
 	nsInf := factory.Core().V1().Namespaces()
 	poolInf := c.beacon.IPPoolInformer()
 	c.services, c.namespaces, c.pools = svcInf.Lister(), nsInf.Lister(), poolInf.GetStore()
 	annInf := c.announcementInformer(svcInf.Lister(), svcInf.Informer().HasSynced)
-	defer c.announcements.Store(nil) // a replica that stops leading has no view
 	if err := c.watchConflicts(annInf); err != nil {
-		return err
+		return nil, err
 	}
 	configInfs := []cache.SharedIndexInformer{c.beacon.L2AdvertisementInformer(), c.beacon.BGPPeerInformer(),
 		c.beacon.BGPAdvertisementInformer(), c.beacon.BFDProfileInformer()}
@@ -180,22 +215,31 @@ func (c *Controller) Run(ctx context.Context) error {
 	synced := []cache.InformerSynced{svcInf.Informer().HasSynced, nsInf.Informer().HasSynced, poolInf.HasSynced, sessInf.HasSynced}
 	for _, inf := range configInfs {
 		if err := c.watchConfig(inf); err != nil {
-			return err
+			return nil, err
 		}
 		synced = append(synced, inf.HasSynced)
 	}
 	if err := c.watchSessions(sessInf); err != nil {
-		return err
+		return nil, err
 	}
+	if err := c.enqueueOnChanges(svcInf.Informer(), nsInf.Informer(), poolInf); err != nil {
+		return nil, err
+	}
+	return &watches{factory: factory, own: append(configInfs, poolInf, annInf, sessInf),
+		announcements: annInf, synced: synced}, nil
+}
 
-	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+// enqueueOnChanges queues the Services to reconcile: each changed one, and
+// those a namespace or pool change may affect.
+func (c *Controller) enqueueOnChanges(svcInf, nsInf, poolInf cache.SharedIndexInformer) error {
+	if _, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
 	}); err != nil {
 		return fmt.Errorf("service handler: %w", err)
 	}
-	if _, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := nsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(old, obj any) { c.namespaceChanged(old, obj) },
 	}); err != nil {
 		return fmt.Errorf("namespace handler: %w", err)
@@ -207,20 +251,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("pool handler: %w", err)
 	}
+	return nil
+}
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer c.queue.ShutDown() // runs before wg.Wait: it releases the workers
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	for _, inf := range append(configInfs, poolInf, annInf, sessInf) {
-		wg.Go(func() { inf.Run(ctx.Done()) })
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return nil // only ctx ending stops the wait
-	}
-	c.restore()
-
+// startLoops starts the workers and the periodic loops in wg.
+func (c *Controller) startLoops(ctx context.Context, wg *sync.WaitGroup, announcements cache.Store) {
 	for range c.opts.Workers {
 		wg.Go(func() {
 			for c.processNext(ctx) {
@@ -228,17 +263,13 @@ func (c *Controller) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { c.syncStatusLoop(ctx) })
-	wg.Go(func() { c.conflictsLoop(ctx, annInf.GetStore(), c.opts.PoolStatusInterval) })
+	wg.Go(func() { c.conflictsLoop(ctx, announcements, c.opts.PoolStatusInterval) })
 	if c.opts.ExternalIPsParam.Name != "" {
 		wg.Go(func() { c.externalIPsLoop(ctx) })
 	}
 	wg.Go(func() {
 		wait.Until(c.retryPending, c.opts.PendingResync, ctx.Done())
 	})
-	close(c.ready)
-	c.log.Info("allocator controller running", "workers", c.opts.Workers, "loadBalancerClass", c.opts.LoadBalancerClass)
-	<-ctx.Done()
-	return nil
 }
 
 // restore loads pools and then every address found in Service status, in
