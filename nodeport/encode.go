@@ -177,125 +177,150 @@ func payload(base expr.PayloadBase, dest, off, n uint32) *expr.Payload {
 // it has matched.
 func encodeRule(fam Family, r Rule) ([]expr.Any, error) {
 	var ex []expr.Any
-	net := expr.PayloadBaseNetworkHeader
 	for _, s := range r {
-		switch s := s.(type) {
-		case MatchProto:
-			ex = append(ex,
-				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(s.Proto)}})
-		case MatchNumgen:
-			ex = append(ex,
-				&expr.Numgen{Register: 1, Modulus: s.Mod, Type: unix.NFT_NG_RANDOM},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native32(0)})
-		case MatchSaddr:
-			if !fam.has(s.Prefix.Addr()) {
-				return nil, fmt.Errorf("prefix %s in a %s table", s.Prefix, fam)
-			}
-			ex = append(ex, payload(net, 1, fam.saddrOffset(), fam.addrLen()))
-			if s.Prefix.Bits() < s.Prefix.Addr().BitLen() {
-				ex = append(ex, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: fam.addrLen(),
-					Mask: prefixMask(s.Prefix), Xor: make([]byte, fam.addrLen())})
-			}
-			ex = append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: s.Prefix.Masked().Addr().AsSlice()})
-		case MatchSaddrInSet:
-			ex = append(ex, payload(net, 1, fam.saddrOffset(), fam.addrLen()),
-				&expr.Lookup{SourceRegister: 1, SetName: s.Set})
-		case MatchDaddrInSet:
-			af := s.Family.or(fam)
-			ex = append(append(ex, nfproto(fam, af)...), payload(net, 1, af.daddrOffset(), af.addrLen()),
-				&expr.Lookup{SourceRegister: 1, SetName: s.Set})
-		case MatchAddrPairInSet:
-			ex = append(ex,
-				payload(net, 1, fam.saddrOffset(), fam.addrLen()),
-				payload(net, reg(fam.addrLen()), fam.daddrOffset(), fam.addrLen()),
-				&expr.Lookup{SourceRegister: 1, SetName: s.Set})
-		case MatchFibSaddrLocal:
-			ex = append(ex,
-				&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native32(rtnLocal)})
-		case MatchMark:
-			ex = append(ex,
-				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(s.Mark), Xor: native32(0)},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native32(s.Mark)})
-		case MatchCtDNAT:
-			ex = append(ex,
-				&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(ipsDstNAT), Xor: native32(0)},
-				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native32(0)})
-		case MatchCtMark:
-			ex = append(ex,
-				&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(s.Mark), Xor: native32(0)},
-				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native32(0)})
-		case MatchTCPNoSYN:
-			ex = append(ex,
-				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-				payload(expr.PayloadBaseTransportHeader, 1, tcpFlagsOffset, 1),
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpSYN}, Xor: []byte{0}},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}})
-		case Counter:
-			ex = append(ex, &expr.Counter{})
-		case SetCtMark:
-			ex = append(ex,
-				&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(^s.Mark), Xor: native32(s.Mark)},
-				&expr.Ct{Register: 1, Key: expr.CtKeyMARK, SourceRegister: true})
-		case SetMark:
-			ex = append(ex,
-				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(^s.Mark), Xor: native32(s.Mark)},
-				&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
-		case ToggleMark:
-			ex = append(ex,
-				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(0xffffffff), Xor: native32(s.Mark)},
-				&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
-		case UpdateSaddr:
-			ex = append(ex, payload(net, 1, fam.saddrOffset(), fam.addrLen()),
-				&expr.Dynset{SrcRegKey: 1, SetName: s.Set, Operation: unix.NFT_DYNSET_OP_UPDATE})
-		case MatchDestInSet:
-			ex = append(append(ex, loadDest(fam)...), &expr.Lookup{SourceRegister: 1, SetName: s.Set})
-		case MatchProtoPortInSet:
-			ex = append(append(ex, loadProtoPort()...), &expr.Lookup{SourceRegister: 1, SetName: s.Set})
-		case DispatchVmap:
-			ex = append(append(ex, loadDest(fam)...), &expr.Lookup{SourceRegister: 1, SetName: s.Map, IsDestRegSet: true})
-		case NodePortVmap:
-			ex = append(append(ex, loadProtoPort()...), &expr.Lookup{SourceRegister: 1, SetName: s.Map, IsDestRegSet: true})
-		case DNAT:
-			if !fam.has(s.To.Addr()) {
-				return nil, fmt.Errorf("dnat to %s in a %s table", s.To, fam)
-			}
-			ex = append(ex,
-				&expr.Immediate{Register: 1, Data: s.To.Addr().AsSlice()},
-				&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, s.To.Port())},
-				&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(fam.nft()), RegAddrMin: 1, RegProtoMin: 2})
-		case DNATToDaddr:
-			af := s.Family.or(fam)
-			ex = append(ex, payload(net, 1, af.daddrOffset(), af.addrLen()),
-				&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(af.nft()), RegAddrMin: 1})
-		case Masquerade:
-			ex = append(ex, &expr.Masq{FullyRandom: true})
-		case Reject:
-			switch {
-			case s.TCPReset:
-				ex = append(ex, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
-			case fam == IPv6:
-				ex = append(ex, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpv6PortUnreach})
-			default:
-				ex = append(ex, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreach})
-			}
-		case Goto:
-			ex = append(ex, &expr.Verdict{Kind: expr.VerdictGoto, Chain: s.Chain})
-		case Jump:
-			ex = append(ex, &expr.Verdict{Kind: expr.VerdictJump, Chain: s.Chain})
-		case Drop:
-			ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
-		default:
-			return nil, fmt.Errorf("no encoding for %T", s)
+		var ok bool
+		var err error
+		if ex, ok, err = appendMatch(ex, fam, s); !ok {
+			ex, err = appendAction(ex, fam, s)
 		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ex, nil
+}
+
+// appendMatch appends the expressions of s to ex; ok is false when s is
+// not a match.
+func appendMatch(ex []expr.Any, fam Family, s Stmt) (_ []expr.Any, ok bool, _ error) {
+	net := expr.PayloadBaseNetworkHeader
+	switch s := s.(type) {
+	case MatchProto:
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(s.Proto)}})
+	case MatchNumgen:
+		ex = append(ex,
+			&expr.Numgen{Register: 1, Modulus: s.Mod, Type: unix.NFT_NG_RANDOM},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native32(0)})
+	case MatchSaddr:
+		if !fam.has(s.Prefix.Addr()) {
+			return ex, true, fmt.Errorf("prefix %s in a %s table", s.Prefix, fam)
+		}
+		ex = append(ex, payload(net, 1, fam.saddrOffset(), fam.addrLen()))
+		if s.Prefix.Bits() < s.Prefix.Addr().BitLen() {
+			ex = append(ex, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: fam.addrLen(),
+				Mask: prefixMask(s.Prefix), Xor: make([]byte, fam.addrLen())})
+		}
+		ex = append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: s.Prefix.Masked().Addr().AsSlice()})
+	case MatchSaddrInSet:
+		ex = append(ex, payload(net, 1, fam.saddrOffset(), fam.addrLen()),
+			&expr.Lookup{SourceRegister: 1, SetName: s.Set})
+	case MatchDaddrInSet:
+		af := s.Family.or(fam)
+		ex = append(append(ex, nfproto(fam, af)...), payload(net, 1, af.daddrOffset(), af.addrLen()),
+			&expr.Lookup{SourceRegister: 1, SetName: s.Set})
+	case MatchAddrPairInSet:
+		ex = append(ex,
+			payload(net, 1, fam.saddrOffset(), fam.addrLen()),
+			payload(net, reg(fam.addrLen()), fam.daddrOffset(), fam.addrLen()),
+			&expr.Lookup{SourceRegister: 1, SetName: s.Set})
+	case MatchFibSaddrLocal:
+		ex = append(ex,
+			&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native32(rtnLocal)})
+	case MatchMark:
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(s.Mark), Xor: native32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: native32(s.Mark)})
+	case MatchCtDNAT:
+		ex = append(ex,
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(ipsDstNAT), Xor: native32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native32(0)})
+	case MatchCtMark:
+		ex = append(ex,
+			&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(s.Mark), Xor: native32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: native32(0)})
+	case MatchTCPNoSYN:
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			payload(expr.PayloadBaseTransportHeader, 1, tcpFlagsOffset, 1),
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpSYN}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}})
+	case MatchDestInSet:
+		ex = append(append(ex, loadDest(fam)...), &expr.Lookup{SourceRegister: 1, SetName: s.Set})
+	case MatchProtoPortInSet:
+		ex = append(append(ex, loadProtoPort()...), &expr.Lookup{SourceRegister: 1, SetName: s.Set})
+	default:
+		return ex, false, nil
+	}
+	return ex, true, nil
+}
+
+// appendAction appends the expressions of s, an action, terminal statement
+// or verdict, to ex.
+func appendAction(ex []expr.Any, fam Family, s Stmt) ([]expr.Any, error) {
+	net := expr.PayloadBaseNetworkHeader
+	switch s := s.(type) {
+	case Counter:
+		ex = append(ex, &expr.Counter{})
+	case SetCtMark:
+		ex = append(ex,
+			&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(^s.Mark), Xor: native32(s.Mark)},
+			&expr.Ct{Register: 1, Key: expr.CtKeyMARK, SourceRegister: true})
+	case SetMark:
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(^s.Mark), Xor: native32(s.Mark)},
+			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
+	case ToggleMark:
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: native32(0xffffffff), Xor: native32(s.Mark)},
+			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
+	case UpdateSaddr:
+		ex = append(ex, payload(net, 1, fam.saddrOffset(), fam.addrLen()),
+			&expr.Dynset{SrcRegKey: 1, SetName: s.Set, Operation: unix.NFT_DYNSET_OP_UPDATE})
+	case DispatchVmap:
+		ex = append(append(ex, loadDest(fam)...), &expr.Lookup{SourceRegister: 1, SetName: s.Map, IsDestRegSet: true})
+	case NodePortVmap:
+		ex = append(append(ex, loadProtoPort()...), &expr.Lookup{SourceRegister: 1, SetName: s.Map, IsDestRegSet: true})
+	case DNAT:
+		if !fam.has(s.To.Addr()) {
+			return nil, fmt.Errorf("dnat to %s in a %s table", s.To, fam)
+		}
+		ex = append(ex,
+			&expr.Immediate{Register: 1, Data: s.To.Addr().AsSlice()},
+			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, s.To.Port())},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(fam.nft()), RegAddrMin: 1, RegProtoMin: 2})
+	case DNATToDaddr:
+		af := s.Family.or(fam)
+		ex = append(ex, payload(net, 1, af.daddrOffset(), af.addrLen()),
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(af.nft()), RegAddrMin: 1})
+	case Masquerade:
+		ex = append(ex, &expr.Masq{FullyRandom: true})
+	case Reject:
+		switch {
+		case s.TCPReset:
+			ex = append(ex, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+		case fam == IPv6:
+			ex = append(ex, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpv6PortUnreach})
+		default:
+			ex = append(ex, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreach})
+		}
+	case Goto:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictGoto, Chain: s.Chain})
+	case Jump:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictJump, Chain: s.Chain})
+	case Drop:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
+	default:
+		return nil, fmt.Errorf("no encoding for %T", s)
 	}
 	return ex, nil
 }
