@@ -109,6 +109,9 @@ type Config struct {
 	// Namespace is the speaker's own namespace, where BGPPeer password
 	// Secrets live.
 	Namespace string
+	// DrainDelay is how long a draining node sends its BGP routes with the
+	// GRACEFUL_SHUTDOWN community before it withdraws them (package drain).
+	DrainDelay time.Duration
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.
@@ -135,6 +138,7 @@ type Agent struct {
 	planned   bool // a plan was applied by this process
 	handoffs  *handoff.Tracker
 	bgp       *bgpState // nil without BGP
+	drainSt   drainState
 	// kube converts Services for the dataplane, reusing unchanged ones;
 	// only NodeportInput (the dataplane's sync goroutine) uses it.
 	kube nodeport.KubeConverter
@@ -370,13 +374,14 @@ func (a *Agent) sync(ctx context.Context) error {
 	in, svcs := a.input()
 	// BGP needs no election: every eligible node announces itself, so it
 	// does not wait for the member layer.
+	var self *v1.Node
+	if o, ok, _ := a.nodes.GetByKey(a.cfg.Node); ok {
+		self = o.(*v1.Node)
+	}
+	phase := a.drainPhase(self)
 	var bgpReports map[string]*report
 	if a.bgp != nil {
-		var self *v1.Node
-		if o, ok, _ := a.nodes.GetByKey(a.cfg.Node); ok {
-			self = o.(*v1.Node)
-		}
-		bgpReports = a.syncBGP(ctx, in, svcs, self)
+		bgpReports = a.syncBGP(ctx, in, svcs, self, phase)
 	}
 	if !maps.Equal(before, a.peers) && hasNew(before, a.peers) {
 		// A peer never heard from: the member layer needs a moment before

@@ -22,6 +22,7 @@ import (
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/bgp"
 	"github.com/beaconlb/beacon/speaker/bgpplan"
+	"github.com/beaconlb/beacon/speaker/drain"
 	"github.com/beaconlb/beacon/speaker/election"
 )
 
@@ -62,6 +63,7 @@ type configuredSession struct {
 	address        netip.Addr
 	message        string
 	passwordSecret string // BGPSessionState.passwordSecret
+	draining       string // BGPSessionState.draining
 }
 
 // cachedSecret is a Secret read at some time (nil when it was not found).
@@ -91,7 +93,7 @@ func (a *Agent) bgpInformers() []cache.SharedIndexInformer {
 
 // syncBGP plans this node's BGP announcements and hands them to the
 // speaker. It returns the per-Service reports of what goes out by BGP.
-func (a *Agent) syncBGP(ctx context.Context, in announce.Input, svcs map[string]*v1.Service, nodeObj *v1.Node) map[string]*report {
+func (a *Agent) syncBGP(ctx context.Context, in announce.Input, svcs map[string]*v1.Service, nodeObj *v1.Node, phase drain.Phase) map[string]*report {
 	st := a.bgp
 	var peerObjs []v1alpha1.BGPPeer
 	for _, o := range st.peers.List() {
@@ -123,7 +125,8 @@ func (a *Agent) syncBGP(ctx context.Context, in announce.Input, svcs map[string]
 			}
 		}
 	}
-	plan := bgpplan.Make(bgpplan.Input{Node: self, NodeAddresses: addrs, Services: in.Services, Pools: in.Pools, BGP: cfg})
+	plan := bgpplan.Make(bgpplan.Input{Node: self, NodeAddresses: addrs, Services: in.Services, Pools: in.Pools, BGP: cfg,
+		GracefulShutdown: phase == drain.GracefulShutdown})
 	for _, p := range plan.Problems {
 		a.cfg.Log.Info("BGP configuration problem", "problem", p)
 	}
@@ -131,7 +134,7 @@ func (a *Agent) syncBGP(ctx context.Context, in announce.Input, svcs map[string]
 	desired := bgp.Desired{ASN: plan.ASN, RouterID: plan.RouterID}
 	var configured []configuredSession
 	for _, s := range plan.Sessions {
-		cs := configuredSession{peer: s.Peer.Name, address: s.Peer.Address}
+		cs := configuredSession{peer: s.Peer.Name, address: s.Peer.Address, draining: string(phase)}
 		if err := cfg.Invalid["BGPPeer/"+s.Peer.Name]; err != nil {
 			cs.message = fmt.Sprintf("invalid BGPPeer (%v): running its last valid configuration", err)
 		}
@@ -334,6 +337,7 @@ func (a *Agent) writeSessions(ctx context.Context, configured []configuredSessio
 			State:          v1alpha1.SessionConfiguring,
 			Message:        c.message,
 			PasswordSecret: c.passwordSecret,
+			Draining:       c.draining,
 		}
 		if ok {
 			want.State, want.BFDState, want.Prefixes = obs.State, obs.BFD, int32(obs.Prefixes)
@@ -349,7 +353,7 @@ func (a *Agent) writeSessions(ctx context.Context, configured []configuredSessio
 			err = a.cfg.Beacon.Create(ctx, client.BGPSessionStates, want)
 		case cur.State != want.State || cur.BFDState != want.BFDState || cur.Prefixes != want.Prefixes ||
 			cur.Message != want.Message || cur.PeerAddress != want.PeerAddress || !sameTime(cur.Since, want.Since) ||
-			cur.PasswordSecret != want.PasswordSecret:
+			cur.PasswordSecret != want.PasswordSecret || cur.Draining != want.Draining:
 			want.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Beacon.Update(ctx, client.BGPSessionStates, want.Name, want)
 		}

@@ -25,6 +25,8 @@ import (
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/bgp"
+	"github.com/beaconlb/beacon/speaker/drain"
+	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/member"
@@ -48,6 +50,7 @@ type Options struct {
 	HandoffTable      int
 	BGP               string
 	Namespace         string
+	DrainDelay        time.Duration
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -77,6 +80,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		o.HandoffMark = uint32(m)
 		return nil
 	})
+	fs.DurationVar(&o.DrainDelay, "drain-delay", drain.DefaultDelay, "when this node is labelled "+election.ExcludeLabel+", send its BGP routes with the GRACEFUL_SHUTDOWN community (65535:0) for this long before withdrawing them; 0 withdraws at once")
 	fs.IntVar(&o.HandoffTable, "handoff-table", handoff.DefaultRouting, "routing table id for handed-off flows")
 }
 
@@ -159,7 +163,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		InformerKube: cs.Informers.Kube, InformerBeacon: cs.Informers.Beacon, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp, Namespace: o.Namespace,
-		Handoff: ho, HandoffWindow: o.HandoffWindow,
+		Handoff: ho, HandoffWindow: o.HandoffWindow, DrainDelay: o.DrainDelay,
 	}
 	if speaker != nil {
 		acfg.BGP = speaker

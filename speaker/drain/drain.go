@@ -2,6 +2,11 @@ package drain
 
 import "time"
 
+// DefaultDelay is how long a draining node keeps its BGP routes, marked
+// for graceful shutdown, before it withdraws them: long enough for routers
+// to converge on the other nodes, short enough for a maintenance window.
+const DefaultDelay = 30 * time.Second
+
 // Phase is where a node stands in a drain.
 type Phase string
 
