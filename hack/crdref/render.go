@@ -17,6 +17,7 @@ import (
 	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/election"
 )
 
 // kindOrder puts the kinds a user writes first, in the order they are
@@ -381,6 +382,15 @@ Service fields Beacon honours:
 		{agent.EventL2ConfigInvalid, "Warning", "L2Advertisement", "the advertisement cannot be used (an invalid selector, say) and is ignored until fixed; the message names the node and the problem"},
 		{agent.EventBGPConfigInvalid, "Warning", "BGPPeer, BGPAdvertisement, BFDProfile", "the object is invalid (a BGPPeer naming a BFD profile that does not exist, say); a peer keeps running its last valid configuration, which its BGPSessionState message says"},
 		{agent.EventBGPConfigWarning, "Warning", "BGPAdvertisement", "the advertisement is used, but names a peer or pool that does not exist, or sets localPref while selecting no iBGP peer"},
+	} {
+		eventRow(w, e)
+	}
+	w.WriteString("\n- Events on Nodes, from the node's own speaker, as it drains (`kubectl describe node NAME`; see bgp.md and l2.md):\n\n")
+	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
+	for _, e := range [][4]string{
+		{agent.EventDraining, "Normal", "Node", "the node was labelled `" + election.ExcludeLabel + "`: its L2 addresses move to other nodes, and its BGP routes carry the GRACEFUL_SHUTDOWN community (65535:0) until `--drain-delay` ends"},
+		{agent.EventDrained, "Normal", "Node", "the node announces nothing any more (its BGP routes are withdrawn)"},
+		{agent.EventDrainEnded, "Normal", "Node", "the label is gone: the node announces again"},
 	} {
 		eventRow(w, e)
 	}
