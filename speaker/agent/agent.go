@@ -139,6 +139,7 @@ type Agent struct {
 	handoffs  *handoff.Tracker
 	bgp       *bgpState // nil without BGP
 	drainSt   drainState
+	drainSeen map[string]time.Time // draining peers -> when first seen (nil before the first sync)
 	// kube converts Services for the dataplane, reusing unchanged ones;
 	// only NodeportInput (the dataplane's sync goroutine) uses it.
 	kube nodeport.KubeConverter
@@ -412,7 +413,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	// Hand-off goes in before any announcement: clients move at once.
 	var errs []string
-	if err := a.applyHandoff(prev, planned, plan, in.Nodes, rejoined); err != nil {
+	if err := a.applyHandoff(prev, planned, plan, in.Nodes, rejoined, a.drainHandoffs(in.Nodes, time.Now())); err != nil {
 		errs = append(errs, err.Error())
 	}
 

@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/beaconlb/beacon/speaker/drain"
 	"github.com/beaconlb/beacon/speaker/election"
+	"github.com/beaconlb/beacon/speaker/handoff"
 )
 
 // Event reasons on the Node as it drains (package drain).
@@ -71,4 +73,47 @@ func (a *Agent) drainPhase(self *v1.Node) drain.Phase {
 			"node %s is no longer labelled %s and announces again", a.cfg.Node, election.ExcludeLabel)
 	}
 	return phase
+}
+
+// drainHandoffs returns, for the addresses this node announces by BGP,
+// where their unknown mid-stream TCP flows go: to a node that started
+// draining less than the hand-off window ago. Routers move that node's
+// flows to the other nodes when its paths lose their preference; the
+// draining node still holds their conntrack state and serves them. With
+// several such nodes the first by name gets them (a flow of another one
+// is reset, as without hand-off). A node this process found already
+// draining at its start is not handed anything: its flows moved long ago.
+func (a *Agent) drainHandoffs(nodes []election.Node, now time.Time) []handoff.Handoff {
+	first := a.drainSeen == nil
+	if first {
+		a.drainSeen = map[string]time.Time{}
+	}
+	var to string
+	for _, n := range nodes {
+		if n.Name == a.cfg.Node || !election.ExcludeLabelSet(n.Labels) {
+			delete(a.drainSeen, n.Name)
+			continue
+		}
+		at, ok := a.drainSeen[n.Name]
+		if !ok {
+			if first {
+				at = time.Time{}
+			} else {
+				at = now
+			}
+			a.drainSeen[n.Name] = at
+		}
+		if !at.IsZero() && now.Sub(at) < a.cfg.HandoffWindow && (n.Alive || a.cfg.Liveness.Left(n.Name)) && (to == "" || n.Name < to) {
+			to = n.Name
+		}
+	}
+	if to == "" || a.bgp == nil || a.drainSt.phase != drain.None {
+		return nil
+	}
+	var out []handoff.Handoff
+	for k := range a.bgp.announced {
+		out = append(out, handoff.Handoff{IP: k.ip, Node: to})
+	}
+	slices.SortFunc(out, func(x, y handoff.Handoff) int { return x.IP.Compare(y.IP) })
+	return slices.CompactFunc(out, func(x, y handoff.Handoff) bool { return x.IP == y.IP })
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -12,7 +13,8 @@ import (
 	"github.com/beaconlb/beacon/speaker/handoff"
 )
 
-// applyHandoff works out, for every address this node announces in plan,
+// applyHandoff (with extra: the BGP hand-offs to a draining node, see
+// drainHandoffs) works out, for every address this node announces in plan,
 // who announced it before, and programs the hand-offs in force. Before
 // this process's first plan the previous announcer is not known; the
 // standby (who holds the address while this node is away) is the best
@@ -20,7 +22,7 @@ import (
 // when the standby rejoins (a healed partition): this node kept the
 // address while cut off, but the standby's side elected the standby, and
 // the clients that went there come back now.
-func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []announce.Decision, nodes []election.Node, rejoined map[string]bool) error {
+func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []announce.Decision, nodes []election.Node, rejoined map[string]bool, extra []handoff.Handoff) error {
 	if a.cfg.Handoff == nil {
 		return nil
 	}
@@ -46,7 +48,13 @@ func (a *Agent) applyHandoff(prev []announce.Decision, planned bool, plan []anno
 		reachable[n.Name] = n.Alive || a.cfg.Liveness.Left(n.Name)
 	}
 	var routes []handoff.Route
-	for _, h := range a.handoffs.Update(time.Now(), claims) {
+	hs := a.handoffs.Update(time.Now(), claims)
+	for _, h := range extra {
+		if !slices.ContainsFunc(hs, func(x handoff.Handoff) bool { return x.IP == h.IP }) {
+			hs = append(hs, h)
+		}
+	}
+	for _, h := range hs {
 		if !reachable[h.Node] {
 			continue
 		}
