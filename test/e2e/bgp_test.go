@@ -34,10 +34,11 @@ func bgpSite(t *testing.T) (*site, *lab.Lab) {
 }
 
 // bgpSiteWith is bgpSite with a lab configuration (no password for node3
-// when cfg.Router.Passwords has none) and the BFD interval in ms.
-func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32) (*site, *lab.Lab) {
+// when cfg.Router.Passwords has none), the BFD interval in ms and extra
+// speaker flags.
+func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32, speakerArgs ...string) (*site, *lab.Lab) {
 	l := labtest.Up(t, cfg)
-	s := startBeacon(t, l)
+	s := &site{labtest.StartBeaconArgs(t, l, 4*time.Minute, speakerArgs...)}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
