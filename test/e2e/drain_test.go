@@ -229,4 +229,3 @@ func handedOff(s *site, nodes []string) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
