@@ -129,8 +129,9 @@ func TestBGPDrain(t *testing.T) {
 		s.waitNextHops(ip, 45*time.Second, all...)
 	}
 	ip := ips[0]
-	// The router hashes client-ext's flows to one node; its address is the
-	// source the pods see (Cluster policy masquerades).
+	// The router hashes client-ext's flows to one node; its address (on
+	// the LAN, or on the pod link for a pod of its own) is the source the
+	// pods see: Cluster policy masquerades.
 	var carrier string
 	s.Poll(10*time.Second, "the node carrying client-ext's flows", func() (bool, string) {
 		rep, err := s.get(lab.ClientExt, ip, 80)
@@ -138,7 +139,7 @@ func TestBGPDrain(t *testing.T) {
 			return false, err.Error()
 		}
 		for _, n := range l.Nodes() {
-			if n.IPv4 == rep.Client.Addr() {
+			if a := rep.Client.Addr(); a == n.IPv4 || a == n.GatewayV4 {
 				carrier = n.Name
 			}
 		}
