@@ -37,11 +37,11 @@ type drainState struct {
 func (a *Agent) drainPhase(self *v1.Node) drain.Phase {
 	d := &a.drainSt
 	if d.tracker == nil {
-		delay := a.cfg.DrainDelay
+		lead, delay := drain.DefaultLead, a.cfg.DrainDelay
 		if a.bgp == nil {
-			delay = 0
+			lead, delay = 0, 0
 		}
-		d.tracker = drain.NewTracker(delay)
+		d.tracker = drain.NewTracker(lead, delay)
 	}
 	excluded := self != nil && election.ExcludeLabelSet(self.Labels)
 	phase, next := d.tracker.Update(time.Now(), excluded)

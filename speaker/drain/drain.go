@@ -21,18 +21,27 @@ const (
 	Withdrawn Phase = "Withdrawn"
 )
 
+// DefaultLead is how long a node that starts draining keeps announcing as
+// before. Every speaker sees the label at about the same moment; the lead
+// lets the others put their flow hand-off in place before routers move
+// this node's flows to them (the lab's router does so within 100 ms of
+// the GRACEFUL_SHUTDOWN update, faster than a busy speaker may react).
+const DefaultLead = time.Second
+
 // Tracker follows one node's drain. It is not safe for concurrent use.
 type Tracker struct {
-	delay   time.Duration
-	updated bool
-	phase   Phase
-	since   time.Time
+	lead, delay time.Duration
+	updated     bool
+	draining    bool // excluded and past the first Update
+	withdrawn   bool // excluded at the first Update
+	since       time.Time
 }
 
-// NewTracker returns a Tracker whose GracefulShutdown phase lasts delay;
-// zero or less withdraws at once.
-func NewTracker(delay time.Duration) *Tracker {
-	return &Tracker{delay: delay}
+// NewTracker returns a Tracker whose drain starts after lead and whose
+// GracefulShutdown phase then lasts delay; zero or less withdraws at once
+// (after the lead).
+func NewTracker(lead, delay time.Duration) *Tracker {
+	return &Tracker{lead: max(lead, 0), delay: max(delay, 0)}
 }
 
 // Update takes whether the node is excluded from load balancing at now and
@@ -45,18 +54,23 @@ func (t *Tracker) Update(now time.Time, excluded bool) (Phase, time.Time) {
 	t.updated = true
 	switch {
 	case !excluded:
-		t.phase = None
-	case t.phase == None && (first || t.delay <= 0):
-		t.phase = Withdrawn
-	case t.phase == None:
-		t.phase, t.since = GracefulShutdown, now
+		t.draining, t.withdrawn = false, false
+		return None, time.Time{}
+	case first:
+		t.withdrawn = true
+	case t.withdrawn:
+	case !t.draining:
+		t.draining, t.since = true, now
 	}
-	if t.phase == GracefulShutdown {
-		end := t.since.Add(t.delay)
-		if now.Before(end) {
-			return t.phase, end
-		}
-		t.phase = Withdrawn
+	if t.withdrawn {
+		return Withdrawn, time.Time{}
 	}
-	return t.phase, time.Time{}
+	start, end := t.since.Add(t.lead), t.since.Add(t.lead+t.delay)
+	switch {
+	case now.Before(start):
+		return None, start
+	case now.Before(end):
+		return GracefulShutdown, end
+	}
+	return Withdrawn, time.Time{}
 }

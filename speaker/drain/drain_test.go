@@ -14,40 +14,53 @@ func TestTracker(t *testing.T) {
 		next     time.Duration // 0: none
 	}
 	for _, tc := range []struct {
-		name  string
-		delay time.Duration
-		steps []step
+		name        string
+		lead, delay time.Duration
+		steps       []step
 	}{
-		{"never excluded", 30 * time.Second, []step{{0, false, None, 0}, {time.Hour, false, None, 0}}},
-		{"drain, wait, withdraw", 30 * time.Second, []step{
+		{"never excluded", 0, 30 * time.Second, []step{{0, false, None, 0}, {time.Hour, false, None, 0}}},
+		{"drain, wait, withdraw", 0, 30 * time.Second, []step{
 			{0, false, None, 0},
 			{10 * time.Second, true, GracefulShutdown, 40 * time.Second},
 			{39 * time.Second, true, GracefulShutdown, 40 * time.Second},
 			{40 * time.Second, true, Withdrawn, 0},
 			{time.Hour, true, Withdrawn, 0},
 		}},
-		{"label removed during the delay, then again", 30 * time.Second, []step{
+		{"label removed during the delay, then again", 0, 30 * time.Second, []step{
 			{0, false, None, 0},
 			{1 * time.Second, true, GracefulShutdown, 31 * time.Second},
 			{5 * time.Second, false, None, 0},
 			{6 * time.Second, true, GracefulShutdown, 36 * time.Second},
 		}},
-		{"back in service after the drain", 30 * time.Second, []step{
+		{"back in service after the drain", 0, 30 * time.Second, []step{
 			{0, false, None, 0},
 			{1 * time.Second, true, GracefulShutdown, 31 * time.Second},
 			{31 * time.Second, true, Withdrawn, 0},
 			{40 * time.Second, false, None, 0},
 		}},
-		{"started on an excluded node", 30 * time.Second, []step{{0, true, Withdrawn, 0}, {time.Minute, true, Withdrawn, 0}}},
-		{"no delay", 0, []step{{0, false, None, 0}, {time.Second, true, Withdrawn, 0}}},
-		{"late update past the end", 30 * time.Second, []step{
+		{"started on an excluded node", time.Second, 30 * time.Second, []step{{0, true, Withdrawn, 0}, {time.Minute, true, Withdrawn, 0}}},
+		{"no delay", 0, 0, []step{{0, false, None, 0}, {time.Second, true, Withdrawn, 0}}},
+		{"lead: announcing as before, then the delay", time.Second, 30 * time.Second, []step{
+			{0, false, None, 0},
+			{10 * time.Second, true, None, 11 * time.Second},
+			{10500 * time.Millisecond, true, None, 11 * time.Second},
+			{11 * time.Second, true, GracefulShutdown, 41 * time.Second},
+			{41 * time.Second, true, Withdrawn, 0},
+			{42 * time.Second, false, None, 0},
+		}},
+		{"lead without delay", time.Second, 0, []step{
+			{0, false, None, 0},
+			{10 * time.Second, true, None, 11 * time.Second},
+			{11 * time.Second, true, Withdrawn, 0},
+		}},
+		{"late update past the end", 0, 30 * time.Second, []step{
 			{0, false, None, 0},
 			{1 * time.Second, true, GracefulShutdown, 31 * time.Second},
 			{5 * time.Minute, true, Withdrawn, 0},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := NewTracker(tc.delay)
+			tr := NewTracker(tc.lead, tc.delay)
 			for i, s := range tc.steps {
 				p, next := tr.Update(t0.Add(s.at), s.excluded)
 				var want time.Time
