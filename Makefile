@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all deps build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane demo demo-down clean image chart-test chaos kind-up kind-down e2e-kind
+.PHONY: all deps build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane bench-scale demo demo-down clean image chart-test chaos kind-up kind-down e2e-kind e2e-kind-ops bench-kind-failover
 
 all: build
 
@@ -56,9 +56,9 @@ bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) run ./test/bench/alloc
 
-bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each (root)
+bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each, LAN carrier loss with heartbeats on a second NIC 10 times (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \
-	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./test/e2e/ | grep -v '^=== RUN'
+	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=failover $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover(Carrier)?$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 chaos: ## Chaos scenarios (test/chaos: controller churn on envtest, API server outage and speaker/link faults in the lab; root) with their counts: requests sent, failed, IPs duplicated, IPs changed
 	@assets=$$(hack/testbin.sh | tail -n 1); \
@@ -71,6 +71,20 @@ bench-bgp: ## BGP in the lab: announce latency, BFD link cut, graceful restart, 
 bench-dataplane: ## nftables dataplane vs kube-proxy v1.36.3 (nftables mode) in the lab: 1k/10k Services, one change, LB throughput (root)
 	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets BEACON_BENCH=dataplane $(GO) test -count=1 -timeout 50m -run '^TestBenchDataplane$$' -v ./test/bench/dataplane/ | grep -v '^=== RUN'
+
+SCALE_SERVICES ?= 10000
+# Each phase of the busy-node run (no load, then a CPU hog); the issue's
+# figure is 10m: make bench-scale HOG=10m.
+HOG ?= 1m
+# SPEAKER_BASELINE=path/to/beacon-speaker also measures another build (say, of an older commit) in the memory case.
+SPEAKER_BASELINE ?=
+bench-scale: ## Memory vs kube-proxy, speaker API requests, controller backlog at SCALE_SERVICES, busy nodes for HOG per phase (root)
+	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
+	export KUBEBUILDER_ASSETS=$$assets; \
+	SCALE_SERVICES=$(SCALE_SERVICES) BEACON_SPEAKER_BASELINE=$(SPEAKER_BASELINE) BEACON_BENCH=scale $(GO) test -count=1 -timeout 90m -run '^TestBenchScale$$' -v ./test/bench/scale/ | grep -v '^=== RUN'; \
+	echo; echo "controller backlog at $(SCALE_SERVICES) Services (bench-alloc)"; \
+	$(GO) run ./test/bench/alloc -services $(SCALE_SERVICES) -burst=false; \
+	BEACON_BENCH=hog BEACON_HOG_DURATION=$(HOG) $(GO) test -count=1 -timeout 90m -run '^TestBenchHog$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 # No build prerequisite: the demo checks its packages before it builds.
 demo: ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)
@@ -111,6 +125,12 @@ kind-down: ## Remove every container, network, image and file kind-up made
 
 e2e-kind: ## End-to-end tests on the cluster of make kind-up (skipped without it)
 	$(GO) test -count=1 -timeout 30m -v ./test/kind/
+
+e2e-kind-ops: ## Operations under steady traffic on the kind cluster: speaker rolling restart, helm upgrade, drain, uninstall and reinstall
+	BEACON_KIND_OPS=1 $(GO) test -count=1 -timeout 40m -v -run 'TestSpeakerRollingRestart|TestHelmUpgrade|TestDrain|TestUninstall' ./test/kind/
+
+bench-kind-failover: ## Freeze the announcing kind node under traffic: L2/BGP time without a reply, p50/p99 (BEACON_KIND_RUNS=10)
+	BEACON_KIND_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestBenchFailover$$' ./test/kind/
 
 clean:
 	rm -rf $(BIN)

@@ -155,7 +155,7 @@ func (a *Allocator) pick(r *request, f config.Family) (netip.Addr, *Error) {
 		var best netip.Addr
 		own := a.keys[r.Key]
 		for ip := range a.shared[r.share.key] {
-			if config.FamilyOf(ip) != f || (best.IsValid() && best.Less(ip)) || slices.Contains(own, ip) {
+			if config.FamilyOf(ip) != f || (best.IsValid() && best.Less(ip)) || slices.Contains(own, ip) || a.conflicting(ip) {
 				continue
 			}
 			p := a.lookup(ip)
@@ -217,6 +217,9 @@ func (a *Allocator) decide(r *request, f config.Family, held netip.Addr) choice 
 		return choice{ip: ip, err: err, warn: err}
 	}
 	why := a.valid(r, held)
+	if why == nil && a.conflicting(held) {
+		why = errorf(ReasonIPConflict, "%s is in use by another host on the network", held)
+	}
 	if why == nil {
 		return choice{ip: held}
 	}

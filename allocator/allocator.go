@@ -24,6 +24,9 @@ type Allocator struct {
 	// shared indexes the held addresses by sharing key. All holders of a
 	// shared address have the same key, so each address is under one key.
 	shared map[string]map[netip.Addr]struct{}
+	// conflicts are addresses that other hosts on the network use. They
+	// are kept out of the free sets, so automatic choice never sees them.
+	conflicts map[netip.Addr]struct{}
 }
 
 type poolState struct {
@@ -53,11 +56,45 @@ func famIndex(f config.Family) int {
 // New returns an Allocator with no pools.
 func New() *Allocator {
 	return &Allocator{
-		byName:  map[string]*poolState{},
-		holders: map[netip.Addr][]holder{},
-		keys:    map[string][]netip.Addr{},
-		shared:  map[string]map[netip.Addr]struct{}{},
+		byName:    map[string]*poolState{},
+		holders:   map[netip.Addr][]holder{},
+		keys:      map[string][]netip.Addr{},
+		shared:    map[string]map[netip.Addr]struct{}{},
+		conflicts: map[netip.Addr]struct{}{},
 	}
+}
+
+// SetConflicts replaces the set of addresses that other hosts on the
+// network use. Automatic choice skips them; a Service holding one it did
+// not request is moved by its next Allocate when another address is free.
+// A Service may still request one: the caller warns about it.
+func (a *Allocator) SetConflicts(ips []netip.Addr) {
+	next := make(map[netip.Addr]struct{}, len(ips))
+	for _, ip := range ips {
+		next[ip] = struct{}{}
+	}
+	for ip := range a.conflicts {
+		if _, still := next[ip]; still || len(a.holders[ip]) > 0 {
+			continue
+		}
+		if fs := a.slot(ip); fs != nil {
+			fs.free.put(ip)
+		}
+	}
+	for ip := range next {
+		if _, was := a.conflicts[ip]; was || len(a.holders[ip]) > 0 {
+			continue
+		}
+		if fs := a.slot(ip); fs != nil {
+			fs.free.take(ip)
+		}
+	}
+	a.conflicts = next
+}
+
+func (a *Allocator) conflicting(ip netip.Addr) bool {
+	_, ok := a.conflicts[ip]
+	return ok
 }
 
 // SetPools replaces the pool set. Every allocation is kept, also those that
@@ -81,11 +118,18 @@ func (a *Allocator) SetPools(ps *config.Pools) {
 		}
 	}
 	sort.Slice(a.spans, func(i, j int) bool { return a.spans[i].r.First.Less(a.spans[j].r.First) })
-	// Build each free set around the held addresses in one ascending pass,
-	// rather than splitting it once per held address.
+	// Build each free set around the held and conflicting addresses in one
+	// ascending pass, rather than splitting it once per address.
 	held := map[*famState][]u128{}
+	used := map[*famState]int64{}
 	for ip := range a.holders {
 		if fs := a.slot(ip); fs != nil {
+			held[fs] = append(held[fs], toU(ip))
+			used[fs]++
+		}
+	}
+	for ip := range a.conflicts {
+		if fs := a.slot(ip); fs != nil && len(a.holders[ip]) == 0 {
 			held[fs] = append(held[fs], toU(ip))
 		}
 	}
@@ -96,7 +140,7 @@ func (a *Allocator) SetPools(ps *config.Pools) {
 			}
 			h := held[fs]
 			slices.SortFunc(h, u128.cmp)
-			fs.used = int64(len(h))
+			fs.used = used[fs]
 			for _, r := range p.Ranges {
 				if famIndex(r.Family()) == i {
 					fs.total = addSat(fs.total, fs.free.fill(r.First, r.Last, p.AvoidBuggyIPs, &h))
@@ -176,7 +220,9 @@ func (a *Allocator) unhold(ip netip.Addr, key string) bool {
 	}
 	delete(a.holders, ip)
 	if fs := a.slot(ip); fs != nil {
-		fs.free.put(ip)
+		if !a.conflicting(ip) {
+			fs.free.put(ip)
+		}
 		fs.used--
 	}
 	return true
@@ -313,9 +359,10 @@ func (a *Allocator) Owners(ip netip.Addr) []string {
 
 // FamilyStats counts the addresses of one family of a pool. Total excludes
 // addresses skipped by avoidBuggyIPs and saturates at MaxInt64; Used counts
-// distinct held addresses that the pool may hand out.
+// distinct held addresses that the pool may hand out; Conflicting counts
+// the others that hosts outside the cluster use (not free either).
 type FamilyStats struct {
-	Total, Used int64
+	Total, Used, Conflicting int64
 }
 
 // PoolStats counts a pool's addresses per family; a family is nil when the
@@ -336,6 +383,18 @@ func (a *Allocator) Stats() map[string]PoolStats {
 			st.IPv6 = &FamilyStats{Total: fs.total, Used: fs.used}
 		}
 		out[p.Name] = st
+	}
+	for ip := range a.conflicts {
+		p := a.lookup(ip)
+		if p == nil || avoided(p, ip) || len(a.holders[ip]) > 0 {
+			continue
+		}
+		st := out[p.Name]
+		if fs := st.IPv4; ip.Is4() && fs != nil {
+			fs.Conflicting++
+		} else if fs := st.IPv6; ip.Is6() && fs != nil {
+			fs.Conflicting++
+		}
 	}
 	return out
 }

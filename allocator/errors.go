@@ -32,6 +32,9 @@ const (
 	// keys differ, their ports overlap, or one uses externalTrafficPolicy
 	// Local and their pod selectors differ.
 	ReasonSharingConflict Reason = "SharingConflict"
+	// ReasonIPConflict: a held address is in use by another host on the
+	// network (SetConflicts); it is kept only until a replacement is free.
+	ReasonIPConflict Reason = "IPConflict"
 	// ReasonBadRequest: the request contradicts itself (for example two
 	// requested addresses of one family).
 	ReasonBadRequest Reason = "BadRequest"

@@ -386,8 +386,8 @@ func parseBFDProfile(in *v1alpha1.BFDProfile) (*BFDProfile, error) {
 	if in.Spec.PassiveMode != nil && *in.Spec.PassiveMode {
 		errs = append(errs, "passiveMode is not supported (gobgp's BFD always sends control packets)")
 	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+	if err := invalid(errs); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -488,8 +488,8 @@ func parseBGPPeer(in *v1alpha1.BGPPeer) (*BGPPeer, error) {
 			errs = append(errs, fmt.Sprintf("gracefulRestart.restartTime: %s is outside 1s-4095s", p.RestartTime))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+	if err := invalid(errs); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -557,8 +557,8 @@ func parseBGPAdvertisement(in *v1alpha1.BGPAdvertisement) (*BGPAdvertisement, er
 			a.AggregationV6 = int(*l)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+	if err := invalid(errs); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

@@ -24,6 +24,8 @@ type L2Advertisement struct {
 	// Interfaces holds the allowed interface names, sorted; empty allows
 	// every LAN-facing interface.
 	Interfaces []string
+	// Sticky is true for failback: Never.
+	Sticky bool
 
 	Generation int64
 }
@@ -152,6 +154,18 @@ func (l *L2Advertisements) Announced(pool string) bool {
 	return len(l.ForPool(pool)) > 0
 }
 
+// Sticky reports whether the pool's addresses stay with the node that took
+// them over (failback: Never on some advertisement selecting the pool). It
+// depends on the pool only, so every speaker answers alike.
+func (l *L2Advertisements) Sticky(pool string) bool {
+	for _, a := range l.ForPool(pool) {
+		if a.Sticky {
+			return true
+		}
+	}
+	return false
+}
+
 // Interfaces returns the interfaces through which a node with these labels
 // may announce the pool's addresses: the union over the advertisements that
 // select both the pool and the node. The result allows nothing (Any is
@@ -200,8 +214,15 @@ func parseL2Advertisement(in *v1alpha1.L2Advertisement) (*L2Advertisement, error
 	}
 	sort.Strings(a.Interfaces)
 	a.Interfaces = slices.Compact(a.Interfaces)
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+	switch in.Spec.Failback {
+	case "", v1alpha1.FailbackImmediate:
+	case v1alpha1.FailbackNever:
+		a.Sticky = true
+	default:
+		errs = append(errs, fmt.Sprintf("failback: %q is neither Immediate nor Never", in.Spec.Failback))
+	}
+	if err := invalid(errs); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

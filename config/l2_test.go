@@ -202,6 +202,8 @@ func TestParseL2AdvertisementsErrors(t *testing.T) {
 		{"interface dot", l2ad("a", ifaces(".")), "not allowed"},
 		{"empty interface", l2ad("a", ifaces("")), "empty interface name"},
 		{"errors are all reported", l2ad("a", pools(""), ifaces("..")), "empty pool name; interfaces:"},
+		{"failback Never", l2ad("a", func(s *v1alpha1.L2AdvertisementSpec) { s.Failback = v1alpha1.FailbackNever }), ""},
+		{"unknown failback", l2ad("a", func(s *v1alpha1.L2AdvertisementSpec) { s.Failback = "Sometimes" }), "failback:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l2 := ParseL2Advertisements([]v1alpha1.L2Advertisement{tc.ad}, nil)
@@ -231,5 +233,29 @@ func TestParseL2AdvertisementNormalises(t *testing.T) {
 	}
 	if a.AllPools() {
 		t.Fatal("AllPools with ipPools set")
+	}
+}
+
+func TestL2AdvertisementsSticky(t *testing.T) {
+	never := func(s *v1alpha1.L2AdvertisementSpec) { s.Failback = v1alpha1.FailbackNever }
+	immediate := func(s *v1alpha1.L2AdvertisementSpec) { s.Failback = v1alpha1.FailbackImmediate }
+	for _, tc := range []struct {
+		name string
+		ads  []v1alpha1.L2Advertisement
+		want map[string]bool // pool -> sticky
+	}{
+		{"default is Immediate", []v1alpha1.L2Advertisement{l2ad("a", pools("lan"))}, map[string]bool{"lan": false}},
+		{"Never", []v1alpha1.L2Advertisement{l2ad("a", pools("lan"), never)}, map[string]bool{"lan": true, "other": false}},
+		{"Never wins", []v1alpha1.L2Advertisement{l2ad("a", pools("lan"), immediate), l2ad("b", pools("lan"), never, nodeSel("x=y"))}, map[string]bool{"lan": true}},
+		{"all pools", []v1alpha1.L2Advertisement{l2ad("a", never)}, map[string]bool{"lan": true, "other": true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l2 := ParseL2Advertisements(tc.ads, nil)
+			for pool, want := range tc.want {
+				if got := l2.Sticky(pool); got != want {
+					t.Errorf("Sticky(%s) = %v, want %v", pool, got, want)
+				}
+			}
+		})
 	}
 }

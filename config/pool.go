@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -194,8 +193,8 @@ func parsePool(in *v1alpha1.IPPool) (*Pool, error) {
 			errs = append(errs, "serviceAllocation.serviceSelector: "+err.Error())
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
+	if err := invalid(errs); err != nil {
+		return nil, err
 	}
 	// Blocks of one pool may overlap each other harmlessly; merge them.
 	p.Ranges = Merge(p.Declared)

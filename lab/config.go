@@ -23,6 +23,12 @@ type Config struct {
 	EchoBinary string
 	// Namespace of the Pod objects (default "default").
 	Namespace string
+	// HeartbeatNetwork gives every node a second NIC, HeartbeatInterface, on
+	// a switch of its own (HeartbeatV4), and makes that address the node's
+	// first InternalIP, so speakers' heartbeats flow there while the LAN
+	// carries the announcements: pulling a node's LAN cable (SetCable) then
+	// leaves its speaker alive.
+	HeartbeatNetwork bool
 	// Router configures FRR in the router (ASNs, BFD timers, passwords).
 	Router RouterConfig
 	// ReplaceDetached makes Up remove a running lab started by `beacon-lab

@@ -19,6 +19,11 @@
 //	beacon-nodeN       198.51.100.1N   forwards; routes to its pods
 //	beacon-nN-pP       198.18.N.(P+1)  a pod: runs beacon-echo on port 5000
 //
+// With Config.HeartbeatNetwork every node also has eth1 (198.18.253.1N/24,
+// MAC 02:bc:00:00:fd:<host>) on a second switch, beacon-lab-hb, and that
+// address is its first InternalIP: speakers' heartbeats use it, so pulling a
+// node's LAN cable (SetCable) leaves its speaker alive for its peers.
+//
 // IPv6 mirrors IPv4 (2001:db8:100::1N on the LAN, 2001:db8:18:N::(P+1) for
 // pods). DAD is off (sysctls and IFA_F_NODAD), so IPv6 works at once. Each
 // station's eth0 has a stable, locally administered MAC: 02:bc:00:00:00:<LAN

@@ -25,10 +25,16 @@ const NetnsDir = "/run/netns"
 // goroutines fn starts do NOT run in the namespace. If the thread cannot be
 // switched back it is left locked, so Go discards it when the goroutine
 // ends.
-func InNetns(ns string, fn func() error) (err error) {
-	target, err := netns.GetFromPath(filepath.Join(NetnsDir, Netns(ns)))
+func InNetns(ns string, fn func() error) error {
+	return InNetnsPath(filepath.Join(NetnsDir, Netns(ns)), fn)
+}
+
+// InNetnsPath is InNetns for the namespace file at path, such as
+// /proc/PID/ns/net of a container's process.
+func InNetnsPath(path string, fn func() error) (err error) {
+	target, err := netns.GetFromPath(path)
 	if err != nil {
-		return fmt.Errorf("lab: open netns %s: %w", Netns(ns), err)
+		return fmt.Errorf("lab: open netns %s: %w", path, err)
 	}
 	defer func() { _ = target.Close() }()
 	runtime.LockOSThread()
@@ -40,12 +46,12 @@ func InNetns(ns string, fn func() error) (err error) {
 	defer func() { _ = orig.Close() }()
 	if err := netns.Set(target); err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("lab: enter netns %s: %w", Netns(ns), err)
+		return fmt.Errorf("lab: enter netns %s: %w", path, err)
 	}
 	// Deferred so that it also runs when fn calls runtime.Goexit (t.FailNow).
 	defer func() {
 		if serr := netns.Set(orig); serr != nil {
-			err = errors.Join(err, fmt.Errorf("lab: leave netns %s: %w", Netns(ns), serr))
+			err = errors.Join(err, fmt.Errorf("lab: leave netns %s: %w", path, serr))
 			return // the thread stays locked and dies with the goroutine
 		}
 		runtime.UnlockOSThread()
@@ -59,17 +65,20 @@ type DialFunc func(ctx context.Context, network, address string) (net.Conn, erro
 // Dialer returns a dial function whose connections start in the named lab
 // namespace, for http.Transport.DialContext or rest.Config.Dial. The address
 // must be an IP literal (no name resolution in the lab).
-func Dialer(ns string) DialFunc {
+func Dialer(ns string) DialFunc { return DialerPath(filepath.Join(NetnsDir, Netns(ns))) }
+
+// DialerPath is Dialer for the namespace file at path.
+func DialerPath(path string) DialFunc {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(address)
 		if err != nil {
 			return nil, err
 		}
 		if net.ParseIP(host) == nil {
-			return nil, fmt.Errorf("lab: dial %s in %s: address must be an IP literal", address, Netns(ns))
+			return nil, fmt.Errorf("lab: dial %s in %s: address must be an IP literal", address, path)
 		}
 		var c net.Conn
-		err = InNetns(ns, func() error {
+		err = InNetnsPath(path, func() error {
 			var d net.Dialer
 			var err error
 			c, err = d.DialContext(ctx, network, address)

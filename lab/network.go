@@ -76,12 +76,22 @@ func buildNetwork(t *Topology) error {
 			return err
 		}
 	}
-	if err := n.buildSwitch(); err != nil {
+	if err := n.buildSwitch(Netns(LAN)); err != nil {
 		return err
 	}
 	for _, s := range t.Stations() {
 		if err := n.plugStation(s); err != nil {
 			return err
+		}
+	}
+	if t.Heartbeat {
+		if err := n.buildSwitch(Netns(HeartbeatSwitch)); err != nil {
+			return err
+		}
+		for _, nd := range t.Nodes {
+			if err := n.plugHeartbeat(nd); err != nil {
+				return err
+			}
 		}
 	}
 	for _, nd := range t.Nodes {
@@ -177,7 +187,7 @@ func (n *network) addNamespace(ns string) error {
 	if err := h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("lab: %s: lo up: %w", ns, err)
 	}
-	if ns == Netns(LAN) {
+	if ns == Netns(LAN) || ns == Netns(HeartbeatSwitch) {
 		return n.setSysctls(ns, switchSysctls)
 	}
 	return n.setSysctls(ns, stationSysctls)
@@ -194,8 +204,8 @@ func (n *network) setSysctls(ns string, kv [][2]string) error {
 	})
 }
 
-func (n *network) buildSwitch() error {
-	h := n.handles[Netns(LAN)]
+func (n *network) buildSwitch(ns string) error {
+	h := n.handles[ns]
 	off := false
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeName, HardwareAddr: bridgeMAC}, MulticastSnooping: &off}
 	if err := h.LinkAdd(br); err != nil {
@@ -209,42 +219,54 @@ func (n *network) buildSwitch() error {
 
 // plugStation links a station's eth0 to a switch port named after it.
 func (n *network) plugStation(s Station) error {
-	sw := n.handles[Netns(LAN)]
-	br, err := sw.LinkByName(BridgeName)
+	return n.plugPort(Netns(LAN), s.Name, s.Netns, LANInterface, s.MAC,
+		netip.PrefixFrom(s.IPv4, LANv4.Bits()), netip.PrefixFrom(s.IPv6, LANv6.Bits()))
+}
+
+// plugHeartbeat links a node's HeartbeatInterface to a port of the
+// heartbeat switch named after it.
+func (n *network) plugHeartbeat(nd Node) error {
+	return n.plugPort(Netns(HeartbeatSwitch), nd.Name, nd.Netns, HeartbeatInterface, nd.HeartbeatMAC,
+		netip.PrefixFrom(nd.HeartbeatIPv4, HeartbeatV4.Bits()))
+}
+
+// plugPort links interface iface (with that MAC and those addresses) of
+// namespace ns to a new port, named port, of the bridge in switch namespace
+// sw.
+func (n *network) plugPort(sw, port, ns, iface string, mac net.HardwareAddr, addrs ...netip.Prefix) error {
+	swh := n.handles[sw]
+	br, err := swh.LinkByName(BridgeName)
 	if err != nil {
-		return fmt.Errorf("lab: bridge: %w", err)
+		return fmt.Errorf("lab: bridge in %s: %w", sw, err)
 	}
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: s.Name, MasterIndex: br.Attrs().Index},
-		PeerName:         LANInterface,
-		PeerHardwareAddr: s.MAC,
-		PeerNamespace:    netlink.NsFd(n.fds[s.Netns]),
+		LinkAttrs:        netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index},
+		PeerName:         iface,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(n.fds[ns]),
 	}
-	if err := sw.LinkAdd(veth); err != nil {
-		return fmt.Errorf("lab: veth %s<->%s/%s: %w", s.Name, s.Netns, LANInterface, err)
+	if err := swh.LinkAdd(veth); err != nil {
+		return fmt.Errorf("lab: veth %s/%s<->%s/%s: %w", sw, port, ns, iface, err)
 	}
-	port, err := sw.LinkByName(s.Name)
+	pl, err := swh.LinkByName(port)
 	if err != nil {
 		return err
 	}
-	if err := sw.LinkSetUp(port); err != nil {
-		return fmt.Errorf("lab: switch port %s up: %w", s.Name, err)
+	if err := swh.LinkSetUp(pl); err != nil {
+		return fmt.Errorf("lab: switch port %s/%s up: %w", sw, port, err)
 	}
-	h := n.handles[s.Netns]
-	link, err := h.LinkByName(LANInterface)
+	h := n.handles[ns]
+	link, err := h.LinkByName(iface)
 	if err != nil {
-		return fmt.Errorf("lab: %s/%s: %w", s.Netns, LANInterface, err)
+		return fmt.Errorf("lab: %s/%s: %w", ns, iface, err)
 	}
-	for _, a := range []netip.Prefix{
-		netip.PrefixFrom(s.IPv4, LANv4.Bits()),
-		netip.PrefixFrom(s.IPv6, LANv6.Bits()),
-	} {
+	for _, a := range addrs {
 		if err := addAddr(h, link, a); err != nil {
-			return fmt.Errorf("lab: %s: %w", s.Netns, err)
+			return fmt.Errorf("lab: %s: %w", ns, err)
 		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
-		return fmt.Errorf("lab: %s/%s up: %w", s.Netns, LANInterface, err)
+		return fmt.Errorf("lab: %s/%s up: %w", ns, iface, err)
 	}
 	return nil
 }

@@ -31,6 +31,19 @@ const (
 	PortNameUDP  = "udp"
 )
 
+// nodeAddresses lists the heartbeat address first when there is one:
+// speakers send heartbeats to a node's first IPv4 InternalIP.
+func nodeAddresses(n Node) []corev1.NodeAddress {
+	var out []corev1.NodeAddress
+	if n.HeartbeatIPv4.IsValid() {
+		out = append(out, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: n.HeartbeatIPv4.String()})
+	}
+	return append(out,
+		corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: n.IPv4.String()},
+		corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: n.IPv6.String()},
+		corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.Name})
+}
+
 // nodeObject is the Node of a lab node: InternalIPs on the LAN, pod CIDRs,
 // Ready.
 func nodeObject(n Node) *corev1.Node {
@@ -43,11 +56,7 @@ func nodeObject(n Node) *corev1.Node {
 		}},
 		Spec: corev1.NodeSpec{PodCIDR: n.PodCIDRv4.String(), PodCIDRs: []string{n.PodCIDRv4.String(), n.PodCIDRv6.String()}},
 		Status: corev1.NodeStatus{
-			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: n.IPv4.String()},
-				{Type: corev1.NodeInternalIP, Address: n.IPv6.String()},
-				{Type: corev1.NodeHostName, Address: n.Name},
-			},
+			Addresses:  nodeAddresses(n),
 			Conditions: []corev1.NodeCondition{readyNodeCondition(true)},
 			Phase:      corev1.NodeRunning,
 		},

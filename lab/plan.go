@@ -22,6 +22,8 @@ const (
 	Router    = "router"     // FRR: BGP with every node (see router.go)
 	ClientLAN = "client-lan" // a client on the node LAN
 	ClientExt = "client-ext" // a client behind the router (reaches the site only through it)
+	// HeartbeatSwitch is the nodes' second switch (Config.HeartbeatNetwork).
+	HeartbeatSwitch = "lab-hb"
 )
 
 // Interface names inside the lab namespaces.
@@ -37,6 +39,8 @@ const (
 	// RouterExtInterface is the router's link to client-ext (named after
 	// the station at its other end, like the switch ports).
 	RouterExtInterface = ClientExt
+	// HeartbeatInterface is a node's link to the heartbeat switch.
+	HeartbeatInterface = "eth1"
 )
 
 // EchoPort is the TCP (HTTP) and UDP port of every pod's echo server.
@@ -45,18 +49,22 @@ const EchoPort = 5000
 // Address plan: documentation and benchmarking ranges
 // only; nothing in the lab routes anywhere else.
 var (
-	LANv4        = netip.MustParsePrefix("198.51.100.0/24")
-	LANv6        = netip.MustParsePrefix("2001:db8:100::/64")
-	L2PoolV4     = "198.51.100.200-198.51.100.250"
-	L2PoolV6     = "2001:db8:100::200-2001:db8:100::250"
-	BGPPoolV4    = netip.MustParsePrefix("203.0.113.0/24")
-	BGPPoolV6    = netip.MustParsePrefix("2001:db8:203::/120")
-	PodsV4       = netip.MustParsePrefix("198.18.0.0/16")
-	PodsV6       = netip.MustParsePrefix("2001:db8:18::/48")
-	ServicesV4   = netip.MustParsePrefix("198.19.0.0/16")
-	ServicesV6   = netip.MustParsePrefix("2001:db8:19::/112")
-	ExternalV4   = netip.MustParsePrefix(ExternalV4CIDR)
-	ExternalV6   = netip.MustParsePrefix("2001:db8:192::/64")
+	LANv4      = netip.MustParsePrefix("198.51.100.0/24")
+	LANv6      = netip.MustParsePrefix("2001:db8:100::/64")
+	L2PoolV4   = "198.51.100.200-198.51.100.250"
+	L2PoolV6   = "2001:db8:100::200-2001:db8:100::250"
+	BGPPoolV4  = netip.MustParsePrefix("203.0.113.0/24")
+	BGPPoolV6  = netip.MustParsePrefix("2001:db8:203::/120")
+	PodsV4     = netip.MustParsePrefix("198.18.0.0/16")
+	PodsV6     = netip.MustParsePrefix("2001:db8:18::/48")
+	ServicesV4 = netip.MustParsePrefix("198.19.0.0/16")
+	ServicesV6 = netip.MustParsePrefix("2001:db8:19::/112")
+	ExternalV4 = netip.MustParsePrefix(ExternalV4CIDR)
+	ExternalV6 = netip.MustParsePrefix("2001:db8:192::/64")
+	// HeartbeatV4 is the heartbeat network (Config.HeartbeatNetwork); node N
+	// is .1N, like on the LAN. Inside the pods' 198.18.0.0/16 summary, but
+	// no node gets 198.18.253.0/24 (see ExternalV4CIDR).
+	HeartbeatV4  = netip.MustParsePrefix("198.18.253.0/24")
 	ServiceCIDRs = ServicesV4.String() + "," + ServicesV6.String()
 )
 
@@ -115,6 +123,11 @@ type Node struct {
 	// GatewayV4 and GatewayV6 are the node's addresses on every pod link
 	// (.1 and ::1 of the pod CIDRs): the pods' default gateway.
 	GatewayV4, GatewayV6 netip.Addr
+	// HeartbeatIPv4 is the node's address on HeartbeatInterface; invalid
+	// without Config.HeartbeatNetwork.
+	HeartbeatIPv4 netip.Addr
+	// HeartbeatMAC is HeartbeatInterface's address: 02:bc:00:00:fd:<host>.
+	HeartbeatMAC net.HardwareAddr
 }
 
 // Pod is an echo-server pod: a namespace behind a veth to its node.
@@ -148,6 +161,9 @@ type Topology struct {
 	RouterExtMAC             net.HardwareAddr
 	Nodes                    []Node
 	Pods                     []Pod
+	// Heartbeat is true with Config.HeartbeatNetwork: the nodes have a
+	// second switch (HeartbeatSwitch).
+	Heartbeat bool
 }
 
 // Stations returns every station on the LAN: host, router, client-lan, nodes.
@@ -162,6 +178,9 @@ func (t Topology) Stations() []Station {
 // Namespaces returns every network namespace of the lab in creation order.
 func (t Topology) Namespaces() []string {
 	ns := []string{Netns(LAN)}
+	if t.Heartbeat {
+		ns = append(ns, Netns(HeartbeatSwitch))
+	}
 	for _, s := range t.Stations() {
 		ns = append(ns, s.Netns)
 	}
@@ -275,6 +294,7 @@ func Plan(cfg Config) (Topology, error) {
 		RouterExtV4:  extAddr(ExternalV4, 1),
 		RouterExtV6:  extAddr(ExternalV6, 1),
 		RouterExtMAC: net.HardwareAddr{0x02, 0xbc, 0x00, 0x00, 0xfe, 0x01},
+		Heartbeat:    cfg.HeartbeatNetwork,
 	}
 	for i := 1; i <= cfg.Nodes; i++ {
 		n := Node{Station: station(NodeName(i), 10+i), Index: i}
@@ -282,6 +302,10 @@ func Plan(cfg Config) (Topology, error) {
 		n.PodCIDRv6 = netip.MustParsePrefix(fmt.Sprintf("2001:db8:18:%d::/64", i))
 		n.GatewayV4 = netip.AddrFrom4([4]byte{198, 18, byte(i), 1})
 		n.GatewayV6 = netip.MustParseAddr(fmt.Sprintf("2001:db8:18:%d::1", i))
+		if cfg.HeartbeatNetwork {
+			n.HeartbeatIPv4 = extAddr(HeartbeatV4, byte(10+i))
+			n.HeartbeatMAC = net.HardwareAddr{0x02, 0xbc, 0x00, 0x00, 0xfd, byte(10 + i)}
+		}
 		t.Nodes = append(t.Nodes, n)
 		for p := 1; p <= cfg.PodsPerNode; p++ {
 			name := PodName(i, p)

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -225,6 +227,32 @@ func TestIsLabName(t *testing.T) {
 	for _, ns := range topo.Namespaces() {
 		if !IsLabName(ns) {
 			t.Errorf("planned namespace %s is not a lab name", ns)
+		}
+	}
+}
+
+func TestPlanHeartbeatNetwork(t *testing.T) {
+	plain, err := Plan(Config{Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := Plan(Config{Nodes: 2, HeartbeatNetwork: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Heartbeat || plain.Nodes[0].HeartbeatIPv4.IsValid() || slices.Contains(plain.Namespaces(), Netns(HeartbeatSwitch)) {
+		t.Fatalf("heartbeat network without asking: %+v", plain.Nodes[0])
+	}
+	if !slices.Contains(hb.Namespaces(), Netns(HeartbeatSwitch)) || !IsLabName(Netns(HeartbeatSwitch)) {
+		t.Fatalf("namespaces %v", hb.Namespaces())
+	}
+	for i, n := range hb.Nodes {
+		want := netip.AddrFrom4([4]byte{198, 18, 253, byte(11 + i)})
+		if n.HeartbeatIPv4 != want || !HeartbeatV4.Contains(n.HeartbeatIPv4) || n.HeartbeatMAC.String() != fmt.Sprintf("02:bc:00:00:fd:%02x", 11+i) {
+			t.Fatalf("%s: %v %v", n.Name, n.HeartbeatIPv4, n.HeartbeatMAC)
+		}
+		if a := nodeAddresses(n); a[0].Address != want.String() || a[1].Address != n.IPv4.String() {
+			t.Fatalf("%s: addresses %v: the heartbeat address must come first", n.Name, a)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaconlb/beacon/internal/register"
 )
 
 // RulesetApplier is what the Syncer needs of an Applier.
@@ -86,12 +88,8 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		conntrack: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricConntrackDeleted, Help: "Stale UDP conntrack entries deleted."}),
 		warnings:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricWarnings, Help: "Destinations claimed by more than one Service in the last ruleset."}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.duration, m.failures, m.rules, m.elements, m.written, m.conntrack, m.warnings} {
-			if err := reg.Register(c); err != nil {
-				return m, fmt.Errorf("register nodeport metrics: %w", err)
-			}
-		}
+	if err := register.Metrics(reg, m.duration, m.failures, m.rules, m.elements, m.written, m.conntrack, m.warnings); err != nil {
+		return m, fmt.Errorf("nodeport: %w", err)
 	}
 	return m, nil
 }

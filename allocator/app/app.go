@@ -44,6 +44,8 @@ type Options struct {
 	// ExternalIPsParam is "namespace/name" of the ConfigMap kept for the
 	// externalIPs admission policy; empty disables it.
 	ExternalIPsParam string
+	// ConflictHold: see controller.Options.
+	ConflictHold time.Duration
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -71,6 +73,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 4*time.Second, "how long a Lease holds without renewal")
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 3*time.Second, "how long the leader retries renewing before giving up")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 500*time.Millisecond, "how often candidates try to take the Lease")
+	fs.DurationVar(&o.ConflictHold, "address-conflict-hold", controller.DefaultConflictHold, "how long an address that speakers found in use by another host stays out of automatic allocation after the last report of it")
 	fs.StringVar(&o.ExternalIPsParam, "externalips-param", ns+"/"+externalips.DefaultName, "namespace/name of the ConfigMap listing the CIDRs of pools with allowExternalIPs, read by the chart's externalIPs admission policy; empty disables")
 }
 
@@ -82,7 +85,10 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		return err
 	}
 	kube := cs.Kube
-	reg := cli.Registry()
+	reg, err := cli.Registry()
+	if err != nil {
+		return err
+	}
 	recorder, stopEvents := cli.Recorder(ctx, kube, v1.EventSource{Component: "beacon-controller"})
 	defer stopEvents()
 
@@ -90,11 +96,15 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(log, kube, cs.Beacon, recorder, reg, controller.Options{
+	ctrl, err := controller.New(log, kube, cs.Beacon, recorder, reg, controller.Options{
 		LoadBalancerClass: o.LoadBalancerClass,
 		Workers:           o.Workers,
 		ExternalIPsParam:  param,
+		ConflictHold:      o.ConflictHold,
 	})
+	if err != nil {
+		return err
+	}
 
 	// Ready means: a standby waiting for the Lease, or a leader whose
 	// caches are synced and state restored.

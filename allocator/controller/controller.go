@@ -34,6 +34,8 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/register"
+	"github.com/beaconlb/beacon/internal/slim"
 	"github.com/beaconlb/beacon/lbservice"
 )
 
@@ -68,6 +70,10 @@ type Options struct {
 	// CIDRs of the pools with allowExternalIPs, for the externalIPs admission
 	// policy (package allocator/externalips). Empty Name: not maintained.
 	ExternalIPsParam types.NamespacedName
+	// ConflictHold keeps an address that speakers found in use by another
+	// host out of automatic choice this long after the last report of it
+	// (default DefaultConflictHold).
+	ConflictHold time.Duration
 }
 
 // Controller reconciles LoadBalancer Services. Build it with New; Run owns
@@ -97,10 +103,14 @@ type Controller struct {
 	externalIPsDirty chan struct{}
 	// announcements feed the unannounced gauge (announced.go).
 	announcements atomic.Pointer[announcementCaches]
+	// conflicts are the addresses other hosts use, from the speakers'
+	// reports (conflicts.go); guarded by mu.
+	conflicts      map[netip.Addr]addressConflict
+	conflictsDirty chan struct{}
 }
 
 // New builds a controller. It starts nothing.
-func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, recorder record.EventRecorder, reg prometheus.Registerer, opts Options) *Controller {
+func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, recorder record.EventRecorder, reg prometheus.Registerer, opts Options) (*Controller, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 16
 	}
@@ -109,6 +119,9 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 	}
 	if opts.PendingResync <= 0 {
 		opts.PendingResync = 30 * time.Second
+	}
+	if opts.ConflictHold <= 0 {
+		opts.ConflictHold = DefaultConflictHold
 	}
 	c := &Controller{
 		log:         log,
@@ -122,12 +135,16 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 		ready:       make(chan struct{}),
 	}
 	c.externalIPsDirty = make(chan struct{}, 1)
+	c.conflictsDirty = make(chan struct{}, 1)
 	c.lb = provider.New(c.namespaceLabels)
-	c.metrics = newMetrics(reg, c.lb)
-	if reg != nil {
-		reg.MustRegister(unannouncedCollector{c})
+	var err error
+	if c.metrics, err = newMetrics(reg, c.lb); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
 	}
-	return c
+	if err := register.Metrics(reg, unannouncedCollector{c}); err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	return c, nil
 }
 
 // LoadBalancer returns the cloud-provider LoadBalancer the controller drives.
@@ -145,13 +162,16 @@ func (c *Controller) Run(ctx context.Context) error {
 		),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"})
 
-	factory := informers.NewSharedInformerFactory(c.kube, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0, informers.WithTransform(slim.Controller))
 	svcInf := factory.Core().V1().Services()
 	nsInf := factory.Core().V1().Namespaces()
 	poolInf := c.beacon.IPPoolInformer()
 	c.services, c.namespaces, c.pools = svcInf.Lister(), nsInf.Lister(), poolInf.GetStore()
 	annInf := c.announcementInformer(svcInf.Lister(), svcInf.Informer().HasSynced)
 	defer c.announcements.Store(nil) // a replica that stops leading has no view
+	if err := c.watchConflicts(annInf); err != nil {
+		return err
+	}
 	configInfs := []cache.SharedIndexInformer{c.beacon.L2AdvertisementInformer(), c.beacon.BGPPeerInformer(),
 		c.beacon.BGPAdvertisementInformer(), c.beacon.BFDProfileInformer()}
 	sessInf := c.beacon.BGPSessionStateInformer("")
@@ -208,6 +228,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { c.syncStatusLoop(ctx) })
+	wg.Go(func() { c.conflictsLoop(ctx, annInf.GetStore(), c.opts.PoolStatusInterval) })
 	if c.opts.ExternalIPsParam.Name != "" {
 		wg.Go(func() { c.externalIPsLoop(ctx) })
 	}
@@ -483,6 +504,8 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	// Warnings explain kept-but-invalid addresses (retried when space frees
 	// up) and families PreferDualStack could not get.
 	c.setPending(k, len(out.Result.Warnings) > 0)
+	before := lbservice.IngressIPs(svc)
+	warnings = append(warnings, c.conflictWarnings(before, out.Result.IPs)...)
 	for _, w := range out.Result.Warnings {
 		reason := EventAllocationFailed
 		for _, ip := range out.Result.Stale {
@@ -494,7 +517,6 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	}
 	c.warn(svc, warnings)
 
-	before := lbservice.IngressIPs(svc)
 	updated := svc.DeepCopy()
 	if !slices.Contains(updated.Finalizers, Finalizer) {
 		updated.Finalizers = append(updated.Finalizers, Finalizer)

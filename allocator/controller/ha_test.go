@@ -47,12 +47,7 @@ func (r *replica) kill() {
 func TestTwoReplicasKillLeader(t *testing.T) {
 	h := newHarness(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "beacon-controller")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/beacon-controller")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := filepath.Join(testenv.BuildOnce(t, "./cmd/beacon-controller"), "beacon-controller")
 	h.pool("t-ha", nil, "198.18.13.0/24")
 
 	replicas := make([]*replica, 2)

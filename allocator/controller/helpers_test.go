@@ -212,15 +212,7 @@ func ingress(s *v1.Service) []string {
 // eventually polls cond every 20 ms until it holds or the timeout passes.
 func (h *harness) eventually(timeout time.Duration, what string, cond func() (bool, string)) {
 	h.t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(h.ctx, 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		ok, detail := cond()
-		last = detail
-		return ok, nil
-	})
-	if err != nil {
-		h.t.Fatalf("%s: not reached within %v (last: %s)", what, timeout, last)
-	}
+	testenv.Poll(h.t, h.ctx, 20*time.Millisecond, timeout, what, cond)
 }
 
 // waitIPs waits until the Service's ingress equals want (in order).

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/beaconlb/beacon/allocator/provider"
+	"github.com/beaconlb/beacon/internal/register"
 )
 
 // metrics are registered on the registry the caller injects.
@@ -14,7 +15,7 @@ type metrics struct {
 	writes    *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, lb *provider.LoadBalancer) *metrics {
+func newMetrics(reg prometheus.Registerer, lb *provider.LoadBalancer) (*metrics, error) {
 	m := &metrics{
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "beacon_allocation_failures_total",
@@ -34,10 +35,7 @@ func newMetrics(reg prometheus.Registerer, lb *provider.LoadBalancer) *metrics {
 			Help: "Writes to the API server, by kind.",
 		}, []string{"kind"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.failures, m.reconcile, m.pending, m.writes, poolCollector{lb})
-	}
-	return m
+	return m, register.Metrics(reg, m.failures, m.reconcile, m.pending, m.writes, poolCollector{lb})
 }
 
 // poolCollector reads pool counts at scrape time, so deleted pools vanish

@@ -44,13 +44,14 @@ func (c *Controller) syncStatusLoop(ctx context.Context) {
 func (c *Controller) syncPoolStatus(ctx context.Context) []error {
 	pools := c.lb.Pools()
 	stats := c.lb.Stats()
+	conflicts := c.poolConflicts()
 	var errs []error
 	for _, obj := range c.pools.List() {
 		cur, ok := obj.(*v1alpha1.IPPool)
 		if !ok {
 			continue
 		}
-		want := PoolStatus(cur, pools, stats[cur.Name])
+		want := PoolStatus(cur, pools, stats[cur.Name], conflicts[cur.Name])
 		if equality.Semantic.DeepEqual(cur.Status, want) {
 			continue
 		}
@@ -62,10 +63,11 @@ func (c *Controller) syncPoolStatus(ctx context.Context) []error {
 	return errs
 }
 
-// PoolStatus computes the status a pool should have. Condition transition
-// times are carried over from cur while a condition's status is unchanged,
-// so an unchanged pool compares equal and is not rewritten.
-func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStats) v1alpha1.IPPoolStatus {
+// PoolStatus computes the status a pool should have; conflicts describes
+// its addresses that other hosts use. Condition transition times are
+// carried over from cur while a condition's status is unchanged, so an
+// unchanged pool compares equal and is not rewritten.
+func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStats, conflicts []v1alpha1.AddressConflict) v1alpha1.IPPoolStatus {
 	out := v1alpha1.IPPoolStatus{
 		ObservedGeneration: cur.Generation,
 		Conditions:         append([]metav1.Condition(nil), cur.Status.Conditions...),
@@ -77,6 +79,7 @@ func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStat
 		set(v1alpha1.PoolReady, false, "InvalidSpec", err.Error())
 		meta.RemoveStatusCondition(&out.Conditions, v1alpha1.PoolConflicting)
 		meta.RemoveStatusCondition(&out.Conditions, v1alpha1.PoolExhausted)
+		meta.RemoveStatusCondition(&out.Conditions, v1alpha1.PoolAddressConflict)
 		return out
 	}
 	p := pools.ByName[cur.Name]
@@ -84,11 +87,17 @@ func PoolStatus(cur *v1alpha1.IPPool, pools *config.Pools, st allocator.PoolStat
 		return cur.Status
 	}
 	out.IPv4, out.IPv6 = familyStatus(st.IPv4), familyStatus(st.IPv6)
+	out.AddressConflicts = conflicts[:min(len(conflicts), 256)]
 	if len(p.Conflicts) > 0 {
 		set(v1alpha1.PoolConflicting, true, "Overlap", fmt.Sprintf(
 			"overlaps older pool(s) %s; addresses in the overlap are handed out by those pools only", strings.Join(p.Conflicts, ", ")))
 	} else {
 		set(v1alpha1.PoolConflicting, false, "NoOverlap", "no overlap with older pools")
+	}
+	if len(conflicts) > 0 {
+		set(v1alpha1.PoolAddressConflict, true, "InUseByOtherHosts", conflictMessage(conflicts))
+	} else {
+		set(v1alpha1.PoolAddressConflict, false, "NoConflict", "no address of this pool is known to be in use by another host")
 	}
 	if len(p.Ranges) == 0 {
 		set(v1alpha1.PoolReady, false, "NoAddresses", "every address of this pool is declared by older pools")
@@ -116,5 +125,5 @@ func familyStatus(s *allocator.FamilyStats) *v1alpha1.FamilyStatus {
 	if s == nil {
 		return nil
 	}
-	return &v1alpha1.FamilyStatus{Total: s.Total, Used: s.Used, Available: s.Total - s.Used}
+	return &v1alpha1.FamilyStatus{Total: s.Total, Used: s.Used, Available: s.Total - s.Used - s.Conflicting}
 }

@@ -81,6 +81,21 @@ func (lb *LoadBalancer) Stats() map[string]allocator.PoolStats {
 	return lb.alloc.Stats()
 }
 
+// SetConflicts replaces the addresses other hosts use (see
+// allocator.SetConflicts).
+func (lb *LoadBalancer) SetConflicts(ips []netip.Addr) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	lb.alloc.SetConflicts(ips)
+}
+
+// Owners returns the keys of the Services holding ip, sorted.
+func (lb *LoadBalancer) Owners(ip netip.Addr) []string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return lb.alloc.Owners(ip)
+}
+
 // PoolOf names the pool an address belongs to, or "".
 func (lb *LoadBalancer) PoolOf(ip netip.Addr) string {
 	lb.mu.Lock()

@@ -89,7 +89,8 @@ type FamilyStatus struct {
 	Total int64 `json:"total"`
 	// Used is the number of addresses held by Services.
 	Used int64 `json:"used"`
-	// Available is Total minus Used.
+	// Available is Total minus Used, minus the addresses that hosts outside
+	// the cluster use (see the AddressConflict condition).
 	Available int64 `json:"available"`
 }
 
@@ -104,9 +105,19 @@ type IPPoolStatus struct {
 	// IPv6 counts the pool's IPv6 addresses; absent when it has none.
 	// +optional
 	IPv6 *FamilyStatus `json:"ipv6,omitempty"`
+	// AddressConflicts lists the pool's addresses that hosts outside the
+	// cluster use, as speakers reported them. They are not handed out
+	// automatically, and a speaker probes for one again before it announces
+	// it, also when it takes it over from another node.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +optional
+	AddressConflicts []AddressConflict `json:"addressConflicts,omitempty"`
 	// Conditions: Ready (the pool is in use), Conflicting (it overlaps an
 	// older pool; the overlap is not handed out from this pool), Exhausted
-	// (a family has no address left).
+	// (a family has no address left), AddressConflict (hosts outside the
+	// cluster use some of its addresses, which are not handed out while
+	// they do).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -118,6 +129,9 @@ const (
 	PoolReady       = "Ready"
 	PoolConflicting = "Conflicting"
 	PoolExhausted   = "Exhausted"
+	// PoolAddressConflict is True while speakers report addresses of the
+	// pool in use by other hosts (ServiceAnnouncement conflicts).
+	PoolAddressConflict = "AddressConflict"
 )
 
 // IPPool is a set of addresses that Beacon hands out to LoadBalancer

@@ -47,6 +47,9 @@ func TestL2AdvertisementSchema(t *testing.T) {
 		{"interface dotdot", map[string]any{"interfaces": []any{".."}}, `".." is not a valid interface name`},
 		{"duplicate interfaces", map[string]any{"interfaces": []any{"eth0", "eth0"}}, "Duplicate value"},
 		{"empty pool name", map[string]any{"ipPools": []any{""}}, "should be at least 1"},
+		{"failback Never", map[string]any{"failback": "Never"}, ""},
+		{"failback Immediate", map[string]any{"failback": "Immediate"}, ""},
+		{"failback unknown", map[string]any{"failback": "Later"}, "Unsupported value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obj := &unstructured.Unstructured{Object: map[string]any{
@@ -55,7 +58,13 @@ func TestL2AdvertisementSchema(t *testing.T) {
 				"metadata":   map[string]any{"name": fmt.Sprintf("cel-%d", i)},
 				"spec":       tc.spec,
 			}}
-			_, err := res.Create(context.Background(), obj, metav1.CreateOptions{})
+			created, err := res.Create(context.Background(), obj, metav1.CreateOptions{})
+			// Without failback the API server fills in the default.
+			if err == nil && tc.spec["failback"] == nil {
+				if f, _, _ := unstructured.NestedString(created.Object, "spec", "failback"); f != "Immediate" {
+					t.Errorf("failback defaulted to %q, want Immediate", f)
+				}
+			}
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("rejected: %v", err)

@@ -44,7 +44,28 @@ type L2AdvertisementSpec struct {
 	// +listType=set
 	// +optional
 	Interfaces []InterfaceName `json:"interfaces,omitempty"`
+
+	// Failback says what happens when the node that announced an address
+	// before a failover is eligible again. Immediate (the default) hands the
+	// address back to it at once (connections move with the flow hand-off).
+	// Never keeps the address on the node that took it over until that node
+	// leaves or stops being eligible, so the return causes no second move.
+	// When several advertisements select a pool and one of them says Never,
+	// the pool's addresses do not fail back.
+	// +kubebuilder:validation:Enum=Immediate;Never
+	// +kubebuilder:default=Immediate
+	// +optional
+	Failback Failback `json:"failback,omitempty"`
 }
+
+// Failback is when an address returns to its preferred node.
+type Failback string
+
+// Failback values.
+const (
+	FailbackImmediate Failback = "Immediate"
+	FailbackNever     Failback = "Never"
+)
 
 // L2Advertisement makes Beacon announce the addresses of some pools on the
 // local network with ARP and NDP: for each address one eligible node answers

@@ -30,6 +30,7 @@ const NodeLabel = "beaconlb.io/node"
 // +kubebuilder:printcolumn:name="Via",type=string,JSONPath=".via"
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=".interfaces",priority=1
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=".peers",priority=1
+// +kubebuilder:printcolumn:name="Conflicts",type=string,JSONPath=".conflicts[*].address",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ServiceAnnouncement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -53,6 +54,33 @@ type ServiceAnnouncement struct {
 	// +listType=atomic
 	// +optional
 	Peers []string `json:"peers,omitempty"`
+	// Conflicts are addresses of the Service that a host outside the
+	// cluster uses too, as this node found them (L2 only). An address that
+	// a probe found in use before it was first announced is not announced
+	// and not listed in addresses.
+	// +listType=atomic
+	// +optional
+	Conflicts []AddressConflict `json:"conflicts,omitempty"`
+}
+
+// AddressConflict is an address that another host on the network uses.
+type AddressConflict struct {
+	// Address in conflict.
+	Address string `json:"address"`
+	// MAC is the other host's hardware address.
+	MAC string `json:"mac"`
+	// Interface is where the node saw it.
+	Interface string `json:"interface"`
+	// Announced is true when the other host claimed the address while
+	// this node announced it; the node keeps announcing and defending it.
+	// False: a probe found the address in use before it was announced, and
+	// the node does not announce it.
+	// +optional
+	Announced bool `json:"announced,omitempty"`
+	// Node is the node that saw it (in IPPool status; a
+	// ServiceAnnouncement names its node itself).
+	// +optional
+	Node string `json:"node,omitempty"`
 }
 
 // ServiceAnnouncementList is a list of ServiceAnnouncements.

@@ -18,6 +18,7 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // kindOrder puts the kinds a user writes first, in the order they are
@@ -371,26 +372,28 @@ Service fields Beacon honours:
 		{controller.EventAllocationFailed, "Warning", "controller", "no address could be allocated; the message says why (pool exhausted, no pool serves the Service, address in use, ...)"},
 		{controller.EventInvalidRequest, "Warning", "controller", "an unknown `beaconlb.io/` annotation (a typo?), ignored"},
 		{controller.EventIPOutsidePool, "Warning", "controller", "the held address is no longer in a pool that serves the Service; it is kept until a valid one is free, then moved"},
-		{agent.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces)"},
-		{agent.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
+		{controller.EventAddressConflict, "Warning", "controller", "another host on the network uses the Service's address (the message names its MAC and the node that saw it): the Service was moved to a free address, or keeps it because it was requested or none is free"},
+		{plan.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces)"},
+		{agent.EventAddressConflict, "Warning", "speaker", "a probe before the first announcement found the address in use by another host (not announced), or another host claimed it while this node announced it (still announced and defended); the message names the host's MAC, the node and the interface"},
+		{plan.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
 	} {
 		eventRow(w, e)
 	}
 	w.WriteString("\n- Events on configuration objects, from each speaker that sees the problem (`kubectl get events -A --field-selector involvedObject.name=NAME`):\n\n")
 	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
 	for _, e := range [][4]string{
-		{agent.EventL2ConfigInvalid, "Warning", "L2Advertisement", "the advertisement cannot be used (an invalid selector, say) and is ignored until fixed; the message names the node and the problem"},
-		{agent.EventBGPConfigInvalid, "Warning", "BGPPeer, BGPAdvertisement, BFDProfile", "the object is invalid (a BGPPeer naming a BFD profile that does not exist, say); a peer keeps running its last valid configuration, which its BGPSessionState message says"},
-		{agent.EventBGPConfigWarning, "Warning", "BGPAdvertisement", "the advertisement is used, but names a peer or pool that does not exist, or sets localPref while selecting no iBGP peer"},
+		{plan.EventL2ConfigInvalid, "Warning", "L2Advertisement", "the advertisement cannot be used (an invalid selector, say) and is ignored until fixed; the message names the node and the problem"},
+		{plan.EventBGPConfigInvalid, "Warning", "BGPPeer, BGPAdvertisement, BFDProfile", "the object is invalid (a BGPPeer naming a BFD profile that does not exist, say); a peer keeps running its last valid configuration, which its BGPSessionState message says"},
+		{plan.EventBGPConfigWarning, "Warning", "BGPAdvertisement", "the advertisement is used, but names a peer or pool that does not exist, or sets localPref while selecting no iBGP peer"},
 	} {
 		eventRow(w, e)
 	}
 	w.WriteString("\n- Events on Nodes, from the node's own speaker, as it drains (`kubectl describe node NAME`; see bgp.md and l2.md):\n\n")
 	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
 	for _, e := range [][4]string{
-		{agent.EventDraining, "Normal", "Node", "the node was labelled `" + election.ExcludeLabel + "`: its L2 addresses move to other nodes, and its BGP routes carry the GRACEFUL_SHUTDOWN community (65535:0) until `--drain-delay` ends"},
-		{agent.EventDrained, "Normal", "Node", "the node announces nothing any more (its BGP routes are withdrawn)"},
-		{agent.EventDrainEnded, "Normal", "Node", "the label is gone: the node announces again"},
+		{plan.EventDraining, "Normal", "Node", "the node was labelled `" + election.ExcludeLabel + "`: its L2 addresses move to other nodes, and its BGP routes carry the GRACEFUL_SHUTDOWN community (65535:0) until `--drain-delay` ends"},
+		{plan.EventDrained, "Normal", "Node", "the node announces nothing any more (its BGP routes are withdrawn)"},
+		{plan.EventDrainEnded, "Normal", "Node", "the label is gone: the node announces again"},
 	} {
 		eventRow(w, e)
 	}

@@ -19,7 +19,7 @@ done
 for n in "$EXT_NET" "$LAN_NET"; do podman network rm -f "$n" >/dev/null 2>&1; done
 if [ "${KIND_DOWN_IMAGES:-1}" = 1 ]; then
   podman images --format '{{.Repository}}:{{.Tag}}' |
-    grep -E '^(localhost/beacon-kind/|localhost/beacon(-echo)?:kind$|localhost/beacon/static-base:|registry\.k8s\.io/)' |
+    grep -E '^(localhost/beacon-kind/|localhost/beacon(-echo)?:kind(-upgrade)?$|localhost/beacon/static-base:|registry\.k8s\.io/)' |
     xargs -r podman rmi -f >/dev/null 2>&1
   # Earlier builds of the same tags, left untagged by rebuilds.
   podman image prune -f >/dev/null 2>&1

@@ -12,6 +12,7 @@ repo=$(cd "$here/../.." && pwd)
 KUBE_PROXY_MODE=${KUBE_PROXY_MODE:-iptables}
 IMAGE=${IMAGE:-localhost/beacon:kind}
 ECHO_IMAGE=${ECHO_IMAGE:-localhost/beacon-echo:kind}
+UPGRADE_IMAGE=${IMAGE%:*}:kind-upgrade
 export KIND_EXPERIMENTAL_PROVIDER=podman KIND_EXPERIMENTAL_PODMAN_NETWORK=$LAN_NET
 
 t0=$(date +%s)
@@ -112,7 +113,10 @@ router() {
 
 beacon() {
   local tar=$STATE/beacon-images.tar
-  podman save --quiet --multi-image-archive --format docker-archive -o "$tar" "$IMAGE" "$ECHO_IMAGE"
+  # The same build under a second tag: what make e2e-kind's helm upgrade
+  # rolls to (and back from).
+  podman tag "$IMAGE" "$UPGRADE_IMAGE"
+  podman save --quiet --multi-image-archive --format docker-archive -o "$tar" "$IMAGE" "$UPGRADE_IMAGE" "$ECHO_IMAGE"
   "$KIND" load image-archive --name "$CLUSTER" "$tar" >/dev/null
   rm -f "$tar"
   k create namespace beacon-system >/dev/null
@@ -146,6 +150,7 @@ BGP_POOL=$BGP_POOL
 CLIENT=$CLIENT
 CLIENT_IP=$CLIENT_IP
 IMAGE=$IMAGE
+UPGRADE_IMAGE=$UPGRADE_IMAGE
 ECHO_IMAGE=$ECHO_IMAGE
 KUBE_PROXY_MODE=$KUBE_PROXY_MODE
 KUBECTL=$KUBECTL

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/internal/register"
 	"github.com/beaconlb/beacon/internal/version"
 )
 
@@ -69,11 +70,11 @@ func NewClients(override *rest.Config, kubeconfig, userAgent string, qps float32
 
 // Registry returns a metrics registry with the Go and process collectors
 // and beacon_build_info.
-func Registry() *prometheus.Registry {
+func Registry() (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	err := register.Metrics(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.Get().Collector())
-	return reg
+	return reg, err
 }
 
 // Recorder returns an Event recorder writing through kube, and a function

@@ -24,7 +24,9 @@ func TestString(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(Info{"v0.1.0", "abc123", "go1.26.8"}.Collector())
+	if err := reg.Register(Info{"v0.1.0", "abc123", "go1.26.8"}.Collector()); err != nil {
+		t.Fatal(err)
+	}
 	m := metricstest.Find(t, reg, "beacon_build_info", map[string]string{"version": "v0.1.0", "commit": "abc123", "goversion": "go1.26.8"})
 	if m == nil || metricstest.Value(m) != 1 {
 		t.Fatalf("beacon_build_info{version=v0.1.0,commit=abc123,goversion=go1.26.8} = %v, want a series of value 1", m)

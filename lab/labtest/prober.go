@@ -35,9 +35,15 @@ const maxErrs = 20
 // StartProber starts probing http://target/ from the namespace from until
 // ctx ends or Stop.
 func StartProber(ctx context.Context, l *lab.Lab, from, target string) *Prober {
+	return StartProberDial(ctx, l.Dialer(from), target)
+}
+
+// StartProberDial starts probing http://target/ over connections from dial
+// until ctx ends or Stop.
+func StartProberDial(ctx context.Context, dial lab.DialFunc, target string) *Prober {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Prober{stop: cancel, stopped: make(chan struct{})}
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: l.Dialer(from)}, Timeout: time.Second}
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: dial}, Timeout: time.Second}
 	slots := make(chan struct{}, 200)
 	// Requests in flight when probing stops end on their own (within the
 	// client's timeout) rather than count as cancelled failures.

@@ -153,11 +153,21 @@ func (s *Site) Apply(obj any) {
 // L2Advertisement for it.
 func (s *Site) LANPool() {
 	s.T.Helper()
+	s.LANPoolWith(nil)
+}
+
+// LANPoolWith is LANPool with the advertisement's spec changed by edit
+// (when not nil) first.
+func (s *Site) LANPoolWith(edit func(*v1alpha1.L2AdvertisementSpec)) {
+	s.T.Helper()
 	p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
 	p.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(lab.L2PoolV4), v1alpha1.AddressBlock(lab.L2PoolV6)}
 	s.Apply(p)
 	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}
 	ad.Spec.IPPools = []string{"lan"}
+	if edit != nil {
+		edit(&ad.Spec)
+	}
 	s.Apply(ad)
 }
 

@@ -58,11 +58,11 @@ func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
 // build compiles beacon-migrate into a directory of the test.
 func build(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "beacon-migrate")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/beacon-migrate").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	dir := t.TempDir()
+	if err := testenv.GoBuild(dir, "./cmd/beacon-migrate"); err != nil {
+		t.Fatal(err)
 	}
-	return bin
+	return filepath.Join(dir, "beacon-migrate")
 }
 
 // run runs the binary and returns stdout, stderr and the exit code.

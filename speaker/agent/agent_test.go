@@ -28,6 +28,8 @@ import (
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
+	"github.com/beaconlb/beacon/speaker/l2"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 var env *testenv.Env
@@ -72,11 +74,18 @@ func (r fakeResponder) SetAnnounced(ips []netip.Addr) {
 
 func (r fakeResponder) Reannounce() {}
 
+func (r fakeResponder) Announce(ips, _ []netip.Addr) { r.SetAnnounced(ips) }
+
+func (r fakeResponder) Conflicts() []l2.Conflict { return nil }
+
 func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
 	return fakeResponder{l, iface}, nil
 }
-func (l *fakeLinks) OnLink(netip.Addr) ([]string, error) { return []string{"eth0"}, nil }
-func (l *fakeLinks) Exists(string) bool                  { return true }
+
+// Interfaces: eth0 holds every address on its link.
+func (l *fakeLinks) Interfaces() ([]plan.Link, error) {
+	return []plan.Link{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}}}, nil
+}
 func (l *fakeLinks) announced(iface string) []netip.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -156,8 +165,8 @@ func TestAgentsElectOneAnnouncer(t *testing.T) {
 	start := func(n string) {
 		links[n] = &fakeLinks{ips: map[string][]netip.Addr{}}
 		handoffs[n] = &fakeHandoff{}
-		a := agent.New(agent.Config{
-			Node: n, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links[n],
+		a := newAgent(t, agent.Config{
+			Node: n, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links[n],
 			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 			Handoff: handoffs[n], HandoffWindow: time.Minute,
 		})
@@ -290,8 +299,8 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 	defer func() { _ = e.Beacon.Delete(context.Background(), client.L2Advertisements, ad.Name) }()
 	rec, stopRec := cli.Recorder(ctx, e.Kube, v1.EventSource{Component: "beacon-speaker"})
 	defer stopRec()
-	a := agent.New(agent.Config{
-		Node: "warn-node", Kube: e.Kube, Beacon: e.Beacon,
+	a := newAgent(t, agent.Config{
+		Node: "warn-node", Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon},
 		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{}, 1)},
 		Links:    &fakeLinks{ips: map[string][]netip.Addr{}}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
 	})
@@ -338,8 +347,8 @@ func TestAgentHandsOffToRejoinedStandby(t *testing.T) {
 	}
 	live := &fakeLiveness{alive: map[string]bool{"heal-a": true, "heal-b": true}, ch: make(chan struct{}, 16)}
 	links, ho := &fakeLinks{ips: map[string][]netip.Addr{}}, &fakeHandoff{}
-	a := agent.New(agent.Config{
-		Node: owner, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links,
+	a := newAgent(t, agent.Config{
+		Node: owner, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links,
 		Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 		Handoff: ho, HandoffWindow: 300 * time.Millisecond,
 	})
@@ -401,8 +410,8 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 	live := &fakeLiveness{alive: map[string]bool{rank[0]: false, rank[1]: true, rank[2]: true}, ch: make(chan struct{}, 16)}
 	links := &fakeLinks{ips: map[string][]netip.Addr{}}
 	rec := record.NewFakeRecorder(100)
-	a := agent.New(agent.Config{
-		Node: self, Kube: kube, Beacon: e.Beacon, Liveness: live, Links: links,
+	a := newAgent(t, agent.Config{
+		Node: self, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: live, Links: links,
 		Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
 	})
 	var wg sync.WaitGroup
@@ -518,4 +527,13 @@ func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block strin
 	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func newAgent(t *testing.T, cfg agent.Config) *agent.Agent {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/bgp"
@@ -118,8 +119,8 @@ func TestAgentBGP(t *testing.T) {
 
 	fb := &fakeBGP{ch: make(chan struct{}, 1)}
 	rec := record.NewFakeRecorder(100)
-	a := agent.New(agent.Config{
-		Node: "bnode1", Kube: kube, Beacon: e.Beacon, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
+	a := newAgent(t, agent.Config{
+		Node: "bnode1", Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
 		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{})}, Links: &fakeLinks{ips: map[string][]netip.Addr{}},
 		BGP: fb, Namespace: ns,
 	})

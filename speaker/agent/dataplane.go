@@ -26,7 +26,12 @@ func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
 		return nodeport.Input{}, errNotSynced
 	}
 	in := nodeport.Input{Mode: mode, NodeName: a.cfg.Node}
-	if o, ok, _ := a.nodes.GetByKey(a.cfg.Node); ok {
+	if mode == nodeport.ModeOff {
+		// Programs nothing: converting every Service would only hold
+		// memory (about 1 KB per Service and endpoint slice).
+		return in, nil
+	}
+	if o, ok, _ := a.w.nodes.GetStore().GetByKey(a.cfg.Node); ok {
 		n := o.(*v1.Node)
 		in.NodeAddresses = nodeport.NodeAddressesFromKube(n)
 		for _, c := range n.Spec.PodCIDRs {
@@ -35,19 +40,8 @@ func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
 			}
 		}
 	}
-	var svcs []*v1.Service
-	for _, o := range a.services.List() {
-		svcs = append(svcs, o.(*v1.Service))
-	}
-	var eps []*discoveryv1.EndpointSlice
-	for _, o := range a.slices.List() {
-		eps = append(eps, o.(*discoveryv1.EndpointSlice))
-	}
-	var pools []v1alpha1.IPPool
-	for _, o := range a.pools.List() {
-		pools = append(pools, *o.(*v1alpha1.IPPool))
-	}
-	in.Services = a.kube.Services(svcs, eps, externalIPAllowed(config.ParsePools(pools)))
+	in.Services = a.kube.Services(list[v1.Service](a.w.services), list[discoveryv1.EndpointSlice](a.w.slices),
+		externalIPAllowed(config.ParsePools(values[v1alpha1.IPPool](a.w.pools))))
 	return in, nil
 }
 

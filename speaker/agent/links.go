@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/beaconlb/beacon/speaker/l2"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // KernelLinks is the real Links: ARP/NDP responders on packet sockets and
@@ -23,11 +24,23 @@ type KernelLinks struct {
 	mu   sync.Mutex
 	open map[string]*l2.Responder
 	wg   sync.WaitGroup
+	// conflicts is signalled when a responder's conflicts change.
+	conflicts chan struct{}
 }
 
 // NewKernelLinks returns a KernelLinks; it starts nothing.
 func NewKernelLinks(log logr.Logger, m *l2.Metrics) *KernelLinks {
-	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}}
+	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}, conflicts: make(chan struct{}, 1)}
+}
+
+// ConflictsChanged is signalled when the conflicts of a responder change.
+func (k *KernelLinks) ConflictsChanged() <-chan struct{} { return k.conflicts }
+
+func (k *KernelLinks) conflictsChanged() {
+	select {
+	case k.conflicts <- struct{}{}:
+	default:
+	}
 }
 
 // Responder returns the interface's responder, starting it on first use.
@@ -41,7 +54,7 @@ func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, e
 	if err != nil {
 		return nil, err
 	}
-	r, err := l2.New(l2.Config{Link: link, Logger: k.log, Metrics: k.metrics})
+	r, err := l2.New(l2.Config{Link: link, Logger: k.log, Metrics: k.metrics, OnConflicts: k.conflictsChanged})
 	if err != nil {
 		_ = link.Close()
 		return nil, fmt.Errorf("responder %s: %w", iface, err)
@@ -61,34 +74,32 @@ func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, e
 // Wait waits for every responder to stop.
 func (k *KernelLinks) Wait() { k.wg.Wait() }
 
-// OnLink returns the up interfaces with a connected prefix containing ip.
-func (k *KernelLinks) OnLink(ip netip.Addr) ([]string, error) {
-	family := netlink.FAMILY_V4
-	if ip.Is6() {
-		family = netlink.FAMILY_V6
+// Interfaces lists the interfaces with their connected prefixes.
+func (k *KernelLinks) Interfaces() ([]plan.Link, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
 	}
-	addrs, err := netlink.AddrList(nil, family)
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	seen := map[int]bool{}
-	var out []string
+	byIndex := map[int][]netip.Prefix{}
 	for _, a := range addrs {
-		if a.IPNet == nil || seen[a.LinkIndex] || !a.Contains(net.IP(ip.AsSlice())) {
+		if a.IPNet == nil {
 			continue
 		}
-		l, err := netlink.LinkByIndex(a.LinkIndex)
-		if err != nil || l.Attrs().OperState == netlink.OperDown || l.Attrs().Flags&net.FlagLoopback != 0 {
-			continue
+		ip, ok := netip.AddrFromSlice(a.IP)
+		ones, _ := a.Mask.Size()
+		if ok {
+			byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], netip.PrefixFrom(ip.Unmap(), ones))
 		}
-		seen[a.LinkIndex] = true
-		out = append(out, l.Attrs().Name)
+	}
+	out := make([]plan.Link, 0, len(links))
+	for _, l := range links {
+		at := l.Attrs()
+		out = append(out, plan.Link{Name: at.Name, Up: at.OperState != netlink.OperDown,
+			Loopback: at.Flags&net.FlagLoopback != 0, Prefixes: byIndex[at.Index]})
 	}
 	return out, nil
-}
-
-// Exists reports whether an interface of that name exists.
-func (k *KernelLinks) Exists(iface string) bool {
-	_, err := net.InterfaceByName(iface)
-	return err == nil
 }

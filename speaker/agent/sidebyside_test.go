@@ -17,6 +17,7 @@ import (
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
@@ -80,8 +81,8 @@ func TestAgentForwardsOtherControllersAddresses(t *testing.T) {
 	}
 
 	links := &fakeLinks{ips: map[string][]netip.Addr{}}
-	a := agent.New(agent.Config{
-		Node: node, Kube: e.Kube, Beacon: e.Beacon, LoadBalancerClass: class,
+	a := newAgent(t, agent.Config{
+		Node: node, Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon}, LoadBalancerClass: class,
 		Liveness: &fakeLiveness{alive: map[string]bool{node: true}, ch: make(chan struct{}, 1)},
 		Links:    links, Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 	})
@@ -105,5 +106,10 @@ func TestAgentForwardsOtherControllersAddresses(t *testing.T) {
 	}
 	if slices.Contains(links.announced("eth0"), theirs) {
 		t.Errorf("the other controller's address %s is announced too: %v", theirs, links.announced("eth0"))
+	}
+	// With the dataplane off, the same caches convert nothing.
+	off, err := a.NodeportInput(nodeport.ModeOff)
+	if err != nil || len(off.Services) != 0 || off.Mode != nodeport.ModeOff {
+		t.Errorf("NodeportInput(off) = %d Services, mode %q, %v; want none, off, no error", len(off.Services), off.Mode, err)
 	}
 }

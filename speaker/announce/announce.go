@@ -53,6 +53,9 @@ type Decision struct {
 	// Interfaces the announcing node may use (from the advertisements that
 	// select the pool and the node).
 	Interfaces config.Interfaces
+	// Sticky is true when the address does not fail back: its announcer
+	// claims it in its heartbeats (see election.Keep).
+	Sticky bool
 }
 
 // Plan returns one Decision per (Service, address), sorted by Service and
@@ -93,8 +96,18 @@ func decide(in Input, nodes map[string]election.Node, svc Service, ip netip.Addr
 	// A node is selected when some advertisement of the pool selects it and
 	// grants it at least one interface.
 	selected := func(l labels.Set) bool { return in.L2.Interfaces(d.Pool, l).Any() }
-	cands := election.Candidates(in.Nodes, selected, election.Service{Local: svc.Local, ReadyEndpoints: svc.ReadyEndpoints})
-	node, standby, ok := election.Standby(ip, cands)
+	on := func(l labels.Set) election.Interfaces {
+		i := in.L2.Interfaces(d.Pool, l)
+		return election.Interfaces{All: i.All, Names: i.Names}
+	}
+	cands := election.Candidates(in.Nodes, selected, election.Service{
+		Local: svc.Local, ReadyEndpoints: svc.ReadyEndpoints, IP: ip, Interfaces: on,
+	})
+	elect := election.Standby
+	if d.Sticky = in.L2.Sticky(d.Pool); d.Sticky {
+		elect = election.Keep
+	}
+	node, standby, ok := elect(ip, cands)
 	if !ok {
 		d.Reason = NoEligibleNode
 		return d

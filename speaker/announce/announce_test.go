@@ -158,3 +158,54 @@ func TestPlanFailoverMovesOnlyTheDeadNodesAddresses(t *testing.T) {
 		t.Fatal("dead node still announces")
 	}
 }
+
+// failback: Never keeps an address with the node that claims it; Immediate
+// ignores claims; a node whose announcing interface lost carrier hands the
+// address on.
+func TestPlanStickyAndCarrier(t *testing.T) {
+	ps := pools(t)
+	never := v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"}, Failback: v1alpha1.FailbackNever}
+	immediate := v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"}}
+	named := v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"}, Interfaces: []v1alpha1.InterfaceName{"eth1"}}
+	rank := election.Rank(lanIP, election.Candidates(nodes("node1", "node2", "node3"), nil, election.Service{}))
+	first, second := rank[0], rank[1]
+	with := func(f func(*election.Node)) []election.Node {
+		ns := nodes("node1", "node2", "node3")
+		for i := range ns {
+			f(&ns[i])
+		}
+		return ns
+	}
+	secondClaims := with(func(n *election.Node) {
+		if n.Name == second {
+			n.Claims = []netip.Addr{lanIP}
+		}
+	})
+	lanDown := []election.Link{{Name: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.11/24")}}}
+	firstNoCarrier := with(func(n *election.Node) {
+		if n.Name == first {
+			n.NoCarrier = lanDown
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		nodes  []election.Node
+		ads    []v1alpha1.L2AdvertisementSpec
+		node   string
+		sticky bool
+	}{
+		{"Immediate ignores the claim", secondClaims, []v1alpha1.L2AdvertisementSpec{immediate}, first, false},
+		{"Never keeps it with the claimant", secondClaims, []v1alpha1.L2AdvertisementSpec{never}, second, true},
+		{"Never wins over Immediate", secondClaims, []v1alpha1.L2AdvertisementSpec{immediate, never}, second, true},
+		{"Never without claims: by score", nodes("node1", "node2", "node3"), []v1alpha1.L2AdvertisementSpec{never}, first, true},
+		{"no carrier on the on-link interface", firstNoCarrier, []v1alpha1.L2AdvertisementSpec{immediate}, second, false},
+		{"no carrier on an interface not announcing", firstNoCarrier, []v1alpha1.L2AdvertisementSpec{named}, first, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ds := Plan(Input{Nodes: tc.nodes, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}}}, Pools: ps, L2: ads(ps, tc.ads...)})
+			if len(ds) != 1 || ds[0].Node != tc.node || ds[0].Sticky != tc.sticky {
+				t.Fatalf("got %+v, want node %s sticky %v", ds, tc.node, tc.sticky)
+			}
+		})
+	}
+}

@@ -1,5 +1,6 @@
 // Package app wires the speaker into a process: flags, API clients, member
-// liveness, the L2 agent, metrics and health endpoints.
+// liveness, the agent (L2, BGP and flow hand-off), the nftables dataplane,
+// metrics and health endpoints.
 package app
 
 import (
@@ -21,10 +22,12 @@ import (
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/cli"
+	"github.com/beaconlb/beacon/internal/register"
 	"github.com/beaconlb/beacon/internal/serve"
 	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/bgp"
+	"github.com/beaconlb/beacon/speaker/carrier"
 	"github.com/beaconlb/beacon/speaker/drain"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
@@ -51,6 +54,7 @@ type Options struct {
 	BGP               string
 	Namespace         string
 	DrainDelay        time.Duration
+	Cleanup           bool
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -82,66 +86,44 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&o.DrainDelay, "drain-delay", drain.DefaultDelay, "when this node is labelled "+election.ExcludeLabel+", send its BGP routes with the GRACEFUL_SHUTDOWN community (65535:0) for this long before withdrawing them; 0 withdraws at once")
 	fs.IntVar(&o.HandoffTable, "handoff-table", handoff.DefaultRouting, "routing table id for handed-off flows")
+	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove what the speaker leaves in the node's kernel (nftables tables beacon*, hand-off rules and routes, neighbour entries resolving to the node's own MACs), announce nothing, and wait until terminated (for uninstalling)")
 }
 
 // Run runs the speaker until ctx ends.
 func Run(ctx context.Context, log logr.Logger, o Options) error {
+	if o.Cleanup {
+		return cleanup(ctx, log, o)
+	}
 	if o.NodeName == "" {
 		return errors.New("node name unknown: pass --node-name or set NODE_NAME")
+	}
+	mode, err := nodeport.ParseMode(o.Dataplane)
+	if err != nil {
+		return err
 	}
 	cs, err := cli.NewClients(o.RestConfig, o.Kubeconfig, "beacon-speaker/"+o.NodeName, 0, 0)
 	if err != nil {
 		return err
 	}
-	var key []byte
-	if o.MemberKeyFile != "" {
-		if key, err = os.ReadFile(o.MemberKeyFile); err != nil {
-			return fmt.Errorf("member key: %w", err)
-		}
+	reg, err := cli.Registry()
+	if err != nil {
+		return err
 	}
-
-	reg := cli.Registry()
 	l2m, err := l2.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
-	mm, err := member.NewMetrics(reg)
+	mem, err := newMember(log, reg, o)
 	if err != nil {
 		return err
 	}
-	mem, err := member.New(member.Config{
-		Name:          o.NodeName,
-		ListenAddress: fmt.Sprintf(":%d", o.MemberPort),
-		Interval:      o.MemberInterval,
-		DeadAfter:     o.MemberDeadAfter,
-		Key:           key,
-		Logger:        log.WithName("member"),
-		Metrics:       mm,
-	})
+	speaker, err := newBGP(ctx, log, reg, cs.Beacon, o.BGP)
 	if err != nil {
 		return err
 	}
-
 	recorder, stopEvents := cli.Recorder(ctx, cs.Kube, v1.EventSource{Component: "beacon-speaker", Host: o.NodeName})
 	defer stopEvents()
 
-	mode, err := nodeport.ParseMode(o.Dataplane)
-	if err != nil {
-		return err
-	}
-	var speaker *bgp.Speaker
-	switch o.BGP {
-	case "auto":
-		if !bgpServed(ctx, log, cs.Beacon) {
-			break
-		}
-		if speaker, err = bgp.New(bgp.Config{Log: log.WithName("bgp"), Registerer: reg}); err != nil {
-			return err
-		}
-	case "off":
-	default:
-		return fmt.Errorf("--bgp=%s: want auto or off", o.BGP)
-	}
 	links := agent.NewKernelLinks(log.WithName("l2"), l2m)
 	var ag *agent.Agent
 	dp, applier, err := newDataplane(log.WithName("nodeport"), reg, func() (nodeport.Input, error) { return ag.NodeportInput(mode) })
@@ -149,26 +131,23 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		return fmt.Errorf("dataplane (--dataplane=%s): %w", mode, err)
 	}
 	defer func() { _ = applier.Close() }()
-	var ho agent.Handoff
 	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable, log.WithName("handoff"))
 	defer func() { _ = hk.Close() }()
-	if o.HandoffWindow > 0 {
-		ho = hk
-		reg.MustRegister(hk)
-	} else if err := hk.Remove(); err != nil {
-		log.Error(err, "cannot remove hand-off rules left by an earlier run")
-	}
 	acfg := agent.Config{
-		Node: o.NodeName, Kube: cs.Kube, Beacon: cs.Beacon, Liveness: mem,
-		InformerKube: cs.Informers.Kube, InformerBeacon: cs.Informers.Beacon, Links: links,
+		Node: o.NodeName, Clients: *cs, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp, Namespace: o.Namespace,
-		Handoff: ho, HandoffWindow: o.HandoffWindow, DrainDelay: o.DrainDelay,
+		HandoffWindow: o.HandoffWindow, DrainDelay: o.DrainDelay,
+	}
+	if acfg.Handoff, err = useHandoff(log, reg, hk, o.HandoffWindow); err != nil {
+		return err
 	}
 	if speaker != nil {
 		acfg.BGP = speaker
 	}
-	ag = agent.New(acfg)
+	if ag, err = agent.New(acfg); err != nil {
+		return err
+	}
 
 	serveMetrics, err := serve.Listen(o.MetricsAddr, serve.Metrics(reg))
 	if err != nil {
@@ -182,6 +161,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	g.Go(func() error { return serveMetrics(gctx) })
 	g.Go(func() error { return serveHealth(gctx) })
 	g.Go(func() error { return mem.Run(gctx) })
+	g.Go(func() error { return carrier.New(log.WithName("carrier"), mem.SetNoCarrier).Run(gctx) })
 	g.Go(func() error { return dp.Run(gctx) })
 	if speaker != nil {
 		g.Go(func() error { return speaker.Run(gctx) })
@@ -192,6 +172,60 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		return err
 	})
 	return g.Wait()
+}
+
+// newMember builds the member layer (speaker liveness).
+func newMember(log logr.Logger, reg prometheus.Registerer, o Options) (*member.Member, error) {
+	var key []byte
+	if o.MemberKeyFile != "" {
+		var err error
+		if key, err = os.ReadFile(o.MemberKeyFile); err != nil {
+			return nil, fmt.Errorf("member key: %w", err)
+		}
+	}
+	mm, err := member.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return member.New(member.Config{
+		Name:          o.NodeName,
+		ListenAddress: fmt.Sprintf(":%d", o.MemberPort),
+		Interval:      o.MemberInterval,
+		DeadAfter:     o.MemberDeadAfter,
+		Key:           key,
+		Logger:        log.WithName("member"),
+		Metrics:       mm,
+	})
+}
+
+// newBGP returns the BGP speaker, or nil when BGP mode is off (--bgp=off,
+// or auto without the BGP kinds served to this speaker).
+func newBGP(ctx context.Context, log logr.Logger, reg prometheus.Registerer, c *client.Client, mode string) (*bgp.Speaker, error) {
+	switch mode {
+	case "auto":
+		if !bgpServed(ctx, log, c) {
+			return nil, nil
+		}
+		return bgp.New(bgp.Config{Log: log.WithName("bgp"), Registerer: reg})
+	case "off":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("--bgp=%s: want auto or off", mode)
+}
+
+// useHandoff returns the hand-off to use, or nil (hand-off disabled, and
+// any rules an earlier run left removed).
+func useHandoff(log logr.Logger, reg prometheus.Registerer, hk *handoff.Kernel, window time.Duration) (agent.Handoff, error) {
+	if window <= 0 {
+		if err := hk.Remove(); err != nil {
+			log.Error(err, "cannot remove hand-off rules left by an earlier run")
+		}
+		return nil, nil
+	}
+	if err := register.Metrics(reg, hk); err != nil {
+		return nil, fmt.Errorf("hand-off: %w", err)
+	}
+	return hk, nil
 }
 
 // bgpServed reports whether the API server serves the BGP kinds to this
@@ -229,4 +263,38 @@ func newDataplane(log logr.Logger, reg prometheus.Registerer, input func() (node
 		return nil, nil, err
 	}
 	return s, applier, nil
+}
+
+// cleanup removes the dataplane's tables and the hand-off state, which
+// outlive the speaker on purpose (traffic keeps flowing across restarts),
+// and then serves health until ctx ends: a DaemonSet of cleaners is Ready
+// once every node is clean, and helm uninstall removes it.
+func cleanup(ctx context.Context, log logr.Logger, o Options) error {
+	applier, err := nodeport.NewKernelApplier(nodeport.KernelConfig{NoConntrack: true}, log.WithName("nodeport"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = applier.Close() }()
+	var errs []error
+	if _, err := applier.Apply(&nodeport.Ruleset{}); err != nil {
+		errs = append(errs, fmt.Errorf("delete the dataplane's tables: %w", err))
+	}
+	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable, log.WithName("handoff"))
+	defer func() { _ = hk.Close() }()
+	if err := hk.Remove(); err != nil {
+		errs = append(errs, fmt.Errorf("remove hand-off state: %w", err))
+	}
+	forgot, err := agent.ForgetOwnNeighbours()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("cleanup done: no Beacon nftables table, hand-off rule or route, nor neighbour entry resolving to this node's own MAC left; waiting to be terminated", "neighbours", forgot)
+	serveHealth, err := serve.Listen(o.HealthAddr, serve.Health(func() bool { return true }))
+	if err != nil {
+		return err
+	}
+	return serveHealth(ctx)
 }

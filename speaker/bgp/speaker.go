@@ -19,6 +19,8 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaconlb/beacon/internal/register"
 )
 
 // Defaults.
@@ -96,10 +98,8 @@ func New(cfg Config) (*Speaker, error) {
 	}
 	s := &Speaker{cfg: cfg, nudge: make(chan struct{}, 1), changes: make(chan struct{}, 1),
 		everAdded: map[string]bool{}, since: map[string]sessionSeen{}}
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(&collector{s: s}); err != nil {
-			return nil, fmt.Errorf("bgp metrics: %w", err)
-		}
+	if err := register.Metrics(cfg.Registerer, &collector{s: s}); err != nil {
+		return nil, fmt.Errorf("bgp: %w", err)
 	}
 	return s, nil
 }

@@ -12,6 +12,10 @@ type Candidate struct {
 	Eligible bool
 	// Reason says why the node is not eligible; empty when it is.
 	Reason Reason
+	// Claimed is true when the node says it announces the address now.
+	Claimed bool
+	// ClaimsUnknown is true when the node does not report what it claims.
+	ClaimsUnknown bool
 }
 
 const (
@@ -130,4 +134,49 @@ func Rank(ip netip.Addr, candidates []Candidate) []string {
 		out[i] = s.name
 	}
 	return out
+}
+
+// Keep is the election for an address that does not fail back: it stays
+// with the node announcing it now. The announcer is the highest-scoring
+// eligible candidate that claims the address; with no such claimant (the
+// owner left or became ineligible, or nobody announced it yet) it is
+// Standby's. Two claimants (a healed partition) resolve by score, so both
+// sides agree on the same one. The standby is the highest-scoring eligible
+// candidate other than the announcer: who takes over if it goes.
+//
+// An eligible candidate whose claims are unknown (an older speaker) elects
+// by score only, so every speaker does the same and no address is announced
+// twice: Keep is then Standby.
+func Keep(ip netip.Addr, candidates []Candidate) (announcer, standby string, ok bool) {
+	h := ipHash(ip)
+	var best uint64
+	for i := range candidates {
+		c := &candidates[i]
+		if !c.Eligible {
+			continue
+		}
+		if c.ClaimsUnknown {
+			return Standby(ip, candidates)
+		}
+		if !c.Claimed {
+			continue
+		}
+		if s := score(h, c.Name); !ok || s > best || (s == best && c.Name < announcer) {
+			announcer, best, ok = c.Name, s, true
+		}
+	}
+	if !ok {
+		return Standby(ip, candidates)
+	}
+	var s2 uint64
+	for i := range candidates {
+		c := &candidates[i]
+		if !c.Eligible || c.Name == announcer {
+			continue
+		}
+		if s := score(h, c.Name); standby == "" || s > s2 || (s == s2 && c.Name < standby) {
+			standby, s2 = c.Name, s
+		}
+	}
+	return announcer, standby, true
 }

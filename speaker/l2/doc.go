@@ -46,4 +46,22 @@
 // answer with another MAC), the responder counts a conflict and sends a new
 // burst, at most once per DefendInterval, so that after a brief
 // disagreement between speakers the elected node has the last word.
+//
+// # Address conflicts
+//
+// Announce can ask for an address to be probed before it is answered for:
+// ARP Probes (RFC 5227: sender address 0.0.0.0) or Duplicate Address
+// Detection solicitations (RFC 4862: from ::), Config.ProbeCount of them.
+// A host that uses the address answers; the responder then does not
+// announce it and lists it in Conflicts with the host's MAC, and probes
+// again every ReprobeInterval until nobody answers. A host that claims an
+// address while it is announced is probed for at once, and a conflict too
+// if it answers; that address stays announced and defended, since it
+// already carries traffic.
+//
+// Every frame a speaker sends carries a mark after its payload, where
+// receivers ignore it (the Ethernet padding of ARP, bytes after the IPv6
+// payload). A claim with the mark comes from another speaker: a brief
+// election disagreement that gratuitous packets settle, never a conflict.
+// Claims without it come from hosts outside the cluster.
 package l2

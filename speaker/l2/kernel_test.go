@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,38 @@ func TestKernel(t *testing.T) {
 				return ""
 			})
 		}
+	})
+	t.Run("probes find addresses the peer kernel holds", func(t *testing.T) {
+		// The peer holds .210 and ::210 (as a forgotten static address
+		// would be); .211 and ::211 are free.
+		taken4, taken6 := netip.MustParseAddr("198.51.100.210"), netip.MustParseAddr("2001:db8:100::210")
+		free4, free6 := netip.MustParseAddr("198.51.100.211"), netip.MustParseAddr("2001:db8:100::211")
+		mustRun(t, "ip", "-n", peer, "addr", "add", taken4.String()+"/24", "dev", peerIf)
+		mustRun(t, "ip", "-n", peer, "addr", "add", taken6.String()+"/64", "dev", peerIf, "nodad")
+		peerMAC := strings.TrimSpace(mustRun(t, "ip", "netns", "exec", peer, "cat", "/sys/class/net/"+peerIf+"/address"))
+		all := []netip.Addr{vip4, vip6, taken4, taken6, free4, free6}
+		r.Announce(all, []netip.Addr{taken4, taken6, free4, free6})
+		pollUntil(t, 3*time.Second, func() string {
+			c := r.Conflicts()
+			if len(c) != 2 || c[0].IP != taken4 || c[1].IP != taken6 || c[0].MAC.String() != peerMAC || c[1].MAC.String() != peerMAC || c[0].Announced {
+				return fmt.Sprintf("conflicts %+v, want %s and %s at %s", c, taken4, taken6, peerMAC)
+			}
+			return ""
+		})
+		pollUntil(t, 3*time.Second, func() string {
+			if got := r.Announced(); !slices.Contains(got, free4) || !slices.Contains(got, free6) {
+				return fmt.Sprintf("answered %v, want the free addresses once probed", got)
+			}
+			return ""
+		})
+		out := mustRun(t, "ip", "netns", "exec", peer, "arping", "-c", "1", "-w", "2", "-I", peerIf, free4.String())
+		if !strings.Contains(strings.ToLower(out), respMAC) {
+			t.Fatalf("the free address is not answered after probing:\n%s", out)
+		}
+		if got := r.Announced(); slices.Contains(got, taken4) || slices.Contains(got, taken6) {
+			t.Fatalf("taken addresses answered: %v", got)
+		}
+		r.SetAnnounced([]netip.Addr{vip4, vip6})
 	})
 	t.Run("withdrawn addresses are no longer answered", func(t *testing.T) {
 		r.SetAnnounced([]netip.Addr{vip6})

@@ -59,7 +59,22 @@ type frameInfo struct {
 	senderMAC net.HardwareAddr
 	// claimMAC is the hardware address the claimant announced.
 	claimMAC net.HardwareAddr
+	// speaker is set when the frame carries speakerMark: a Beacon speaker
+	// sent it, not an outside host.
+	speaker bool
 }
+
+// speakerMark follows the ARP or NDP payload of every frame a speaker
+// sends, in the Ethernet padding (ARP) or after the IPv6 payload (NDP),
+// where receivers ignore it. It lets a speaker tell a claim by another
+// speaker (a brief election disagreement, which gratuitous packets settle)
+// from one by a host outside the cluster (an address conflict), without
+// knowing every node's MAC on every interface.
+var speakerMark = []byte("beacon-l2")
+
+// marked reports whether rest, the bytes after a frame's payload, begins
+// with speakerMark.
+func marked(rest []byte) bool { return bytes.HasPrefix(rest, speakerMark) }
 
 // parseARP parses an Ethernet frame holding an ARP packet for IPv4 over
 // Ethernet. The ARP body is decoded by mdlayher/arp; the Ethernet header is
@@ -79,11 +94,13 @@ func parseARP(frame []byte) (frameInfo, error) {
 	if err := p.UnmarshalBinary(frame[ethHeaderLen:]); err != nil {
 		return frameInfo{}, fmt.Errorf("parse ARP: %w", err)
 	}
+	speaker := marked(frame[ethHeaderLen+arpLen:])
 	switch {
 	case p.SenderIP == p.TargetIP || p.Operation == arp.OperationReply:
 		// A gratuitous request (sender == target) or any reply announces
-		// sender → its hardware address.
-		return frameInfo{kind: kindClaim, target: p.SenderIP, claimMAC: p.SenderHardwareAddr}, nil
+		// sender → its hardware address. A reply to a probe has target
+		// 0.0.0.0 and names the address in use as its sender.
+		return frameInfo{kind: kindClaim, target: p.SenderIP, claimMAC: p.SenderHardwareAddr, speaker: speaker}, nil
 	case p.Operation == arp.OperationRequest:
 		return frameInfo{kind: kindRequest, target: p.TargetIP, senderIP: p.SenderIP, senderMAC: p.SenderHardwareAddr}, nil
 	}
@@ -102,12 +119,20 @@ func arpFrame(op arp.Operation, mac net.HardwareAddr, ethDst, tha net.HardwareAd
 	if err != nil {
 		return nil, fmt.Errorf("marshal ARP packet: %w", err)
 	}
-	b := make([]byte, max(minFrameLen, ethHeaderLen+len(body)))
+	b := make([]byte, max(minFrameLen, ethHeaderLen+len(body)+len(speakerMark)))
 	copy(b[0:6], ethDst)
 	copy(b[6:12], mac)
 	binary.BigEndian.PutUint16(b[12:14], etherTypeARP)
 	copy(b[ethHeaderLen:], body)
+	copy(b[ethHeaderLen+len(body):], speakerMark)
 	return b, nil
+}
+
+// arpProbeFrame is an ARP Probe (RFC 5227 2.1.1): a broadcast request for
+// ip with sender address 0.0.0.0, so that no neighbour updates its cache
+// from it. A host using ip answers with a reply naming itself.
+func arpProbeFrame(mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
+	return arpFrame(arp.OperationRequest, mac, broadcastMAC, zeroMAC, netip.IPv4Unspecified(), ip)
 }
 
 // arpReplyFrame answers req: "target is at mac", sent to the requester.
@@ -157,6 +182,7 @@ func parseNDP(frame []byte) (frameInfo, error) {
 		return frameInfo{}, fmt.Errorf("multicast source %s", src)
 	}
 	icmp := ip[ipv6Len : ipv6Len+plen]
+	speaker := marked(ip[ipv6Len+plen:])
 	if len(icmp) < 4 || (icmp[0] != icmpNS && icmp[0] != icmpNA) {
 		return frameInfo{}, fmt.Errorf("%w: not a neighbor solicitation or advertisement", errIgnore)
 	}
@@ -200,7 +226,7 @@ func parseNDP(frame []byte) (frameInfo, error) {
 		if tll == nil {
 			tll = net.HardwareAddr(bytes.Clone(frame[6:12]))
 		}
-		return frameInfo{kind: kindClaim, target: m.TargetAddress, claimMAC: tll}, nil
+		return frameInfo{kind: kindClaim, target: m.TargetAddress, claimMAC: tll, speaker: speaker}, nil
 	}
 	return frameInfo{}, fmt.Errorf("%w: NDP message %T", errIgnore, m)
 }
@@ -231,7 +257,13 @@ func naFrame(mac net.HardwareAddr, target, dstIP netip.Addr, dstMAC net.Hardware
 	if err != nil {
 		return nil, fmt.Errorf("marshal neighbor advertisement: %w", err)
 	}
-	b := make([]byte, ethHeaderLen+ipv6Len, max(minFrameLen, ethHeaderLen+ipv6Len+len(icmp)))
+	return ndpFrame(mac, dstMAC, target, dstIP, icmp), nil
+}
+
+// ndpFrame wraps an NDP message (with its checksum) in IPv6 and Ethernet
+// headers, followed by speakerMark.
+func ndpFrame(mac, dstMAC net.HardwareAddr, src, dst netip.Addr, icmp []byte) []byte {
+	b := make([]byte, ethHeaderLen+ipv6Len, ethHeaderLen+ipv6Len+len(icmp)+len(speakerMark))
 	copy(b[0:6], dstMAC)
 	copy(b[6:12], mac)
 	binary.BigEndian.PutUint16(b[12:14], etherTypeIPv6)
@@ -240,10 +272,27 @@ func naFrame(mac net.HardwareAddr, target, dstIP netip.Addr, dstMAC net.Hardware
 	binary.BigEndian.PutUint16(ip[4:6], uint16(len(icmp)))
 	ip[6] = protoICMPv6
 	ip[7] = ndpHopLimit
-	s, d := target.As16(), dstIP.As16()
+	s, d := src.As16(), dst.As16()
 	copy(ip[8:24], s[:])
 	copy(ip[24:40], d[:])
-	return append(b, icmp...), nil
+	return append(append(b, icmp...), speakerMark...)
+}
+
+// dadFrame is a Duplicate Address Detection probe (RFC 4862 5.4.2): a
+// Neighbor Solicitation for ip from the unspecified address to ip's
+// solicited-node group, without a source link-layer address. A host using
+// ip answers with an advertisement to all nodes.
+func dadFrame(mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
+	snm, err := ndp.SolicitedNodeMulticast(ip)
+	if err != nil {
+		return nil, fmt.Errorf("solicited-node group of %s: %w", ip, err)
+	}
+	ns := &ndp.NeighborSolicitation{TargetAddress: ip}
+	icmp, err := ndp.MarshalMessageChecksum(ns, netip.IPv6Unspecified(), snm)
+	if err != nil {
+		return nil, fmt.Errorf("marshal duplicate address detection probe: %w", err)
+	}
+	return ndpFrame(mac, multicastMAC(snm), netip.IPv6Unspecified(), snm, icmp), nil
 }
 
 // naReplyFrame answers a solicitation. A Duplicate Address Detection probe

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -113,9 +114,9 @@ func TestParseARP(t *testing.T) {
 		{"request", arpRequestFrame(vip4), frameInfo{kind: kindRequest, target: vip4, senderIP: peer4, senderMAC: peerMAC}, ""},
 		{"probe from 0.0.0.0", mustARP(arp.OperationRequest, peerMAC, broadcastMAC, zeroMAC, netip.IPv4Unspecified(), vip4),
 			frameInfo{kind: kindRequest, target: vip4, senderIP: netip.IPv4Unspecified(), senderMAC: peerMAC}, ""},
-		{"gratuitous request is a claim", mustGratuitous(otherMAC, vip4)[0], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
-		{"gratuitous reply is a claim", mustGratuitous(otherMAC, vip4)[1], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
-		{"any reply is a claim", reply, frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}, ""},
+		{"gratuitous request is a claim", mustGratuitous(otherMAC, vip4)[0], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC, speaker: true}, ""},
+		{"gratuitous reply is a claim", mustGratuitous(otherMAC, vip4)[1], frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC, speaker: true}, ""},
+		{"any reply is a claim", reply, frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC, speaker: true}, ""},
 		{"short", arpRequestFrame(vip4)[:41], frameInfo{}, "short"},
 		{"not ARP", func() []byte { f := arpRequestFrame(vip4); f[12] = 0x08; f[13] = 0; return f }(), frameInfo{}, "ignored"},
 		{"not Ethernet/IPv4", func() []byte { f := arpRequestFrame(vip4); f[19] = 16; return f }(), frameInfo{}, "ignored"},
@@ -136,7 +137,7 @@ func checkParse(t *testing.T, got frameInfo, err error, want frameInfo, wantErr 
 	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
 		t.Fatalf("error %v, want %q", err, wantErr)
 	case wantErr == "" && (got.kind != want.kind || got.target != want.target || got.senderIP != want.senderIP ||
-		got.senderMAC.String() != want.senderMAC.String() || got.claimMAC.String() != want.claimMAC.String()):
+		got.senderMAC.String() != want.senderMAC.String() || got.claimMAC.String() != want.claimMAC.String() || got.speaker != want.speaker):
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }
@@ -175,8 +176,8 @@ func TestParseNDP(t *testing.T) {
 		{"multicast target", nsFrame(t, snm, nsOpts{dst: allNodes}), frameInfo{}, "multicast target"},
 		{"truncated payload", nsFrame(t, vip6, nsOpts{})[:80], frameInfo{}, "beyond the frame"},
 		{"short", make([]byte, 20), frameInfo{}, "short"},
-		{"unsolicited advertisement is a claim", unsolicited, frameInfo{kind: kindClaim, target: vip6, claimMAC: otherMAC}, ""},
-		{"solicited advertisement is a claim", solicitedToPeer, frameInfo{kind: kindClaim, target: vip6, claimMAC: otherMAC}, ""},
+		{"unsolicited advertisement is a claim", unsolicited, frameInfo{kind: kindClaim, target: vip6, claimMAC: otherMAC, speaker: true}, ""},
+		{"solicited advertisement is a claim", solicitedToPeer, frameInfo{kind: kindClaim, target: vip6, claimMAC: otherMAC, speaker: true}, ""},
 		{"solicited advertisement to multicast", badMulticastNA, frameInfo{}, "malformed neighbor advertisement"},
 		{"echo request", ipv6Frame(peerMAC, ourMAC, peer6, vip6, 64, []byte{128, 0, 0, 0, 0, 0, 0, 0}, 0), frameInfo{}, "ignored"},
 		{"UDP", func() []byte { f := nsFrame(t, vip6, nsOpts{}); f[ethHeaderLen+6] = 17; return f }(), frameInfo{}, "ignored"},
@@ -188,6 +189,50 @@ func TestParseNDP(t *testing.T) {
 			checkParse(t, got, err, tc.want, tc.err)
 		})
 	}
+}
+
+// A speaker's frames carry speakerMark; other hosts' do not, and a reply
+// to a probe names the address in use as its sender.
+func TestSpeakerMark(t *testing.T) {
+	g := mustGratuitous(otherMAC, vip4)
+	na, err := unsolicitedNA(otherMAC, vip6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmarked := func(f []byte, n int) []byte { f = slices.Clone(f); clear(f[n:]); return f }
+	probeReply := unmarked(mustARP(arp.OperationReply, otherMAC, ourMAC, ourMAC, vip4, netip.IPv4Unspecified()), ethHeaderLen+arpLen)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		parse func([]byte) (frameInfo, error)
+		want  frameInfo
+	}{
+		{"speaker's gratuitous ARP", g[0], parseARP, frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC, speaker: true}},
+		{"host's gratuitous ARP (zero padding)", unmarked(g[0], ethHeaderLen+arpLen), parseARP, frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}},
+		{"host's reply to our probe", probeReply, parseARP, frameInfo{kind: kindClaim, target: vip4, claimMAC: otherMAC}},
+		{"speaker's advertisement", na, parseNDP, frameInfo{kind: kindClaim, target: vip6, claimMAC: otherMAC, speaker: true}},
+		{"host's advertisement", na[:len(na)-len(speakerMark)], parseNDP, frameInfo{kind: kindClaim, target: vip6, claimMAC: otherMAC}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.parse(tc.frame)
+			checkParse(t, got, err, tc.want, "")
+		})
+	}
+}
+
+// A DAD probe is what RFC 4862 5.4.2 asks for, and what our own parser
+// (like any receiver) takes for one.
+func TestDADFrame(t *testing.T) {
+	f, err := dadFrame(ourMAC, vip6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snm, _ := ndp.SolicitedNodeMulticast(vip6)
+	if got := net.HardwareAddr(f[0:6]).String(); got != multicastMAC(snm).String() {
+		t.Fatalf("Ethernet destination %s", got)
+	}
+	p, err := parseNDP(f)
+	checkParse(t, p, err, frameInfo{kind: kindRequest, target: vip6, senderIP: netip.IPv6Unspecified()}, "")
 }
 
 // The frames the kernel and other hosts see: pin them byte for byte.
@@ -204,11 +249,14 @@ func TestFramesAreExact(t *testing.T) {
 	}{
 		{"ARP reply", mustReply(req),
 			// eth dst=peer src=ours type=ARP | htype 1 ptype 0800 6 4 op 2 | sha=ours spa=vip | tha=peer tpa=peer | padding
-			"020000000064" + "02beac000001" + "0806" + "0001080006040002" + "02beac000001" + "c63364c9" + "020000000064" + "c6336464" + strings.Repeat("00", 18)},
+			"020000000064" + "02beac000001" + "0806" + "0001080006040002" + "02beac000001" + "c63364c9" + "020000000064" + "c6336464" + "626561636f6e2d6c32" + strings.Repeat("00", 9)},
 		{"ARP announcement", g[0],
-			"ffffffffffff" + "02beac000001" + "0806" + "0001080006040001" + "02beac000001" + "c63364c9" + "000000000000" + "c63364c9" + strings.Repeat("00", 18)},
+			"ffffffffffff" + "02beac000001" + "0806" + "0001080006040001" + "02beac000001" + "c63364c9" + "000000000000" + "c63364c9" + "626561636f6e2d6c32" + strings.Repeat("00", 9)},
 		{"gratuitous ARP reply", g[1],
-			"ffffffffffff" + "02beac000001" + "0806" + "0001080006040002" + "02beac000001" + "c63364c9" + "02beac000001" + "c63364c9" + strings.Repeat("00", 18)},
+			"ffffffffffff" + "02beac000001" + "0806" + "0001080006040002" + "02beac000001" + "c63364c9" + "02beac000001" + "c63364c9" + "626561636f6e2d6c32" + strings.Repeat("00", 9)},
+		{"ARP probe", must(arpProbeFrame(ourMAC, vip4)),
+			// sender IP 0.0.0.0, target MAC zero (RFC 5227 2.1.1)
+			"ffffffffffff" + "02beac000001" + "0806" + "0001080006040001" + "02beac000001" + "00000000" + "000000000000" + "c63364c9" + "626561636f6e2d6c32" + strings.Repeat("00", 9)},
 	} {
 		if got := hex.EncodeToString(tc.frame); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)

@@ -29,6 +29,20 @@ const DefaultDefendInterval = 10 * time.Second
 // maxGratuitous bounds the schedule so a misconfiguration cannot flood.
 const maxGratuitous = 16
 
+// Probe defaults. RFC 5227 spaces its three probes 1 to 2 s apart and then
+// waits 2 s more, for hosts that configure themselves; a LAN segment
+// answers within milliseconds, and a new Service should not wait seconds.
+const (
+	DefaultProbeCount    = 3
+	DefaultProbeInterval = 100 * time.Millisecond
+	// DefaultProbeWait is how long after the first probe an address with
+	// no answer counts as free.
+	DefaultProbeWait = 400 * time.Millisecond
+	// DefaultReprobeInterval is how often an address in conflict is probed
+	// again, to find out whether the other host has let it go.
+	DefaultReprobeInterval = 30 * time.Second
+)
+
 // Config configures a Responder.
 type Config struct {
 	// Link is the interface's sockets. The Responder owns it: Run closes it.
@@ -50,6 +64,35 @@ type Config struct {
 	// gratuitous burst so that the last word is the announcer's. Default
 	// DefaultDefendInterval.
 	DefendInterval time.Duration
+	// ProbeCount probes (ARP Probes, RFC 5227; Duplicate Address Detection
+	// solicitations, RFC 4862) go out ProbeInterval apart for an address
+	// that Announce asks to probe; it is answered for only if no other
+	// host claims it within ProbeWait of the first. Defaults
+	// DefaultProbeCount, DefaultProbeInterval, DefaultProbeWait.
+	ProbeCount    int
+	ProbeInterval time.Duration
+	ProbeWait     time.Duration
+	// ReprobeInterval is how often an address in conflict is probed again;
+	// once nobody answers, the conflict is over. Default
+	// DefaultReprobeInterval.
+	ReprobeInterval time.Duration
+	// OnConflicts, if set, is called (from Run's goroutine) whenever the
+	// set returned by Conflicts changes.
+	OnConflicts func()
+}
+
+// Conflict is an address that another host, not a Beacon speaker, uses.
+type Conflict struct {
+	IP netip.Addr
+	// MAC is the other host's hardware address.
+	MAC net.HardwareAddr
+	// Interface is where it was seen.
+	Interface string
+	// Announced is true when the conflict arose while this node answered
+	// for the address (the other host claimed it later), which it keeps
+	// doing; false when a probe found the address taken, so this node
+	// does not answer for it.
+	Announced bool
 }
 
 // Responder answers ARP requests and Neighbor Solicitations on one
@@ -62,11 +105,43 @@ type Responder struct {
 	log   logr.Logger
 	clock clock.WithTicker
 
+	// announced is the set answered for: wanted minus the addresses being
+	// probed for the first time and those a probe found taken.
 	announced  atomic.Pointer[addrSet]
+	wanted     atomic.Pointer[addrSet]
 	changed    chan struct{}
 	reannounce chan struct{}
-	conflicts  chan netip.Addr
+	claims     chan claim
 	running    atomic.Bool
+
+	// mu guards the checks: addresses being probed and addresses in
+	// conflict. Announce starts probes; Run's loop sends them and decides.
+	mu        sync.Mutex
+	probes    map[netip.Addr]*probe
+	conflicts map[netip.Addr]*conflictState
+	// snapshot is what Conflicts returns.
+	snapshot atomic.Pointer[[]Conflict]
+}
+
+// claim is another host's packet claiming a wanted address.
+type claim struct {
+	ip      netip.Addr
+	mac     net.HardwareAddr
+	speaker bool
+}
+
+// probe is a check of one address in progress.
+type probe struct {
+	start time.Time
+	sent  int
+	// silent: the address is not answered for while it is checked (a
+	// first probe, or a conflict found by one).
+	silent bool
+}
+
+type conflictState struct {
+	Conflict
+	reprobeAt time.Time
 }
 
 type addrSet map[netip.Addr]struct{}
@@ -93,6 +168,18 @@ func New(cfg Config) (*Responder, error) {
 	if cfg.DefendInterval <= 0 {
 		cfg.DefendInterval = DefaultDefendInterval
 	}
+	if cfg.ProbeCount <= 0 {
+		cfg.ProbeCount = DefaultProbeCount
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.ProbeWait <= 0 {
+		cfg.ProbeWait = DefaultProbeWait
+	}
+	if cfg.ReprobeInterval <= 0 {
+		cfg.ReprobeInterval = DefaultReprobeInterval
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
@@ -103,41 +190,113 @@ func New(cfg Config) (*Responder, error) {
 		clock:      cfg.Clock,
 		changed:    make(chan struct{}, 1),
 		reannounce: make(chan struct{}, 1),
-		conflicts:  make(chan netip.Addr, 64),
+		claims:     make(chan claim, 64),
+		probes:     map[netip.Addr]*probe{},
+		conflicts:  map[netip.Addr]*conflictState{},
 	}
 	r.announced.Store(&addrSet{})
+	r.wanted.Store(&addrSet{})
+	r.snapshot.Store(&[]Conflict{})
 	return r, nil
 }
 
 // SetAnnounced replaces the set of addresses this node announces on the
+// interface, probing none of them: Announce(ips, nil).
+func (r *Responder) SetAnnounced(ips []netip.Addr) { r.Announce(ips, nil) }
+
+// Announce replaces the set of addresses this node announces on the
 // interface. It may be called at any time, before or during Run, from any
 // goroutine; requests are answered from the new set at once, and addresses
 // new to the set get a gratuitous burst. Addresses of a family the link does
 // not serve are ignored.
-func (r *Responder) SetAnnounced(ips []netip.Addr) {
+//
+// Addresses new to the set that are also in probeFirst are first probed for
+// (see Config.ProbeCount): they are answered for only once no other host
+// claimed them, and Conflicts lists them otherwise. The speaker probes an
+// address when it is announced for the first time, not when it moves
+// between nodes, where the delay would lengthen the failover.
+func (r *Responder) Announce(ips, probeFirst []netip.Addr) {
 	set := make(addrSet, len(ips))
-	v4, v6 := 0, 0
 	for _, ip := range ips {
 		ip = ip.Unmap().WithZone("")
 		switch {
 		case !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast():
 			continue
-		case ip.Is4() && r.link.ARP != nil:
-			v4++
-		case ip.Is6() && r.link.NDP != nil:
-			v6++
-		default:
-			continue
+		case ip.Is4() && r.link.ARP != nil, ip.Is6() && r.link.NDP != nil:
+			set[ip] = struct{}{}
 		}
-		set[ip] = struct{}{}
 	}
-	r.announced.Store(&set)
-	r.cfg.Metrics.setAnnounced(r.link.Name, v4, v6)
+	r.mu.Lock()
+	old := *r.wanted.Load()
+	now := r.clock.Now()
+	for _, ip := range probeFirst {
+		ip = ip.Unmap().WithZone("")
+		if _, isNew := old[ip]; !isNew {
+			if _, want := set[ip]; want {
+				r.probes[ip] = &probe{start: now, silent: true}
+			}
+		}
+	}
+	for ip := range old {
+		if _, ok := set[ip]; !ok {
+			delete(r.probes, ip)
+			delete(r.conflicts, ip)
+		}
+	}
+	r.wanted.Store(&set)
+	r.publishLocked()
+	r.mu.Unlock()
 	select {
 	case r.changed <- struct{}{}:
 	default:
 	}
 }
+
+// publishLocked recomputes the answered set and the conflict snapshot and
+// reports whether the conflicts changed.
+func (r *Responder) publishLocked() bool {
+	set := *r.wanted.Load()
+	answer := make(addrSet, len(set))
+	v4, v6 := 0, 0
+	for ip := range set {
+		if p := r.probes[ip]; p != nil && p.silent {
+			continue
+		}
+		if c := r.conflicts[ip]; c != nil && !c.Announced {
+			continue
+		}
+		answer[ip] = struct{}{}
+		if ip.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	r.announced.Store(&answer)
+	r.cfg.Metrics.setAnnounced(r.link.Name, v4, v6)
+	list := make([]Conflict, 0, len(r.conflicts))
+	c4, c6 := 0, 0
+	for _, c := range r.conflicts {
+		list = append(list, c.Conflict)
+		if c.IP.Is4() {
+			c4++
+		} else {
+			c6++
+		}
+	}
+	slices.SortFunc(list, func(a, b Conflict) int { return a.IP.Compare(b.IP) })
+	r.cfg.Metrics.setConflicting(r.link.Name, c4, c6)
+	prev := *r.snapshot.Load()
+	r.snapshot.Store(&list)
+	return !slices.EqualFunc(prev, list, func(a, b Conflict) bool {
+		return a.IP == b.IP && bytes.Equal(a.MAC, b.MAC) && a.Announced == b.Announced
+	})
+}
+
+// Conflicts returns the addresses of the set that another host uses,
+// sorted: found by a probe (not answered for) or claimed by another host
+// while this node answered (still answered for, and defended).
+func (r *Responder) Conflicts() []Conflict { return slices.Clone(*r.snapshot.Load()) }
 
 // Reannounce sends a new gratuitous burst for every announced address. The
 // speaker calls it when peers it saw dead come back (a healed partition), so
@@ -209,8 +368,8 @@ func (r *Responder) Run(ctx context.Context) error {
 			return nil
 		case <-r.changed:
 			a.sync()
-		case ip := <-r.conflicts:
-			a.defend(ip)
+		case c := <-r.claims:
+			a.claimed(c)
 		case <-r.reannounce:
 			a.sync()
 			a.restart()
@@ -220,6 +379,7 @@ func (r *Responder) Run(ctx context.Context) error {
 				a.syncGroups()
 			}
 		}
+		a.check()
 	}
 }
 
@@ -262,8 +422,7 @@ func (r *Responder) handle(frame []byte, family string) {
 		}
 		return
 	}
-	set := *r.announced.Load()
-	_, ours := set[p.target]
+	_, ours := (*r.announced.Load())[p.target]
 	switch p.kind {
 	case kindRequest:
 		m.inc(cRequest, r.link.Name, family)
@@ -282,15 +441,15 @@ func (r *Responder) handle(frame []byte, family string) {
 		m.inc(cReply, r.link.Name, family)
 		r.log.V(2).Info("answered", "ip", p.target, "to", p.senderIP, "toMAC", p.senderMAC.String())
 	case kindClaim:
-		if !ours || bytes.Equal(p.claimMAC, r.link.MAC) {
+		if _, wanted := (*r.wanted.Load())[p.target]; !wanted || bytes.Equal(p.claimMAC, r.link.MAC) {
 			return
 		}
-		m.inc(cConflict, r.link.Name, family)
-		r.log.V(1).Info("another host claims an announced address", "ip", p.target, "mac", p.claimMAC.String())
+		r.log.V(1).Info("another host claims an address of this node", "ip", p.target, "mac", p.claimMAC.String(), "speaker", p.speaker)
 		select {
-		case r.conflicts <- p.target:
-		default: // a defence is already queued
+		case r.claims <- claim{ip: p.target, mac: bytes.Clone(p.claimMAC), speaker: p.speaker}:
+		default: // the loop is behind; the next claim will do
 		}
+		m.inc(cConflict, r.link.Name, family)
 	}
 }
 
@@ -479,5 +638,139 @@ func (a *announcer) nextWake() (at time.Time, ok bool) {
 			at, ok = t, true
 		}
 	}
+	if t, has := a.r.nextCheck(); has && (!ok || t.Before(at)) {
+		at, ok = t, true
+	}
 	return at, ok
+}
+
+// claimed handles another host's claim on a wanted address. A speaker's
+// claim is an election disagreement, never a conflict: during a probe it
+// means another node still answers (and is about to stop); while this node
+// answers, the usual defence settles it. Another host's answer to a probe
+// is a conflict: a first probe's address is not announced. Another host's
+// claim on an announced address starts a probe to confirm it (a host that
+// really uses the address answers; a speaker of an older version, which
+// does not mark its frames and stops once it sees the election, does
+// not); the address stays announced and defended meanwhile and after.
+func (a *announcer) claimed(c claim) {
+	r := a.r
+	r.mu.Lock()
+	changed := false
+	p := r.probes[c.ip]
+	cur := r.conflicts[c.ip]
+	_, answered := (*r.announced.Load())[c.ip]
+	_, wanted := (*r.wanted.Load())[c.ip]
+	switch {
+	case !wanted || c.speaker:
+	case p != nil || cur != nil:
+		announced := answered && (p == nil || !p.silent)
+		if cur == nil {
+			r.log.Info("address in use by another host", "ip", c.ip, "mac", c.mac.String(), "announcing", announced)
+		}
+		delete(r.probes, c.ip)
+		r.conflicts[c.ip] = &conflictState{
+			Conflict:  Conflict{IP: c.ip, MAC: c.mac, Interface: r.link.Name, Announced: announced},
+			reprobeAt: r.clock.Now().Add(r.cfg.ReprobeInterval),
+		}
+		changed = r.publishLocked()
+	case answered:
+		r.log.Info("another host claims an announced address; probing to confirm", "ip", c.ip, "mac", c.mac.String())
+		r.probes[c.ip] = &probe{start: r.clock.Now()}
+	}
+	r.mu.Unlock()
+	if changed && r.cfg.OnConflicts != nil {
+		r.cfg.OnConflicts()
+	}
+	a.sync()
+	if answered {
+		a.defend(c.ip)
+	}
+}
+
+// check sends the probes that are due, settles those whose wait is over
+// without an answer (a first probe: the address is answered for from now
+// on; a re-probe: the conflict is over) and starts the re-probes of
+// conflicts that are due.
+func (a *announcer) check() {
+	r := a.r
+	now := r.clock.Now()
+	var out []netip.Addr
+	r.mu.Lock()
+	for ip, c := range r.conflicts {
+		if _, busy := r.probes[ip]; !busy && !now.Before(c.reprobeAt) {
+			r.probes[ip] = &probe{start: now, silent: !c.Announced}
+			c.reprobeAt = now.Add(r.cfg.ReprobeInterval)
+		}
+	}
+	settled := false
+	for ip, p := range r.probes {
+		for p.sent < r.cfg.ProbeCount && !now.Before(p.start.Add(time.Duration(p.sent)*r.cfg.ProbeInterval)) {
+			out = append(out, ip)
+			p.sent++
+		}
+		if p.sent == r.cfg.ProbeCount && !now.Before(p.start.Add(r.cfg.ProbeWait)) {
+			delete(r.probes, ip)
+			if _, was := r.conflicts[ip]; was {
+				r.log.Info("address no longer in use by another host", "ip", ip)
+				delete(r.conflicts, ip)
+			}
+			settled = true
+		}
+	}
+	changed := settled && r.publishLocked()
+	r.mu.Unlock()
+	for _, ip := range out {
+		r.sendProbe(ip)
+	}
+	if settled {
+		a.sync()
+	}
+	if changed && r.cfg.OnConflicts != nil {
+		r.cfg.OnConflicts()
+	}
+}
+
+// nextCheck is when check has work next.
+func (r *Responder) nextCheck() (at time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	consider := func(t time.Time) {
+		if !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	for _, p := range r.probes {
+		if p.sent < r.cfg.ProbeCount {
+			consider(p.start.Add(time.Duration(p.sent) * r.cfg.ProbeInterval))
+		} else {
+			consider(p.start.Add(r.cfg.ProbeWait))
+		}
+	}
+	for ip, c := range r.conflicts {
+		if _, busy := r.probes[ip]; !busy {
+			consider(c.reprobeAt)
+		}
+	}
+	return at, ok
+}
+
+// sendProbe sends one ARP Probe or Duplicate Address Detection probe.
+func (r *Responder) sendProbe(ip netip.Addr) {
+	family, f, err := "ipv4", []byte(nil), error(nil)
+	if ip.Is4() {
+		f, err = arpProbeFrame(r.link.MAC, ip)
+	} else {
+		family = "ipv6"
+		f, err = dadFrame(r.link.MAC, ip)
+	}
+	if err == nil {
+		err = r.write(family, f)
+	}
+	if err != nil {
+		r.cfg.Metrics.inc(cError, r.link.Name, family)
+		r.log.Error(err, "cannot send probe", "ip", ip)
+		return
+	}
+	r.cfg.Metrics.inc(cProbe, r.link.Name, family)
 }

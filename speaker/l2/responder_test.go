@@ -114,7 +114,8 @@ func isARPReplyFor(f []byte, ip netip.Addr) bool {
 
 func isNAFor(f []byte, ip netip.Addr, solicited bool) bool {
 	ipv6 := f[ethHeaderLen:]
-	m, err := ndp.ParseMessage(ipv6[ipv6Len:])
+	plen := int(ipv6[4])<<8 | int(ipv6[5])
+	m, err := ndp.ParseMessage(ipv6[ipv6Len : ipv6Len+plen])
 	na, ok := m.(*ndp.NeighborAdvertisement)
 	return err == nil && ok && na.TargetAddress == ip && na.Solicited == solicited
 }
@@ -249,9 +250,8 @@ func TestDefendsAgainstOtherClaims(t *testing.T) {
 			t.Fatalf("second defence: %x", f)
 		}
 	}
-	if got := metricValue(t, h.reg, "beacon_l2_conflicts_total", "ipv4"); got != 3 {
-		t.Fatalf("conflicts = %v, want 3", got)
-	}
+	// Counted after each claim is queued for the loop.
+	waitFor(t, "3 conflicts counted", func() bool { return metricValue(t, h.reg, "beacon_l2_conflicts_total", "ipv4") == 3 })
 }
 
 func TestReannounce(t *testing.T) {
@@ -380,4 +380,257 @@ func TestRunsOnce(t *testing.T) {
 func metricValue(t *testing.T, reg *prometheus.Registry, name, family string) float64 {
 	t.Helper()
 	return metricstest.Value(metricstest.Find(t, reg, name, map[string]string{"family": family}))
+}
+
+// claimTaken waits until the loop has taken the n-th claim: what it does
+// with it happens before it looks at its timer again.
+func (h *harness) claimTaken(t *testing.T, n float64) {
+	t.Helper()
+	waitFor(t, "the claim", func() bool {
+		return metricValue(t, h.reg, "beacon_l2_conflicts_total", "ipv4") == n && len(h.r.claims) == 0
+	})
+}
+
+func isProbe(f []byte, ip netip.Addr) bool {
+	if ip.Is4() {
+		p, err := parseARP(f)
+		return err == nil && p.kind == kindRequest && p.target == ip && p.senderIP == netip.IPv4Unspecified()
+	}
+	p, err := parseNDP(f)
+	return err == nil && p.kind == kindRequest && p.target == ip && p.senderIP == netip.IPv6Unspecified()
+}
+
+// hostReply is what a Linux host using ip answers to our ARP Probe: an
+// unmarked reply naming itself.
+func hostReply(ip netip.Addr) []byte {
+	f := mustARP(arp.OperationReply, otherMAC, ourMAC, ourMAC, ip, netip.IPv4Unspecified())
+	clear(f[ethHeaderLen+arpLen:])
+	return f
+}
+
+// probeConfig probes 3 times 100 ms apart and decides at 400 ms.
+func probeConfig(onConflicts func()) Config {
+	return Config{Gratuitous: []time.Duration{0}, ProbeCount: 3, ProbeInterval: 100 * time.Millisecond,
+		ProbeWait: 400 * time.Millisecond, ReprobeInterval: 30 * time.Second, OnConflicts: onConflicts}
+}
+
+// Before a new address is answered for, it is probed; without an answer
+// it is announced once the wait is over.
+func TestProbeThenAnnounce(t *testing.T) {
+	h := start(t, probeConfig(nil))
+	h.r.Announce([]netip.Addr{vip4}, []netip.Addr{vip4})
+	for i := range 3 {
+		if f := next(t, h.arp); !isProbe(f, vip4) {
+			t.Fatalf("probe %d: %x", i, f)
+		}
+		if i < 2 {
+			h.step(t, 100*time.Millisecond)
+		}
+	}
+	if got := h.r.Announced(); len(got) != 0 {
+		t.Fatalf("answered while probing: %v", got)
+	}
+	// Requests during the probe go unanswered: the next frame is the
+	// gratuitous burst after the wait.
+	inject(t, h.arp, arpRequestFrame(vip4))
+	waitFor(t, "the request", func() bool { return metricValue(t, h.reg, "beacon_l2_requests_received_total", "ipv4") == 1 })
+	h.step(t, 200*time.Millisecond)
+	if f := next(t, h.arp); !isGratuitous(f, vip4) {
+		t.Fatalf("after the wait: %x", f)
+	}
+	next(t, h.arp)
+	inject(t, h.arp, arpRequestFrame(vip4))
+	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
+		t.Fatalf("not answered after the probe: %x", f)
+	}
+	if c := h.r.Conflicts(); len(c) != 0 {
+		t.Fatalf("conflicts %v", c)
+	}
+	// An address already in the set is not probed again.
+	h.r.Announce([]netip.Addr{vip4}, []netip.Addr{vip4})
+	inject(t, h.arp, arpRequestFrame(vip4))
+	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
+		t.Fatalf("re-probed an announced address: %x", f)
+	}
+}
+
+// A host that answers the probe keeps the address: it is not announced,
+// Conflicts names the host, and once a re-probe goes unanswered the
+// address is announced after all.
+func TestProbeFindsConflict(t *testing.T) {
+	notified := make(chan struct{}, 10)
+	h := start(t, probeConfig(func() { notified <- struct{}{} }))
+	h.r.Announce([]netip.Addr{vip4}, []netip.Addr{vip4})
+	next(t, h.arp)
+	inject(t, h.arp, hostReply(vip4))
+	waitFor(t, "the conflict", func() bool { return len(h.r.Conflicts()) == 1 })
+	c := h.r.Conflicts()[0]
+	if c.IP != vip4 || c.MAC.String() != otherMAC.String() || c.Announced || c.Interface != "eth0" {
+		t.Fatalf("conflict %+v", c)
+	}
+	<-notified
+	if got := metricValue(t, h.reg, "beacon_l2_conflicting_ips", "ipv4"); got != 1 {
+		t.Fatalf("conflicting_ips = %v", got)
+	}
+	// No more probes, no burst, no answers.
+	inject(t, h.arp, arpRequestFrame(vip4))
+	h.step(t, time.Second)
+	select {
+	case f := <-h.arp.Sent():
+		t.Fatalf("sent %x for an address in conflict", f)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// The re-probe is answered again: still in conflict.
+	h.step(t, 29*time.Second)
+	if f := next(t, h.arp); !isProbe(f, vip4) {
+		t.Fatalf("re-probe: %x", f)
+	}
+	inject(t, h.arp, hostReply(vip4))
+	h.claimTaken(t, 2)
+	h.step(t, time.Second)
+	select {
+	case f := <-h.arp.Sent():
+		t.Fatalf("sent %x after the re-probe was answered", f)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if c := h.r.Conflicts(); len(c) != 1 {
+		t.Fatalf("conflicts %v", c)
+	}
+	// The host is gone: the next re-probe goes unanswered.
+	h.step(t, 29*time.Second)
+	for i := range 3 {
+		if f := next(t, h.arp); !isProbe(f, vip4) {
+			t.Fatalf("second re-probe %d: %x", i, f)
+		}
+		if i < 2 {
+			h.step(t, 100*time.Millisecond)
+		}
+	}
+	h.step(t, 200*time.Millisecond)
+	if f := next(t, h.arp); !isGratuitous(f, vip4) {
+		t.Fatalf("not announced once free: %x", f)
+	}
+	waitFor(t, "the conflict to clear", func() bool { return len(h.r.Conflicts()) == 0 })
+	<-notified
+}
+
+// Another speaker answering the probe (it still holds the address a
+// moment) is no conflict.
+func TestProbeAnsweredBySpeaker(t *testing.T) {
+	h := start(t, probeConfig(nil))
+	h.r.Announce([]netip.Addr{vip4}, []netip.Addr{vip4})
+	next(t, h.arp)
+	inject(t, h.arp, mustARP(arp.OperationReply, otherMAC, ourMAC, ourMAC, vip4, netip.IPv4Unspecified()))
+	h.step(t, 100*time.Millisecond)
+	next(t, h.arp)
+	h.step(t, 100*time.Millisecond)
+	next(t, h.arp)
+	h.step(t, 200*time.Millisecond)
+	if f := next(t, h.arp); !isGratuitous(f, vip4) {
+		t.Fatalf("not announced: %x", f)
+	}
+	if c := h.r.Conflicts(); len(c) != 0 {
+		t.Fatalf("a speaker's answer made a conflict: %v", c)
+	}
+}
+
+// While announcing, another host's claim is defended and confirmed by a
+// probe: answered, it is a conflict that is reported, and the address stays
+// announced; unanswered (a claim and gone), it is none. Another speaker's
+// claim is only defended.
+func TestClaimWhileAnnouncing(t *testing.T) {
+	h := start(t, probeConfig(nil))
+	h.r.SetAnnounced([]netip.Addr{vip4})
+	next(t, h.arp)
+	next(t, h.arp)
+	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[0]) // a speaker's
+	for range 2 {
+		if f := next(t, h.arp); !isGratuitous(f, vip4) {
+			t.Fatalf("defence against a speaker: %x", f)
+		}
+	}
+	hostClaim := mustGratuitous(otherMAC, vip4)[0]
+	clear(hostClaim[ethHeaderLen+arpLen:])
+
+	// A host claims it and answers the confirming probe.
+	h.clock.Step(10 * time.Second) // past the defend interval
+	inject(t, h.arp, hostClaim)
+	probed := 0
+	for range 3 { // the probe and the defence's two frames, in any order
+		f := next(t, h.arp)
+		if isProbe(f, vip4) {
+			probed++
+		} else if !isGratuitous(f, vip4) {
+			t.Fatalf("after a host's claim: %x", f)
+		}
+	}
+	if probed != 1 {
+		t.Fatalf("%d probes after a host's claim, want 1", probed)
+	}
+	if c := h.r.Conflicts(); len(c) != 0 {
+		t.Fatalf("a claim alone made a conflict: %v", c)
+	}
+	inject(t, h.arp, hostReply(vip4))
+	waitFor(t, "the conflict", func() bool { return len(h.r.Conflicts()) == 1 })
+	if c := h.r.Conflicts()[0]; !c.Announced || c.MAC.String() != otherMAC.String() {
+		t.Fatalf("conflict %+v", c)
+	}
+	inject(t, h.arp, arpRequestFrame(vip4))
+	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
+		t.Fatalf("stopped answering: %x", f)
+	}
+	// Withdrawn: the conflict goes with it.
+	h.r.SetAnnounced(nil)
+	waitFor(t, "the conflict to go", func() bool { return len(h.r.Conflicts()) == 0 })
+}
+
+// A claim whose probe nobody answers is no conflict.
+func TestClaimNotConfirmed(t *testing.T) {
+	h := start(t, probeConfig(nil))
+	h.r.SetAnnounced([]netip.Addr{vip4})
+	next(t, h.arp)
+	next(t, h.arp)
+	g := mustGratuitous(otherMAC, vip4)[0]
+	clear(g[ethHeaderLen+arpLen:])
+	inject(t, h.arp, g)
+	for range 3 {
+		next(t, h.arp) // first probe and the defence
+	}
+	for range 2 {
+		h.step(t, 100*time.Millisecond)
+		if f := next(t, h.arp); !isProbe(f, vip4) {
+			t.Fatalf("probe: %x", f)
+		}
+	}
+	h.step(t, 200*time.Millisecond)
+	waitFor(t, "the probe to settle", func() bool { return !h.clock.HasWaiters() })
+	if c := h.r.Conflicts(); len(c) != 0 {
+		t.Fatalf("conflict without an answer: %v", c)
+	}
+	inject(t, h.arp, arpRequestFrame(vip4))
+	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
+		t.Fatalf("not answering: %x", f)
+	}
+}
+
+// IPv6: a Duplicate Address Detection probe, answered by a host's
+// advertisement to all nodes.
+func TestDADFindsConflict(t *testing.T) {
+	h := start(t, probeConfig(nil))
+	h.r.Announce([]netip.Addr{vip6}, []netip.Addr{vip6})
+	if f := next(t, h.ndp); !isProbe(f, vip6) {
+		t.Fatalf("DAD probe: %x", f)
+	}
+	na, err := unsolicitedNA(otherMAC, vip6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inject(t, h.ndp, na[:len(na)-len(speakerMark)])
+	waitFor(t, "the conflict", func() bool { return len(h.r.Conflicts()) == 1 })
+	if c := h.r.Conflicts()[0]; c.IP != vip6 || c.Announced || c.MAC.String() != otherMAC.String() {
+		t.Fatalf("conflict %+v", c)
+	}
+	if got := h.r.Announced(); len(got) != 0 {
+		t.Fatalf("answered: %v", got)
+	}
 }

@@ -14,6 +14,13 @@
 // from an earlier process are ignored. With a shared Key, messages carry an
 // HMAC-SHA256 tag and unauthenticated ones are dropped.
 //
+// Version 2 messages also carry the sender's State: its interfaces without
+// carrier and the sticky addresses it claims (see SetNoCarrier, SetClaims).
+// A peer's State belongs to its process: a new incarnation starts without
+// one. Version 1 speakers drop version 2 messages, so each peer gets a
+// version 1 beat too until a version 2 message of its current incarnation
+// has arrived (State reports ok=false for such a peer).
+//
 // Peers (node name → address) come from the caller, typically from the
 // Node objects' InternalIPs, so there is no discovery protocol to attack.
 //
@@ -29,6 +36,17 @@
 // Interval, i.e. 1,000 packets/s sent and received per node at 100 nodes,
 // which is fine for the clusters a LAN announcer serves. Beyond a few
 // hundred nodes, raise Interval (and DeadAfter) or restrict the peer set.
+//
+// # Busy nodes
+//
+// A speaker that is not scheduled for a while (a CPU-starved node, a long
+// garbage-collection pause) hears nothing meanwhile, yet its peers' beats
+// wait in the socket buffer. The loop wakes at least every Interval, so a
+// longer gap is a stall of this process: it is not counted against any
+// peer's silence (Table.Stalled), and queued beats are read before anyone
+// is expired. beacon_member_stalls_total counts such stalls. A stalled
+// sender is indistinguishable from a dead one; DeadAfter covers the
+// stalls it allows.
 //
 // # Startup
 //

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +33,10 @@ type Config struct {
 	ListenAddress string
 	// Conn, if set, is used instead of listening; Run closes it.
 	Conn net.PacketConn
-	// Interval between heartbeats; default 100 ms.
+	// Interval between heartbeats; default DefaultInterval.
 	Interval time.Duration
-	// DeadAfter is how long a silent peer stays alive; default 400 ms. It
+	// DeadAfter is how long a silent peer stays alive; default
+	// DefaultDeadAfter. It
 	// must be at least twice Interval.
 	DeadAfter time.Duration
 	// Key, if set, authenticates messages (HMAC-SHA256); every speaker must
@@ -57,6 +61,8 @@ type Member struct {
 	mu        sync.Mutex
 	peerAddrs map[string]netip.AddrPort
 	peersSet  chan struct{}
+	local     State // guarded by mu
+	localSet  chan struct{}
 
 	view    atomic.Pointer[view]
 	changes chan struct{}
@@ -69,6 +75,7 @@ type view struct {
 	left    map[string]bool
 	names   []string
 	peers   []PeerState
+	states  map[string]*State // nil entry: the peer does not report one
 }
 
 // New validates the configuration. It starts nothing.
@@ -97,9 +104,10 @@ func New(cfg Config) (*Member, error) {
 		clock:     cfg.Clock,
 		peerAddrs: map[string]netip.AddrPort{},
 		peersSet:  make(chan struct{}, 1),
+		localSet:  make(chan struct{}, 1),
 		changes:   make(chan struct{}, 1),
 	}
-	m.view.Store(&view{alive: map[string]bool{cfg.Name: true}, names: []string{cfg.Name}})
+	m.view.Store(&view{alive: map[string]bool{cfg.Name: true}, names: []string{cfg.Name}, states: map[string]*State{cfg.Name: {}}})
 	return m, nil
 }
 
@@ -120,8 +128,54 @@ func (m *Member) SetPeers(peers map[string]netip.AddrPort) {
 	}
 }
 
-// Changes signals (coalesced) whenever Settled or the set of alive nodes
-// changes. Read the new state with AliveNames, Alive and Settled.
+// SetNoCarrier sets this node's interfaces without carrier, sent to every
+// peer at once and with every heartbeat. Changes signals when it changed.
+func (m *Member) SetNoCarrier(links []Link) {
+	links = slices.Clone(links)
+	slices.SortFunc(links, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
+	m.setLocal(func(s *State) { s.NoCarrier = links })
+}
+
+// SetClaims sets the addresses this node announces that do not fail back,
+// sent like SetNoCarrier's links.
+func (m *Member) SetClaims(ips []netip.Addr) {
+	ips = slices.Clone(ips)
+	slices.SortFunc(ips, netip.Addr.Compare)
+	ips = slices.Compact(ips)
+	m.setLocal(func(s *State) { s.Claims = ips })
+}
+
+func (m *Member) setLocal(f func(*State)) {
+	m.mu.Lock()
+	next := m.local
+	f(&next)
+	same := next.Equal(m.local)
+	m.local = next
+	m.mu.Unlock()
+	if same {
+		return
+	}
+	select {
+	case m.localSet <- struct{}{}:
+	default:
+	}
+}
+
+// State returns what a node reports about its links and claims; ok is
+// false when its speaker does not report a state (an older version, or
+// nothing heard from its current process yet). This node's own state is
+// the last one it sent.
+func (m *Member) State(name string) (st State, ok bool) {
+	p := m.view.Load().states[name]
+	if p == nil {
+		return State{}, false
+	}
+	return *p, true
+}
+
+// Changes signals (coalesced) whenever Settled, the set of alive nodes or
+// the State of an alive node changes. Read the new state with AliveNames,
+// Alive, Settled and State.
 func (m *Member) Changes() <-chan struct{} { return m.changes }
 
 // Settled reports whether the startup grace period is over; see the
@@ -170,29 +224,57 @@ func (m *Member) Run(ctx context.Context) error {
 	defer func() { _ = conn.Close() }() // unblocks receive
 
 	var seq uint64
+	var sentState State // the local state last sent
 	send := func(kind Kind) {
-		seq++
-		b, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq}.Marshal(m.cfg.Key)
+		m.mu.Lock()
+		st := m.local
+		peers := maps.Clone(m.peerAddrs)
+		m.mu.Unlock()
+		sentState = st
+		// Every peer gets version 2. One not yet heard speaking it may be an
+		// older speaker, which drops version 2, so it gets version 1 too,
+		// second: a newer receiver then learns the state together with the
+		// liveness, never a live peer without state first (which would make
+		// it elect as among older speakers for a moment).
+		seq += 2
+		v2, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq - 1, State: &st}.Marshal(m.cfg.Key)
+		if err != nil {
+			// Too many claims or links: peers then see no state from
+			// this node and elect as older speakers do.
+			m.log.Error(err, "cannot encode state; sending version 1 only")
+			v2 = nil
+		}
+		v1, err := Message{Kind: kind, Name: m.cfg.Name, Incarnation: incarnation, Seq: seq}.Marshal(m.cfg.Key)
 		if err != nil {
 			m.log.Error(err, "cannot encode message") // unreachable: New validated the name
 			return
 		}
-		m.mu.Lock()
-		addrs := make([]netip.AddrPort, 0, len(m.peerAddrs))
-		for _, ap := range m.peerAddrs {
-			addrs = append(addrs, ap)
-		}
-		m.mu.Unlock()
-		for _, ap := range addrs {
-			if _, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(ap)); err != nil {
-				m.cfg.Metrics.sendError()
-				m.log.V(2).Info("cannot send", "to", ap, "kind", kind, "err", err)
+		n := 0
+		for name, ap := range peers {
+			msgs := [][]byte{v2, v1}
+			switch {
+			case v2 == nil:
+				msgs = msgs[1:]
+			case table.SpeaksState(name):
+				msgs = msgs[:1]
+			}
+			for _, b := range msgs {
+				n++
+				if _, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(ap)); err != nil {
+					m.cfg.Metrics.sendError()
+					m.log.V(2).Info("cannot send", "to", ap, "kind", kind, "err", err)
+				}
 			}
 		}
-		m.cfg.Metrics.sent(kind, len(addrs))
+		m.cfg.Metrics.sent(kind, n)
 	}
 	publish := func() {
 		v := &view{settled: table.Settled(), names: table.AliveNames(), peers: table.Peers()}
+		own := sentState
+		v.states = map[string]*State{m.cfg.Name: &own}
+		for _, p := range v.peers {
+			v.states[p.Name] = p.State
+		}
 		v.alive = make(map[string]bool, len(v.names))
 		for _, n := range v.names {
 			v.alive[n] = true
@@ -220,6 +302,16 @@ func (m *Member) Run(ctx context.Context) error {
 		return names
 	}
 
+	receive := func(r received) bool {
+		m.cfg.Metrics.received(r.msg.Kind)
+		before := table.Alive(r.msg.Name)
+		changed := table.Receive(r.msg, r.at)
+		if after := table.Alive(r.msg.Name); before != after {
+			m.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
+		}
+		return changed
+	}
+
 	ticker := m.clock.NewTicker(m.cfg.Interval)
 	defer ticker.Stop()
 	deadline := m.clock.NewTimer(m.cfg.DeadAfter)
@@ -232,6 +324,9 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	table.SetPeers(peerNames(), m.clock.Now())
 	send(Beat)
+	// The loop wakes at least every Interval (the ticker); a longer gap
+	// means this process was not scheduled, which is not the peers' fault.
+	lastWake := m.clock.Now()
 	for {
 		changed := false
 		select {
@@ -248,17 +343,32 @@ func (m *Member) Run(ctx context.Context) error {
 			send(Beat)
 		case <-m.peersSet:
 			changed = table.SetPeers(peerNames(), m.clock.Now())
+		case <-m.localSet:
+			// Peers learn a lost carrier or a new claim now, not a beat later.
+			send(Beat)
+			changed = true
 		case r := <-msgs:
-			m.cfg.Metrics.received(r.msg.Kind)
-			before := table.Alive(r.msg.Name)
-			changed = table.Receive(r.msg, r.at)
-			if after := table.Alive(r.msg.Name); before != after {
-				m.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
-			}
+			changed = receive(r)
 		case <-deadline.C():
 		}
-		// Expire on every wake-up: cheap, and robust to a missed timer.
 		now := m.clock.Now()
+		if gap := now.Sub(lastWake) - m.cfg.Interval; gap > m.cfg.Interval {
+			table.Stalled(gap)
+			m.cfg.Metrics.stalled()
+			m.log.V(1).Info("member loop stalled; not counting it against peers", "stall", gap)
+		}
+		lastWake = now
+		// Beats that arrived before now count before anyone is expired: the
+		// deadline and a queued beat can be ready at once after a stall.
+		for drained := false; !drained; {
+			select {
+			case r := <-msgs:
+				changed = receive(r) || changed
+			default:
+				drained = true
+			}
+		}
+		// Expire on every wake-up: cheap, and robust to a missed timer.
 		ticked, died := table.Tick(now)
 		changed = changed || ticked
 		for _, name := range died {

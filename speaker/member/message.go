@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 )
 
 // Kind is the kind of a message.
@@ -37,6 +39,31 @@ type Message struct {
 	Incarnation uint64
 	// Seq increases with every message of one incarnation.
 	Seq uint64
+	// State is the sender's link and claim state. A message with State is
+	// encoded as version 2; without, as version 1, which every speaker
+	// version parses.
+	State *State
+}
+
+// State is what a speaker reports about itself beyond being alive.
+type State struct {
+	// NoCarrier lists its interfaces that have lost carrier, by name.
+	NoCarrier []Link
+	// Claims are the addresses it announces that do not fail back, sorted.
+	Claims []netip.Addr
+}
+
+// Link is an interface without carrier and its connected prefixes.
+type Link struct {
+	Name     string
+	Prefixes []netip.Prefix
+}
+
+// Equal reports whether two states are the same.
+func (s State) Equal(o State) bool {
+	return slices.Equal(s.Claims, o.Claims) && slices.EqualFunc(s.NoCarrier, o.NoCarrier, func(a, b Link) bool {
+		return a.Name == b.Name && slices.Equal(a.Prefixes, b.Prefixes)
+	})
 }
 
 // Wire format, big-endian:
@@ -45,18 +72,37 @@ type Message struct {
 //	4  kind(1) flags(1) name length(1) reserved(1)
 //	8  incarnation(8)
 //	16 seq(8)
-//	24 name, then with flagTag a 16-byte HMAC-SHA256 of everything before it.
+//	24 name, then in version 2 the state, then with flagTag a 16-byte
+//	   HMAC-SHA256 of everything before it.
+//
+// The version 2 state is
+//
+//	links(1), each: name length(1) name prefixes(1), each: bits(1) address
+//	claims(2), each: address
+//
+// where an address is its length (4 or 16) and its bytes.
+//
+// A version 1 speaker rejects version 2 messages, so a version 2 speaker
+// sends version 1 too to every peer it has not yet heard version 2 from
+// (see Member.Run).
 const (
-	version    = 1
+	version1   = 1
+	version2   = 2
 	headerLen  = 24
 	tagLen     = 16
 	flagTag    = 1
 	maxNameLen = 253 // a Kubernetes node name is a DNS subdomain
+	// MaxLinks, MaxPrefixes and MaxClaims bound a state.
+	MaxLinks    = 32
+	MaxPrefixes = 16
+	MaxClaims   = 2048
+	maxIfName   = 15 // IFNAMSIZ - 1
+	maxAddrLen  = 1 + 16
 	// MaxMessageLen bounds a message on the wire.
-	MaxMessageLen = headerLen + maxNameLen + tagLen
+	MaxMessageLen = headerLen + maxNameLen +
+		1 + MaxLinks*(1+maxIfName+1+MaxPrefixes*(1+maxAddrLen)) +
+		2 + MaxClaims*maxAddrLen + tagLen
 )
-
-var magic = [4]byte{'B', 'C', 'N', version}
 
 // Errors of Parse.
 var (
@@ -73,7 +119,11 @@ func (m Message) Marshal(key []byte) ([]byte, error) {
 		return nil, fmt.Errorf("marshal: node name must be 1 to %d bytes, got %d", maxNameLen, len(m.Name))
 	}
 	b := make([]byte, headerLen, headerLen+len(m.Name)+tagLen)
-	copy(b, magic[:])
+	copy(b, "BCN")
+	b[3] = version1
+	if m.State != nil {
+		b[3] = version2
+	}
 	b[4] = byte(m.Kind)
 	if len(key) > 0 {
 		b[5] = flagTag
@@ -82,6 +132,12 @@ func (m Message) Marshal(key []byte) ([]byte, error) {
 	binary.BigEndian.PutUint64(b[8:], m.Incarnation)
 	binary.BigEndian.PutUint64(b[16:], m.Seq)
 	b = append(b, m.Name...)
+	if m.State != nil {
+		var err error
+		if b, err = m.State.append(b); err != nil {
+			return nil, fmt.Errorf("marshal: %w", err)
+		}
+	}
 	if len(key) > 0 {
 		b = append(b, tag(key, b)...)
 	}
@@ -92,7 +148,7 @@ func (m Message) Marshal(key []byte) ([]byte, error) {
 // for it are accepted; without one, only untagged messages are, so a
 // misconfigured key shows up as rejected messages rather than silently.
 func Parse(b, key []byte) (Message, error) {
-	if len(b) < headerLen || [4]byte(b[:4]) != magic {
+	if len(b) < headerLen || string(b[:3]) != "BCN" || (b[3] != version1 && b[3] != version2) {
 		return Message{}, fmt.Errorf("%w: bad header", ErrMalformed)
 	}
 	kind, flags, n := Kind(b[4]), b[5], int(b[6])
@@ -102,27 +158,160 @@ func Parse(b, key []byte) (Message, error) {
 	if flags&^flagTag != 0 || b[7] != 0 || n == 0 {
 		return Message{}, fmt.Errorf("%w: bad flags or name length", ErrMalformed)
 	}
-	want := headerLen + n
-	if flags&flagTag != 0 {
-		want += tagLen
+	tagged := flags&flagTag != 0
+	end := len(b) // of the signed part
+	if tagged {
+		end -= tagLen
 	}
-	if len(b) != want {
-		return Message{}, fmt.Errorf("%w: length %d, want %d", ErrMalformed, len(b), want)
+	if end < headerLen+n || (b[3] == version1 && end != headerLen+n) {
+		return Message{}, fmt.Errorf("%w: length %d", ErrMalformed, len(b))
 	}
-	switch tagged := flags&flagTag != 0; {
+	switch {
 	case len(key) > 0 && !tagged:
 		return Message{}, fmt.Errorf("%w: message is not authenticated", ErrAuth)
 	case len(key) == 0 && tagged:
 		return Message{}, fmt.Errorf("%w: message is authenticated but no key is configured", ErrAuth)
-	case tagged && !hmac.Equal(tag(key, b[:headerLen+n]), b[headerLen+n:]):
+	case tagged && !hmac.Equal(tag(key, b[:end]), b[end:]):
 		return Message{}, fmt.Errorf("%w: bad tag", ErrAuth)
 	}
-	return Message{
+	m := Message{
 		Kind:        kind,
 		Name:        string(b[headerLen : headerLen+n]),
 		Incarnation: binary.BigEndian.Uint64(b[8:]),
 		Seq:         binary.BigEndian.Uint64(b[16:]),
-	}, nil
+	}
+	if b[3] == version2 {
+		st, err := parseState(b[headerLen+n : end])
+		if err != nil {
+			return Message{}, fmt.Errorf("%w: state: %w", ErrMalformed, err)
+		}
+		m.State = &st
+	}
+	return m, nil
+}
+
+func (s *State) append(b []byte) ([]byte, error) {
+	if len(s.NoCarrier) > MaxLinks || len(s.Claims) > MaxClaims {
+		return nil, fmt.Errorf("state: %d links, %d claims: at most %d and %d", len(s.NoCarrier), len(s.Claims), MaxLinks, MaxClaims)
+	}
+	b = append(b, byte(len(s.NoCarrier)))
+	for _, l := range s.NoCarrier {
+		if l.Name == "" || len(l.Name) > maxIfName || len(l.Prefixes) > MaxPrefixes {
+			return nil, fmt.Errorf("state: link %q with %d prefixes", l.Name, len(l.Prefixes))
+		}
+		b = append(b, byte(len(l.Name)))
+		b = append(b, l.Name...)
+		b = append(b, byte(len(l.Prefixes)))
+		for _, p := range l.Prefixes {
+			if !p.IsValid() {
+				return nil, fmt.Errorf("state: link %q: invalid prefix", l.Name)
+			}
+			b = append(b, byte(p.Bits()))
+			b = appendAddr(b, p.Addr())
+		}
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s.Claims)))
+	for _, a := range s.Claims {
+		if !a.IsValid() {
+			return nil, errors.New("state: invalid claim")
+		}
+		b = appendAddr(b, a)
+	}
+	return b, nil
+}
+
+func appendAddr(b []byte, a netip.Addr) []byte {
+	a = a.Unmap()
+	s := a.AsSlice()
+	b = append(b, byte(len(s)))
+	return append(b, s...)
+}
+
+// reader consumes a version 2 state; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = errors.New("truncated")
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) byte() int {
+	if b := r.bytes(1); b != nil {
+		return int(b[0])
+	}
+	return 0
+}
+
+func (r *reader) addr() netip.Addr {
+	n := r.byte()
+	if r.err == nil && n != 4 && n != 16 {
+		r.err = fmt.Errorf("address length %d", n)
+	}
+	a, _ := netip.AddrFromSlice(r.bytes(n))
+	return a
+}
+
+func parseState(b []byte) (State, error) {
+	r := &reader{b: b}
+	var s State
+	links := r.byte()
+	if links > MaxLinks {
+		return State{}, fmt.Errorf("%d links", links)
+	}
+	for range links {
+		var l Link
+		n := r.byte()
+		if r.err == nil && (n == 0 || n > maxIfName) {
+			return State{}, fmt.Errorf("link name length %d", n)
+		}
+		l.Name = string(r.bytes(n))
+		prefixes := r.byte()
+		if prefixes > MaxPrefixes {
+			return State{}, fmt.Errorf("%d prefixes", prefixes)
+		}
+		for range prefixes {
+			bits := r.byte()
+			a := r.addr()
+			if r.err != nil {
+				break
+			}
+			p, err := a.Prefix(bits)
+			if err != nil || p.Bits() != bits {
+				return State{}, fmt.Errorf("prefix %v/%d", a, bits)
+			}
+			l.Prefixes = append(l.Prefixes, netip.PrefixFrom(a, bits))
+		}
+		s.NoCarrier = append(s.NoCarrier, l)
+	}
+	var claims int
+	if c := r.bytes(2); c != nil {
+		claims = int(binary.BigEndian.Uint16(c))
+	}
+	if claims > MaxClaims {
+		return State{}, fmt.Errorf("%d claims", claims)
+	}
+	for range claims {
+		a := r.addr()
+		if r.err != nil {
+			break
+		}
+		s.Claims = append(s.Claims, a)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	return s, r.err
 }
 
 func tag(key, b []byte) []byte {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaconlb/beacon/internal/register"
 )
 
 // Metrics of a Member. A nil *Metrics records nothing.
@@ -13,6 +15,7 @@ type Metrics struct {
 	droppedTotal  prometheus.Counter
 	sendErrors    prometheus.Counter
 	aliveNodes    prometheus.Gauge
+	stalls        prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -38,11 +41,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "beacon", Subsystem: "member", Name: "alive_nodes",
 			Help: "Speakers this node sees alive, itself included.",
 		}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "stalls_total",
+			Help: "Times this speaker's liveness loop was not scheduled for over two heartbeat intervals; the stall is not counted against peers.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("member metrics: %w", err)
-		}
+	if err := register.Metrics(reg, m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes, m.stalls); err != nil {
+		return nil, fmt.Errorf("member: %w", err)
 	}
 	return m, nil
 }
@@ -74,5 +79,11 @@ func (m *Metrics) sendError() {
 func (m *Metrics) setAlive(n int) {
 	if m != nil {
 		m.aliveNodes.Set(float64(n))
+	}
+}
+
+func (m *Metrics) stalled() {
+	if m != nil {
+		m.stalls.Inc()
 	}
 }

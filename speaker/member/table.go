@@ -15,6 +15,10 @@ type PeerState struct {
 	LastSeen    time.Time
 	Incarnation uint64
 	Seq         uint64
+	// State is the peer's last reported State; nil until a version 2
+	// message of its current incarnation arrived (an older speaker never
+	// sends one).
+	State *State
 }
 
 // Table is the pure liveness state machine: it is fed received messages
@@ -109,6 +113,15 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 			return false // duplicate, reordered or replayed
 		}
 	}
+	stateChanged := false
+	if m.Incarnation != p.Incarnation && p.State != nil {
+		// A new process: what the old one reported no longer holds.
+		p.State, stateChanged = nil, true
+	}
+	if m.State != nil && (p.State == nil || !p.State.Equal(*m.State)) {
+		st := *m.State
+		p.State, stateChanged = &st, true
+	}
 	p.Incarnation, p.Seq = m.Incarnation, m.Seq
 	wasAlive := p.Alive
 	switch m.Kind {
@@ -119,7 +132,24 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 	default:
 		return false
 	}
-	return wasAlive != p.Alive
+	return wasAlive != p.Alive || (stateChanged && p.Alive)
+}
+
+// Stalled tells the table that its caller did not run for d (a
+// scheduling stall of this process, not silence on the network): beats
+// that arrived meanwhile are still queued unread, so d does not count
+// towards any alive peer's silence. Without this, a busy node declares
+// every peer dead after each stall longer than deadAfter, and addresses
+// move for nothing.
+func (t *Table) Stalled(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	for _, p := range t.peers {
+		if p.Alive {
+			p.LastSeen = p.LastSeen.Add(d)
+		}
+	}
 }
 
 // Tick expires peers silent for deadAfter, and settles the table once
@@ -157,6 +187,13 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 		}
 	}
 	return at, ok
+}
+
+// SpeaksState reports whether the named peer's current process sends
+// version 2 messages.
+func (t *Table) SpeaksState(name string) bool {
+	p := t.peers[name]
+	return p != nil && p.State != nil
 }
 
 // Settled reports whether deadAfter has passed since the start, after which

@@ -2,6 +2,7 @@ package member
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 type step struct {
 	ms int
 	// One of: a message ("beat b 1 5" = kind, name, incarnation, seq),
-	// "tick", or "peers a,b".
+	// "tick", "stall 450" (the caller did not run for 450 ms) or "peers a,b".
 	do string
 	// want is the expected AliveNames after the step, comma-separated;
 	// "settled:" in front also requires Settled.
@@ -102,6 +103,15 @@ func TestTable(t *testing.T) {
 			{410, "beat b 1 6", "settled:a", false},
 		},
 	}, {
+		name: "a stall of the caller does not count against peers",
+		steps: []step{
+			{0, "beat b 1 1", "a,b", true},
+			{500, "stall 450", "a,b", false}, // the caller ran last at 50 ms
+			{500, "tick", "settled:a,b", true},
+			{849, "tick", "settled:a,b", false},
+			{850, "tick", "settled:a", true}, // 400 ms of silence it saw
+		},
+	}, {
 		name: "own name is ignored",
 		steps: []step{
 			{0, "beat a 1 1", "a", false},
@@ -133,6 +143,12 @@ func TestTable(t *testing.T) {
 				switch {
 				case s.do == "tick":
 					changed, _ = tb.Tick(now)
+				case strings.HasPrefix(s.do, "stall "):
+					ms, err := strconv.Atoi(strings.TrimPrefix(s.do, "stall "))
+					if err != nil {
+						t.Fatal(err)
+					}
+					tb.Stalled(time.Duration(ms) * time.Millisecond)
 				case strings.HasPrefix(s.do, "peers "):
 					tb.SetPeers(strings.Split(strings.TrimPrefix(s.do, "peers "), ","), now)
 				default:

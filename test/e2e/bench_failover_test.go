@@ -57,54 +57,8 @@ func TestBenchFailover(t *testing.T) {
 	ip := s.Ingress("bench")[0]
 	target := net.JoinHostPort(ip, "80")
 	p := labtest.StartProber(s.Ctx, l, lab.ClientLAN, target)
-	stable := func() string {
-		var who string
-		s.Poll(20*time.Second, "stable announcer with traffic", func() (bool, string) {
-			a := s.Announcers("bench")
-			if len(a) != 1 {
-				return false, fmt.Sprint(a)
-			}
-			who = a[0]
-			now := time.Now()
-			g, ok := p.Outage(now.Add(-time.Second), now.Add(-10*time.Millisecond))
-			// Requests fail up to 1 s after they start: a run starts
-			// after the previous fault's failures have all been seen.
-			if !ok || g >= 100*time.Millisecond || !p.QuietFor(1500*time.Millisecond) || !s.ready(who) {
-				return false, fmt.Sprint(g)
-			}
-			// Each run starts with the client sending to the announcer.
-			out, _ := l.Exec(s.Ctx, "client-lan", "ip", "neigh", "show", ip)
-			return strings.Contains(strings.ToLower(string(out)), nodeMAC(l, who)), "client-lan's neighbour entry: " + strings.TrimSpace(string(out))
-		})
-		return who
-	}
 	measure := func(name string, fail, heal func(node string)) {
-		var gaps []time.Duration
-		stable() // failures from before (start-up, the previous case) do not count
-		_, failedBefore := p.Counts()
-		defer func() {
-			_, failed := p.Counts()
-			fmt.Printf("  failed requests over the %d runs (and returns): %d\n", runs, failed-failedBefore)
-			if failed > failedBefore {
-				fmt.Printf("  last failures: %q\n", p.LastErrors())
-			}
-		}()
-		for range runs {
-			node := stable()
-			at := time.Now()
-			fail(node)
-			// The window runs well past any failover we expect; the longest
-			// silence inside it is the outage.
-			var g time.Duration
-			s.Poll(30*time.Second, "traffic back after "+name, func() (bool, string) {
-				var ok bool
-				g, ok = p.Outage(at, at.Add(3*time.Second))
-				return ok, ""
-			})
-			gaps = append(gaps, g)
-			heal(node)
-		}
-		report(t, name, gaps)
+		measureFailover(s, p, "bench", ip, runs, name, fail, heal)
 	}
 	fmt.Printf("bench-failover: 3 nodes, a request every 10 ms from client-lan to %s, %d runs per case\n", target, runs)
 	// BEACON_BENCH_CASES (kill,link,sigterm) picks cases, for a long run of one.
@@ -157,4 +111,88 @@ func TestBenchFailover(t *testing.T) {
 func nodeMAC(l *lab.Lab, node string) string {
 	n, _ := l.Node(node)
 	return strings.ToLower(n.MAC.String())
+}
+
+// measureFailover runs a failover case: fail the stable announcer of the
+// Service's address ip, measure the longest silence of the prober, heal, runs
+// times; it prints the figures (report) and the failed requests.
+func measureFailover(s *site, p *labtest.Prober, service, ip string, runs int, name string, fail, heal func(node string)) {
+	t := s.T
+	stable := func() string {
+		var who string
+		s.Poll(20*time.Second, "stable announcer with traffic", func() (bool, string) {
+			a := s.Announcers(service)
+			if len(a) != 1 {
+				return false, fmt.Sprint(a)
+			}
+			who = a[0]
+			now := time.Now()
+			g, ok := p.Outage(now.Add(-time.Second), now.Add(-10*time.Millisecond))
+			// Requests fail up to 1 s after they start: a run starts
+			// after the previous fault's failures have all been seen.
+			if !ok || g >= 100*time.Millisecond || !p.QuietFor(1500*time.Millisecond) || !s.ready(who) {
+				return false, fmt.Sprint(g)
+			}
+			// Each run starts with the client sending to the announcer.
+			out, _ := s.L.Exec(s.Ctx, "client-lan", "ip", "neigh", "show", ip)
+			return strings.Contains(strings.ToLower(string(out)), nodeMAC(s.L, who)), "client-lan's neighbour entry: " + strings.TrimSpace(string(out))
+		})
+		return who
+	}
+	var gaps []time.Duration
+	stable() // failures from before (start-up, the previous case) do not count
+	_, failedBefore := p.Counts()
+	defer func() {
+		_, failed := p.Counts()
+		fmt.Printf("  failed requests over the %d runs (and returns): %d\n", runs, failed-failedBefore)
+		if failed > failedBefore {
+			fmt.Printf("  last failures: %q\n", p.LastErrors())
+		}
+	}()
+	for range runs {
+		node := stable()
+		at := time.Now()
+		fail(node)
+		// The window runs well past any failover we expect; the longest
+		// silence inside it is the outage.
+		var g time.Duration
+		s.Poll(30*time.Second, "traffic back after "+name, func() (bool, string) {
+			var ok bool
+			g, ok = p.Outage(at, at.Add(3*time.Second))
+			return ok, ""
+		})
+		gaps = append(gaps, g)
+		heal(node)
+	}
+	report(t, name, gaps)
+}
+
+// TestBenchFailoverCarrier is `make bench-failover`'s link-aware case: on a
+// lab whose nodes send heartbeats over a second NIC, the announcer's LAN
+// cable is pulled (its speaker stays alive and reports NoCarrier) and
+// plugged back, 10 times (BEACON_BENCH_RUNS).
+func TestBenchFailoverCarrier(t *testing.T) {
+	if os.Getenv("BEACON_BENCH") != "failover" {
+		t.Skip("a benchmark: run `make bench-failover`")
+	}
+	if c := os.Getenv("BEACON_BENCH_CASES"); c != "" && !slices.Contains(strings.Split(c, ","), "carrier") {
+		t.Skip("BEACON_BENCH_CASES does not list carrier")
+	}
+	runs := 10
+	if v, err := strconv.Atoi(os.Getenv("BEACON_BENCH_RUNS")); err == nil && v > 0 {
+		runs = v
+	}
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1, HeartbeatNetwork: true})
+	s := startBeaconWithin(t, l, 25*time.Minute)
+	s.LANPool()
+	s.Apply(labtest.AllEchoService("bench", corev1.ServiceExternalTrafficPolicyCluster))
+	ip := s.Ingress("bench")[0]
+	p := labtest.StartProber(s.Ctx, l, lab.ClientLAN, net.JoinHostPort(ip, "80"))
+	fmt.Printf("bench-failover carrier: 3 nodes with heartbeats on eth1, a request every 10 ms from client-lan to %s, %d runs\n", ip, runs)
+	measureFailover(s, p, "bench", ip, runs, "announcer's LAN loses carrier", func(n string) {
+		_ = l.SetCable(s.Ctx, n, false)
+	}, func(n string) {
+		_ = l.SetCable(s.Ctx, n, true)
+	})
+	fmt.Println("target: p99 <= 1s")
 }

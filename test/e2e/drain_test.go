@@ -14,8 +14,8 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/labtest"
-	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // drainTraffic is the steady load a drain must not disturb: a request
@@ -91,7 +91,7 @@ func TestL2Drain(t *testing.T) {
 	s.SetNodeLabel(who, election.ExcludeLabel, &yes)
 	to, d := s.AnsweredBy(ip, 5*time.Second, func(n string) bool { return n != who })
 	t.Logf("%s drained: %s answers for %s after %v", who, to, ip, d.Round(time.Millisecond))
-	s.Poll(10*time.Second, "the Draining Event on "+who, func() (bool, string) { return s.nodeEvent(who, agent.EventDraining), "" })
+	s.Poll(10*time.Second, "the Draining Event on "+who, func() (bool, string) { return s.nodeEvent(who, plan.EventDraining), "" })
 	s.Poll(10*time.Second, "more requests after the move", func() (bool, string) {
 		sent, _ := tr.p.Counts()
 		return time.Since(start) > 3*time.Second && sent > 300, ""
@@ -104,7 +104,7 @@ func TestL2Drain(t *testing.T) {
 	s.SetNodeLabel(who, election.ExcludeLabel, nil)
 	_, d = s.AnsweredBy(ip, 5*time.Second, func(n string) bool { return n == who })
 	t.Logf("%s back in service: answers after %v", who, d.Round(time.Millisecond))
-	s.Poll(10*time.Second, "the DrainEnded Event on "+who, func() (bool, string) { return s.nodeEvent(who, agent.EventDrainEnded), "" })
+	s.Poll(10*time.Second, "the DrainEnded Event on "+who, func() (bool, string) { return s.nodeEvent(who, plan.EventDrainEnded), "" })
 	s.Poll(10*time.Second, "more requests after the move back", func() (bool, string) {
 		sent, _ := tr.p.Counts()
 		return sent > 300, ""
@@ -182,8 +182,8 @@ func TestBGPDrain(t *testing.T) {
 		st := s.session(sessionName)
 		return st.Draining == v1alpha1.DrainingGracefulShutdown, fmt.Sprintf("%+v", st)
 	})
-	if !s.nodeEvent(carrier, agent.EventDraining) {
-		s.Poll(5*time.Second, "the Draining Event on "+carrier, func() (bool, string) { return s.nodeEvent(carrier, agent.EventDraining), "" })
+	if !s.nodeEvent(carrier, plan.EventDraining) {
+		s.Poll(5*time.Second, "the Draining Event on "+carrier, func() (bool, string) { return s.nodeEvent(carrier, plan.EventDraining), "" })
 	}
 	var withdrawn time.Duration
 	s.Poll(delay+10*time.Second, carrier+"'s path withdrawn", func() (bool, string) {

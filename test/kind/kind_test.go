@@ -200,29 +200,7 @@ func TestL2(t *testing.T) {
 	})
 	t.Logf("host -> %s: %s", ip, strings.TrimSpace(reply))
 
-	macs := map[string]string{}
-	for name := range c.nodeIPs(t) {
-		mac, err := c.exec(ctx, name, "cat", "/sys/class/net/eth0/address")
-		if err != nil {
-			t.Fatal(err)
-		}
-		macs[strings.TrimSpace(mac)] = name
-	}
-	neigh, err := run(ctx, "ip", "-j", "neigh", "show", ip.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []struct {
-		LLAddr string `json:"lladdr"`
-	}
-	if err := json.Unmarshal([]byte(neigh), &entries); err != nil || len(entries) != 1 {
-		t.Fatalf("host's neighbour entry for %s: %q (%v)", ip, neigh, err)
-	}
-	node, ok := macs[entries[0].LLAddr]
-	if !ok {
-		t.Fatalf("host resolved %s to %s, which is no node's MAC (%v)", ip, entries[0].LLAddr, macs)
-	}
-	t.Logf("%s is announced by %s (%s)", ip, node, entries[0].LLAddr)
+	t.Logf("%s is announced by %s", ip, c.announcer(t, ip))
 }
 
 // routerNextHops returns the next hops of ip/32 in the router's RIB (what

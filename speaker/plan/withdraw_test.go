@@ -1,4 +1,4 @@
-package agent
+package plan
 
 import (
 	"net/netip"
@@ -126,8 +126,8 @@ func TestWithdrawnL2(t *testing.T) {
 		{Service: "ns/x", IP: b, Node: "n1"}, // planned, but it never got an interface
 		{Service: "ns/y", IP: c, Node: "n2"},
 	}
-	before := map[netip.Addr]string{a: "eth0"}
-	got := withdrawnL2(announce.Input{}, "n1", prev, nil, before, map[netip.Addr]string{})
+	before := map[netip.Addr][]string{a: {"eth0"}}
+	got := withdrawnL2(announce.Input{}, "n1", prev, nil, before, map[netip.Addr][]string{})
 	if len(got) != 1 || got[0].service != "ns/x" || got[0].ip != a {
 		t.Errorf("got %+v, want ns/x %s only", got, a)
 	}

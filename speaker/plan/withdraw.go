@@ -1,20 +1,13 @@
-package agent
+package plan
 
 import (
 	"net/netip"
 	"slices"
 	"strings"
 
-	v1 "k8s.io/api/core/v1"
-
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/election"
 )
-
-// EventWithdrawn is the reason of the Event a speaker records on a Service
-// when it stops announcing some of its addresses; the message names the
-// node, the addresses and why.
-const EventWithdrawn = "Withdrawn"
 
 // withdrawal is one address this node stopped announcing.
 type withdrawal struct {
@@ -70,10 +63,8 @@ func whyWithdrawn(in announce.Input, node, key string, ip netip.Addr, d *announc
 	return d.Reason
 }
 
-// recordWithdrawn records one Withdrawn Event per Service and reason. A
-// Service that is gone gets none (there is nothing to attach it to, and its
-// deletion says why); the log has it.
-func (a *Agent) recordWithdrawn(ws []withdrawal, via string) {
+// withdrawnEvents words one Withdrawn Event per Service and reason.
+func withdrawnEvents(ws []withdrawal, node, via string) []Event {
 	type group struct{ service, why string }
 	ips := map[group][]string{}
 	var order []group
@@ -84,24 +75,18 @@ func (a *Agent) recordWithdrawn(ws []withdrawal, via string) {
 		}
 		ips[g] = append(ips[g], w.ip.String())
 	}
+	var out []Event
 	for _, g := range order {
-		a.cfg.Log.V(1).Info("withdrawn", "service", g.service, "addresses", ips[g], "via", via, "why", g.why)
-		if a.cfg.Recorder == nil || a.services == nil {
-			continue
-		}
-		o, ok, _ := a.services.GetByKey(g.service)
-		if !ok {
-			continue
-		}
-		a.cfg.Recorder.Eventf(o.(*v1.Service), v1.EventTypeNormal, EventWithdrawn,
-			"Withdrawn %s from node %s via %s: %s", strings.Join(ips[g], ", "), a.cfg.Node, via, g.why)
+		out = append(out, serviceEvent(g.service, EventWithdrawn,
+			"Withdrawn %s from node %s via %s: %s", strings.Join(ips[g], ", "), node, via, g.why))
 	}
+	return out
 }
 
 // withdrawnL2 lists the addresses this node announced at the last sync
 // (its decisions in prev that made it into before) that it does not
 // announce now, with why, from the new plan.
-func withdrawnL2(in announce.Input, node string, prev, plan []announce.Decision, before, now map[netip.Addr]string) []withdrawal {
+func withdrawnL2(in announce.Input, node string, prev, plan []announce.Decision, before, now map[netip.Addr][]string) []withdrawal {
 	type svcIP struct {
 		service string
 		ip      netip.Addr
@@ -133,19 +118,13 @@ func sortWithdrawals(ws []withdrawal) {
 
 // withdrawnBGP lists the (Service, address) pairs announced by BGP before
 // and not now, with why.
-func withdrawnBGP(in announce.Input, node string, before, now map[bgpAnnounced]bool) []withdrawal {
+func withdrawnBGP(in announce.Input, node string, before, now map[ServiceIP]bool) []withdrawal {
 	var out []withdrawal
 	for k := range before {
 		if !now[k] {
-			out = append(out, withdrawal{k.service, k.ip, whyWithdrawn(in, node, k.service, k.ip, nil)})
+			out = append(out, withdrawal{k.Service, k.IP, whyWithdrawn(in, node, k.Service, k.IP, nil)})
 		}
 	}
 	sortWithdrawals(out)
 	return out
-}
-
-// bgpAnnounced is one address of one Service sent to BGP peers.
-type bgpAnnounced struct {
-	service string
-	ip      netip.Addr
 }

@@ -1,0 +1,24 @@
+// Package plan is the speaker's decision core on one node, without IO: from
+// what the informers hold (Services, EndpointSlices, Nodes, IPPools,
+// L2Advertisements, BGPPeers, BGPAdvertisements, BFDProfiles), which
+// speakers are alive, this node's interfaces, and what the previous sync
+// did (State), Make returns everything the node must do next (Result):
+//
+//   - L2: which node announces each address (package announce elects it),
+//     the addresses each of this node's ARP/NDP responders answers for, and
+//     the hand-off claims for addresses taken over from another node;
+//   - BGP: the sessions and routes to hand to the BGP speaker (package
+//     bgpplan plans them) and the BGPSessionState rows to report;
+//   - the ServiceAnnouncement reports and the Events: Announcing and
+//     Withdrawn on Services, warnings on invalid configuration objects.
+//
+// So "which node announces 198.51.100.200, and which Events say so" is
+// answered here: l2.go elects and announces, events.go words the Events,
+// withdraw.go explains each withdrawal. Package agent gathers Facts from
+// its caches and the kernel, calls Make once per sync, and applies the
+// Result (responders, hand-off, gobgp, API writes).
+//
+// The only thing Make reads from outside its arguments is a BGPPeer's
+// password Secret, through Facts.Secret, because which Secrets matter is
+// known only once the BGP configuration is planned.
+package plan

@@ -1,0 +1,15 @@
+// Package scale is `make bench-scale`: memory, API server load and busy
+// nodes at cluster sizes the other lab tests do not reach, each printed next
+// to a baseline measured in the same run.
+//
+//   - Memory: beacon-speaker --dataplane=full against kube-proxy v1.36.3
+//     (nftables mode) on the same API server holding N Services × 5
+//     endpoints; beacon-speaker --dataplane=external and off announcing N
+//     addresses; beacon-controller holding N LoadBalancer Services.
+//   - API load: every request the speakers send goes through a counting
+//     proxy: watches, requests per minute at steady state, and the requests
+//     one Service change causes, per node.
+//
+// The controller's backlog against the bare status-patch baseline is
+// test/bench/alloc with -services (the Makefile runs both).
+package scale

@@ -1,0 +1,221 @@
+package kind
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/beaconlb/beacon/lab"
+	"github.com/beaconlb/beacon/lab/labtest"
+)
+
+// site is one echo Deployment behind two Services: web, with an address
+// from the LAN pool (L2), and routed, with one from the routed pool (BGP).
+type site struct {
+	ns      string
+	l2, bgp netip.Addr
+}
+
+// newSite creates the Deployment (replicas pods) and both Services, and
+// waits until the router has every worker as a next hop for the BGP
+// address.
+func (c *cluster) newSite(t *testing.T, replicas int32) site {
+	t.Helper()
+	s := site{ns: c.namespace(t)}
+	c.echoDeployment(t, s.ns, replicas)
+	s.l2 = c.expose(t, s.ns, "web")
+	s.bgp = c.expose(t, s.ns, "routed", `--overrides={"apiVersion":"v1","metadata":{"annotations":{"beaconlb.io/pool":"routed"}}}`)
+	c.wantNextHops(t, s.bgp, workerNodes(t, c))
+	return s
+}
+
+// clientDialer dials from the network namespace of the client container
+// behind the router.
+func (c *cluster) clientDialer(t *testing.T) lab.DialFunc {
+	t.Helper()
+	pid, err := run(context.Background(), c.env["ENGINE"], "inspect", "-f", "{{.State.Pid}}", c.env["CLIENT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lab.DialerPath("/proc/" + strings.TrimSpace(pid) + "/ns/net")
+}
+
+// probe is one steady stream of requests.
+type probe struct {
+	name  string
+	p     *labtest.Prober
+	mark  time.Time // counting starts here, after the warm-up
+	sent0 int
+}
+
+// load is steady traffic on a site: a request every 10 ms on a fresh
+// connection from the host (a station on the nodes' LAN) to the L2 address,
+// and from the client behind the router to the BGP address.
+type load struct{ probes []*probe }
+
+// startLoad starts the traffic and returns once both streams have answered
+// for a second without a failure; only what follows counts.
+func (c *cluster) startLoad(t *testing.T, s site) *load {
+	t.Helper()
+	ctx := context.Background()
+	var d net.Dialer
+	l := &load{probes: []*probe{
+		{name: "l2 host -> " + s.l2.String(), p: labtest.StartProberDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"))},
+		{name: "bgp client -> " + s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80"))},
+	}}
+	t.Cleanup(l.stop)
+	for _, p := range l.probes {
+		eventually(t, time.Minute, p.name+" answering steadily", func() error {
+			if time.Since(p.p.LastSuccess()) > 100*time.Millisecond || !p.p.QuietFor(time.Second) {
+				return fmt.Errorf("last success %v, errors %v", p.p.LastSuccess().Format(time.StampMilli), p.p.LastErrors())
+			}
+			return nil
+		})
+	}
+	for _, p := range l.probes {
+		p.mark = time.Now()
+		p.sent0, _ = p.p.Counts()
+	}
+	return l
+}
+
+func (l *load) stop() {
+	for _, p := range l.probes {
+		p.p.Stop()
+	}
+}
+
+// settle waits until every stream has answered without a failure for quiet.
+func (l *load) settle(t *testing.T, quiet time.Duration) {
+	t.Helper()
+	for _, p := range l.probes {
+		eventually(t, 2*time.Minute, fmt.Sprintf("%s quiet for %v", p.name, quiet), func() error {
+			if !p.p.QuietFor(quiet) || time.Since(p.p.LastSuccess()) > 100*time.Millisecond {
+				return fmt.Errorf("last errors %v", p.p.LastErrors())
+			}
+			return nil
+		})
+	}
+}
+
+// report stops the traffic, logs what each stream saw after its warm-up and
+// returns the failures by stream name.
+func (l *load) report(t *testing.T, what string) map[string]int {
+	t.Helper()
+	l.stop()
+	failed := map[string]int{}
+	for _, p := range l.probes {
+		sent, _ := p.p.Counts()
+		bad := p.p.Failures(p.mark)
+		failed[p.name] = len(bad)
+		t.Logf("%s: %s: sent %d, failed %d, longest time without a reply %v",
+			what, p.name, sent-p.sent0, len(bad), p.p.LongestGap(p.mark, time.Now()).Round(time.Millisecond))
+		if len(bad) > 0 {
+			t.Logf("%s: failures seen in %s", p.name, windows(bad))
+			t.Logf("%s: last failures: %s", p.name, strings.Join(p.p.LastErrors(), "; "))
+		}
+	}
+	return failed
+}
+
+// noFailures fails the test if any stream failed.
+func noFailures(t *testing.T, failed map[string]int) {
+	t.Helper()
+	for name, n := range failed {
+		if n > 0 {
+			t.Errorf("%s: %d failed requests, want 0", name, n)
+		}
+	}
+}
+
+// addresses returns the ingress addresses of every LoadBalancer Service in
+// the cluster, by namespace/name.
+func (c *cluster) addresses(t *testing.T) map[string]string {
+	t.Helper()
+	svcs, err := c.kube.CoreV1().Services("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range svcs.Items {
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		var ips []string
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			ips = append(ips, in.IP)
+		}
+		slices.Sort(ips)
+		out[s.Namespace+"/"+s.Name] = strings.Join(ips, ",")
+	}
+	return out
+}
+
+// sameAddresses fails the test if a Service of before lost or changed its
+// addresses.
+func sameAddresses(t *testing.T, before, after map[string]string) {
+	t.Helper()
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("Service %s: addresses %q, were %q", k, after[k], v)
+		}
+	}
+}
+
+// announcer returns the node whose MAC the host's neighbour entry for ip
+// holds: the node answering ARP for it.
+func (c *cluster) announcer(t *testing.T, ip netip.Addr) string {
+	t.Helper()
+	ctx := context.Background()
+	// Read once: a frozen node runs no command.
+	if c.macs == nil {
+		c.macs = map[string]string{}
+		for name := range c.nodeIPs(t) {
+			mac, err := c.exec(ctx, name, "cat", "/sys/class/net/eth0/address")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.macs[strings.TrimSpace(mac)] = name
+		}
+	}
+	macs := c.macs
+	neigh, err := run(ctx, "ip", "-j", "neigh", "show", ip.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []struct {
+		LLAddr string `json:"lladdr"`
+	}
+	if err := json.Unmarshal([]byte(neigh), &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("host's neighbour entry for %s: %q (%v)", ip, neigh, err)
+	}
+	node, ok := macs[entries[0].LLAddr]
+	if !ok {
+		t.Fatalf("host resolved %s to %s, which is no node's MAC (%v)", ip, entries[0].LLAddr, macs)
+	}
+	return node
+}
+
+// windows summarises failure times as the runs in which each failure
+// follows the one before within a second: "15:04:05.000+1.2s (34)".
+func windows(bad []time.Time) string {
+	var out []string
+	for i := 0; i < len(bad); {
+		j := i + 1
+		for j < len(bad) && bad[j].Sub(bad[j-1]) < time.Second {
+			j++
+		}
+		out = append(out, fmt.Sprintf("%s+%v (%d)", bad[i].Format("15:04:05.000"), bad[j-1].Sub(bad[i]).Round(10*time.Millisecond), j-i))
+		i = j
+	}
+	return strings.Join(out, ", ")
+}
