@@ -29,6 +29,12 @@ const (
 	// anything to the nodes (it only learns service routes).
 	routeMapV6In = "nodes-v6-in"
 	routeMapOut  = "nodes-out"
+	// routeMapV4In and the first entry of routeMapV6In honour the
+	// GRACEFUL_SHUTDOWN community (RFC 8326) as the RFC asks of receivers:
+	// local preference 0, so a draining node's paths leave the ECMP set
+	// while they are still valid.
+	routeMapV4In   = "nodes-v4-in"
+	communityGSHUT = "gshut"
 )
 
 // Default BFD timers: 300 ms × 3. At 100 ms × 3 sessions flap when the
@@ -127,6 +133,10 @@ func frrConfigs(t Topology, c RouterConfig) map[string]string {
 
 	b.Reset()
 	b.WriteString(header)
+	fmt.Fprintf(&b, "bgp community-list standard %s seq 5 permit 65535:0\n!\n", communityGSHUT)
+	fmt.Fprintf(&b, "route-map %s permit 5\n match community %s\n set local-preference 0\nexit\n!\n", routeMapV4In, communityGSHUT)
+	fmt.Fprintf(&b, "route-map %s permit 10\nexit\n!\n", routeMapV4In)
+	fmt.Fprintf(&b, "route-map %s permit 5\n match community %s\n set local-preference 0\n set ipv6 next-hop prefer-global\nexit\n!\n", routeMapV6In, communityGSHUT)
 	fmt.Fprintf(&b, "route-map %s permit 10\n set ipv6 next-hop prefer-global\nexit\n!\n", routeMapV6In)
 	fmt.Fprintf(&b, "route-map %s deny 10\nexit\n!\n", routeMapOut)
 	fmt.Fprintf(&b, "router bgp %d\n", c.ASN)
@@ -152,7 +162,7 @@ func frrConfigs(t Topology, c RouterConfig) map[string]string {
 		}
 	}
 	for _, af := range []struct{ name, group, in string }{
-		{"ipv4", PeerGroupV4, ""},
+		{"ipv4", PeerGroupV4, routeMapV4In},
 		{"ipv6", PeerGroupV6, routeMapV6In},
 	} {
 		fmt.Fprintf(&b, " !\n address-family %s unicast\n  maximum-paths %d\n  neighbor %s activate\n", af.name, MaxPaths, af.group)

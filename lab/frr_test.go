@@ -44,6 +44,10 @@ func TestFRRConfigsContent(t *testing.T) {
 		" bgp bestpath as-path multipath-relax\n", " neighbor nodes-v4 remote-as 65001\n", " neighbor nodes-v6 remote-as 65001\n",
 		" neighbor nodes-v4 bfd profile " + BFDProfileName + "\n", " neighbor 198.51.100.13 peer-group nodes-v4\n",
 		" neighbor 2001:db8:100::13 peer-group nodes-v6\n", "  maximum-paths 16\n",
+		// GRACEFUL_SHUTDOWN honoured on both families.
+		"bgp community-list standard gshut seq 5 permit 65535:0\n", "  neighbor nodes-v4 route-map nodes-v4-in in\n",
+		"route-map nodes-v4-in permit 5\n match community gshut\n set local-preference 0\n",
+		"route-map nodes-v6-in permit 5\n match community gshut\n set local-preference 0\n",
 	} {
 		if !strings.Contains(c["bgpd"], want) {
 			t.Errorf("bgpd.conf lacks %q:\n%s", want, c["bgpd"])

@@ -24,6 +24,17 @@ const (
 	PasswordSecretUnreadable = "Unreadable"
 )
 
+// Drain phases of a node, as reported in BGPSessionState.draining.
+const (
+	// DrainingGracefulShutdown: the node carries the label
+	// node.kubernetes.io/exclude-from-external-load-balancers and still sends
+	// its routes, with the GRACEFUL_SHUTDOWN community (65535:0), until
+	// the speaker's drain delay ends.
+	DrainingGracefulShutdown = "GracefulShutdown"
+	// DrainingWithdrawn: the node is excluded and its routes are withdrawn.
+	DrainingWithdrawn = "Withdrawn"
+)
+
 // BGPSessionState reports one node's BGP session with one BGPPeer. The speaker
 // of that node writes it (name "<peer>-<node>", label beaconlb.io/node) and
 // deletes it when the session is no longer configured; users read it:
@@ -40,6 +51,7 @@ const (
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=".state"
 // +kubebuilder:printcolumn:name="BFD",type=string,JSONPath=".bfdState"
 // +kubebuilder:printcolumn:name="Prefixes",type=integer,JSONPath=".prefixes"
+// +kubebuilder:printcolumn:name="Draining",type=string,JSONPath=".draining"
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=".message"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type BGPSessionState struct {
@@ -74,6 +86,13 @@ type BGPSessionState struct {
 	// Since is when the session entered its current state.
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
+	// Draining is the node's drain phase: GracefulShutdown while it
+	// re-advertises its routes with the GRACEFUL_SHUTDOWN community before
+	// withdrawing them, Withdrawn once they are withdrawn; empty when the
+	// node is in service.
+	// +kubebuilder:validation:Enum=GracefulShutdown;Withdrawn
+	// +optional
+	Draining string `json:"draining,omitempty"`
 }
 
 // BGPSessionStateList is a list of BGPSessions.

@@ -17,6 +17,7 @@ import (
 	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
 
@@ -384,6 +385,15 @@ Service fields Beacon honours:
 		{plan.EventL2ConfigInvalid, "Warning", "L2Advertisement", "the advertisement cannot be used (an invalid selector, say) and is ignored until fixed; the message names the node and the problem"},
 		{plan.EventBGPConfigInvalid, "Warning", "BGPPeer, BGPAdvertisement, BFDProfile", "the object is invalid (a BGPPeer naming a BFD profile that does not exist, say); a peer keeps running its last valid configuration, which its BGPSessionState message says"},
 		{plan.EventBGPConfigWarning, "Warning", "BGPAdvertisement", "the advertisement is used, but names a peer or pool that does not exist, or sets localPref while selecting no iBGP peer"},
+	} {
+		eventRow(w, e)
+	}
+	w.WriteString("\n- Events on Nodes, from the node's own speaker, as it drains (`kubectl describe node NAME`; see bgp.md and l2.md):\n\n")
+	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
+	for _, e := range [][4]string{
+		{plan.EventDraining, "Normal", "Node", "the node was labelled `" + election.ExcludeLabel + "`: its L2 addresses move to other nodes, and its BGP routes carry the GRACEFUL_SHUTDOWN community (65535:0) until `--drain-delay` ends"},
+		{plan.EventDrained, "Normal", "Node", "the node announces nothing any more (its BGP routes are withdrawn)"},
+		{plan.EventDrainEnded, "Normal", "Node", "the label is gone: the node announces again"},
 	} {
 		eventRow(w, e)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/beaconlb/beacon/client"
@@ -29,11 +31,19 @@ type Site struct {
 	Ctx context.Context // ends when the test does, or at the StartBeacon limit
 	BC  *client.Client
 	bin string
+	// speakerArgs are added to every speaker's command line.
+	speakerArgs []string
 }
 
 // StartBeacon starts the controller and a speaker on every node of l.
 // Everything the Site does ends within limit.
 func StartBeacon(t *testing.T, l *lab.Lab, limit time.Duration) *Site {
+	t.Helper()
+	return StartBeaconArgs(t, l, limit)
+}
+
+// StartBeaconArgs is StartBeacon with extra speaker flags.
+func StartBeaconArgs(t *testing.T, l *lab.Lab, limit time.Duration, speakerArgs ...string) *Site {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
@@ -41,7 +51,7 @@ func StartBeacon(t *testing.T, l *lab.Lab, limit time.Duration) *Site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Site{T: t, L: l, Ctx: ctx, BC: bc, bin: testenv.BuildOnce(t, "./cmd/beacon-controller", "./cmd/beacon-speaker")}
+	s := &Site{T: t, L: l, Ctx: ctx, BC: bc, bin: testenv.BuildOnce(t, "./cmd/beacon-controller", "./cmd/beacon-speaker"), speakerArgs: speakerArgs}
 	s.StartController()
 	for _, n := range l.Nodes() {
 		s.StartSpeaker(n.Name)
@@ -62,10 +72,24 @@ func (s *Site) StartController() {
 // StartSpeaker starts a node's beacon-speaker ("speaker-<node>").
 func (s *Site) StartSpeaker(node string) {
 	s.T.Helper()
-	if _, err := s.L.StartProcess(lab.ProcessSpec{Name: "speaker-" + node, Netns: node, Argv: []string{
+	argv := append([]string{
 		filepath.Join(s.bin, "beacon-speaker"), "--kubeconfig", s.L.Kubeconfig(), "--node-name", node, "--dataplane=full", "-v=1",
 		"--namespace=default", // BGPPeer password Secrets
-	}}); err != nil {
+	}, s.speakerArgs...)
+	if _, err := s.L.StartProcess(lab.ProcessSpec{Name: "speaker-" + node, Netns: node, Argv: argv}); err != nil {
+		s.T.Fatal(err)
+	}
+}
+
+// SetNodeLabel sets (value non-nil) or removes a label of a Node.
+func (s *Site) SetNodeLabel(node, key string, value *string) {
+	s.T.Helper()
+	v := "null"
+	if value != nil {
+		v = strconv.Quote(*value)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%s:%s}}}`, strconv.Quote(key), v)
+	if _, err := s.L.Kube().CoreV1().Nodes().Patch(s.Ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		s.T.Fatal(err)
 	}
 }

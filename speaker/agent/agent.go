@@ -102,6 +102,9 @@ type Config struct {
 	HandoffWindow time.Duration
 	// BGP, if set, enables BGP mode. Nil: L2 only.
 	BGP BGP
+	// DrainDelay is how long a draining node sends its BGP routes with the
+	// GRACEFUL_SHUTDOWN community before it withdraws them (package drain).
+	DrainDelay time.Duration
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.
@@ -118,10 +121,11 @@ type Agent struct {
 	sessionsCh chan []plan.Session
 
 	// Owned by the sync loop.
-	state    plan.State
-	peers    map[string]netip.AddrPort // member layer's peers as last set
-	handoffs *handoff.Tracker
-	secrets  map[string]cachedSecret // by name, in cfg.Namespace
+	state      plan.State
+	peers      map[string]netip.AddrPort // member layer's peers as last set
+	handoffs   *handoff.Tracker
+	secrets    map[string]cachedSecret // by name, in cfg.Namespace
+	drainClock drainClock
 
 	// mu guards decisions, which Plan reads from any goroutine.
 	mu        sync.Mutex
@@ -243,6 +247,9 @@ func (a *Agent) Run(ctx context.Context) error {
 // stopped node announces nothing, so it hands nothing off either: the next
 // announcer may hand flows to this node, and they must not bounce back.
 func (a *Agent) stop() {
+	if a.drainClock.wake != nil {
+		a.drainClock.wake.Stop()
+	}
 	if a.cfg.Handoff != nil {
 		if err := a.cfg.Handoff.Apply(nil); err != nil {
 			a.cfg.Log.Error(err, "cannot clear hand-offs on stop")

@@ -154,7 +154,7 @@ func (a *Agent) writeSessions(ctx context.Context, configured []plan.Session) er
 			err = a.cfg.Clients.Beacon.Create(ctx, client.BGPSessionStates, want)
 		case cur.State != want.State || cur.BFDState != want.BFDState || cur.Prefixes != want.Prefixes ||
 			cur.Message != want.Message || cur.PeerAddress != want.PeerAddress || !sameTime(cur.Since, want.Since) ||
-			cur.PasswordSecret != want.PasswordSecret:
+			cur.PasswordSecret != want.PasswordSecret || cur.Draining != want.Draining:
 			want.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Clients.Beacon.Update(ctx, client.BGPSessionStates, want.Name, want)
 		}
@@ -180,6 +180,7 @@ func sessionState(node string, c plan.Session, observed map[string]bgp.Session) 
 		State:          v1alpha1.SessionConfiguring,
 		Message:        c.Message,
 		PasswordSecret: c.PasswordSecret,
+		Draining:       c.Draining,
 	}
 	if obs, ok := observed[c.Peer]; ok {
 		want.State, want.BFDState, want.Prefixes = obs.State, obs.BFD, int32(obs.Prefixes)

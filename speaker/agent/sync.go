@@ -57,8 +57,10 @@ func (a *Agent) sync(ctx context.Context) error {
 // facts gathers what the planner reads: the caches, the member layer's
 // view (after telling it the current peers) and this node's interfaces.
 func (a *Agent) facts(ctx context.Context) plan.Facts {
-	f := plan.Facts{Node: a.cfg.Node, LoadBalancerClass: a.cfg.LoadBalancerClass, Namespace: a.cfg.Namespace}
+	f := plan.Facts{Node: a.cfg.Node, LoadBalancerClass: a.cfg.LoadBalancerClass, Namespace: a.cfg.Namespace,
+		Now: time.Now(), HandoffWindow: a.cfg.HandoffWindow}
 	a.w.facts(&f)
+	f.Drain = a.drain(f.Nodes, f.Now)
 	f.Members = plan.Members{Alive: map[string]bool{}, Left: map[string]bool{}}
 	for _, n := range f.Nodes {
 		f.Members.Alive[n.Name] = a.cfg.Liveness.Alive(n.Name)

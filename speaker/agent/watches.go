@@ -122,7 +122,8 @@ func (i *watches) facts(f *plan.Facts) {
 }
 
 // object returns what an Event is recorded on: a Service from the cache
-// (none when it is gone: its deletion says why), or a reference to a
+// (none when it is gone: its deletion says why), a reference to a Node in
+// the cache, or a reference to a
 // cluster-scoped configuration object, with its UID when known (what
 // `kubectl describe` matches; the Event itself lands in "default").
 func (i *watches) object(e plan.Event) (runtime.Object, bool) {
@@ -132,6 +133,14 @@ func (i *watches) object(e plan.Event) (runtime.Object, bool) {
 			return nil, false
 		}
 		return o.(*v1.Service), true
+	}
+	if e.Kind == "Node" {
+		o, ok, _ := i.nodes.GetStore().GetByKey(e.Name)
+		if !ok {
+			return nil, false
+		}
+		n := o.(*v1.Node)
+		return &v1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: n.Name, UID: n.UID}, true
 	}
 	ref := &v1.ObjectReference{Kind: e.Kind, APIVersion: v1alpha1.SchemeGroupVersion.String(), Name: e.Name}
 	var inf cache.SharedIndexInformer

@@ -28,6 +28,8 @@ import (
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/bgp"
 	"github.com/beaconlb/beacon/speaker/carrier"
+	"github.com/beaconlb/beacon/speaker/drain"
+	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/handoff"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/member"
@@ -51,6 +53,7 @@ type Options struct {
 	HandoffTable      int
 	BGP               string
 	Namespace         string
+	DrainDelay        time.Duration
 	Cleanup           bool
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
@@ -81,6 +84,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 		o.HandoffMark = uint32(m)
 		return nil
 	})
+	fs.DurationVar(&o.DrainDelay, "drain-delay", drain.DefaultDelay, "when this node is labelled "+election.ExcludeLabel+", send its BGP routes with the GRACEFUL_SHUTDOWN community (65535:0) for this long before withdrawing them; 0 withdraws at once")
 	fs.IntVar(&o.HandoffTable, "handoff-table", handoff.DefaultRouting, "routing table id for handed-off flows")
 	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove what the speaker leaves in the node's kernel (nftables tables beacon*, hand-off rules and routes, neighbour entries resolving to the node's own MACs), announce nothing, and wait until terminated (for uninstalling)")
 }
@@ -133,7 +137,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		Node: o.NodeName, Clients: *cs, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp, Namespace: o.Namespace,
-		HandoffWindow: o.HandoffWindow,
+		HandoffWindow: o.HandoffWindow, DrainDelay: o.DrainDelay,
 	}
 	if acfg.Handoff, err = useHandoff(log, reg, hk, o.HandoffWindow); err != nil {
 		return err

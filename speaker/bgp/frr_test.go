@@ -32,6 +32,10 @@ type frrConfig struct {
 	Neighbors []frrNeighbor
 	// BFD profile "fast" timers in ms (0: 100).
 	BFDInterval int
+	// GracefulShutdown makes the router honour the GRACEFUL_SHUTDOWN
+	// community from IPv4 neighbours (local preference 0), as RFC 8326 asks
+	// of receivers.
+	GracefulShutdown bool
 }
 
 type frrNeighbor struct {
@@ -43,7 +47,11 @@ type frrNeighbor struct {
 
 func (c frrConfig) bgpd() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "hostname router\nlog stdout informational\n!\nrouter bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp graceful-restart\n bgp bestpath as-path multipath-relax\n", c.ASN, routerV4)
+	b.WriteString("hostname router\nlog stdout informational\n!\n")
+	if c.GracefulShutdown {
+		b.WriteString("bgp community-list standard gshut seq 5 permit 65535:0\n!\nroute-map in permit 5\n match community gshut\n set local-preference 0\nexit\n!\nroute-map in permit 10\nexit\n!\n")
+	}
+	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp graceful-restart\n bgp bestpath as-path multipath-relax\n", c.ASN, routerV4)
 	for _, n := range c.Neighbors {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", n.Address, n.ASN, n.Address)
 		if n.Password != "" {
@@ -58,6 +66,9 @@ func (c frrConfig) bgpd() string {
 		for _, n := range c.Neighbors {
 			if strings.Contains(n.Address, ":") == (af == "ipv6") {
 				fmt.Fprintf(&b, "  neighbor %s activate\n", n.Address)
+				if c.GracefulShutdown && af == "ipv4" {
+					fmt.Fprintf(&b, "  neighbor %s route-map in in\n", n.Address)
+				}
 			}
 		}
 		b.WriteString(" exit-address-family\n")

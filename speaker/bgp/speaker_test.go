@@ -178,6 +178,36 @@ func TestAnnounceToFRR(t *testing.T) {
 	}
 }
 
+// TestGracefulShutdownToFRR: re-advertising a route with the
+// GRACEFUL_SHUTDOWN community (a draining node) is a soft change that a
+// router honouring it sees at once: the community, and local preference 0
+// from its inbound policy, on the same session.
+func TestGracefulShutdownToFRR(t *testing.T) {
+	_, rNS := netnsOrSkip(t)
+	f := startFRR(t, rNS, frrConfig{ASN: routerASN, GracefulShutdown: true, Neighbors: []frrNeighbor{{Address: speakerV4, ASN: speakerASN}}})
+	s, _ := runSpeaker(t, Config{})
+	p4 := v4Peer()
+	p4.Routes = []Route{{Prefix: pfx("203.0.113.10/32"), Communities: []Community{std(65000, 100)}}}
+	s.Apply(Desired{ASN: speakerASN, RouterID: netip.MustParseAddr(speakerV4), Peers: []Peer{p4}})
+	waitEstablished(t, s, f, "router", speakerV4)
+	waitFor(t, 10*time.Second, "route without GRACEFUL_SHUTDOWN", func() (bool, string) {
+		r, err := f.route("203.0.113.10/32")
+		return err == nil && len(r) == 1 && slices.Equal(r[0].Communities, []string{"65000:100"}) && r[0].LocalPref == nil, fmt.Sprintf("%+v %v", r, err)
+	})
+	flops := f.established(speakerV4)
+	p4.Routes[0].Communities = append(p4.Routes[0].Communities, std(65535, 0))
+	s.Apply(Desired{ASN: speakerASN, RouterID: netip.MustParseAddr(speakerV4), Peers: []Peer{p4}})
+	waitFor(t, 10*time.Second, "route with GRACEFUL_SHUTDOWN, local preference 0, still in the FIB", func() (bool, string) {
+		r, err := f.route("203.0.113.10/32")
+		fib := f.fib("203.0.113.10")
+		return err == nil && len(r) == 1 && slices.Equal(r[0].Communities, []string{"65000:100", "graceful-shutdown"}) &&
+			r[0].LocalPref != nil && *r[0].LocalPref == 0 && strings.Contains(fib, "via "+speakerV4), fmt.Sprintf("%+v %v fib=%q", r, err, fib)
+	})
+	if got := f.established(speakerV4); got != flops {
+		t.Errorf("session re-established (%d -> %d) for the GRACEFUL_SHUTDOWN community", flops, got)
+	}
+}
+
 // TestPerPeerRoutes: two IPv4 sessions (from two local addresses) get
 // different prefixes, and the same prefix with different communities; moving
 // a prefix to the other peer too is a soft change.

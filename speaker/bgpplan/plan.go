@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/election"
@@ -28,7 +30,17 @@ type Input struct {
 	Services      []announce.Service
 	Pools         *config.Pools
 	BGP           *config.BGP
+	// GracefulShutdown is set while the node drains (package drain): it
+	// still sends the routes it would send without the exclusion label,
+	// with the GRACEFUL_SHUTDOWN community and, towards iBGP peers, local
+	// preference 0, so that routers move traffic to the other nodes before
+	// the routes go.
+	GracefulShutdown bool
 }
+
+// GracefulShutdownCommunity is the well-known GRACEFUL_SHUTDOWN community
+// (RFC 8326), 65535:0.
+var GracefulShutdownCommunity = config.Community{Value: [3]uint32{0xFFFF0000}}
 
 // Route is one prefix sent to one peer.
 type Route struct {
@@ -121,7 +133,10 @@ func Make(in Input) Plan {
 						routes[name][prefix] = r
 					}
 					r.Communities = append(r.Communities, a.Communities...)
-					if a.LocalPref != nil && s.Peer.IBGP() {
+					if in.GracefulShutdown {
+						r.Communities = append(r.Communities, GracefulShutdownCommunity)
+					}
+					if a.LocalPref != nil && s.Peer.IBGP() && !in.GracefulShutdown {
 						if r.LocalPref != nil && *r.LocalPref != *a.LocalPref {
 							conflicts[fmt.Sprintf("BGPAdvertisements give %s different localPref values towards peer %s; the highest is used", prefix, name)] = true
 						}
@@ -151,6 +166,10 @@ func Make(in Input) Plan {
 	for _, name := range names {
 		s := byPeer[name]
 		for _, r := range routes[name] {
+			if in.GracefulShutdown && s.Peer.IBGP() {
+				zero := uint32(0)
+				r.LocalPref = &zero
+			}
 			slices.SortFunc(r.Communities, config.Community.Compare)
 			r.Communities = slices.Compact(r.Communities)
 			s.Routes = append(s.Routes, *r)
@@ -188,11 +207,25 @@ func advertisements(in Input, svc announce.Service, ip netip.Addr) []*config.BGP
 	}
 	node := in.Node
 	node.Alive = true
+	if in.GracefulShutdown {
+		node.Labels = withoutExclusion(node.Labels)
+	}
 	c := election.Candidates([]election.Node{node}, nil, election.Service{Local: svc.Local, ReadyEndpoints: svc.ReadyEndpoints})
 	if !c[0].Eligible {
 		return nil
 	}
 	return sel
+}
+
+// withoutExclusion returns a copy of labels without the exclusion label.
+func withoutExclusion(l labels.Set) labels.Set {
+	out := make(labels.Set, len(l))
+	for k, v := range l {
+		if k != election.ExcludeLabel {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // routerID picks the explicit routerID of the sessions (they must agree) or

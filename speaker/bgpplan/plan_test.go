@@ -157,6 +157,51 @@ func TestMake(t *testing.T) {
 	}
 }
 
+// TestMakeGracefulShutdown: a draining node sends what it would send
+// without the exclusion label, marked for graceful shutdown; every other
+// reason not to announce still holds.
+func TestMakeGracefulShutdown(t *testing.T) {
+	pools := config.ParsePools([]v1alpha1.IPPool{
+		{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.IPPoolSpec{Addresses: []v1alpha1.AddressBlock{"203.0.113.0/24"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "other"}, Spec: v1alpha1.IPPoolSpec{Addresses: []v1alpha1.AddressBlock{"203.0.113.128/25"}}},
+	})
+	peers := []v1alpha1.BGPPeer{peer("router", 64500, "198.51.100.1"), peer("rr", 64512, "198.51.100.2")}
+	svcs := []announce.Service{
+		{Key: "d/web", IPs: ips("203.0.113.10")},
+		{Key: "d/local", IPs: ips("203.0.113.20"), Local: true, ReadyEndpoints: map[string]int{"n1": 1}},
+		{Key: "d/remote", IPs: ips("203.0.113.30"), Local: true, ReadyEndpoints: map[string]int{"n2": 1}},
+	}
+	for _, tc := range []struct {
+		name  string
+		node  election.Node
+		gshut bool
+		want  string
+	}{
+		{"in service", election.Node{Name: "n1"}, false,
+			"id 198.51.100.11 asn 64512\nrouter: 203.0.113.10/32,c=65000:100 203.0.113.20/32,c=65000:100\nrr: 203.0.113.10/32,c=65000:100,lp=150 203.0.113.20/32,c=65000:100,lp=150\nsvc d/local [203.0.113.20] [router rr]\nsvc d/web [203.0.113.10] [router rr]\n"},
+		{"graceful shutdown: 65535:0 added, local preference 0 to iBGP", election.Node{Name: "n1", Labels: map[string]string{election.ExcludeLabel: "true"}}, true,
+			"id 198.51.100.11 asn 64512\nrouter: 203.0.113.10/32,c=65000:100,c=65535:0 203.0.113.20/32,c=65000:100,c=65535:0\nrr: 203.0.113.10/32,c=65000:100,c=65535:0,lp=0 203.0.113.20/32,c=65000:100,c=65535:0,lp=0\nsvc d/local [203.0.113.20] [router rr]\nsvc d/web [203.0.113.10] [router rr]\n"},
+		{"withdrawn", election.Node{Name: "n1", Labels: map[string]string{election.ExcludeLabel: "true"}}, false,
+			"id 198.51.100.11 asn 64512\nrouter:\nrr:\n"},
+		{"graceful shutdown keeps a nodeSelector that leaves the node out", election.Node{Name: "n1", Labels: map[string]string{election.ExcludeLabel: "true", "rack": "b"}}, true,
+			"id 198.51.100.11 asn 64512\nrouter:\nrr:\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := config.ParseBGP(peers, []v1alpha1.BGPAdvertisement{adv("a", v1alpha1.BGPAdvertisementSpec{
+				IPPools: []string{"bgp"}, Communities: []v1alpha1.Community{"65000:100"}, LocalPref: ptr(int64(150)),
+				NodeSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "rack", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"b"}}}},
+			})}, nil, pools)
+			if len(b.Invalid) > 0 {
+				t.Fatal(b.Invalid)
+			}
+			got := render(Make(Input{Node: tc.node, NodeAddresses: ips("198.51.100.11"), Services: svcs, Pools: pools, BGP: b, GracefulShutdown: tc.gshut}))
+			if got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestMakeNoRouterID: an IPv6-only node needs an explicit routerID.
 func TestMakeNoRouterID(t *testing.T) {
 	b := config.ParseBGP([]v1alpha1.BGPPeer{peer("router6", 64500, "2001:db8:100::1")}, nil, nil, nil)

@@ -11,6 +11,9 @@ import (
 // whatever its value (as the upstream service controller treats it).
 const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
 
+// ExcludeLabelSet reports whether labels carry ExcludeLabel.
+func ExcludeLabelSet(l labels.Set) bool { return l.Has(ExcludeLabel) }
+
 // Reason says why a node may not announce.
 type Reason string
 

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/bgpplan"
+	"github.com/beaconlb/beacon/speaker/drain"
+	"github.com/beaconlb/beacon/speaker/election"
 )
 
 // BGP is what this node does in BGP mode.
@@ -40,17 +43,26 @@ type Session struct {
 	Message string
 	// PasswordSecret is BGPSessionState.passwordSecret.
 	PasswordSecret string
+	// Draining is BGPSessionState.draining: this node's drain phase.
+	Draining string
 }
 
 // planBGP plans this node's BGP sessions and announcements, the reports of
 // what goes out by BGP and their Events.
 func planBGP(f Facts, in announce.Input, cfg *config.BGP, st *State) (*BGP, []Report, []Event) {
 	node, addrs := self(f)
-	plan := bgpplan.Make(bgpplan.Input{Node: node, NodeAddresses: addrs, Services: in.Services, Pools: in.Pools, BGP: cfg})
+	if f.Drain.Phase == drain.None && election.ExcludeLabelSet(node.Labels) {
+		// The drain's lead (package drain): the node announces as before
+		// while the other speakers put their hand-off in place.
+		node.Labels = maps.Clone(node.Labels)
+		delete(node.Labels, election.ExcludeLabel)
+	}
+	plan := bgpplan.Make(bgpplan.Input{Node: node, NodeAddresses: addrs, Services: in.Services, Pools: in.Pools, BGP: cfg,
+		GracefulShutdown: f.Drain.Phase == drain.GracefulShutdown})
 	out := &BGP{ASN: plan.ASN, RouterID: plan.RouterID, Problems: plan.Problems}
 	passwords := map[string]string{}
 	for _, s := range plan.Sessions {
-		cs := Session{Peer: s.Peer.Name, Address: s.Peer.Address}
+		cs := Session{Peer: s.Peer.Name, Address: s.Peer.Address, Draining: string(f.Drain.Phase)}
 		if err := cfg.Invalid["BGPPeer/"+s.Peer.Name]; err != nil {
 			cs.Message = fmt.Sprintf("invalid BGPPeer (%v): running its last valid configuration", err)
 		}
@@ -78,7 +90,8 @@ func planBGP(f Facts, in announce.Input, cfg *config.BGP, st *State) (*BGP, []Re
 	if !plan.RouterID.IsValid() && len(plan.Problems) > 0 {
 		for _, p := range cfg.Peers {
 			if p.SelectsNode(node.Labels) {
-				out.Sessions = append(out.Sessions, Session{Peer: p.Name, Address: p.Address, Message: strings.Join(plan.Problems, "; ")})
+				out.Sessions = append(out.Sessions, Session{Peer: p.Name, Address: p.Address, Message: strings.Join(plan.Problems, "; "),
+					Draining: string(f.Drain.Phase)})
 			}
 		}
 	}

@@ -9,8 +9,13 @@
 //     the hand-off claims for addresses taken over from another node;
 //   - BGP: the sessions and routes to hand to the BGP speaker (package
 //     bgpplan plans them) and the BGPSessionState rows to report;
+//   - a drain (the node's phase is a Fact, kept in time by the agent with
+//     package drain): routes with GRACEFUL_SHUTDOWN, then withdrawn, the
+//     draining column of the BGPSessionState rows, and the hand-off of a
+//     draining peer's moved flows back to it (drain.go);
 //   - the ServiceAnnouncement reports and the Events: Announcing and
-//     Withdrawn on Services, warnings on invalid configuration objects.
+//     Withdrawn on Services, Draining, Drained and DrainEnded on this
+//     node's Node, warnings on invalid configuration objects.
 //
 // So "which node announces 198.51.100.200, and which Events say so" is
 // answered here: l2.go elects and announces, events.go words the Events,

@@ -1,9 +1,8 @@
 package plan
 
 import (
-	"github.com/beaconlb/beacon/speaker/election"
-
 	"net/netip"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -11,6 +10,8 @@ import (
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
+	"github.com/beaconlb/beacon/speaker/drain"
+	"github.com/beaconlb/beacon/speaker/election"
 )
 
 // Facts is what one sync knows. New inputs go here as fields.
@@ -38,6 +39,21 @@ type Facts struct {
 	Namespace string
 	// Secret reads a password Secret of Namespace by name.
 	Secret func(name string) Secret
+
+	// Drain is where this node stands in a drain; the agent keeps its
+	// clock (package drain).
+	Drain Drain
+	// Now is the time of the sync, and HandoffWindow how long a hand-off
+	// lasts: a node that started draining within it gets its flows back.
+	Now           time.Time
+	HandoffWindow time.Duration
+}
+
+// Drain is this node's drain phase, and how long its GracefulShutdown
+// phase lasts (--drain-delay).
+type Drain struct {
+	Phase drain.Phase
+	Delay time.Duration
 }
 
 // BGPObjects are the BGP configuration objects.
@@ -105,6 +121,12 @@ type State struct {
 	Passwords map[string]string
 	// Warned is the last problem sent as an Event, per "Kind/name".
 	Warned map[string]string
+	// Drain is this node's drain phase at the last sync.
+	Drain drain.Phase
+	// Draining maps the other nodes seen draining to when this process
+	// first saw them (zero: draining already at its first L2 plan); nil
+	// before that plan.
+	Draining map[string]time.Time
 }
 
 // ServiceIP is one address of one Service ("namespace/name").

@@ -28,15 +28,26 @@ type L2 struct {
 	// Claims are the addresses this node announces with who announced
 	// them before, for the hand-off tracker.
 	Claims []handoff.Claim
+	// Drain are hand-offs of the addresses this node announces by BGP to
+	// a node that just started draining (see drainHandoffs); Routes adds
+	// them to the tracker's.
+	Drain []handoff.Handoff
 	// via is where flows of a node that can still serve them go, by node
 	// and family (IPv4 first).
 	via map[string][2]netip.Addr
 }
 
-// Routes turns the hand-offs in force into routes to the previous
-// announcers: a node that vanished cannot serve its flows; one whose
-// speaker stopped gracefully (or is back) still can.
+// Routes turns the hand-offs in force, and the drain hand-offs of
+// addresses without one, into routes to the previous announcers: a node
+// that vanished cannot serve its flows; one whose speaker stopped
+// gracefully (or is back) still can.
 func (l *L2) Routes(hs []handoff.Handoff) []handoff.Route {
+	hs = slices.Clip(hs) // the caller's slice stays as it is
+	for _, h := range l.Drain {
+		if !slices.ContainsFunc(hs, func(x handoff.Handoff) bool { return x.IP == h.IP }) {
+			hs = append(hs, h)
+		}
+	}
 	var out []handoff.Route
 	for _, h := range hs {
 		v, ok := l.via[h.Node]
@@ -69,6 +80,7 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 	}
 	out.Reannounce = len(rejoined) > 0
 	out.Claims = claims(f.Node, st.Decisions, st.Planned, plan, rejoined)
+	out.Drain = drainHandoffs(f, in.Nodes, st)
 	for _, n := range f.Nodes {
 		if alive[n.Name] || f.Members.Left[n.Name] {
 			v4, _ := internalIP(n, true)

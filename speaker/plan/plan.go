@@ -56,6 +56,8 @@ func Make(f Facts, prev State) Result {
 	msgs, reasons := configProblems(in.L2, bgpCfg)
 	res.Events = warnings(f.Node, prev.Warned, msgs, reasons)
 	res.State.Warned = msgs
+	res.Events = append(res.Events, drainEvents(f, prev.Drain)...)
+	res.State.Drain = f.Drain.Phase
 
 	var bgpReports []Report
 	if bgpCfg != nil {

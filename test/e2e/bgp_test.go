@@ -34,9 +34,10 @@ func bgpSite(t *testing.T) (*site, *lab.Lab) {
 }
 
 // bgpSiteWith is bgpSite with a lab configuration (no password for node3
-// when cfg.Router.Passwords has none) and the BFD interval in ms.
-func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32) (*site, *lab.Lab) {
-	return bgpSite3(t, labtest.Up(t, cfg), cfg, bfdMillis, 4*time.Minute)
+// when cfg.Router.Passwords has none), the BFD interval in ms and extra
+// speaker flags.
+func bgpSiteWith(t *testing.T, cfg lab.Config, bfdMillis int32, speakerArgs ...string) (*site, *lab.Lab) {
+	return bgpSite3(t, labtest.Up(t, cfg), cfg, bfdMillis, 4*time.Minute, speakerArgs...)
 }
 
 // bgpSiteWithin is bgpSiteWith for a benchmark: it queues up to 30 minutes
@@ -45,8 +46,8 @@ func bgpSiteWithin(t *testing.T, cfg lab.Config, bfdMillis int32, limit time.Dur
 	return bgpSite3(t, labtest.UpWithin(t, cfg, 30*time.Minute), cfg, bfdMillis, limit)
 }
 
-func bgpSite3(t *testing.T, l *lab.Lab, cfg lab.Config, bfdMillis int32, limit time.Duration) (*site, *lab.Lab) {
-	s := startBeaconWithin(t, l, limit)
+func bgpSite3(t *testing.T, l *lab.Lab, cfg lab.Config, bfdMillis int32, limit time.Duration, speakerArgs ...string) (*site, *lab.Lab) {
+	s := &site{labtest.StartBeaconArgs(t, l, limit, speakerArgs...)}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
