@@ -486,7 +486,7 @@ func TestAgentRecordsWithdrawn(t *testing.T) {
 // InternalIP), an IPPool holding block and an L2Advertisement of it, both
 // called name, and a LoadBalancer Service name in default whose status
 // holds ip. All of it is deleted when the test ends.
-func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block string, ip netip.Addr, nodes map[string]netip.Addr) {
+func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block string, ip netip.Addr, nodes map[string]netip.Addr, adOpts ...func(*v1alpha1.L2Advertisement)) {
 	t.Helper()
 	kube := e.Kube
 	for n, addr := range nodes {
@@ -504,6 +504,9 @@ func l2Site(ctx context.Context, t *testing.T, e *testenv.Env, name, block strin
 	pool.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(block)}
 	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	ad.Spec.IPPools = []string{name}
+	for _, o := range adOpts {
+		o(ad)
+	}
 	for _, c := range []struct {
 		res string
 		obj runtime.Object

@@ -10,11 +10,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/cli"
 	"github.com/beaconlb/beacon/internal/testenv"
@@ -102,41 +99,11 @@ func TestAgentsStickyAndCarrier(t *testing.T) {
 	e := testenv.Need(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kube := e.Kube
 	nodes := []string{"sticky1", "sticky2", "sticky3"}
-	for i, n := range nodes {
-		node, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: netip.AddrFrom4([4]byte{198, 51, 100, byte(31 + i)}).String()}}
-		if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "sticky"}}
-	pool.Spec.Addresses = []v1alpha1.AddressBlock{"198.51.100.150-198.51.100.159"}
-	if err := e.Beacon.Create(ctx, client.IPPools, pool); err != nil {
-		t.Fatal(err)
-	}
-	ad := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "sticky"}}
-	ad.Spec.IPPools = []string{"sticky"}
-	ad.Spec.Failback = v1alpha1.FailbackNever
-	if err := e.Beacon.Create(ctx, client.L2Advertisements, ad); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := kube.CoreV1().Services("default").Create(ctx, &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "sticky"},
-		Spec:       v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, Ports: []v1.ServicePort{{Port: 80}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.150"}}
-	if _, err := kube.CoreV1().Services("default").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	ip := netip.MustParseAddr("198.51.100.150")
+	l2Site(ctx, t, e, "sticky", "198.51.100.150-198.51.100.159", ip,
+		map[string]netip.Addr{"sticky1": netip.MustParseAddr("198.51.100.31"), "sticky2": netip.MustParseAddr("198.51.100.32"), "sticky3": netip.MustParseAddr("198.51.100.33")},
+		func(ad *v1alpha1.L2Advertisement) { ad.Spec.Failback = v1alpha1.FailbackNever })
 
 	st := &states{alive: map[string]bool{}, claims: map[string][]netip.Addr{}, down: map[string][]member.Link{}}
 	links := map[string]*fakeLinks{}
@@ -148,7 +115,7 @@ func TestAgentsStickyAndCarrier(t *testing.T) {
 	start := func(n string) {
 		links[n] = &fakeLinks{ips: map[string][]netip.Addr{}}
 		a := newAgent(t, agent.Config{
-			Node: n, Clients: cli.Clients{Kube: kube, Beacon: e.Beacon}, Liveness: st.view(n), Links: links[n],
+			Node: n, Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon}, Liveness: st.view(n), Links: links[n],
 			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946,
 		})
 		agents[n] = a
