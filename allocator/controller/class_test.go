@@ -119,7 +119,7 @@ func TestClassChangeAfterRestartReleases(t *testing.T) {
 	h.waitIPs("new", "198.18.16.0")
 }
 
-// TestIPPoolPrinterColumns: `kubectl get ippools` shows addresses and the
+// TestIPPoolPrinterColumns: `kubectl get ippools.beaconlb.io` shows addresses and the
 // counts from pool status (the server builds the table from the CRD).
 func TestIPPoolPrinterColumns(t *testing.T) {
 	h := newHarness(t)

@@ -132,11 +132,11 @@ tests:
           - exp_labels: {severity: warning, pool: lan, family: IPv4}
             exp_annotations:
               summary: "IPPool lan (IPv4) is 90% used"
-              description: "Add addresses to the pool (kubectl edit ippool lan) or another pool before Services stay pending."
+              description: "Add addresses to the pool (kubectl edit ippools.beaconlb.io lan) or another pool before Services stay pending."
           - exp_labels: {severity: warning, pool: full, family: IPv6}
             exp_annotations:
               summary: "IPPool full (IPv6) is 100% used"
-              description: "Add addresses to the pool (kubectl edit ippool full) or another pool before Services stay pending."
+              description: "Add addresses to the pool (kubectl edit ippools.beaconlb.io full) or another pool before Services stay pending."
       - eval_time: 10m
         alertname: BeaconPoolExhausted
         exp_alerts:
