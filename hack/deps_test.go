@@ -17,7 +17,7 @@ import (
 // fakes stand in for the system tools deps.sh calls: dpkg-query reports
 // the packages in $FAKE_INSTALLED as installed, id -u prints $FAKE_UID,
 // apt-get and systemctl log their arguments to $FAKE_LOG (apt-get exits
-// with $FAKE_APT_RC).
+// with $FAKE_APT_RC); kubectl is there, for make demo's check.
 var fakes = map[string]string{
 	"dpkg-query": `eval pkg=\${$#}
 for p in $FAKE_INSTALLED; do
@@ -28,6 +28,7 @@ exit 1`,
 	"id":        `echo "$FAKE_UID"`,
 	"apt-get":   `echo "apt-get $*" >>"$FAKE_LOG"; exit "${FAKE_APT_RC:-0}"`,
 	"systemctl": `echo "systemctl $*" >>"$FAKE_LOG"`,
+	"kubectl":   `exit 0`,
 }
 
 // packages returns deps.sh's list, in its order.
@@ -116,16 +117,22 @@ func TestDeps(t *testing.T) {
 			if tc.wantErr != "" && !strings.Contains("\n"+stderr, "\n"+tc.wantErr+"\n") {
 				t.Errorf("stderr lacks the line %q:\n%s", tc.wantErr, stderr)
 			}
-			var calls []string
-			if b, err := os.ReadFile(log); err == nil {
-				calls = strings.Split(strings.TrimSpace(string(b)), "\n")
-			} else if !os.IsNotExist(err) {
-				t.Fatal(err)
-			}
-			if strings.Join(calls, "\n") != strings.Join(tc.wantCalls, "\n") {
-				t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(tc.wantCalls, "\n"))
-			}
+			checkCalls(t, log, tc.wantCalls)
 		})
+	}
+}
+
+// checkCalls compares the fakes' log with want.
+func checkCalls(t *testing.T, log string, want []string) {
+	t.Helper()
+	var calls []string
+	if b, err := os.ReadFile(log); err == nil {
+		calls = strings.Split(strings.TrimSpace(string(b)), "\n")
+	} else if !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -166,32 +173,47 @@ func runFaked(t *testing.T, installed, uid, aptRC string, argv ...string) (int, 
 
 // TestDemoChecksFirst runs `make demo` on a machine without FRR: it stops
 // within seconds, before any build, naming the command that installs it
-// (not root) or failing with apt-get's status (root, apt fails).
+// (not root) or failing with apt-get's status (root, apt fails); as root
+// with a working apt it installs FRR and only then starts building (GO=false
+// ends the demo there).
 func TestDemoChecksFirst(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("no make")
 	}
 	installed := without(packages(t), "frr")
+	install := "apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends frr"
 	for _, tc := range []struct {
 		name, uid, aptRC string
-		want             []string
+		want             []string // in this order
+		builds           bool
+		wantCalls        []string // the fakes' log, in order
 	}{
-		{"not root", "1000", "", []string{"apt-get install -y --no-install-recommends frr", "make demo needs root"}},
-		{"root, apt fails", "0", "100", []string{"deps: installing frr"}},
+		{name: "not root", uid: "1000",
+			want: []string{"apt-get install -y --no-install-recommends frr", "make demo needs root"}},
+		{name: "root, apt fails", uid: "0", aptRC: "100",
+			want:      []string{"deps: installing frr"},
+			wantCalls: []string{"apt-get -o DPkg::Lock::Timeout=900 update -qq"}},
+		{name: "root, apt works: installs, then builds", uid: "0",
+			want: []string{"deps: installing frr", "Building Beacon"}, builds: true,
+			wantCalls: []string{"apt-get -o DPkg::Lock::Timeout=900 update -qq", install, "systemctl disable --now frr"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rc, out, _ := runFaked(t, installed, tc.uid, tc.aptRC, "make", "--no-print-directory", "-C", "..", "demo", "GO=false")
+			rc, out, log := runFaked(t, installed, tc.uid, tc.aptRC, "make", "--no-print-directory", "-C", "..", "demo", "GO=false")
 			if rc == 0 {
-				t.Fatalf("make demo succeeded:\n%s", out)
+				t.Fatalf("make demo succeeded with GO=false:\n%s", out)
 			}
+			rest := out
 			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (after the lines before it):\n%s", w, out)
 				}
+				rest = rest[i+len(w):]
 			}
-			if strings.Contains(out, "Building") {
-				t.Errorf("make demo started building before its packages were there:\n%s", out)
+			if built := strings.Contains(out, "Building"); built != tc.builds {
+				t.Errorf("started building: %v, want %v:\n%s", built, tc.builds, out)
 			}
+			checkCalls(t, log, tc.wantCalls)
 		})
 	}
 }
