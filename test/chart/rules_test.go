@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -71,6 +72,27 @@ func TestPrometheusRules(t *testing.T) {
 		cmd.Dir = dir
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("promtool %v: %v\n%s", args, err, b)
+		}
+	}
+}
+
+// TestAlertsDocumented: every alert the chart can render is in the alerts
+// table of docs/install.md and in the migration guide's mapping.
+func TestAlertsDocumented(t *testing.T) {
+	out := render(t, "-f", filepath.Join("testdata", "bgp-monitoring.values.yaml"), "--show-only", "templates/prometheusrule.yaml")
+	alerts := regexp.MustCompile(`(?m)^\s*- alert: (\S+)$`).FindAllStringSubmatch(out, -1)
+	if len(alerts) < 10 {
+		t.Fatalf("only %d alerts in the PrometheusRule:\n%s", len(alerts), out)
+	}
+	for _, doc := range []string{"install.md", "migrating-from-metallb.md"} {
+		b, err := os.ReadFile(filepath.Join(chartDir(), "..", "..", "docs", doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range alerts {
+			if !strings.Contains(string(b), "`"+m[1]+"`") {
+				t.Errorf("docs/%s does not name the alert %s", doc, m[1])
+			}
 		}
 	}
 }
