@@ -127,15 +127,27 @@ func TestConfigStatus(t *testing.T) {
 	wait("advertisement naming a missing peer", bgpAd("t-st-adv"), valid+"\n"+`ResolvedRefs=False/MissingReference: peer "t-st-ghost" does not exist or is invalid`)
 
 	// At a glance: the printer columns.
-	getPeers := func(res ...string) {
+	columns := func(args []string, res ...string) {
 		t.Helper()
-		out := h.kubectl("get", "bgppeers.beaconlb.io", "t-st-nobfd", "t-st-pw")
-		for _, re := range append([]string{`(?m)^NAME\s+ADDRESS\s+MY ASN\s+PEER ASN\s+BFD\s+ACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`}, res...) {
+		out := h.kubectl(append([]string{"get"}, args...)...)
+		for _, re := range res {
 			if !regexp.MustCompile(re).MatchString(out) {
-				t.Errorf("kubectl get bgppeers does not match %s:\n%s", re, out)
+				t.Errorf("kubectl get %s does not match %s:\n%s", strings.Join(args, " "), re, out)
 			}
 		}
 	}
+	getPeers := func(res ...string) {
+		t.Helper()
+		columns([]string{"bgppeers.beaconlb.io", "t-st-nobfd", "t-st-pw"},
+			append([]string{`(?m)^NAME\s+ADDRESS\s+MY ASN\s+PEER ASN\s+BFD\s+ACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`}, res...)...)
+	}
+	columns([]string{"l2advertisements.beaconlb.io", "t-st-good", "t-st-dangling"},
+		`(?m)^NAME\s+IPPOOLS\s+.*\sACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`,
+		`(?m)^t-st-good\s+\["t-st"\]\s.*\sTrue\s+Valid\s+True\s+Resolved\s`,
+		`(?m)^t-st-dangling\s+\["t-st-gone"\]\s.*\sTrue\s+Valid\s+False\s+MissingReference\s`)
+	columns([]string{"bgpadvertisements.beaconlb.io", "t-st-adv"},
+		`(?m)^NAME\s+IPPOOLS\s+PEERS\s+.*\sACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`,
+		`(?m)^t-st-adv\s+\["t-st"\]\s+\["t-st-pw","t-st-ghost"\]\s.*\sTrue\s+Valid\s+False\s+MissingReference\s`)
 	getPeers(`(?m)^t-st-nobfd\s+198\.51\.100\.1\s+64512\s+64500\s+t-st-fast\s+False\s+MissingReference\s+False\s+MissingReference\s`,
 		`(?m)^t-st-pw\s+198\.51\.100\.1\s+64512\s+64500\s+True\s+Valid\s+True\s+Resolved\s`)
 
@@ -192,6 +204,9 @@ func TestConfigStatus(t *testing.T) {
 	h.create(client.BFDProfiles, &v1alpha1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "t-st-fast"}})
 	wait("peer with its BFD profile", bgpPeer("t-st-nobfd"), valid+"\n"+resolved)
 	wait("BFD profile", bfd("t-st-fast"), valid)
+	columns([]string{"bfdprofiles.beaconlb.io", "t-st-fast"},
+		`(?m)^NAME\s+RECEIVE\s+TRANSMIT\s+MULTIPLIER\s+ACCEPTED\s+REASON\s+AGE$`,
+		`(?m)^t-st-fast\s.*\sTrue\s+Valid\s`)
 	after := &v1alpha1.L2Advertisement{}
 	if err := h.env.Beacon.Get(h.ctx, client.L2Advertisements, "t-st-good", after); err != nil {
 		t.Fatal(err)

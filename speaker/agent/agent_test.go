@@ -311,18 +311,27 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { _ = a.Run(ctx) })
+	waitDescribed(ctx, t, e, "l2advertisements.beaconlb.io", ad.Name,
+		`Warning\s+InvalidL2Advertisement\s.*node warn-node: invalid, ignored: ipPoolSelector: .*Near`, a.Ready)
+}
+
+// waitDescribed polls `kubectl describe resource name` until the Events
+// section of its output matches event and ready (if set) holds.
+func waitDescribed(ctx context.Context, t *testing.T, e *testenv.Env, resource, name, event string, ready func() bool) {
+	t.Helper()
+	re := regexp.MustCompile(event)
 	var described string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", e.Kubeconfig, "describe", "l2advertisements.beaconlb.io", ad.Name).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", e.Kubeconfig, "describe", resource, name).CombinedOutput()
 		if err != nil {
 			return false, fmt.Errorf("kubectl describe: %w: %s", err, out)
 		}
 		described = string(out)
 		i := strings.Index(described, "\nEvents:")
-		return a.Ready() && i >= 0 && regexp.MustCompile(`Warning\s+InvalidL2Advertisement\s.*node warn-node: invalid, ignored: ipPoolSelector: .*Near`).MatchString(described[i:]), nil
+		return (ready == nil || ready()) && i >= 0 && re.MatchString(described[i:]), nil
 	})
 	if err != nil {
-		t.Fatalf("no ready agent with a Warning Event about the selector in kubectl describe (ready %v): %v\n%s", a.Ready(), err, described)
+		t.Fatalf("kubectl describe %s %s: no Event matching %s (ready %v): %v\n%s", resource, name, event, ready == nil || ready(), err, described)
 	}
 }
 

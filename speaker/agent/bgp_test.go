@@ -279,3 +279,42 @@ func TestAgentBGP(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// The speakers' warnings about cluster-scoped BGP objects show where
+// operators look: in `kubectl describe` of the object itself.
+func TestAgentBGPWarningsInDescribe(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "desc-peer"}, Spec: v1alpha1.BGPPeerSpec{
+		MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.2", BFDProfile: "desc-missing"}}
+	ad := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "desc-adv"},
+		Spec: v1alpha1.BGPAdvertisementSpec{Peers: []string{"desc-ghost"}}}
+	must(e.Beacon.Create(ctx, client.BGPPeers, peer))
+	defer func() { _ = e.Beacon.Delete(context.Background(), client.BGPPeers, peer.Name) }()
+	must(e.Beacon.Create(ctx, client.BGPAdvertisements, ad))
+	defer func() { _ = e.Beacon.Delete(context.Background(), client.BGPAdvertisements, ad.Name) }()
+
+	rec, stopRec := cli.Recorder(ctx, e.Kube, v1.EventSource{Component: "beacon-speaker"})
+	defer stopRec()
+	a := newAgent(t, agent.Config{
+		Node: "desc-node", Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,
+		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{})}, Links: &fakeLinks{ips: map[string][]netip.Addr{}},
+		BGP: &fakeBGP{ch: make(chan struct{}, 1)}, Namespace: "default",
+	})
+	actx, acancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = a.Run(actx); close(done) }()
+	defer func() { acancel(); <-done }()
+
+	waitDescribed(ctx, t, e, "bgppeers.beaconlb.io", peer.Name,
+		`Warning\s+InvalidBGPConfiguration\s.*node desc-node: invalid: .*bfdProfile "desc-missing" does not exist`, nil)
+	waitDescribed(ctx, t, e, "bgpadvertisements.beaconlb.io", ad.Name,
+		`Warning\s+BGPConfigurationWarning\s.*node desc-node: .*"desc-ghost"`, nil)
+}
