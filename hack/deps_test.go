@@ -217,3 +217,45 @@ func TestDemoChecksFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestOneInstaller: CI, make demo and make test check their packages with
+// deps.sh, and no other script installs Debian packages of its own (so the
+// list cannot fork).
+func TestOneInstaller(t *testing.T) {
+	callers := map[string]string{"../.ci/run": "hack/deps.sh", "demo.sh": "hack/deps.sh", "../Makefile": "hack/deps.sh"}
+	for file, want := range callers {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not run %s", file, want)
+		}
+	}
+	files := []string{"../.ci/run", "../Makefile"}
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".sh") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found only %v", files)
+	}
+	apt := regexp.MustCompile(`(?m)^[^#\n]*\b(apt-get|apt|dpkg)\b[^\n]*\binstall\b`)
+	for _, f := range files {
+		if f == "deps.sh" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := apt.FindString(string(b)); m != "" {
+			t.Errorf("%s installs packages itself (%q): add them to deps.sh", f, strings.TrimSpace(m))
+		}
+	}
+}
