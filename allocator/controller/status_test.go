@@ -68,6 +68,9 @@ func TestConfigStatus(t *testing.T) {
 	h.create(client.L2Advertisements, good)
 	h.create(client.L2Advertisements, &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "t-st-dangling"},
 		Spec: v1alpha1.L2AdvertisementSpec{IPPools: []string{"t-st-gone"}}})
+	h.create(client.L2Advertisements, &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "t-st-badsel"},
+		Spec: v1alpha1.L2AdvertisementSpec{IPPoolSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "tier", Operator: "Near", Values: []string{"x"}}}}}})
 	peer := v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.1", BFDProfile: "t-st-fast"}
 	h.create(client.BGPPeers, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "t-st-nobfd"}, Spec: peer})
 	peer.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: "t-st-pw"}
@@ -120,6 +123,8 @@ func TestConfigStatus(t *testing.T) {
 	)
 	wait("good L2Advertisement", l2("t-st-good"), valid+"\n"+resolved)
 	wait("dangling L2Advertisement", l2("t-st-dangling"), valid+"\n"+`ResolvedRefs=False/MissingReference: pool "t-st-gone" does not exist or is invalid`)
+	wait("L2Advertisement with an invalid selector", l2("t-st-badsel"),
+		`Accepted=False/Invalid: ipPoolSelector: "Near" is not a valid label selector operator; the speakers ignore it`)
 	wait("peer without its BFD profile", bgpPeer("t-st-nobfd"),
 		`Accepted=False/MissingReference: bfdProfile "t-st-fast" does not exist; `+kept+"\n"+
 			`ResolvedRefs=False/MissingReference: bfdProfile "t-st-fast" does not exist`)
@@ -141,10 +146,11 @@ func TestConfigStatus(t *testing.T) {
 		columns([]string{"bgppeers.beaconlb.io", "t-st-nobfd", "t-st-pw"},
 			append([]string{`(?m)^NAME\s+ADDRESS\s+MY ASN\s+PEER ASN\s+BFD\s+ACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`}, res...)...)
 	}
-	columns([]string{"l2advertisements.beaconlb.io", "t-st-good", "t-st-dangling"},
+	columns([]string{"l2advertisements.beaconlb.io", "t-st-good", "t-st-dangling", "t-st-badsel"},
 		`(?m)^NAME\s+IPPOOLS\s+.*\sACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`,
 		`(?m)^t-st-good\s+\["t-st"\]\s.*\sTrue\s+Valid\s+True\s+Resolved\s`,
-		`(?m)^t-st-dangling\s+\["t-st-gone"\]\s.*\sTrue\s+Valid\s+False\s+MissingReference\s`)
+		`(?m)^t-st-dangling\s+\["t-st-gone"\]\s.*\sTrue\s+Valid\s+False\s+MissingReference\s`,
+		`(?m)^t-st-badsel\s.*\sFalse\s+Invalid\s`)
 	columns([]string{"bgpadvertisements.beaconlb.io", "t-st-adv"},
 		`(?m)^NAME\s+IPPOOLS\s+PEERS\s+.*\sACCEPTED\s+REASON\s+REFS RESOLVED\s+REFS REASON\s+AGE$`,
 		`(?m)^t-st-adv\s+\["t-st"\]\s+\["t-st-pw","t-st-ghost"\]\s.*\sTrue\s+Valid\s+False\s+MissingReference\s`)
