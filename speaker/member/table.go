@@ -19,6 +19,13 @@ type PeerState struct {
 	// message of its current incarnation arrived (an older speaker never
 	// sends one).
 	State *State
+	// V3 is true once a version 3 message of its current incarnation
+	// arrived: it then beats only the peers it chose as watchers.
+	V3 bool
+	// Watched is true when the peer expects this node to watch it: every
+	// peer of an older version, and a version 3 peer whose last beat had
+	// the watch flag. Only a watched peer's silence makes it dead.
+	Watched bool
 }
 
 // Table is the pure liveness state machine: it is fed received messages
@@ -114,9 +121,23 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 		}
 	}
 	stateChanged := false
-	if m.Incarnation != p.Incarnation && p.State != nil {
+	if m.Incarnation != p.Incarnation {
 		// A new process: what the old one reported no longer holds.
-		p.State, stateChanged = nil, true
+		if p.State != nil {
+			p.State, stateChanged = nil, true
+		}
+		p.V3, p.Watched = false, false
+	}
+	switch {
+	case m.Kind == Dead:
+		p.V3 = true // a sign of life that leaves watching as it was
+	case m.V3:
+		p.V3, p.Watched = true, m.Watch
+	case !p.V3:
+		// An older speaker beats every peer. A version 3 one sends older
+		// versions too only until it hears version 3 back, so once it
+		// was heard speaking version 3 they do not make it watched.
+		p.Watched = true
 	}
 	if m.State != nil && (p.State == nil || !p.State.Equal(*m.State)) {
 		st := *m.State
@@ -125,7 +146,7 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 	p.Incarnation, p.Seq = m.Incarnation, m.Seq
 	wasAlive := p.Alive
 	switch m.Kind {
-	case Beat:
+	case Beat, Dead:
 		p.Alive, p.Left, p.LastSeen = true, false, now
 	case Leave:
 		p.Alive, p.Left, p.LastSeen = false, true, now
@@ -134,6 +155,26 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 	}
 	return wasAlive != p.Alive || (stateChanged && p.Alive)
 }
+
+// ReceiveDead applies a watcher's notice that a peer went silent, and
+// reports whether the view changed. A notice about an older process than
+// the one known is stale. So is one that predates what this node heard
+// from the peer within deadAfter: the peer spoke after the watcher's last
+// news, and if it is dead after all, its watchers' next notice says so.
+func (t *Table) ReceiveDead(s Subject, now time.Time) bool {
+	p := t.peers[s.Name]
+	if s.Name == t.self || p == nil || !p.Alive || s.Incarnation < p.Incarnation {
+		return false
+	}
+	if s.Incarnation == p.Incarnation && s.Seq < p.Seq && now.Sub(p.LastSeen) < t.deadAfter {
+		return false
+	}
+	p.Alive = false
+	return true
+}
+
+// expires reports whether a peer's silence makes it dead.
+func (p *PeerState) expires() bool { return p.Alive && (p.Watched || !p.V3) }
 
 // Stalled tells the table that its caller did not run for d (a
 // scheduling stall of this process, not silence on the network): beats
@@ -160,7 +201,7 @@ func (t *Table) Tick(now time.Time) (changed bool, died []string) {
 		t.settled, changed = true, true
 	}
 	for _, p := range t.peers {
-		if p.Alive && now.Sub(p.LastSeen) >= t.deadAfter {
+		if p.expires() && now.Sub(p.LastSeen) >= t.deadAfter {
 			p.Alive, changed = false, true
 			died = append(died, p.Name)
 		}
@@ -179,7 +220,7 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 		at, ok = t.settleAt, true
 	}
 	for _, p := range t.peers {
-		if !p.Alive {
+		if !p.expires() {
 			continue
 		}
 		if d := p.LastSeen.Add(t.deadAfter); !ok || d.Before(at) {
@@ -195,6 +236,10 @@ func (t *Table) SpeaksState(name string) bool {
 	p := t.peers[name]
 	return p != nil && p.State != nil
 }
+
+// Peer returns what the table knows about a peer; nil if nothing.
+// The result must not be modified.
+func (t *Table) Peer(name string) *PeerState { return t.peers[name] }
 
 // Settled reports whether deadAfter has passed since the start, after which
 // a silent peer is really dead rather than not heard from yet.

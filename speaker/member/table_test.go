@@ -204,7 +204,7 @@ func TestTablePeers(t *testing.T) {
 	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 3, Seq: 9}, t0)
 	tb.Receive(Message{Kind: Leave, Name: "b", Incarnation: 3, Seq: 10}, t0.Add(time.Millisecond))
 	got := fmt.Sprintf("%+v", tb.Peers())
-	want := fmt.Sprintf("[%+v]", PeerState{Name: "b", Left: true, LastSeen: t0.Add(time.Millisecond), Incarnation: 3, Seq: 10})
+	want := fmt.Sprintf("[%+v]", PeerState{Name: "b", Left: true, LastSeen: t0.Add(time.Millisecond), Incarnation: 3, Seq: 10, Watched: true})
 	if got != want {
 		t.Fatalf("Peers = %s, want %s", got, want)
 	}
