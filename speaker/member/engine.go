@@ -42,14 +42,17 @@ type Engine struct {
 	lastWake    time.Time
 
 	// Version 3 only.
+	ranked      []string             // peers by WatchScore, highest first
+	unknown     map[string]struct{}  // peers not heard speaking version 3
 	watchers    []string             // this node's watchers, in rank order
 	dirty       bool                 // watchers need recomputing
 	release     map[string]time.Time // former watchers, told until then
 	nextHello   map[string]time.Time // for peers not heard speaking version 3
 	fastUntil   map[string]time.Time // hello every interval until then
-	lastReply   map[string]time.Time
-	notices     []Subject // dead notices to repeat on the next tick
-	stateRounds int       // ticks that still send the state to every peer
+	helloed     map[string]bool      // had a hello round: older versions next
+	notices     []Subject            // dead notices to repeat on the next tick
+	stateRounds int                  // ticks that still send the state to every peer
+	refuted     time.Time            // when this node last said it is not dead
 }
 
 // NewEngine returns the engine of a process started at now.
@@ -62,9 +65,10 @@ func NewEngine(cfg EngineConfig, now time.Time) *Engine {
 		lastWake:    now,
 		dirty:       true,
 		release:     map[string]time.Time{},
+		unknown:     map[string]struct{}{},
+		helloed:     map[string]bool{},
 		nextHello:   map[string]time.Time{},
 		fastUntil:   map[string]time.Time{},
-		lastReply:   map[string]time.Time{},
 	}
 }
 
@@ -87,6 +91,11 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 		}
 	}
 	e.peers = names
+	e.ranked = rankPeers(e.cfg.Name, names)
+	clear(e.unknown)
+	for _, n := range names {
+		e.learn(n)
+	}
 	e.dirty = true
 	return e.table.SetPeers(names, now)
 }
@@ -150,31 +159,36 @@ func (e *Engine) Tick(now time.Time) []Out {
 	if !e.v3() {
 		return e.allToAll(Beat)
 	}
-	var (
-		w       = e.watcherSet(now)
-		watch   []string // speak version 3
-		hello   []string // watchers not heard speaking version 3
-		legacy  []string // others not heard speaking version 3
-		release []string
-		state   []string
-	)
-	for _, p := range e.peers {
-		st := e.table.Peer(p)
-		v3 := st != nil && st.V3
-		_, inW := w[p]
-		switch {
-		case inW && v3:
-			watch = append(watch, p)
-		case inW:
+	w := e.watcherSet(now)
+	var watch, hello, legacy, release, state []string
+	for _, p := range e.watchers {
+		if st := e.table.Peer(p); st != nil && st.V3 {
+			watch = append(watch, p) // speaks version 3
+		} else {
 			hello = append(hello, p)
-		case !v3 && e.helloDue(p, st, now):
-			legacy = append(legacy, p)
-		case v3 && now.Before(e.release[p]):
-			release = append(release, p)
-		case v3 && e.stateRounds > 0 && st.Alive:
-			state = append(state, p)
 		}
 	}
+	for p := range e.unknown {
+		if _, inW := w[p]; !inW && e.helloDue(p, e.table.Peer(p), now) {
+			legacy = append(legacy, p)
+		}
+	}
+	for p, until := range e.release {
+		if _, inW := w[p]; !inW && now.Before(until) {
+			if _, unknown := e.unknown[p]; !unknown {
+				release = append(release, p)
+			}
+		}
+	}
+	if e.stateRounds > 0 {
+		for _, p := range e.v3Alive("") {
+			if _, inW := w[p]; !inW && !now.Before(e.release[p]) {
+				state = append(state, p)
+			}
+		}
+	}
+	slices.Sort(legacy)
+	slices.Sort(release)
 	for p, until := range e.release {
 		if !now.Before(until) {
 			delete(e.release, p)
@@ -201,8 +215,17 @@ func (e *Engine) Tick(now time.Time) []Out {
 	add(e.msg(Beat, 3), append(release, state...))
 	// Older speakers drop version 3: they get version 2, then version 1 if
 	// not heard speaking version 2, in that order so that a newer
-	// receiver learns liveness and state together.
-	old := append(hello, legacy...)
+	// receiver learns liveness and state together. A peer's first hello
+	// goes alone: a version 3 peer answers it within a round trip, so a
+	// cluster of this version starts without a round of older beats.
+	var old []string
+	for _, p := range append(hello, legacy...) {
+		if st := e.table.Peer(p); e.helloed[p] || (st != nil && st.Alive) {
+			old = append(old, p)
+		}
+		e.helloed[p] = true
+	}
+	slices.Sort(old)
 	add(e.msg(Beat, 2), old)
 	add(e.msg(Beat, 1), slices.DeleteFunc(slices.Clone(old), e.table.SpeaksState))
 	for _, s := range e.notices {
@@ -247,6 +270,18 @@ func (e *Engine) allToAll(kind Kind) []Out {
 	return out
 }
 
+// v3Known returns the known peers heard speaking version 3, alive or not:
+// a refutation must reach those that think this node dead.
+func (e *Engine) v3Known() []string {
+	var to []string
+	for _, p := range e.peers {
+		if st := e.table.Peer(p); st != nil && st.V3 {
+			to = append(to, p)
+		}
+	}
+	return to
+}
+
 // v3Alive returns the alive peers that speak version 3, except one.
 func (e *Engine) v3Alive(except string) []string {
 	var to []string
@@ -261,16 +296,33 @@ func (e *Engine) v3Alive(except string) []string {
 // Receive applies a message received at now. It reports whether the view
 // changed and returns the messages to send in answer.
 func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
+	var wasDead bool
+	if p := e.table.Peer(m.Name); p != nil {
+		wasDead = !p.Alive && !p.Left && p.Incarnation == m.Incarnation
+	}
 	changed := e.table.Receive(m, now)
+	e.learn(m.Name)
 	var out []Out
+	if wasDead && e.table.Alive(m.Name) && e.v3() {
+		// This node declared the peer dead (its silence, or a watcher's
+		// notice), but its process lives on: after a partition or a long
+		// stall. The peers that do not watch it may think so too, so it
+		// is told, and refutes to everyone.
+		p := e.table.Peer(m.Name)
+		out = append(out, Out{Msg: Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(),
+			Subject: Subject{Name: m.Name, Incarnation: p.Incarnation, Seq: p.Seq}}, To: []string{m.Name}})
+	}
 	if m.Kind == Dead {
 		if m.Subject.Name == e.cfg.Name {
-			if m.Subject.Incarnation == e.incarnation && e.v3() {
+			if m.Subject.Incarnation == e.incarnation && e.v3() && now.Sub(e.refuted) >= e.cfg.Interval {
 				// A watcher declared this node dead: everyone hears
-				// otherwise at once.
+				// otherwise at once, but once per interval however many
+				// tell it, and notices older than the refutation are
+				// then stale.
+				e.refuted = now
 				w := e.watcherSet(now)
 				var watch, others []string
-				for _, p := range e.v3Alive("") {
+				for _, p := range e.v3Known() {
 					if _, ok := w[p]; ok {
 						watch = append(watch, p)
 					} else {
@@ -285,8 +337,8 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 			changed = true
 		}
 	}
-	if m.V3 && m.Hello && e.v3() && now.Sub(e.lastReply[m.Name]) >= e.cfg.Interval/2 {
-		e.lastReply[m.Name] = now
+	if m.V3 && m.Hello && e.v3() {
+		// At most one per sender's beat.
 		r := e.msg(Beat, 3)
 		_, r.Watch = e.watcherSet(now)[m.Name]
 		out = append(out, Out{Msg: r, To: []string{m.Name}})
@@ -348,6 +400,27 @@ func (e *Engine) Leave() []Out {
 	return out
 }
 
+// learn keeps a known peer's place among those not heard speaking version
+// 3: a restarted peer may be an older version again.
+func (e *Engine) learn(name string) {
+	if _, known := slices.BinarySearch(e.peers, name); !known {
+		return
+	}
+	if st := e.table.Peer(name); st != nil && st.V3 {
+		delete(e.unknown, name)
+		delete(e.nextHello, name)
+		delete(e.fastUntil, name)
+		delete(e.helloed, name)
+		if len(e.unknown) == 0 {
+			// Go maps keep their size: a cluster of thousands of peers
+			// that all answered would keep four such maps each.
+			e.unknown, e.nextHello, e.fastUntil, e.helloed = map[string]struct{}{}, map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
+		}
+	} else {
+		e.unknown[name] = struct{}{}
+	}
+}
+
 // watcherSet returns this node's watchers: its known peers in rendezvous
 // order of WatchScore, down to the Watchers-th one that may be alive (seen
 // alive, or not heard from yet during startup). Dead peers ranked above
@@ -357,7 +430,7 @@ func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
 	if e.dirty {
 		e.dirty = false
 		prev := e.watchers
-		e.watchers = rankWatchers(e.cfg.Name, e.peers, e.cfg.Watchers, func(p string) bool {
+		e.watchers = pickWatchers(e.ranked, e.cfg.Watchers, func(p string) bool {
 			return e.table.Alive(p) || (!e.table.Settled() && e.table.Peer(p) == nil)
 		})
 		for _, p := range prev {
@@ -376,9 +449,8 @@ func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
 	return w
 }
 
-// rankWatchers picks node's watchers from peers (see watcherSet): at most
-// 4k names, so that a mostly dead cluster does not make it beat everyone.
-func rankWatchers(node string, peers []string, k int, candidate func(string) bool) []string {
+// rankPeers orders peers by WatchScore for node, highest first.
+func rankPeers(node string, peers []string) []string {
 	type scored struct {
 		name  string
 		score uint64
@@ -395,13 +467,55 @@ func rankWatchers(node string, peers []string, k int, candidate func(string) boo
 		}
 		return ss[i].name < ss[j].name
 	})
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.name
+	}
+	return out
+}
+
+// RankWatchers returns node's k watchers among peers when every peer is
+// alive: the first k of its rendezvous order, found in one pass.
+func RankWatchers(node string, peers []string, k int) []string {
+	type scored struct {
+		name  string
+		score uint64
+	}
+	top := make([]scored, 0, k+1)
+	for _, p := range peers {
+		if p == node {
+			continue
+		}
+		s := scored{p, WatchScore(node, p)}
+		i := sort.Search(len(top), func(i int) bool {
+			return top[i].score < s.score || (top[i].score == s.score && top[i].name > s.name)
+		})
+		if i >= k {
+			continue
+		}
+		top = slices.Insert(top, i, s)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	out := make([]string, len(top))
+	for i, s := range top {
+		out[i] = s.name
+	}
+	return out
+}
+
+// pickWatchers takes ranked peers down to the k-th candidate (see
+// watcherSet), at most 4k names, so that a mostly dead cluster does not
+// make a node beat everyone.
+func pickWatchers(ranked []string, k int, candidate func(string) bool) []string {
 	var out []string
-	for _, s := range ss {
+	for _, p := range ranked {
 		if k == 0 || len(out) == 4*k {
 			break
 		}
-		out = append(out, s.name)
-		if candidate(s.name) {
+		out = append(out, p)
+		if candidate(p) {
 			k--
 		}
 	}

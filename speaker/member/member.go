@@ -21,6 +21,12 @@ const (
 	DefaultPort      = 7946
 	DefaultInterval  = 60 * time.Millisecond
 	DefaultDeadAfter = 240 * time.Millisecond
+	// The version 3 defaults (Config.Watchers > 0): with only k peers to
+	// beat, a node can beat more often and wait longer, which rides out a
+	// 100 ms stall of either side and 2% loss (see the package doc).
+	DefaultWatchers       = 3
+	DefaultWatchInterval  = 40 * time.Millisecond
+	DefaultWatchDeadAfter = 400 * time.Millisecond
 )
 
 // Config configures a Member.

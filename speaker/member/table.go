@@ -28,6 +28,10 @@ type PeerState struct {
 	Watched bool
 }
 
+// emptyState is the State of every peer that reports no links and no
+// claims. Readers never change a peer's State.
+var emptyState = &State{}
+
 // Table is the pure liveness state machine: it is fed received messages
 // and the time, and answers who is alive. It does no IO and is not safe for
 // concurrent use.
@@ -38,6 +42,11 @@ type Table struct {
 	settled   bool
 	known     map[string]bool
 	peers     map[string]*PeerState
+	// expiring indexes the peers whose silence makes them dead, so that
+	// Tick and NextDeadline cost the watched peers, not all of them.
+	expiring map[string]*PeerState
+	// pruneAt is when prune has work; zero when unknown.
+	pruneAt time.Time
 }
 
 // NewTable returns the table of node self, started at now. A peer is dead
@@ -49,6 +58,7 @@ func NewTable(self string, deadAfter time.Duration, now time.Time) *Table {
 		settleAt:  now.Add(deadAfter),
 		known:     map[string]bool{},
 		peers:     map[string]*PeerState{},
+		expiring:  map[string]*PeerState{},
 	}
 }
 
@@ -75,6 +85,7 @@ func (t *Table) SetPeers(names []string, now time.Time) bool {
 		}
 	}
 	t.known = known
+	t.pruneAt = time.Time{}
 	return was && !t.settled
 }
 
@@ -87,15 +98,34 @@ func Retention(deadAfter time.Duration) time.Duration {
 
 // prune forgets dead peers that are not known and were last heard from
 // before the retention period.
-func (t *Table) prune(now time.Time) bool {
-	changed := false
+func (t *Table) prune(now time.Time) {
+	if now.Before(t.pruneAt) {
+		return
+	}
+	t.pruneAt = now.Add(Retention(t.deadAfter))
 	for name, p := range t.peers {
-		if !p.Alive && !t.known[name] && now.Sub(p.LastSeen) >= Retention(t.deadAfter) {
+		if p.Alive || t.known[name] {
+			continue
+		}
+		if at := p.LastSeen.Add(Retention(t.deadAfter)); !now.Before(at) {
 			delete(t.peers, name)
-			changed = true
+		} else if at.Before(t.pruneAt) {
+			t.pruneAt = at
 		}
 	}
-	return changed
+}
+
+// track keeps p's place in the expiring index, and schedules pruning when
+// p is dead.
+func (t *Table) track(p *PeerState) {
+	if p.expires() {
+		t.expiring[p.Name] = p
+	} else {
+		delete(t.expiring, p.Name)
+	}
+	if !p.Alive {
+		t.pruneAt = time.Time{}
+	}
 }
 
 // Receive applies a message received at now and reports whether the view
@@ -109,6 +139,7 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 		p = &PeerState{Name: m.Name}
 		t.peers[m.Name] = p
 	}
+	defer t.track(p)
 	if p.Incarnation != 0 || p.Seq != 0 {
 		switch {
 		case m.Incarnation < p.Incarnation && p.Alive:
@@ -141,7 +172,12 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 	}
 	if m.State != nil && (p.State == nil || !p.State.Equal(*m.State)) {
 		st := *m.State
-		p.State, stateChanged = &st, true
+		if st.Equal(State{}) {
+			p.State = emptyState // shared: thousands of peers report nothing
+		} else {
+			p.State = &st
+		}
+		stateChanged = true
 	}
 	p.Incarnation, p.Seq = m.Incarnation, m.Seq
 	wasAlive := p.Alive
@@ -170,6 +206,7 @@ func (t *Table) ReceiveDead(s Subject, now time.Time) bool {
 		return false
 	}
 	p.Alive = false
+	t.track(p)
 	return true
 }
 
@@ -200,10 +237,11 @@ func (t *Table) Tick(now time.Time) (changed bool, died []string) {
 	if !t.settled && !now.Before(t.settleAt) {
 		t.settled, changed = true, true
 	}
-	for _, p := range t.peers {
-		if p.expires() && now.Sub(p.LastSeen) >= t.deadAfter {
+	for _, p := range t.expiring {
+		if now.Sub(p.LastSeen) >= t.deadAfter {
 			p.Alive, changed = false, true
 			died = append(died, p.Name)
+			t.track(p)
 		}
 	}
 	// Forgetting a dead peer does not change who is alive.
@@ -219,10 +257,7 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 	if !t.settled {
 		at, ok = t.settleAt, true
 	}
-	for _, p := range t.peers {
-		if !p.expires() {
-			continue
-		}
+	for _, p := range t.expiring {
 		if d := p.LastSeen.Add(t.deadAfter); !ok || d.Before(at) {
 			at, ok = d, true
 		}
