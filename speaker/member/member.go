@@ -38,11 +38,12 @@ type Config struct {
 	ListenAddress string
 	// Conn, if set, is used instead of listening; Run closes it.
 	Conn net.PacketConn
-	// Interval between heartbeats; default DefaultInterval.
+	// Interval between heartbeats; default DefaultInterval, or
+	// DefaultWatchInterval with Watchers.
 	Interval time.Duration
-	// DeadAfter is how long a silent peer stays alive; default
-	// DefaultDeadAfter. It
-	// must be at least twice Interval.
+	// DeadAfter is how long a silent watched peer stays alive; default
+	// DefaultDeadAfter, or DefaultWatchDeadAfter with Watchers. It must
+	// be at least twice Interval.
 	DeadAfter time.Duration
 	// Key, if set, authenticates messages (HMAC-SHA256); every speaker must
 	// use the same key.
@@ -95,10 +96,18 @@ func New(cfg Config) (*Member, error) {
 	if cfg.ListenAddress == "" {
 		cfg.ListenAddress = fmt.Sprintf(":%d", DefaultPort)
 	}
-	if cfg.Interval <= 0 {
+	switch {
+	case cfg.Watchers < 0:
+		return nil, fmt.Errorf("member: Watchers %d must not be negative", cfg.Watchers)
+	case cfg.Interval <= 0 && cfg.Watchers > 0:
+		cfg.Interval = DefaultWatchInterval
+	case cfg.Interval <= 0:
 		cfg.Interval = DefaultInterval
 	}
-	if cfg.DeadAfter <= 0 {
+	switch {
+	case cfg.DeadAfter <= 0 && cfg.Watchers > 0:
+		cfg.DeadAfter = DefaultWatchDeadAfter
+	case cfg.DeadAfter <= 0:
 		cfg.DeadAfter = DefaultDeadAfter
 	}
 	if cfg.DeadAfter < 2*cfg.Interval {

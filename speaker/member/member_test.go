@@ -37,8 +37,9 @@ type running struct {
 	done   chan error
 }
 
-// startMembers runs n members on loopback, each knowing all the others.
-func startMembers(t *testing.T, n int, key []byte) []*running {
+// startMembers runs n members on loopback, each knowing all the others,
+// with watchers as Config.Watchers.
+func startMembers(t *testing.T, n int, key []byte, watchers int) []*running {
 	t.Helper()
 	var rs []*running
 	peers := map[string]netip.AddrPort{}
@@ -49,7 +50,7 @@ func startMembers(t *testing.T, n int, key []byte) []*running {
 		}
 		name := fmt.Sprintf("node%d", i+1)
 		c := &cuttable{PacketConn: pc}
-		m, err := New(Config{Name: name, Conn: c, Key: key, Logger: testr.New(t).WithName(name)})
+		m, err := New(Config{Name: name, Conn: c, Key: key, Watchers: watchers, Logger: testr.New(t).WithName(name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +92,14 @@ func waitView(t *testing.T, m *Member, want string, limit time.Duration) time.Du
 }
 
 func TestMembersOnLoopback(t *testing.T) {
-	rs := startMembers(t, 3, []byte("shared key"))
+	// One watcher each: a crash is seen by one node and told to the other.
+	for _, watchers := range []int{0, 1} {
+		t.Run(fmt.Sprintf("watchers=%d", watchers), func(t *testing.T) { testMembersOnLoopback(t, watchers) })
+	}
+}
+
+func testMembersOnLoopback(t *testing.T, watchers int) {
+	rs := startMembers(t, 3, []byte("shared key"), watchers)
 	for _, r := range rs {
 		waitView(t, r.m, "node1,node2,node3", 2*time.Second)
 	}

@@ -47,7 +47,10 @@ type Config struct {
 	// (exponentially distributed); 0 means none. Each lasts StallFor.
 	StallEvery time.Duration
 	StallFor   time.Duration
-	Seed       uint64
+	// StartOver spreads the nodes' starts over this long; at least one
+	// Interval.
+	StartOver time.Duration
+	Seed      uint64
 }
 
 // Sim is one simulated cluster. It is not safe for concurrent use.
@@ -117,10 +120,11 @@ func New(cfg Config) *Sim {
 	return s
 }
 
-// Start starts every node within one Interval, in random order.
+// Start starts every node within StartOver, in random order.
 func (s *Sim) Start() {
+	over := max(s.cfg.StartOver, s.cfg.Interval)
 	for i := range s.nodes {
-		s.startNode(i, time.Duration(s.rng.Int64N(int64(s.cfg.Interval))))
+		s.startNode(i, time.Duration(s.rng.Int64N(int64(over))))
 	}
 }
 

@@ -1,0 +1,187 @@
+package member
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMessageV3RoundTrip(t *testing.T) {
+	for _, key := range [][]byte{nil, []byte("secret")} {
+		for _, m := range []Message{
+			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 2, V3: true, Watch: true, State: &State{}},
+			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 3, V3: true, Hello: true, State: &State{Claims: claims(3)}},
+			{Kind: Leave, Name: "a", Incarnation: 1, Seq: 4, V3: true, State: &State{}},
+			{Kind: Dead, Name: "a", Incarnation: 1, Seq: 5, V3: true, Subject: Subject{Name: "b", Incarnation: 7, Seq: 1 << 40}},
+		} {
+			b, err := m.Marshal(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Parse(b, key)
+			sameState := (got.State == nil) == (m.State == nil) && (m.State == nil || got.State.Equal(*m.State))
+			want := m
+			got.State, want.State = nil, nil
+			if err != nil || got != want || !sameState {
+				t.Fatalf("key %q: Parse(Marshal(%+v)) = %+v, %v", key, m, got, err)
+			}
+			// Speakers of version 1 (and 2, whose parser rejects any
+			// version byte but its own two) drop version 3.
+			if _, err := parseV1(b, key); err == nil {
+				t.Errorf("version 1 parsed version 3: %+v", m)
+			}
+		}
+	}
+}
+
+// The wire format is shared by speakers of different versions: pin it.
+func TestMessageV3WireFormat(t *testing.T) {
+	for _, tc := range []struct {
+		m    Message
+		want string
+	}{
+		{Message{Kind: Beat, Name: "n1", Incarnation: 1, Seq: 9, V3: true, Watch: true, Hello: true},
+			"42434e03" + "01060200" + "0000000000000001" + "0000000000000009" + "6e31" + "00" + "0000"},
+		{Message{Kind: Dead, Name: "n1", Incarnation: 1, Seq: 9, V3: true, Subject: Subject{Name: "n2", Incarnation: 2, Seq: 3}},
+			"42434e03" + "03000200" + "0000000000000001" + "0000000000000009" + "6e31" + "02" + "6e32" + "0000000000000002" + "0000000000000003"},
+	} {
+		b, err := tc.m.Marshal(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(b); got != tc.want {
+			t.Errorf("wire of %+v = %s, want %s", tc.m, got, tc.want)
+		}
+	}
+}
+
+func TestMessageV3Rejects(t *testing.T) {
+	for _, m := range []Message{
+		{Kind: Dead, Name: "a", Subject: Subject{Name: "b"}}, // dead needs version 3
+		{Kind: Beat, Name: "a", Watch: true},                 // flags need version 3
+		{Kind: Dead, Name: "a", V3: true},                    // no subject
+	} {
+		if _, err := m.Marshal(nil); err == nil {
+			t.Errorf("Marshal(%+v) succeeded", m)
+		}
+	}
+	good, _ := Message{Kind: Dead, Name: "a", V3: true, Subject: Subject{Name: "b"}}.Marshal(nil)
+	for name, b := range map[string][]byte{
+		"truncated subject": good[:len(good)-1],
+		"trailing byte":     append(slices.Clone(good), 0),
+		"unknown flag":      func() []byte { c := slices.Clone(good); c[5] = 8; return c }(),
+		"dead in version 2": func() []byte { c := slices.Clone(good); c[3] = 2; return c }(),
+	} {
+		if _, err := Parse(b, nil); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+}
+
+func claims(n int) []netip.Addr {
+	var out []netip.Addr
+	for i := range n {
+		out = append(out, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}))
+	}
+	return out
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// RankWatchers, the one-pass form, agrees with the engine's full order.
+func TestRankWatchers(t *testing.T) {
+	var peers []string
+	for i := range 200 {
+		peers = append(peers, fmt.Sprintf("node-%d", i))
+	}
+	for _, k := range []int{1, 3, 5} {
+		for _, node := range []string{"node-0", "node-17", "elsewhere"} {
+			want := rankPeers(node, peers)[:k]
+			if got := RankWatchers(node, peers, k); !slices.Equal(got, want) {
+				t.Errorf("RankWatchers(%s, k=%d) = %v, want %v", node, k, got, want)
+			}
+		}
+	}
+}
+
+// pickWatchers skips dead peers but keeps them, so that they hear from
+// the node when they come back, and stops at 4k names.
+func TestPickWatchers(t *testing.T) {
+	ranked := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}
+	for _, tc := range []struct {
+		dead string
+		k    int
+		want string
+	}{
+		{"", 2, "a,b"},
+		{"a", 2, "a,b,c"},
+		{"a,c", 2, "a,b,c,d"},
+		{"a,b,c,d,e,f,g,h", 2, "a,b,c,d,e,f,g,h"},
+		{"a,b,c,d,e,f,g,h,i", 1, "a,b,c,d"},
+	} {
+		dead := map[string]bool{}
+		for _, d := range splitList(tc.dead) {
+			dead[d] = true
+		}
+		got := pickWatchers(ranked, tc.k, func(p string) bool { return !dead[p] })
+		if joined := fmt.Sprint(got); joined != fmt.Sprint(splitList(tc.want)) {
+			t.Errorf("dead %q k %d: %v, want %s", tc.dead, tc.k, got, tc.want)
+		}
+	}
+}
+
+// A watcher's dead notice is applied unless it is about an older process,
+// or this node heard the peer after the watcher did, recently.
+func TestTableReceiveDead(t *testing.T) {
+	const dead = 400 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		subject Subject
+		at      time.Duration // after the peer's last beat (inc 5, seq 10)
+		want    bool
+	}{
+		{"current", Subject{"b", 5, 10}, 0, true},
+		{"later seq", Subject{"b", 5, 12}, 0, true},
+		{"older process", Subject{"b", 4, 99}, 0, false},
+		{"newer process", Subject{"b", 6, 1}, 0, true},
+		{"heard after the watcher, recently", Subject{"b", 5, 9}, dead / 2, false},
+		{"heard after the watcher, long ago", Subject{"b", 5, 9}, dead, true},
+		{"unknown peer", Subject{"c", 5, 10}, 0, false},
+		{"this node", Subject{"a", 5, 10}, 0, false},
+	} {
+		tb := NewTable("a", dead, t0)
+		tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 5, Seq: 10, V3: true}, t0)
+		if got := tb.ReceiveDead(tc.subject, t0.Add(tc.at)); got != tc.want || tb.Alive("b") == (tc.want && tc.subject.Name == "b") {
+			t.Errorf("%s: ReceiveDead = %v, alive %v; want %v", tc.name, got, tb.Alive("b"), tc.want)
+		}
+	}
+}
+
+// A version 3 peer's silence counts only while it asks to be watched; an
+// older peer's always does.
+func TestTableWatched(t *testing.T) {
+	const dead = 400 * time.Millisecond
+	tb := NewTable("a", dead, t0)
+	tb.Receive(Message{Kind: Beat, Name: "old", Incarnation: 1, Seq: 1}, t0)
+	tb.Receive(Message{Kind: Beat, Name: "w", Incarnation: 1, Seq: 1, V3: true, Watch: true}, t0)
+	tb.Receive(Message{Kind: Beat, Name: "u", Incarnation: 1, Seq: 1, V3: true}, t0)
+	// A version 3 peer's older beats (sent until it hears version 3
+	// back) do not make it watched.
+	tb.Receive(Message{Kind: Beat, Name: "u", Incarnation: 1, Seq: 2, State: &State{}}, t0)
+	if _, died := tb.Tick(t0.Add(dead)); fmt.Sprint(died) != "[old w]" {
+		t.Fatalf("died %v, want [old w]", died)
+	}
+	tb.Receive(Message{Kind: Beat, Name: "w", Incarnation: 1, Seq: 2, V3: true}, t0.Add(dead)) // released
+	if _, died := tb.Tick(t0.Add(10 * dead)); len(died) != 0 || !tb.Alive("u") || !tb.Alive("w") {
+		t.Fatalf("died %v; alive %v", died, tb.AliveNames())
+	}
+}
