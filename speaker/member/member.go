@@ -25,8 +25,8 @@ const (
 	// beat, a node can beat more often and wait longer, which rides out a
 	// 100 ms stall of either side and 2% loss (see the package doc).
 	DefaultWatchers       = 3
-	DefaultWatchInterval  = 40 * time.Millisecond
-	DefaultWatchDeadAfter = 400 * time.Millisecond
+	DefaultWatchInterval  = 35 * time.Millisecond
+	DefaultWatchDeadAfter = 300 * time.Millisecond
 )
 
 // Config configures a Member.
