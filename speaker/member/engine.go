@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/beaconlb/beacon/speaker/election"
 )
 
 // HelloBackoff is how often a peer that was never heard, or an older
@@ -451,27 +453,8 @@ func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
 
 // rankPeers orders peers by WatchScore for node, highest first.
 func rankPeers(node string, peers []string) []string {
-	type scored struct {
-		name  string
-		score uint64
-	}
-	ss := make([]scored, 0, len(peers))
-	for _, p := range peers {
-		if p != node {
-			ss = append(ss, scored{p, WatchScore(node, p)})
-		}
-	}
-	sort.Slice(ss, func(i, j int) bool {
-		if ss[i].score != ss[j].score {
-			return ss[i].score > ss[j].score
-		}
-		return ss[i].name < ss[j].name
-	})
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = s.name
-	}
-	return out
+	others := slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == node })
+	return election.Order(others, func(p string) uint64 { return WatchScore(node, p) })
 }
 
 // RankWatchers returns node's k watchers among peers when every peer is
@@ -536,10 +519,5 @@ func WatchScore(node, watcher string) uint64 {
 	mix(node)
 	h *= 1099511628211 // the zero separator
 	mix(watcher)
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+	return election.Mix64(h)
 }
