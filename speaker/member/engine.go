@@ -298,6 +298,12 @@ func (e *Engine) v3Alive(except string) []string {
 // Receive applies a message received at now. It reports whether the view
 // changed and returns the messages to send in answer.
 func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
+	if m.V3 && !e.v3() {
+		// Without watchers this node speaks version 2 and takes version 3
+		// for what it is to a version 2 speaker: nothing. Its peers then
+		// keep beating it in the older versions, and it watches them all.
+		return false, nil
+	}
 	var wasDead bool
 	if p := e.table.Peer(m.Name); p != nil {
 		wasDead = !p.Alive && !p.Left && p.Incarnation == m.Incarnation

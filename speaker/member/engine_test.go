@@ -185,3 +185,19 @@ func TestTableWatched(t *testing.T) {
 		t.Fatalf("died %v; alive %v", died, tb.AliveNames())
 	}
 }
+
+// An engine without watchers ignores version 3, as a version 2 speaker
+// does, so that a version 3 peer's hello does not stop it from watching
+// that peer.
+func TestEngineWithoutWatchersIgnoresV3(t *testing.T) {
+	e := NewEngine(EngineConfig{Name: "a", Interval: 60 * time.Millisecond, DeadAfter: 240 * time.Millisecond}, t0)
+	e.SetPeers([]string{"b"}, t0)
+	changed, out := e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 1, V3: true, Hello: true, State: &State{}}, t0)
+	if changed || out != nil || e.Table().Alive("b") {
+		t.Fatalf("version 3 hello: changed %v, out %v, alive %v", changed, out, e.Table().Alive("b"))
+	}
+	e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 2, State: &State{}}, t0)
+	if p := e.Table().Peer("b"); p == nil || !p.Alive || !p.Watched {
+		t.Fatalf("after version 2: %+v, want alive and watched", p)
+	}
+}
