@@ -83,9 +83,10 @@ func (e *Engine) Incarnation() uint64 { return e.incarnation }
 // Watchers returns the peers this node asks to watch it (version 3).
 func (e *Engine) Watchers() []string { return slices.Clone(e.watchers) }
 
-// SetPeers sets the known peers and reports whether the view changed.
+// SetPeers sets the known peers (the own name is ignored) and reports
+// whether the view changed.
 func (e *Engine) SetPeers(names []string, now time.Time) bool {
-	names = slices.Clone(names)
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == e.cfg.Name })
 	sort.Strings(names)
 	for _, n := range names {
 		if _, ok := slices.BinarySearch(e.peers, n); !ok {

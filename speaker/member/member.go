@@ -256,8 +256,14 @@ func (m *Member) Run(ctx context.Context) error {
 			return nil
 		case err := <-readErr:
 			// Without input every peer would look dead and this node would
-			// take over every address: stop instead, and say goodbye.
+			// take over every address: stop instead, and say goodbye. The
+			// reader also stops without an error when it sees ctx done
+			// before this loop does.
 			l.send(e.Leave())
+			if err == nil {
+				m.log.Info("member stopped; sent leave")
+				return nil
+			}
 			return fmt.Errorf("member: %w", err)
 		case <-ticker.C():
 			l.send(e.Tick(m.clock.Now()))
