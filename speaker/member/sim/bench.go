@@ -54,15 +54,16 @@ type BenchOptions struct {
 
 // Bench prints the baseline and the version 3 protocol side by side.
 func Bench(w io.Writer, o BenchOptions) {
-	fmt.Fprintf(w, "membership: %d%% loss, latency %v–%v, a %v stall per node every %v on average (mean)\n",
+	printf := func(format string, a ...any) { _, _ = fmt.Fprintf(w, format, a...) }
+	printf("membership: %d%% loss, latency %v–%v, a %v stall per node every %v on average (mean)\n",
 		int(Network.Loss*100), Network.Latency, 2*Network.Latency, Network.StallFor, Network.StallEvery)
-	fmt.Fprintf(w, "%-30s %6s  %-24s %-24s %-24s  %-22s %s\n", "protocol", "nodes", "sent/s per node avg/max", "recv/s avg/max", "both avg/max", "failover p50/p99 (n)", "false deaths")
+	printf("%-30s %6s  %-24s %-24s %-24s  %-22s %s\n", "protocol", "nodes", "sent/s per node avg/max", "recv/s avg/max", "both avg/max", "failover p50/p99 (n)", "false deaths")
 	for _, n := range o.Sizes {
 		for _, p := range []Protocol{Baseline, Watch} {
 			simulate := (p.Watchers == 0 && n <= o.BaselineMax) || (p.Watchers > 0 && n <= o.WatchMax)
 			if !simulate {
 				r := computedRates(p, n)
-				fmt.Fprintf(w, "%-30s %6d  %-24s %-24s %-24s  %-22s %s\n", p.Name, n,
+				printf("%-30s %6d  %-24s %-24s %-24s  %-22s %s\n", p.Name, n,
 					pair(r.SentAvg, r.SentMax), pair(r.RecvAvg, r.RecvMax), pair(r.BothAvg, r.BothMax), "-", "- (computed, not simulated)")
 				continue
 			}
@@ -85,12 +86,12 @@ func Bench(w io.Writer, o BenchOptions) {
 				s.RunFor(max(2*p.DeadAfter, 500*time.Millisecond))
 			}
 			fo := s.Failovers()
-			fmt.Fprintf(w, "%-30s %6d  %-24s %-24s %-24s  %-22s %d in %v (%d stalls)\n", p.Name, n,
+			printf("%-30s %6d  %-24s %-24s %-24s  %-22s %d in %v (%d stalls)\n", p.Name, n,
 				pair(r.SentAvg, r.SentMax), pair(r.RecvAvg, r.RecvMax), pair(r.BothAvg, r.BothMax),
 				percentiles(fo, s.PendingFailovers()), s.FalseDeaths, s.Now().Round(time.Second), s.Stalls)
 		}
 	}
-	fmt.Fprintf(w, "false failovers over simulated time, %d nodes:\n", o.HourNodes)
+	printf("false failovers over simulated time, %d nodes:\n", o.HourNodes)
 	for _, c := range []struct {
 		p Protocol
 		d time.Duration
@@ -102,7 +103,7 @@ func Bench(w io.Writer, o BenchOptions) {
 		s.Stalls = 0
 		s.RunFor(c.d)
 		perHour := float64(s.FalseDeaths) * float64(time.Hour) / float64(c.d)
-		fmt.Fprintf(w, "%-30s %6d nodes  %v simulated: %d false deaths, %d stalls (%.0f false deaths per hour)\n",
+		printf("%-30s %6d nodes  %v simulated: %d false deaths, %d stalls (%.0f false deaths per hour)\n",
 			c.p.Name, o.HourNodes, c.d, s.FalseDeaths, s.Stalls, perHour)
 	}
 }
