@@ -86,9 +86,13 @@ func Bench(w io.Writer, o BenchOptions) {
 				s.RunFor(max(2*p.DeadAfter, 500*time.Millisecond))
 			}
 			fo := s.Failovers()
+			failover := percentiles(fo, s.PendingFailovers())
+			if crashes == 0 {
+				failover = "- (not run)"
+			}
 			printf("%-30s %6d  %-24s %-24s %-24s  %-22s %d in %v (%d stalls)\n", p.Name, n,
 				pair(r.SentAvg, r.SentMax), pair(r.RecvAvg, r.RecvMax), pair(r.BothAvg, r.BothMax),
-				percentiles(fo, s.PendingFailovers()), s.FalseDeaths, s.Now().Round(time.Second), s.Stalls)
+				failover, s.FalseDeaths, s.Now().Round(time.Second), s.Stalls)
 		}
 	}
 	printf("false failovers over simulated time, %d nodes:\n", o.HourNodes)
