@@ -201,3 +201,98 @@ func TestEngineWithoutWatchersIgnoresV3(t *testing.T) {
 		t.Fatalf("after version 2: %+v, want alive and watched", p)
 	}
 }
+
+// v3Engine returns an engine of node "a" that has heard every peer speak
+// version 3, settled.
+func v3Engine(t *testing.T, peers []string) *Engine {
+	t.Helper()
+	e := NewEngine(EngineConfig{Name: "a", Interval: DefaultWatchInterval, DeadAfter: DefaultWatchDeadAfter, Watchers: 2}, t0)
+	e.SetPeers(append([]string{"a"}, peers...), t0)
+	for _, p := range peers {
+		e.Receive(Message{Kind: Beat, Name: p, Incarnation: 1, Seq: 1, V3: true, State: &State{}}, t0)
+	}
+	e.Expire(t0.Add(DefaultWatchDeadAfter))
+	if !e.Table().Settled() {
+		t.Fatal("not settled")
+	}
+	return e
+}
+
+// recipients returns who gets a message of kind with State, and who gets
+// the watch flag.
+func recipients(outs []Out) (state, watch []string) {
+	for _, o := range outs {
+		if o.Msg.Kind == Beat && o.Msg.State != nil && o.Msg.V3 {
+			state = append(state, o.To...)
+			if o.Msg.Watch {
+				watch = append(watch, o.To...)
+			}
+		}
+	}
+	slices.Sort(state)
+	slices.Sort(watch)
+	return state, watch
+}
+
+// In steady state a node beats its watchers only; a state change goes to
+// every peer at once and on the next two ticks, then to the watchers
+// again.
+func TestEngineBeatsWatchersAndBroadcastsState(t *testing.T) {
+	peers := []string{"b", "c", "d", "e", "f", "g"}
+	e := v3Engine(t, peers)
+	now := t0.Add(time.Second)
+	state, watch := recipients(e.Tick(now))
+	if len(watch) != 2 || !slices.Equal(state, watch) {
+		t.Fatalf("steady tick: to %v, watch %v; want 2 watchers only", state, watch)
+	}
+	watchers := watch
+	if !e.SetLocal(State{Claims: claims(1)}) {
+		t.Fatal("SetLocal reported no change")
+	}
+	for i, outs := range [][]Out{e.StateChanged(now), e.Tick(now.Add(DefaultWatchInterval)), e.Tick(now.Add(2 * DefaultWatchInterval))} {
+		state, watch := recipients(outs)
+		if !slices.Equal(state, peers) || !slices.Equal(watch, watchers) {
+			t.Errorf("round %d after the change: to %v, watch %v; want every peer, watchers %v", i, state, watch, watchers)
+		}
+	}
+	if state, _ := recipients(e.Tick(now.Add(3 * DefaultWatchInterval))); !slices.Equal(state, watchers) {
+		t.Errorf("fourth round: to %v, want the watchers %v", state, watchers)
+	}
+}
+
+// A watcher's death makes the next peer in rank a watcher; the dead one
+// still gets beats (it may come back), and a watcher that is no longer
+// one gets beats without the flag for DeadAfter.
+func TestEngineReplacesAndReleasesWatchers(t *testing.T) {
+	peers := []string{"b", "c", "d", "e", "f", "g"}
+	e := v3Engine(t, peers)
+	now := t0.Add(time.Second)
+	_, watch := recipients(e.Tick(now))
+	ranked := rankPeers("a", peers)
+	if !slices.Equal(watch, sorted(ranked[:2])) {
+		t.Fatalf("watchers %v, want the first two of %v", watch, ranked)
+	}
+	dead := ranked[0]
+	e.Receive(Message{Kind: Dead, Name: ranked[3], Incarnation: 1, Seq: 2, V3: true, Subject: Subject{Name: dead, Incarnation: 1, Seq: 1}}, now)
+	if e.Table().Alive(dead) {
+		t.Fatalf("%s alive after a dead notice", dead)
+	}
+	if _, watch := recipients(e.Tick(now)); !slices.Equal(watch, sorted(ranked[:3])) {
+		t.Fatalf("after %s died: watch %v, want %v", dead, watch, sorted(ranked[:3]))
+	}
+	// It comes back: the third one is released, for DeadAfter.
+	e.Receive(Message{Kind: Beat, Name: dead, Incarnation: 2, Seq: 1, V3: true, State: &State{}}, now)
+	state, watch := recipients(e.Tick(now))
+	if !slices.Equal(watch, sorted(ranked[:2])) || !slices.Contains(state, ranked[2]) {
+		t.Fatalf("after %s came back: to %v, watch %v; want watchers %v and %s released", dead, state, watch, sorted(ranked[:2]), ranked[2])
+	}
+	if state, _ := recipients(e.Tick(now.Add(DefaultWatchDeadAfter))); slices.Contains(state, ranked[2]) {
+		t.Fatalf("%s still beaten after DeadAfter: %v", ranked[2], state)
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
