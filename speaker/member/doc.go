@@ -59,7 +59,7 @@
 // that, being among the watchers of more nodes. A crash costs each
 // watcher two notices to every node. A starting node greets every peer
 // (one hello each, and older versions' beats to those that do not answer
-// in version 3) and gets one answer from each.
+// in version 3, at most HelloBurst a tick) and gets one answer from each.
 //
 // Detection takes DeadAfter after the last beat, plus one packet for the
 // nodes told by a notice. A sender's stall cannot be told from silence
@@ -77,8 +77,6 @@
 // correlated failures of k random nodes are likely. A lost state update
 // reaches a non-watcher only with the node's next state change or
 // restart (each of the three sends is lost with 2% here, 8·10⁻⁶ in all).
-// A node that greets thousands of peers at start sends as many packets
-// at once; the socket buffers of a 5,000-node cluster absorb them.
 //
 // # Mixed versions
 //
@@ -94,7 +92,11 @@
 // within a round trip, so a new cluster does not start with a round of
 // older beats; an older peer hears from it one Interval later. A silent
 // peer that never answered gets greetings every Interval for DeadAfter,
-// then every HelloBackoff.
+// then every HelloBackoff. A node greets at most HelloBurst silent peers
+// per tick, first greetings first, so that starting among 5,000 peers
+// (about 20 ticks) does not overflow socket buffers with the greetings and
+// their answers; it stays unsettled until DeadAfter after its last first
+// greeting.
 //
 // Watchers set to 0 keeps the version 2 protocol: every peer gets a beat
 // every Interval (60 ms, DeadAfter 240 ms by default).

@@ -13,6 +13,11 @@ import (
 // over.
 const HelloBackoff = time.Second
 
+// HelloBurst bounds the greetings of silent peers per tick, so that a
+// node starting among thousands does not overflow its peers' and its own
+// socket buffers with the greetings and their answers at once.
+const HelloBurst = 256
+
 // EngineConfig configures an Engine.
 type EngineConfig struct {
 	Name      string
@@ -171,9 +176,28 @@ func (e *Engine) Tick(now time.Time) []Out {
 			hello = append(hello, p)
 		}
 	}
-	for p := range e.unknown {
-		if _, inW := w[p]; !inW && e.helloDue(p, e.table.Peer(p), now) {
+	budget := HelloBurst
+	// First greetings first: a start among thousands of peers finishes in
+	// len(peers)/HelloBurst ticks whoever does not answer.
+	unknown := sortedKeys(e.unknown)
+	slices.SortStableFunc(unknown, func(a, b string) int {
+		switch {
+		case e.helloed[a] == e.helloed[b]:
+			return 0
+		case e.helloed[b]:
+			return -1
+		}
+		return 1
+	})
+	for _, p := range unknown {
+		if _, inW := w[p]; inW {
+			continue
+		}
+		if st := e.table.Peer(p); st != nil && st.Alive {
+			legacy = append(legacy, p) // an older speaker: every interval
+		} else if budget > 0 && e.helloDue(p, now) {
 			legacy = append(legacy, p)
+			budget--
 		}
 	}
 	for p, until := range e.release {
@@ -238,15 +262,20 @@ func (e *Engine) Tick(now time.Time) []Out {
 	return out
 }
 
-// helloDue reports whether a peer not heard speaking version 3 gets
-// beats now: an alive older speaker every interval; a silent peer every
-// interval for DeadAfter after it became known, then every HelloBackoff.
-func (e *Engine) helloDue(p string, st *PeerState, now time.Time) bool {
-	if st != nil && st.Alive {
-		return true
-	}
+// helloDue reports whether a silent peer not heard speaking version 3
+// gets a greeting now: every interval for DeadAfter after its first, then
+// every HelloBackoff. Until DeadAfter after the first greeting of a peer
+// never heard from, the table stays unsettled: its silence means nothing
+// yet.
+func (e *Engine) helloDue(p string, now time.Time) bool {
 	if now.Before(e.nextHello[p]) {
 		return false
+	}
+	if !e.helloed[p] {
+		e.fastUntil[p] = now.Add(e.cfg.DeadAfter)
+		if e.table.Peer(p) == nil {
+			e.table.Hold(now.Add(e.cfg.DeadAfter))
+		}
 	}
 	if now.Before(e.fastUntil[p]) {
 		e.nextHello[p] = now
@@ -254,6 +283,15 @@ func (e *Engine) helloDue(p string, st *PeerState, now time.Time) bool {
 		e.nextHello[p] = now.Add(HelloBackoff)
 	}
 	return true
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // allToAll is the version 2 protocol: every peer gets version 2, and

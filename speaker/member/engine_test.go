@@ -296,3 +296,45 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// A node among many greets HelloBurst silent peers per tick, and stays
+// unsettled until DeadAfter after the last first greeting.
+func TestEnginePacesGreetings(t *testing.T) {
+	var peers []string
+	for i := range HelloBurst*2 + 10 {
+		peers = append(peers, fmt.Sprintf("p%04d", i))
+	}
+	e := NewEngine(EngineConfig{Name: "a", Interval: DefaultWatchInterval, DeadAfter: DefaultWatchDeadAfter, Watchers: 3}, t0)
+	e.SetPeers(peers, t0)
+	greeted := map[string]bool{}
+	var last time.Time
+	now := t0
+	for tick := 0; len(greeted) < len(peers); tick++ {
+		if tick > 5 {
+			t.Fatalf("%d of %d greeted after 5 ticks", len(greeted), len(peers))
+		}
+		n := 0
+		for _, o := range e.Tick(now) {
+			if o.Msg.V3 && o.Msg.Hello {
+				for _, p := range o.To {
+					if !greeted[p] {
+						greeted[p], last = true, now
+					}
+					n++
+				}
+			}
+		}
+		if n > HelloBurst+3 { // the watchers come on top
+			t.Fatalf("tick %d greeted %d peers, want at most %d", tick, n, HelloBurst+3)
+		}
+		now = now.Add(DefaultWatchInterval)
+	}
+	e.Expire(last.Add(DefaultWatchDeadAfter - time.Millisecond))
+	if e.Table().Settled() {
+		t.Fatal("settled before DeadAfter after the last first greeting")
+	}
+	e.Expire(last.Add(DefaultWatchDeadAfter))
+	if !e.Table().Settled() {
+		t.Fatal("not settled DeadAfter after the last first greeting")
+	}
+}

@@ -89,6 +89,13 @@ func (t *Table) SetPeers(names []string, now time.Time) bool {
 	return was && !t.settled
 }
 
+// Hold keeps an unsettled table unsettled until at least at.
+func (t *Table) Hold(at time.Time) {
+	if !t.settled && at.After(t.settleAt) {
+		t.settleAt = at
+	}
+}
+
 // Retention is how long a dead peer that is not known is remembered. It
 // must outlast any delayed packet, so that a late beat cannot revive a
 // peer that left.
