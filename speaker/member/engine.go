@@ -1,6 +1,7 @@
 package member
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -93,12 +94,19 @@ func (e *Engine) Watchers() []string { return slices.Clone(e.watchers) }
 func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == e.cfg.Name })
 	sort.Strings(names)
+	if slices.Equal(names, e.peers) {
+		return false // the caller tells on every sync of its own
+	}
 	for _, n := range names {
 		if _, ok := slices.BinarySearch(e.peers, n); !ok {
 			e.nextHello[n], e.fastUntil[n] = now, now.Add(e.cfg.DeadAfter)
 		}
 	}
 	e.peers = names
+	for _, m := range []map[string]time.Time{e.nextHello, e.fastUntil, e.release} {
+		maps.DeleteFunc(m, func(n string, _ time.Time) bool { _, ok := slices.BinarySearch(names, n); return !ok })
+	}
+	maps.DeleteFunc(e.helloed, func(n string, _ bool) bool { _, ok := slices.BinarySearch(names, n); return !ok })
 	e.ranked = rankPeers(e.cfg.Name, names)
 	clear(e.unknown)
 	for _, n := range names {
@@ -453,7 +461,10 @@ func (e *Engine) learn(name string) {
 	if _, known := slices.BinarySearch(e.peers, name); !known {
 		return
 	}
-	if st := e.table.Peer(name); st != nil && st.V3 {
+	st := e.table.Peer(name)
+	_, unknown := e.unknown[name]
+	switch {
+	case st != nil && st.V3 && unknown:
 		delete(e.unknown, name)
 		delete(e.nextHello, name)
 		delete(e.fastUntil, name)
@@ -463,7 +474,7 @@ func (e *Engine) learn(name string) {
 			// that all answered would keep four such maps each.
 			e.unknown, e.nextHello, e.fastUntil, e.helloed = map[string]struct{}{}, map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
 		}
-	} else {
+	case (st == nil || !st.V3) && !unknown:
 		e.unknown[name] = struct{}{}
 	}
 }
