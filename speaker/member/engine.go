@@ -51,7 +51,7 @@ type Engine struct {
 
 	// Version 3 only.
 	ranked      []string             // peers by WatchScore, highest first
-	unknown     map[string]struct{}  // peers not heard speaking version 3
+	unknown     map[string]struct{}  // peers that did not answer a greeting, or speak an older version
 	watchers    []string             // this node's watchers, in rank order
 	dirty       bool                 // watchers need recomputing
 	release     map[string]time.Time // former watchers, told until then
@@ -100,6 +100,7 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	for _, n := range names {
 		if _, ok := slices.BinarySearch(e.peers, n); !ok {
 			e.nextHello[n], e.fastUntil[n] = now, now.Add(e.cfg.DeadAfter)
+			e.unknown[n] = struct{}{}
 		}
 	}
 	e.peers = names
@@ -108,9 +109,10 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	}
 	maps.DeleteFunc(e.helloed, func(n string, _ bool) bool { _, ok := slices.BinarySearch(names, n); return !ok })
 	e.ranked = rankPeers(e.cfg.Name, names)
-	clear(e.unknown)
-	for _, n := range names {
-		e.learn(n)
+	for n := range e.unknown {
+		if _, ok := slices.BinarySearch(names, n); !ok {
+			delete(e.unknown, n)
+		}
 	}
 	e.dirty = true
 	return e.table.SetPeers(names, now)
@@ -176,10 +178,10 @@ func (e *Engine) Tick(now time.Time) []Out {
 		return e.allToAll(Beat)
 	}
 	w := e.watcherSet(now)
-	var watch, hello, legacy, release, state []string
+	var watch, hello, legacy, older, release, state []string
 	for _, p := range e.watchers {
-		if st := e.table.Peer(p); st != nil && st.V3 {
-			watch = append(watch, p) // speaks version 3
+		if _, unknown := e.unknown[p]; !unknown {
+			watch = append(watch, p) // answered a greeting
 		} else {
 			hello = append(hello, p)
 		}
@@ -201,8 +203,14 @@ func (e *Engine) Tick(now time.Time) []Out {
 		if _, inW := w[p]; inW {
 			continue
 		}
-		if st := e.table.Peer(p); st != nil && st.Alive {
-			legacy = append(legacy, p) // an older speaker: every interval
+		if st := e.table.Peer(p); st != nil && st.Alive && !st.V3 {
+			// An older speaker: beats every interval, and greetings
+			// while it may yet answer them.
+			if e.helloed[p] && !now.Before(e.fastUntil[p]) {
+				older = append(older, p)
+			} else {
+				legacy = append(legacy, p)
+			}
 		} else if budget > 0 && e.helloDue(p, now) {
 			legacy = append(legacy, p)
 			budget--
@@ -223,6 +231,7 @@ func (e *Engine) Tick(now time.Time) []Out {
 		}
 	}
 	slices.Sort(legacy)
+	slices.Sort(older)
 	slices.Sort(release)
 	for p, until := range e.release {
 		if !now.Before(until) {
@@ -253,10 +262,12 @@ func (e *Engine) Tick(now time.Time) []Out {
 	// receiver learns liveness and state together. A peer's first hello
 	// goes alone: a version 3 peer answers it within a round trip, so a
 	// cluster of this version starts without a round of older beats.
-	var old []string
+	old := older
 	for _, p := range append(hello, legacy...) {
-		if st := e.table.Peer(p); e.helloed[p] || (st != nil && st.Alive) {
-			old = append(old, p)
+		if st := e.table.Peer(p); st == nil || !st.V3 {
+			if e.helloed[p] || (st != nil && st.Alive) {
+				old = append(old, p)
+			}
 		}
 		e.helloed[p] = true
 	}
@@ -356,7 +367,7 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 		wasDead = !p.Alive && !p.Left && p.Incarnation == m.Incarnation
 	}
 	changed := e.table.Receive(m, now)
-	e.learn(m.Name)
+	e.learn(m.Name, m)
 	var out []Out
 	if wasDead && e.table.Alive(m.Name) && e.v3() {
 		// This node declared the peer dead (its silence, or a watcher's
@@ -396,6 +407,7 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 		// At most one per sender's beat.
 		r := e.msg(Beat, 3)
 		_, r.Watch = e.watcherSet(now)[m.Name]
+		r.Ack = true
 		out = append(out, Out{Msg: r, To: []string{m.Name}})
 	}
 	if changed {
@@ -455,16 +467,20 @@ func (e *Engine) Leave() []Out {
 	return out
 }
 
-// learn keeps a known peer's place among those not heard speaking version
-// 3: a restarted peer may be an older version again.
-func (e *Engine) learn(name string) {
+// learn keeps a known peer's place among those to greet: until it
+// answers a greeting (a peer that speaks version 3 may still think this
+// process unknown, or dead in its previous incarnation), or again once it
+// speaks an older version (a rollback).
+func (e *Engine) learn(name string, m Message) {
 	if _, known := slices.BinarySearch(e.peers, name); !known {
 		return
 	}
 	st := e.table.Peer(name)
 	_, unknown := e.unknown[name]
 	switch {
-	case st != nil && st.V3 && unknown:
+	case (m.Ack || m.Hello) && st != nil && st.V3 && unknown:
+		// An answer, or the peer's own greeting, which this node answers:
+		// either way the peer hears this process.
 		delete(e.unknown, name)
 		delete(e.nextHello, name)
 		delete(e.fastUntil, name)
@@ -474,7 +490,7 @@ func (e *Engine) learn(name string) {
 			// that all answered would keep four such maps each.
 			e.unknown, e.nextHello, e.fastUntil, e.helloed = map[string]struct{}{}, map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
 		}
-	case (st == nil || !st.V3) && !unknown:
+	case st != nil && !st.V3 && !unknown:
 		e.unknown[name] = struct{}{}
 	}
 }

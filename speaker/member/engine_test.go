@@ -15,6 +15,7 @@ func TestMessageV3RoundTrip(t *testing.T) {
 		for _, m := range []Message{
 			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 2, V3: true, Watch: true, State: &State{}},
 			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 3, V3: true, Hello: true, State: &State{Claims: claims(3)}},
+			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 3, V3: true, Ack: true, State: &State{}},
 			{Kind: Leave, Name: "a", Incarnation: 1, Seq: 4, V3: true, State: &State{}},
 			{Kind: Dead, Name: "a", Incarnation: 1, Seq: 5, V3: true, Subject: Subject{Name: "b", Incarnation: 7, Seq: 1 << 40}},
 		} {
@@ -73,7 +74,7 @@ func TestMessageV3Rejects(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"truncated subject": good[:len(good)-1],
 		"trailing byte":     append(slices.Clone(good), 0),
-		"unknown flag":      func() []byte { c := slices.Clone(good); c[5] = 8; return c }(),
+		"unknown flag":      func() []byte { c := slices.Clone(good); c[5] = 16; return c }(),
 		"dead in version 2": func() []byte { c := slices.Clone(good); c[3] = 2; return c }(),
 	} {
 		if _, err := Parse(b, nil); err == nil {
@@ -202,14 +203,14 @@ func TestEngineWithoutWatchersIgnoresV3(t *testing.T) {
 	}
 }
 
-// v3Engine returns an engine of node "a" that has heard every peer speak
-// version 3, settled.
+// v3Engine returns an engine of node "a" whose greeting every peer has
+// answered in version 3, settled.
 func v3Engine(t *testing.T, peers []string) *Engine {
 	t.Helper()
 	e := NewEngine(EngineConfig{Name: "a", Interval: DefaultWatchInterval, DeadAfter: DefaultWatchDeadAfter, Watchers: 2}, t0)
 	e.SetPeers(append([]string{"a"}, peers...), t0)
 	for _, p := range peers {
-		e.Receive(Message{Kind: Beat, Name: p, Incarnation: 1, Seq: 1, V3: true, State: &State{}}, t0)
+		e.Receive(Message{Kind: Beat, Name: p, Incarnation: 1, Seq: 1, V3: true, Ack: true, State: &State{}}, t0)
 	}
 	e.Expire(t0.Add(DefaultWatchDeadAfter))
 	if !e.Table().Settled() {
@@ -281,7 +282,7 @@ func TestEngineReplacesAndReleasesWatchers(t *testing.T) {
 		t.Fatalf("after %s died: watch %v, want %v", dead, watch, sorted(ranked[:3]))
 	}
 	// It comes back: the third one is released, for DeadAfter.
-	e.Receive(Message{Kind: Beat, Name: dead, Incarnation: 2, Seq: 1, V3: true, State: &State{}}, now)
+	e.Receive(Message{Kind: Beat, Name: dead, Incarnation: 2, Seq: 1, V3: true, Ack: true, State: &State{}}, now)
 	state, watch := recipients(e.Tick(now))
 	if !slices.Equal(watch, sorted(ranked[:2])) || !slices.Contains(state, ranked[2]) {
 		t.Fatalf("after %s came back: to %v, watch %v; want watchers %v and %s released", dead, state, watch, sorted(ranked[:2]), ranked[2])

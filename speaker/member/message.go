@@ -57,6 +57,9 @@ type Message struct {
 	// Hello asks the receiver for a version 3 beat back: the sender does
 	// not know yet that the receiver speaks version 3.
 	Hello bool
+	// Ack answers a hello: the sender heard this receiver's current
+	// process greet it.
+	Ack bool
 	// Subject is the peer a Dead message is about.
 	Subject Subject
 }
@@ -110,7 +113,7 @@ func (s State) Equal(o State) bool {
 // sends version 1 too to every peer it has not yet heard version 2 from
 // (see Member.Run).
 //
-// Version 3 has the flags watch and hello, and the kind dead. A beat or a
+// Version 3 has the flags watch, hello and ack, and the kind dead. A beat or a
 // leave carries the state as in version 2; a dead message carries instead
 //
 //	subject name length(1) name incarnation(8) seq(8)
@@ -127,6 +130,7 @@ const (
 	flagTag    = 1
 	flagWatch  = 2
 	flagHello  = 4
+	flagAck    = 8
 	maxNameLen = 253 // a Kubernetes node name is a DNS subdomain
 	// MaxLinks, MaxPrefixes and MaxClaims bound a state.
 	MaxLinks    = 32
@@ -151,7 +155,7 @@ func (m Message) Marshal(key []byte) ([]byte, error) {
 	if m.Kind != Beat && m.Kind != Leave && (m.Kind != Dead || !m.V3) {
 		return nil, fmt.Errorf("marshal: unknown kind %d", m.Kind)
 	}
-	if !m.V3 && (m.Watch || m.Hello) {
+	if !m.V3 && (m.Watch || m.Hello || m.Ack) {
 		return nil, errors.New("marshal: flags need version 3")
 	}
 	if m.Name == "" || len(m.Name) > maxNameLen {
@@ -175,6 +179,9 @@ func (m Message) Marshal(key []byte) ([]byte, error) {
 	}
 	if m.Hello {
 		b[5] |= flagHello
+	}
+	if m.Ack {
+		b[5] |= flagAck
 	}
 	b[6] = byte(len(m.Name))
 	binary.BigEndian.PutUint64(b[8:], m.Incarnation)
@@ -217,7 +224,7 @@ func Parse(b, key []byte) (Message, error) {
 	}
 	known := byte(flagTag)
 	if v3 {
-		known |= flagWatch | flagHello
+		known |= flagWatch | flagHello | flagAck
 	}
 	if flags&^known != 0 || b[7] != 0 || n == 0 {
 		return Message{}, fmt.Errorf("%w: bad flags or name length", ErrMalformed)
@@ -246,6 +253,7 @@ func Parse(b, key []byte) (Message, error) {
 		V3:          v3,
 		Watch:       flags&flagWatch != 0,
 		Hello:       flags&flagHello != 0,
+		Ack:         flags&flagAck != 0,
 	}
 	switch {
 	case kind == Dead:

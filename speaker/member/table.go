@@ -155,7 +155,16 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 			// restart with a clock that went backwards is not ignored forever.
 			return false
 		case m.Incarnation == p.Incarnation && m.Seq <= p.Seq:
-			return false // duplicate, reordered or replayed
+			// Duplicate, reordered or replayed. A version 3 sender sends
+			// version 3 first and older versions after it; when they
+			// arrive the other way round, the version 3 message still
+			// tells that the sender speaks it, and whether to watch it.
+			// Otherwise this node would go on expecting older beats that
+			// the sender stops once it hears version 3 back.
+			if m.V3 && !p.V3 && m.Kind == Beat {
+				p.V3, p.Watched = true, m.Watch
+			}
+			return false
 		}
 	}
 	stateChanged := false

@@ -8,7 +8,7 @@ import (
 // lossy is the bench's network at a size a unit test affords.
 func lossy(nodes, watchers, legacy int) Config {
 	c := Network
-	c.Nodes, c.Watchers, c.Legacy, c.Seed = nodes, watchers, legacy, 7
+	c.Nodes, c.Watchers, c.Legacy, c.Seed = nodes, watchers, legacy, testSeed
 	c.Interval, c.DeadAfter = Watch.Interval, Watch.DeadAfter
 	if watchers == 0 {
 		c.Interval, c.DeadAfter = Baseline.Interval, Baseline.DeadAfter

@@ -1,0 +1,3 @@
+package sim
+
+var testSeed uint64 = 7
