@@ -58,8 +58,7 @@
 // receives as many on average; the busiest receives about three times
 // that, being among the watchers of more nodes. A crash costs each
 // watcher two notices to every node. A starting node greets every peer
-// (one hello each, and older versions' beats to those that do not answer
-// in version 3, at most HelloBurst a tick) and gets one answer from each.
+// and gets one answer from each (see Greetings below).
 //
 // Detection takes DeadAfter after the last beat, plus one packet for the
 // nodes told by a notice. A sender's stall cannot be told from silence
@@ -78,25 +77,36 @@
 // reaches a non-watcher only with the node's next state change or
 // restart (each of the three sends is lost with 2% here, 8·10⁻⁶ in all).
 //
-// # Mixed versions
+// # Greetings and mixed versions
+//
+// A starting version 3 node greets every peer: a version 3 beat with the
+// hello flag. The peer answers with a version 3 beat flagged ack, and from
+// then on hears from this node only as its watcher, its notices and its
+// state changes. A node greets a peer until it answers or greets it in
+// turn (which this node answers): a version 3 peer may otherwise still
+// think this process unknown, or dead in its previous incarnation.
 //
 // Version 1 speakers drop version 2 and 3 messages, and version 2 ones
-// drop version 3, so every peer not yet heard speaking version 3 (of its
-// current incarnation) gets version 3 with the hello flag, then version 2
-// and version 1 in that order (version 1 only until it was heard speaking
-// version 2, as the version 2 protocol did): an older speaker gets the
-// all-to-all beats it expects, and a version 3 peer answers the hello and
-// gets version 3 only from then on. A peer heard speaking only older
-// versions is watched, as they beat every peer. A version 3 node's first
-// greeting of a peer is version 3 alone: a peer of this version answers
-// within a round trip, so a new cluster does not start with a round of
-// older beats; an older peer hears from it one Interval later. A silent
-// peer that never answered gets greetings every Interval for DeadAfter,
-// then every HelloBackoff. A node greets at most HelloBurst silent peers
-// per tick, first greetings first, so that starting among 5,000 peers
-// (about 20 ticks) does not overflow socket buffers with the greetings and
-// their answers; it stays unsettled until DeadAfter after its last first
-// greeting.
+// drop version 3. So from the second greeting on, a peer not heard
+// speaking version 3 also gets version 2 and then version 1 beats (version
+// 1 only until it was heard speaking version 2, as the version 2 protocol
+// did), in that order, every Interval while it is alive: an older speaker
+// gets the all-to-all beats it expects, and is watched, as it beats every
+// peer. Greetings stop DeadAfter after the first to an older speaker that
+// answers in older versions only; it greets this node when it is upgraded.
+// Sending version 3 first also means a newer receiver learns the version
+// before the copies, or, when they arrive the other way round, from the
+// version 3 beat however late (Table.Receive). The first greeting is
+// version 3 alone: a peer of this version answers within a round trip, so
+// a new cluster does not start with a round of older beats; an older peer
+// hears from a starting node one Interval later.
+//
+// A silent peer gets greetings every Interval for DeadAfter after the
+// first, then every HelloBackoff. A node greets at most HelloBurst silent
+// peers per tick, first greetings first, so that starting among 5,000
+// peers (about 20 ticks) does not overflow socket buffers with the
+// greetings and their answers; it stays unsettled until DeadAfter after
+// its last first greeting.
 //
 // Watchers set to 0 keeps the version 2 protocol: every peer gets a beat
 // every Interval (60 ms, DeadAfter 240 ms by default).
