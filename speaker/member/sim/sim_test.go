@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// testSeed makes the unit runs repeatable; they passed with seeds 1 to 12.
+const testSeed = 7
+
 // lossy is the bench's network at a size a unit test affords.
 func lossy(nodes, watchers, legacy int) Config {
 	c := Network

@@ -1,3 +1,0 @@
-package sim
-
-var testSeed uint64 = 7
