@@ -27,16 +27,15 @@
 // received per Interval: 33,000 packets/s per node at 1,000 nodes with the
 // version 2 timing, each with an HMAC. Instead, each node X beats only its
 // k watchers: its known peers in the rendezvous order of WatchScore(X, ·),
-// down to the k-th that is alive (dead ones ranked above
-// them keep getting beats, so they hear from X when they or a partition
-// come back). A beat carries a watch flag; a receiver expects beats every
+// down to the k-th that is alive (dead ones ranked above them keep
+// getting beats, so they hear from X when they or a partition come back). A beat carries a watch flag; a receiver expects beats every
 // Interval only from the peers whose last beat had it, and a former
 // watcher gets beats without the flag for DeadAfter, which release it.
 // When a watched peer falls silent for DeadAfter, each of its watchers
 // sends a "dead" notice naming the peer's incarnation and last sequence
 // number to every alive peer that speaks version 3, twice, one Interval
-// apart. A peer nobody
-// watches on this node stays alive until such a notice or its leave.
+// apart. A peer this node does not watch stays alive until such a notice
+// or its leave.
 //
 // Only the watched node computes its watchers, so speakers need not agree
 // on the peer list or the hash: the flag tells each receiver what to
