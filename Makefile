@@ -9,7 +9,7 @@ CRD_DIR   := charts/beacon/crds
 TESTBIN    = $(shell hack/testbin.sh | tail -n 1)
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: all deps build test generate verify testbin bench-alloc bench-failover bench-bgp bench-dataplane bench-scale demo demo-down clean image chart-test chaos kind-up kind-down e2e-kind e2e-kind-ops bench-kind-failover
+.PHONY: all deps build test generate verify testbin bench-alloc bench-member bench-failover bench-bgp bench-dataplane bench-scale demo demo-down clean image chart-test chaos kind-up kind-down e2e-kind e2e-kind-ops bench-kind-failover
 
 all: build
 
@@ -55,6 +55,9 @@ test: deps verify ## Everything CI runs
 bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare status-patch baseline
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) run ./test/bench/alloc
+
+bench-member: ## Membership at 100/1,000/5,000 simulated speakers with loss and stalls: all-to-all vs version 3 watchers
+	$(GO) run ./test/bench/member
 
 bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each, LAN carrier loss with heartbeats on a second NIC 10 times (root)
 	@assets=$$(hack/testbin.sh | tail -n 1); \

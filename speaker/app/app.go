@@ -47,6 +47,7 @@ type Options struct {
 	MemberKeyFile     string
 	MemberInterval    time.Duration
 	MemberDeadAfter   time.Duration
+	MemberWatchers    int
 	Dataplane         string
 	HandoffWindow     time.Duration
 	HandoffMark       uint32
@@ -68,8 +69,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9473", "address for /metrics; empty or 0 disables")
 	fs.StringVar(&o.HealthAddr, "health-addr", ":9474", "address for /healthz and /readyz; empty or 0 disables")
 	fs.IntVar(&o.MemberPort, "member-port", 7946, "UDP port for speaker heartbeats (same on every node)")
-	fs.DurationVar(&o.MemberInterval, "member-interval", member.DefaultInterval, "time between heartbeats")
-	fs.DurationVar(&o.MemberDeadAfter, "member-dead-after", member.DefaultDeadAfter, "silence after which a peer speaker is dead (at least twice the interval)")
+	fs.IntVar(&o.MemberWatchers, "member-watchers", member.DefaultWatchers, "peers that watch each speaker's heartbeats and tell the others when it goes silent; 0 beats every peer (the protocol of speakers before version 3 of the wire)")
+	fs.DurationVar(&o.MemberInterval, "member-interval", 0, "time between heartbeats (default 35ms, or 60ms with --member-watchers=0)")
+	fs.DurationVar(&o.MemberDeadAfter, "member-dead-after", 0, "silence after which a watched peer speaker is dead, at least twice the interval (default 300ms, or 240ms with --member-watchers=0)")
 	fs.StringVar(&o.MemberKeyFile, "member-key-file", "", "file holding a shared key that authenticates heartbeats (recommended)")
 	fs.StringVar(&o.BGP, "bgp", "auto", "BGP mode: auto (sessions open when BGPPeers select this node; needs the BGP CRDs) or off")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the speaker's namespace, holding BGPPeer password Secrets (default: $POD_NAMESPACE)")
@@ -192,6 +194,7 @@ func newMember(log logr.Logger, reg prometheus.Registerer, o Options) (*member.M
 		ListenAddress: fmt.Sprintf(":%d", o.MemberPort),
 		Interval:      o.MemberInterval,
 		DeadAfter:     o.MemberDeadAfter,
+		Watchers:      o.MemberWatchers,
 		Key:           key,
 		Logger:        log.WithName("member"),
 		Metrics:       mm,

@@ -113,15 +113,25 @@ func Standby(ip netip.Addr, candidates []Candidate) (announcer, standby string, 
 // the announcer first, then who takes over if it goes away, and so on.
 func Rank(ip netip.Addr, candidates []Candidate) []string {
 	h := ipHash(ip)
+	var names []string
+	for _, c := range candidates {
+		if c.Eligible {
+			names = append(names, c.Name)
+		}
+	}
+	return Order(names, func(name string) uint64 { return score(h, name) })
+}
+
+// Order returns names in rendezvous order of their scores: the highest
+// first, ties to the smaller name.
+func Order(names []string, scoreOf func(string) uint64) []string {
 	type scored struct {
 		name  string
 		score uint64
 	}
-	var ss []scored
-	for _, c := range candidates {
-		if c.Eligible {
-			ss = append(ss, scored{c.Name, score(h, c.Name)})
-		}
+	ss := make([]scored, len(names))
+	for i, n := range names {
+		ss[i] = scored{n, scoreOf(n)}
 	}
 	sort.Slice(ss, func(i, j int) bool {
 		if ss[i].score != ss[j].score {
@@ -135,6 +145,10 @@ func Rank(ip netip.Addr, candidates []Candidate) []string {
 	}
 	return out
 }
+
+// Mix64 is the finaliser of Score (MurmurHash3's fmix64), for other
+// rendezvous hashes.
+func Mix64(k uint64) uint64 { return fmix64(k) }
 
 // Keep is the election for an address that does not fail back: it stays
 // with the node announcing it now. The announcer is the highest-scoring

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -22,6 +21,12 @@ const (
 	DefaultPort      = 7946
 	DefaultInterval  = 60 * time.Millisecond
 	DefaultDeadAfter = 240 * time.Millisecond
+	// The version 3 defaults (Config.Watchers > 0): with only k peers to
+	// beat, a node can beat more often and wait longer, which rides out a
+	// 100 ms stall of either side and 2% loss (see the package doc).
+	DefaultWatchers       = 3
+	DefaultWatchInterval  = 35 * time.Millisecond
+	DefaultWatchDeadAfter = 300 * time.Millisecond
 )
 
 // Config configures a Member.
@@ -33,11 +38,12 @@ type Config struct {
 	ListenAddress string
 	// Conn, if set, is used instead of listening; Run closes it.
 	Conn net.PacketConn
-	// Interval between heartbeats; default DefaultInterval.
+	// Interval between heartbeats; default DefaultInterval, or
+	// DefaultWatchInterval with Watchers.
 	Interval time.Duration
-	// DeadAfter is how long a silent peer stays alive; default
-	// DefaultDeadAfter. It
-	// must be at least twice Interval.
+	// DeadAfter is how long a silent watched peer stays alive; default
+	// DefaultDeadAfter, or DefaultWatchDeadAfter with Watchers. It must
+	// be at least twice Interval.
 	DeadAfter time.Duration
 	// Key, if set, authenticates messages (HMAC-SHA256); every speaker must
 	// use the same key.
@@ -48,6 +54,10 @@ type Config struct {
 	Metrics *Metrics
 	// Clock is for tests; default the real clock.
 	Clock clock.WithTicker
+	// Watchers selects the protocol: 0 beats every peer (version 2); k > 0
+	// beats only k watchers, which tell everyone when this node goes
+	// silent (version 3; see the package doc).
+	Watchers int
 }
 
 // Member tracks the liveness of peer speakers. Create it with New, feed it
@@ -59,7 +69,7 @@ type Member struct {
 	clock clock.WithTicker
 
 	mu        sync.Mutex
-	peerAddrs map[string]netip.AddrPort
+	peerAddrs map[string]netip.AddrPort // replaced, never changed
 	peersSet  chan struct{}
 	local     State // guarded by mu
 	localSet  chan struct{}
@@ -86,10 +96,18 @@ func New(cfg Config) (*Member, error) {
 	if cfg.ListenAddress == "" {
 		cfg.ListenAddress = fmt.Sprintf(":%d", DefaultPort)
 	}
-	if cfg.Interval <= 0 {
+	switch {
+	case cfg.Watchers < 0:
+		return nil, fmt.Errorf("member: Watchers %d must not be negative", cfg.Watchers)
+	case cfg.Interval <= 0 && cfg.Watchers > 0:
+		cfg.Interval = DefaultWatchInterval
+	case cfg.Interval <= 0:
 		cfg.Interval = DefaultInterval
 	}
-	if cfg.DeadAfter <= 0 {
+	switch {
+	case cfg.DeadAfter <= 0 && cfg.Watchers > 0:
+		cfg.DeadAfter = DefaultWatchDeadAfter
+	case cfg.DeadAfter <= 0:
 		cfg.DeadAfter = DefaultDeadAfter
 	}
 	if cfg.DeadAfter < 2*cfg.Interval {
@@ -212,14 +230,9 @@ func (m *Member) Run(ctx context.Context) error {
 			return fmt.Errorf("member: listen on %s: %w", m.cfg.ListenAddress, err)
 		}
 	}
-	l := &loop{
-		Member:      m,
-		conn:        conn,
-		incarnation: uint64(m.clock.Now().UnixNano()),
-		table:       NewTable(m.cfg.Name, m.cfg.DeadAfter, m.clock.Now()),
-		msgs:        make(chan received, 256),
-	}
-	m.log.Info("member started", "address", conn.LocalAddr().String(), "interval", m.cfg.Interval, "deadAfter", m.cfg.DeadAfter, "incarnation", l.incarnation)
+	e := NewEngine(EngineConfig{Name: m.cfg.Name, Interval: m.cfg.Interval, DeadAfter: m.cfg.DeadAfter, Watchers: m.cfg.Watchers}, m.clock.Now())
+	l := &loop{Member: m, conn: conn, engine: e, msgs: make(chan received, 256)}
+	m.log.Info("member started", "address", conn.LocalAddr().String(), "interval", m.cfg.Interval, "deadAfter", m.cfg.DeadAfter, "watchers", m.cfg.Watchers, "incarnation", e.Incarnation())
 
 	readErr := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -231,29 +244,37 @@ func (m *Member) Run(ctx context.Context) error {
 	defer ticker.Stop()
 	deadline := m.clock.NewTimer(m.cfg.DeadAfter)
 	defer deadline.Stop()
-	l.table.SetPeers(l.peerNames(), m.clock.Now())
-	l.send(Beat)
-	l.lastWake = m.clock.Now()
+	e.SetPeers(l.peerNames(), m.clock.Now())
+	l.setLocal()
+	l.send(e.Tick(m.clock.Now()))
 	for {
 		changed := false
 		select {
 		case <-ctx.Done():
-			l.send(Leave)
+			l.send(e.Leave())
 			m.log.Info("member stopped; sent leave")
 			return nil
 		case err := <-readErr:
 			// Without input every peer would look dead and this node would
-			// take over every address: stop instead, and say goodbye.
-			l.send(Leave)
+			// take over every address: stop instead, and say goodbye. The
+			// reader also stops without an error when it sees ctx done
+			// before this loop does.
+			l.send(e.Leave())
+			if err == nil {
+				m.log.Info("member stopped; sent leave")
+				return nil
+			}
 			return fmt.Errorf("member: %w", err)
 		case <-ticker.C():
-			l.send(Beat)
+			l.send(e.Tick(m.clock.Now()))
 		case <-m.peersSet:
-			changed = l.table.SetPeers(l.peerNames(), m.clock.Now())
+			changed = e.SetPeers(l.peerNames(), m.clock.Now())
 		case <-m.localSet:
 			// Peers learn a lost carrier or a new claim now, not a beat later.
-			l.send(Beat)
-			changed = true
+			if l.setLocal() {
+				l.send(e.StateChanged(m.clock.Now()))
+				changed = true
+			}
 		case r := <-l.msgs:
 			changed = l.receive(r)
 		case <-deadline.C():
@@ -262,76 +283,76 @@ func (m *Member) Run(ctx context.Context) error {
 			l.publish()
 		}
 		deadline.Stop()
-		if at, ok := l.table.NextDeadline(); ok {
+		if at, ok := e.Table().NextDeadline(); ok {
 			deadline.Reset(max(at.Sub(m.clock.Now()), 0))
 		}
 	}
 }
 
-// loop is the state of one Run: only its goroutine touches it.
+// loop is the IO shell of one Run around its Engine: only its goroutine
+// touches it.
 type loop struct {
 	*Member
-	conn        net.PacketConn
-	incarnation uint64
-	table       *Table
-	msgs        chan received
-	seq         uint64
-	sentState   State // the local state last sent
-	// lastWake is when the loop last woke. It wakes at least every Interval
-	// (the ticker); a longer gap means this process was not scheduled,
-	// which is not the peers' fault.
-	lastWake time.Time
+	conn   net.PacketConn
+	engine *Engine
+	msgs   chan received
 }
 
-// send sends a message of kind to every peer.
-func (l *loop) send(kind Kind) {
+// setLocal hands the caller's latest state to the engine and reports
+// whether it changed.
+func (l *loop) setLocal() bool {
 	l.mu.Lock()
 	st := l.local
-	peers := maps.Clone(l.peerAddrs)
 	l.mu.Unlock()
-	l.sentState = st
-	// Every peer gets version 2. One not yet heard speaking it may be an
-	// older speaker, which drops version 2, so it gets version 1 too,
-	// second: a newer receiver then learns the state together with the
-	// liveness, never a live peer without state first (which would make
-	// it elect as among older speakers for a moment).
-	l.seq += 2
-	v2, err := Message{Kind: kind, Name: l.cfg.Name, Incarnation: l.incarnation, Seq: l.seq - 1, State: &st}.Marshal(l.cfg.Key)
-	if err != nil {
+	if !l.engine.SetLocal(st) {
+		return false
+	}
+	if !l.engine.StateOK() {
 		// Too many claims or links: peers then see no state from
 		// this node and elect as older speakers do.
-		l.log.Error(err, "cannot encode state; sending version 1 only")
-		v2 = nil
+		l.log.Error(nil, "cannot encode state; sending version 1 only", "links", len(st.NoCarrier), "claims", len(st.Claims))
 	}
-	v1, err := Message{Kind: kind, Name: l.cfg.Name, Incarnation: l.incarnation, Seq: l.seq}.Marshal(l.cfg.Key)
-	if err != nil {
-		l.log.Error(err, "cannot encode message") // unreachable: New validated the name
+	return true
+}
+
+// send sends the engine's messages.
+func (l *loop) send(outs []Out) {
+	if len(outs) == 0 {
 		return
 	}
-	n := 0
-	for name, ap := range peers {
-		msgs := [][]byte{v2, v1}
-		switch {
-		case v2 == nil:
-			msgs = msgs[1:]
-		case l.table.SpeaksState(name):
-			msgs = msgs[:1]
+	l.mu.Lock()
+	peers := l.peerAddrs // SetPeers replaces the map, never changes it
+	l.mu.Unlock()
+	for _, o := range outs {
+		b, err := o.Msg.Marshal(l.cfg.Key)
+		if err != nil {
+			l.log.Error(err, "cannot encode message", "kind", o.Msg.Kind)
+			continue
 		}
-		for _, b := range msgs {
+		n := 0
+		for _, name := range o.To {
+			ap, ok := peers[name]
+			if !ok {
+				continue // not a known node: nowhere to send to
+			}
 			n++
 			if _, err := l.conn.WriteTo(b, net.UDPAddrFromAddrPort(ap)); err != nil {
 				l.cfg.Metrics.sendError()
-				l.log.V(2).Info("cannot send", "to", ap, "kind", kind, "err", err)
+				l.log.V(2).Info("cannot send", "to", ap, "kind", o.Msg.Kind, "err", err)
 			}
 		}
+		l.cfg.Metrics.sent(o.Msg.Kind, n)
 	}
-	l.cfg.Metrics.sent(kind, n)
 }
 
 // publish makes the table's view the one readers see, and signals Changes.
 func (l *loop) publish() {
-	v := &view{settled: l.table.Settled(), names: l.table.AliveNames(), peers: l.table.Peers()}
-	own := l.sentState
+	t := l.engine.Table()
+	v := &view{settled: t.Settled(), names: t.AliveNames(), peers: t.Peers()}
+	own := l.engine.local
+	if !l.engine.StateOK() {
+		own = State{}
+	}
 	v.states = map[string]*State{l.cfg.Name: &own}
 	v.alive = make(map[string]bool, len(v.names))
 	for _, n := range v.names {
@@ -365,10 +386,15 @@ func (l *loop) peerNames() []string {
 // receive applies one received message and reports whether the view changed.
 func (l *loop) receive(r received) bool {
 	l.cfg.Metrics.received(r.msg.Kind)
-	before := l.table.Alive(r.msg.Name)
-	changed := l.table.Receive(r.msg, r.at)
-	if after := l.table.Alive(r.msg.Name); before != after {
+	t := l.engine.Table()
+	before, subjectBefore := t.Alive(r.msg.Name), t.Alive(r.msg.Subject.Name)
+	changed, out := l.engine.Receive(r.msg, r.at)
+	l.send(out)
+	if after := t.Alive(r.msg.Name); before != after {
 		l.log.Info("peer "+aliveWord(after), "node", r.msg.Name, "kind", r.msg.Kind, "incarnation", r.msg.Incarnation)
+	}
+	if r.msg.Kind == Dead && subjectBefore && !t.Alive(r.msg.Subject.Name) {
+		l.log.Info("peer dead", "node", r.msg.Subject.Name, "watcher", r.msg.Name)
 	}
 	return changed
 }
@@ -377,12 +403,10 @@ func (l *loop) receive(r received) bool {
 // stall, reads the beats queued meanwhile, and expires silent peers (cheap,
 // and robust to a missed timer). It reports whether the view changed.
 func (l *loop) wake(now time.Time) bool {
-	if gap := now.Sub(l.lastWake) - l.cfg.Interval; gap > l.cfg.Interval {
-		l.table.Stalled(gap)
+	if gap := l.engine.Wake(now); gap > 0 {
 		l.cfg.Metrics.stalled()
 		l.log.V(1).Info("member loop stalled; not counting it against peers", "stall", gap)
 	}
-	l.lastWake = now
 	changed := false
 	// Beats that arrived before now count before anyone is expired: the
 	// deadline and a queued beat can be ready at once after a stall.
@@ -394,11 +418,12 @@ func (l *loop) wake(now time.Time) bool {
 			drained = true
 		}
 	}
-	ticked, died := l.table.Tick(now)
+	expired, died, out := l.engine.Expire(now)
+	l.send(out)
 	for _, name := range died {
 		l.log.Info("peer dead", "node", name, "after", l.cfg.DeadAfter)
 	}
-	return changed || ticked
+	return changed || expired
 }
 
 func aliveWord(alive bool) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,13 +21,15 @@ import (
 // as if its node crashed: no leave message gets out.
 type cuttable struct {
 	net.PacketConn
-	cut atomic.Bool
+	cut    atomic.Bool
+	writes atomic.Int64
 }
 
 func (c *cuttable) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if c.cut.Load() {
 		return len(b), nil
 	}
+	c.writes.Add(1)
 	return c.PacketConn.WriteTo(b, addr)
 }
 
@@ -37,8 +40,9 @@ type running struct {
 	done   chan error
 }
 
-// startMembers runs n members on loopback, each knowing all the others.
-func startMembers(t *testing.T, n int, key []byte) []*running {
+// startMembers runs n members on loopback, each knowing all the others,
+// with watchers as Config.Watchers.
+func startMembers(t *testing.T, n int, key []byte, watchers int) []*running {
 	t.Helper()
 	var rs []*running
 	peers := map[string]netip.AddrPort{}
@@ -49,7 +53,7 @@ func startMembers(t *testing.T, n int, key []byte) []*running {
 		}
 		name := fmt.Sprintf("node%d", i+1)
 		c := &cuttable{PacketConn: pc}
-		m, err := New(Config{Name: name, Conn: c, Key: key, Logger: testr.New(t).WithName(name)})
+		m, err := New(Config{Name: name, Conn: c, Key: key, Watchers: watchers, Logger: testr.New(t).WithName(name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +95,14 @@ func waitView(t *testing.T, m *Member, want string, limit time.Duration) time.Du
 }
 
 func TestMembersOnLoopback(t *testing.T) {
-	rs := startMembers(t, 3, []byte("shared key"))
+	// One watcher each: a crash is seen by one node and told to the other.
+	for _, watchers := range []int{0, 1} {
+		t.Run(fmt.Sprintf("watchers=%d", watchers), func(t *testing.T) { testMembersOnLoopback(t, watchers) })
+	}
+}
+
+func testMembersOnLoopback(t *testing.T, watchers int) {
+	rs := startMembers(t, 3, []byte("shared key"), watchers)
 	for _, r := range rs {
 		waitView(t, r.m, "node1,node2,node3", 2*time.Second)
 	}
@@ -118,6 +129,39 @@ func TestMembersOnLoopback(t *testing.T) {
 	// node3 comes back: node1 sees it alive again.
 	rs[2].conn.cut.Store(false)
 	waitView(t, rs[0].m, "node1,node3", time.Second)
+}
+
+// Twelve members with two watchers each send a fraction of the
+// all-to-all packets, and all see a crash that only two of them watch.
+func TestWatchersOnLoopback(t *testing.T) {
+	const n = 12
+	rs := startMembers(t, n, nil, 2)
+	var all []string
+	for i := range n {
+		all = append(all, fmt.Sprintf("node%d", i+1))
+	}
+	slices.Sort(all)
+	for _, r := range rs {
+		waitView(t, r.m, strings.Join(all, ","), 3*time.Second)
+	}
+	before := make([]int64, n)
+	for i, r := range rs {
+		before[i] = r.conn.writes.Load()
+	}
+	start := time.Now()
+	time.Sleep(500 * time.Millisecond) // a window to count packets in, not synchronisation
+	elapsed := time.Since(start).Seconds()
+	allToAll := float64(n-1) / DefaultWatchInterval.Seconds()
+	for i, r := range rs {
+		if rate := float64(r.conn.writes.Load()-before[i]) / elapsed; rate > allToAll/3 {
+			t.Errorf("%s sent %.0f packets/s; all-to-all would be %.0f", r.m.cfg.Name, rate, allToAll)
+		}
+	}
+	rs[n-1].conn.cut.Store(true)
+	want := strings.Join(slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == rs[n-1].m.cfg.Name }), ",")
+	for _, r := range rs[:n-1] {
+		waitView(t, r.m, want, 2*time.Second)
+	}
 }
 
 func TestMembersWithDifferentKeysIgnoreEachOther(t *testing.T) {

@@ -17,6 +17,8 @@ type Kind uint8
 const (
 	Beat  Kind = 1
 	Leave Kind = 2
+	// Dead says that a watched peer went silent (version 3 only).
+	Dead Kind = 3
 )
 
 func (k Kind) String() string {
@@ -25,6 +27,8 @@ func (k Kind) String() string {
 		return "beat"
 	case Leave:
 		return "leave"
+	case Dead:
+		return "dead"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -43,6 +47,29 @@ type Message struct {
 	// encoded as version 2; without, as version 1, which every speaker
 	// version parses.
 	State *State
+	// V3 encodes the message as version 3, which carries the flags below,
+	// the Dead kind, and State (an empty one when nil). Parse sets it.
+	V3 bool
+	// Watch asks the receiver to expect this sender's beats every
+	// interval and to declare it dead after its silence; a version 3 beat
+	// without it releases the receiver from watching.
+	Watch bool
+	// Hello asks the receiver for a version 3 beat back: the sender does
+	// not know yet that the receiver speaks version 3.
+	Hello bool
+	// Ack answers a hello: the sender heard this receiver's current
+	// process greet it.
+	Ack bool
+	// Subject is the peer a Dead message is about.
+	Subject Subject
+}
+
+// Subject identifies a peer's process and the last message a watcher had
+// from it.
+type Subject struct {
+	Name        string
+	Incarnation uint64
+	Seq         uint64
 }
 
 // State is what a speaker reports about itself beyond being alive.
@@ -85,12 +112,25 @@ func (s State) Equal(o State) bool {
 // A version 1 speaker rejects version 2 messages, so a version 2 speaker
 // sends version 1 too to every peer it has not yet heard version 2 from
 // (see Member.Run).
+//
+// Version 3 has the flags watch, hello and ack, and the kind dead. A beat or a
+// leave carries the state as in version 2; a dead message carries instead
+//
+//	subject name length(1) name incarnation(8) seq(8)
+//
+// Versions 1 and 2 reject version 3 messages (its header), so a version 3
+// speaker sends the older versions too to every peer it has not yet heard
+// version 3 from.
 const (
 	version1   = 1
 	version2   = 2
+	version3   = 3
 	headerLen  = 24
 	tagLen     = 16
 	flagTag    = 1
+	flagWatch  = 2
+	flagHello  = 4
+	flagAck    = 8
 	maxNameLen = 253 // a Kubernetes node name is a DNS subdomain
 	// MaxLinks, MaxPrefixes and MaxClaims bound a state.
 	MaxLinks    = 32
@@ -112,8 +152,11 @@ var (
 
 // Marshal encodes m, tagged with an HMAC when key is not empty.
 func (m Message) Marshal(key []byte) ([]byte, error) {
-	if m.Kind != Beat && m.Kind != Leave {
+	if m.Kind != Beat && m.Kind != Leave && (m.Kind != Dead || !m.V3) {
 		return nil, fmt.Errorf("marshal: unknown kind %d", m.Kind)
+	}
+	if !m.V3 && (m.Watch || m.Hello || m.Ack) {
+		return nil, errors.New("marshal: flags need version 3")
 	}
 	if m.Name == "" || len(m.Name) > maxNameLen {
 		return nil, fmt.Errorf("marshal: node name must be 1 to %d bytes, got %d", maxNameLen, len(m.Name))
@@ -121,18 +164,41 @@ func (m Message) Marshal(key []byte) ([]byte, error) {
 	b := make([]byte, headerLen, headerLen+len(m.Name)+tagLen)
 	copy(b, "BCN")
 	b[3] = version1
-	if m.State != nil {
+	switch {
+	case m.V3:
+		b[3] = version3
+	case m.State != nil:
 		b[3] = version2
 	}
 	b[4] = byte(m.Kind)
 	if len(key) > 0 {
 		b[5] = flagTag
 	}
+	if m.Watch {
+		b[5] |= flagWatch
+	}
+	if m.Hello {
+		b[5] |= flagHello
+	}
+	if m.Ack {
+		b[5] |= flagAck
+	}
 	b[6] = byte(len(m.Name))
 	binary.BigEndian.PutUint64(b[8:], m.Incarnation)
 	binary.BigEndian.PutUint64(b[16:], m.Seq)
 	b = append(b, m.Name...)
-	if m.State != nil {
+	switch {
+	case m.Kind == Dead:
+		if m.Subject.Name == "" || len(m.Subject.Name) > maxNameLen {
+			return nil, fmt.Errorf("marshal: subject name must be 1 to %d bytes", maxNameLen)
+		}
+		b = append(b, byte(len(m.Subject.Name)))
+		b = append(b, m.Subject.Name...)
+		b = binary.BigEndian.AppendUint64(b, m.Subject.Incarnation)
+		b = binary.BigEndian.AppendUint64(b, m.Subject.Seq)
+	case m.V3 && m.State == nil:
+		b = append(b, 0, 0, 0) // no links, no claims
+	case m.State != nil:
 		var err error
 		if b, err = m.State.append(b); err != nil {
 			return nil, fmt.Errorf("marshal: %w", err)
@@ -148,14 +214,19 @@ func (m Message) Marshal(key []byte) ([]byte, error) {
 // for it are accepted; without one, only untagged messages are, so a
 // misconfigured key shows up as rejected messages rather than silently.
 func Parse(b, key []byte) (Message, error) {
-	if len(b) < headerLen || string(b[:3]) != "BCN" || (b[3] != version1 && b[3] != version2) {
+	if len(b) < headerLen || string(b[:3]) != "BCN" || b[3] < version1 || b[3] > version3 {
 		return Message{}, fmt.Errorf("%w: bad header", ErrMalformed)
 	}
+	v3 := b[3] == version3
 	kind, flags, n := Kind(b[4]), b[5], int(b[6])
-	if kind != Beat && kind != Leave {
+	if kind != Beat && kind != Leave && (kind != Dead || !v3) {
 		return Message{}, fmt.Errorf("%w: unknown kind %d", ErrMalformed, kind)
 	}
-	if flags&^flagTag != 0 || b[7] != 0 || n == 0 {
+	known := byte(flagTag)
+	if v3 {
+		known |= flagWatch | flagHello | flagAck
+	}
+	if flags&^known != 0 || b[7] != 0 || n == 0 {
 		return Message{}, fmt.Errorf("%w: bad flags or name length", ErrMalformed)
 	}
 	tagged := flags&flagTag != 0
@@ -179,8 +250,19 @@ func Parse(b, key []byte) (Message, error) {
 		Name:        string(b[headerLen : headerLen+n]),
 		Incarnation: binary.BigEndian.Uint64(b[8:]),
 		Seq:         binary.BigEndian.Uint64(b[16:]),
+		V3:          v3,
+		Watch:       flags&flagWatch != 0,
+		Hello:       flags&flagHello != 0,
+		Ack:         flags&flagAck != 0,
 	}
-	if b[3] == version2 {
+	switch {
+	case kind == Dead:
+		s, err := parseSubject(b[headerLen+n : end])
+		if err != nil {
+			return Message{}, fmt.Errorf("%w: subject: %w", ErrMalformed, err)
+		}
+		m.Subject = s
+	case b[3] >= version2:
 		st, err := parseState(b[headerLen+n : end])
 		if err != nil {
 			return Message{}, fmt.Errorf("%w: state: %w", ErrMalformed, err)
@@ -307,6 +389,25 @@ func parseState(b []byte) (State, error) {
 			break
 		}
 		s.Claims = append(s.Claims, a)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	return s, r.err
+}
+
+func parseSubject(b []byte) (Subject, error) {
+	r := &reader{b: b}
+	n := r.byte()
+	if r.err == nil && n == 0 {
+		return Subject{}, errors.New("empty name")
+	}
+	s := Subject{Name: string(r.bytes(n))}
+	if inc := r.bytes(8); inc != nil {
+		s.Incarnation = binary.BigEndian.Uint64(inc)
+	}
+	if seq := r.bytes(8); seq != nil {
+		s.Seq = binary.BigEndian.Uint64(seq)
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d trailing bytes", len(r.b))

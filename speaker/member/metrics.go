@@ -23,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		sentTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "beacon", Subsystem: "member", Name: "messages_sent_total",
-			Help: "Liveness messages sent, by kind (beat, leave), one per peer.",
+			Help: "Liveness messages sent, by kind (beat, leave, dead), one per peer.",
 		}, []string{"kind"}),
 		receivedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "beacon", Subsystem: "member", Name: "messages_received_total",

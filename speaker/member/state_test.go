@@ -166,8 +166,15 @@ func (r *recording) versions(to string) []byte {
 
 // A speaker of this version and one of version 1 (the parser below is
 // version 1's, frozen) see each other alive; two speakers of this version
-// exchange their state and stop sending version 1 to each other.
+// exchange their state and stop sending version 1 to each other, and with
+// watchers version 2 too.
 func TestMixedVersions(t *testing.T) {
+	for _, watchers := range []int{0, 3} {
+		t.Run(fmt.Sprintf("watchers=%d", watchers), func(t *testing.T) { testMixedVersions(t, watchers) })
+	}
+}
+
+func testMixedVersions(t *testing.T, watchers int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	listen := func() net.PacketConn {
@@ -185,7 +192,7 @@ func TestMixedVersions(t *testing.T) {
 	peers := map[string]netip.AddrPort{"old": addr(oldConn)}
 	for _, name := range []string{"new1", "new2"} {
 		r := &recording{PacketConn: listen(), sent: map[string][]byte{}}
-		m, err := New(Config{Name: name, Conn: r, Logger: testr.New(t).WithName(name)})
+		m, err := New(Config{Name: name, Conn: r, Watchers: watchers, Logger: testr.New(t).WithName(name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,8 +279,12 @@ func TestMixedVersions(t *testing.T) {
 		to netip.AddrPort
 	}{{new1, peers["new2"]}, {new2, peers["new1"]}} {
 		v := c.r.versions(c.to.String())
-		if len(v) < 12 || slices.Contains(v[len(v)-10:], version1) || !slices.Contains(v, version2) {
-			t.Errorf("versions sent to %s: %v", c.to, v)
+		latest := byte(version2)
+		if watchers > 0 {
+			latest = version3
+		}
+		if len(v) < 12 || slices.ContainsFunc(v[len(v)-10:], func(b byte) bool { return b != latest }) {
+			t.Errorf("versions sent to %s: %v, want only %d at last", c.to, v, latest)
 		}
 	}
 	if v := new1.versions(peers["old"].String()); len(v) < 20 || !slices.Contains(v[len(v)-10:], version1) {

@@ -204,7 +204,7 @@ func TestTablePeers(t *testing.T) {
 	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 3, Seq: 9}, t0)
 	tb.Receive(Message{Kind: Leave, Name: "b", Incarnation: 3, Seq: 10}, t0.Add(time.Millisecond))
 	got := fmt.Sprintf("%+v", tb.Peers())
-	want := fmt.Sprintf("[%+v]", PeerState{Name: "b", Left: true, LastSeen: t0.Add(time.Millisecond), Incarnation: 3, Seq: 10})
+	want := fmt.Sprintf("[%+v]", PeerState{Name: "b", Left: true, LastSeen: t0.Add(time.Millisecond), Incarnation: 3, Seq: 10, Watched: true})
 	if got != want {
 		t.Fatalf("Peers = %s, want %s", got, want)
 	}
@@ -222,5 +222,19 @@ func TestTablePeers(t *testing.T) {
 	tb.Tick(t0.Add(Retention(time.Second) + time.Millisecond))
 	if len(tb.Peers()) != 0 {
 		t.Fatalf("peer kept after the retention period: %+v", tb.Peers())
+	}
+}
+
+// A version 3 beat that arrives after the older copy sent behind it still
+// marks the peer as speaking version 3.
+func TestTableReorderedVersions(t *testing.T) {
+	tb := NewTable("a", time.Second, t0)
+	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 2, State: &State{}}, t0)
+	if p := tb.Peer("b"); p.V3 || !p.Watched {
+		t.Fatalf("after version 2: %+v", *p)
+	}
+	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 1, V3: true, Hello: true, State: &State{}}, t0)
+	if p := tb.Peer("b"); !p.V3 || p.Watched || p.Seq != 2 {
+		t.Fatalf("after the reordered version 3: %+v, want version 3, not watched, seq 2", *p)
 	}
 }

@@ -1,0 +1,595 @@
+package member
+
+import (
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/beaconlb/beacon/speaker/election"
+)
+
+// HelloBackoff is how often a peer that was never heard, or an older
+// speaker that went silent, gets a hello once the startup grace period is
+// over.
+const HelloBackoff = time.Second
+
+// HelloBurst bounds the greetings of silent peers per tick, so that a
+// node starting among thousands does not overflow its peers' and its own
+// socket buffers with the greetings and their answers at once.
+const HelloBurst = 256
+
+// EngineConfig configures an Engine.
+type EngineConfig struct {
+	Name      string
+	Interval  time.Duration
+	DeadAfter time.Duration
+	// Watchers is how many peers watch this node (version 3); 0 keeps the
+	// all-to-all version 2 protocol.
+	Watchers int
+}
+
+// Out is one message to send to some peers, by name.
+type Out struct {
+	Msg Message
+	To  []string
+}
+
+// Engine is the protocol without IO: Member.Run feeds it the clock's
+// ticks, the received messages and the caller's settings, and sends what
+// it returns; a simulator drives it the same way over a virtual network
+// and clock. It is not safe for concurrent use.
+type Engine struct {
+	cfg         EngineConfig
+	table       *Table
+	incarnation uint64
+	seq         uint64
+	peers       []string // known, sorted
+	local       State
+	stateOK     bool // local encodes within the message limits
+	lastWake    time.Time
+
+	// Version 3 only.
+	ranked      []string             // peers by WatchScore, highest first
+	unknown     map[string]struct{}  // peers that did not answer a greeting, or speak an older version
+	watchers    []string             // this node's watchers, in rank order
+	dirty       bool                 // watchers need recomputing
+	release     map[string]time.Time // former watchers, told until then
+	nextHello   map[string]time.Time // for peers not heard speaking version 3
+	fastUntil   map[string]time.Time // hello every interval until then
+	helloed     map[string]bool      // had a hello round: older versions next
+	notices     []Subject            // dead notices to repeat on the next tick
+	stateRounds int                  // ticks that still send the state to every peer
+	refuted     time.Time            // when this node last said it is not dead
+}
+
+// NewEngine returns the engine of a process started at now.
+func NewEngine(cfg EngineConfig, now time.Time) *Engine {
+	return &Engine{
+		cfg:         cfg,
+		table:       NewTable(cfg.Name, cfg.DeadAfter, now),
+		incarnation: uint64(now.UnixNano()),
+		stateOK:     true,
+		lastWake:    now,
+		dirty:       true,
+		release:     map[string]time.Time{},
+		unknown:     map[string]struct{}{},
+		helloed:     map[string]bool{},
+		nextHello:   map[string]time.Time{},
+		fastUntil:   map[string]time.Time{},
+	}
+}
+
+// Table is the liveness table; callers read it between calls.
+func (e *Engine) Table() *Table { return e.table }
+
+// Incarnation identifies this process.
+func (e *Engine) Incarnation() uint64 { return e.incarnation }
+
+// Watchers returns the peers this node asks to watch it (version 3).
+func (e *Engine) Watchers() []string { return slices.Clone(e.watchers) }
+
+// SetPeers sets the known peers (the own name is ignored) and reports
+// whether the view changed.
+func (e *Engine) SetPeers(names []string, now time.Time) bool {
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == e.cfg.Name })
+	sort.Strings(names)
+	if slices.Equal(names, e.peers) {
+		return false // the caller tells on every sync of its own
+	}
+	for _, n := range names {
+		if _, ok := slices.BinarySearch(e.peers, n); !ok {
+			e.nextHello[n], e.fastUntil[n] = now, now.Add(e.cfg.DeadAfter)
+			e.unknown[n] = struct{}{}
+		}
+	}
+	e.peers = names
+	for _, m := range []map[string]time.Time{e.nextHello, e.fastUntil, e.release} {
+		maps.DeleteFunc(m, func(n string, _ time.Time) bool { _, ok := slices.BinarySearch(names, n); return !ok })
+	}
+	maps.DeleteFunc(e.helloed, func(n string, _ bool) bool { _, ok := slices.BinarySearch(names, n); return !ok })
+	e.ranked = rankPeers(e.cfg.Name, names)
+	for n := range e.unknown {
+		if _, ok := slices.BinarySearch(names, n); !ok {
+			delete(e.unknown, n)
+		}
+	}
+	e.dirty = true
+	return e.table.SetPeers(names, now)
+}
+
+// SetLocal sets this node's state; the caller then sends StateChanged's
+// messages. It reports whether the state changed.
+func (e *Engine) SetLocal(st State) bool {
+	if st.Equal(e.local) {
+		return false
+	}
+	e.local = st
+	_, err := st.append(nil)
+	e.stateOK = err == nil
+	return true
+}
+
+// StateOK reports whether the local state fits in a message; when it does
+// not, this node sends version 1 only, and peers elect as with an older
+// speaker.
+func (e *Engine) StateOK() bool { return e.stateOK }
+
+// StateChanged returns the messages that tell peers the new state at once.
+func (e *Engine) StateChanged(now time.Time) []Out {
+	e.stateRounds = 3
+	return e.Tick(now)
+}
+
+func (e *Engine) v3() bool { return e.cfg.Watchers > 0 && e.stateOK }
+
+func (e *Engine) next() uint64 {
+	e.seq++
+	return e.seq
+}
+
+func (e *Engine) msg(kind Kind, v int) Message {
+	m := Message{Kind: kind, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next()}
+	if v >= 2 {
+		st := e.local
+		m.State = &st
+	}
+	m.V3 = v == 3
+	return m
+}
+
+// Wake records that the caller's loop woke at now, and returns how long it
+// had stalled (0 if not). The loop wakes at least every Interval, so a
+// longer gap is a stall of this process, not the peers' silence: it is
+// not counted against them.
+func (e *Engine) Wake(now time.Time) time.Duration {
+	gap := now.Sub(e.lastWake) - e.cfg.Interval
+	e.lastWake = now
+	if gap > e.cfg.Interval {
+		e.table.Stalled(gap)
+		return gap
+	}
+	return 0
+}
+
+// Tick returns the heartbeats of one interval.
+func (e *Engine) Tick(now time.Time) []Out {
+	if !e.v3() {
+		return e.allToAll(Beat)
+	}
+	w := e.watcherSet(now)
+	var watch, hello, legacy, older, release, state []string
+	for _, p := range e.watchers {
+		if _, unknown := e.unknown[p]; !unknown {
+			watch = append(watch, p) // answered a greeting
+		} else {
+			hello = append(hello, p)
+		}
+	}
+	budget := HelloBurst
+	// First greetings first: a start among thousands of peers finishes in
+	// len(peers)/HelloBurst ticks whoever does not answer.
+	unknown := sortedKeys(e.unknown)
+	slices.SortStableFunc(unknown, func(a, b string) int {
+		switch {
+		case e.helloed[a] == e.helloed[b]:
+			return 0
+		case e.helloed[b]:
+			return -1
+		}
+		return 1
+	})
+	for _, p := range unknown {
+		if _, inW := w[p]; inW {
+			continue
+		}
+		if st := e.table.Peer(p); st != nil && st.Alive && !st.V3 {
+			// An older speaker: beats every interval, and greetings
+			// while it may yet answer them.
+			if e.helloed[p] && !now.Before(e.fastUntil[p]) {
+				older = append(older, p)
+			} else {
+				legacy = append(legacy, p)
+			}
+		} else if budget > 0 && e.helloDue(p, now) {
+			legacy = append(legacy, p)
+			budget--
+		}
+	}
+	for p, until := range e.release {
+		if _, inW := w[p]; !inW && now.Before(until) {
+			if _, unknown := e.unknown[p]; !unknown {
+				release = append(release, p)
+			}
+		}
+	}
+	if e.stateRounds > 0 {
+		for _, p := range e.v3Alive("") {
+			if _, inW := w[p]; !inW && !now.Before(e.release[p]) {
+				state = append(state, p)
+			}
+		}
+	}
+	slices.Sort(legacy)
+	slices.Sort(older)
+	slices.Sort(release)
+	for p, until := range e.release {
+		if !now.Before(until) {
+			delete(e.release, p)
+		}
+	}
+	if e.stateRounds > 0 {
+		e.stateRounds--
+	}
+	var out []Out
+	add := func(m Message, to []string) {
+		if len(to) > 0 {
+			out = append(out, Out{Msg: m, To: to})
+		}
+	}
+	m := e.msg(Beat, 3)
+	m.Watch = true
+	add(m, watch)
+	m = e.msg(Beat, 3)
+	m.Watch, m.Hello = true, true
+	add(m, hello)
+	m = e.msg(Beat, 3)
+	m.Hello = true
+	add(m, legacy)
+	add(e.msg(Beat, 3), append(release, state...))
+	// Older speakers drop version 3: they get version 2, then version 1 if
+	// not heard speaking version 2, in that order so that a newer
+	// receiver learns liveness and state together. A peer's first hello
+	// goes alone: a version 3 peer answers it within a round trip, so a
+	// cluster of this version starts without a round of older beats.
+	old := older
+	for _, p := range append(hello, legacy...) {
+		if st := e.table.Peer(p); st == nil || !st.V3 {
+			if e.helloed[p] || (st != nil && st.Alive) {
+				old = append(old, p)
+			}
+		}
+		e.helloed[p] = true
+	}
+	slices.Sort(old)
+	add(e.msg(Beat, 2), old)
+	add(e.msg(Beat, 1), slices.DeleteFunc(slices.Clone(old), e.table.SpeaksState))
+	for _, s := range e.notices {
+		add(Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(), Subject: s}, e.v3Alive(s.Name))
+	}
+	e.notices = nil
+	return out
+}
+
+// helloDue reports whether a silent peer not heard speaking version 3
+// gets a greeting now: every interval for DeadAfter after its first, then
+// every HelloBackoff. Until DeadAfter after the first greeting of a peer
+// never heard from, the table stays unsettled: its silence means nothing
+// yet.
+func (e *Engine) helloDue(p string, now time.Time) bool {
+	if now.Before(e.nextHello[p]) {
+		return false
+	}
+	if !e.helloed[p] {
+		e.fastUntil[p] = now.Add(e.cfg.DeadAfter)
+		if e.table.Peer(p) == nil {
+			e.table.Hold(now.Add(e.cfg.DeadAfter))
+		}
+	}
+	if now.Before(e.fastUntil[p]) {
+		e.nextHello[p] = now
+	} else {
+		e.nextHello[p] = now.Add(HelloBackoff)
+	}
+	return true
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// allToAll is the version 2 protocol: every peer gets version 2, and
+// version 1 too until heard speaking version 2.
+func (e *Engine) allToAll(kind Kind) []Out {
+	var out []Out
+	if e.stateOK {
+		out = append(out, Out{Msg: e.msg(kind, 2), To: e.peers})
+	}
+	v1 := Out{Msg: e.msg(kind, 1), To: e.peers}
+	if e.stateOK {
+		v1.To = slices.DeleteFunc(slices.Clone(e.peers), e.table.SpeaksState)
+	}
+	if len(v1.To) > 0 {
+		out = append(out, v1)
+	}
+	return out
+}
+
+// v3Known returns the known peers heard speaking version 3, alive or not:
+// a refutation must reach those that think this node dead.
+func (e *Engine) v3Known() []string {
+	var to []string
+	for _, p := range e.peers {
+		if st := e.table.Peer(p); st != nil && st.V3 {
+			to = append(to, p)
+		}
+	}
+	return to
+}
+
+// v3Alive returns the alive peers that speak version 3, except one.
+func (e *Engine) v3Alive(except string) []string {
+	var to []string
+	for _, p := range e.peers {
+		if st := e.table.Peer(p); p != except && st != nil && st.V3 && st.Alive {
+			to = append(to, p)
+		}
+	}
+	return to
+}
+
+// Receive applies a message received at now. It reports whether the view
+// changed and returns the messages to send in answer.
+func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
+	if m.V3 && !e.v3() {
+		// Without watchers this node speaks version 2 and takes version 3
+		// for what it is to a version 2 speaker: nothing. Its peers then
+		// keep beating it in the older versions, and it watches them all.
+		return false, nil
+	}
+	var wasDead bool
+	if p := e.table.Peer(m.Name); p != nil {
+		wasDead = !p.Alive && !p.Left && p.Incarnation == m.Incarnation
+	}
+	changed := e.table.Receive(m, now)
+	e.learn(m.Name, m)
+	var out []Out
+	if wasDead && e.table.Alive(m.Name) && e.v3() {
+		// This node declared the peer dead (its silence, or a watcher's
+		// notice), but its process lives on: after a partition or a long
+		// stall. The peers that do not watch it may think so too, so it
+		// is told, and refutes to everyone.
+		p := e.table.Peer(m.Name)
+		out = append(out, Out{Msg: Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(),
+			Subject: Subject{Name: m.Name, Incarnation: p.Incarnation, Seq: p.Seq}}, To: []string{m.Name}})
+	}
+	if m.Kind == Dead {
+		if m.Subject.Name == e.cfg.Name {
+			if m.Subject.Incarnation == e.incarnation && e.v3() && now.Sub(e.refuted) >= e.cfg.Interval {
+				// A watcher declared this node dead: everyone hears
+				// otherwise at once, but once per interval however many
+				// tell it, and notices older than the refutation are
+				// then stale.
+				e.refuted = now
+				w := e.watcherSet(now)
+				var watch, others []string
+				for _, p := range e.v3Known() {
+					if _, ok := w[p]; ok {
+						watch = append(watch, p)
+					} else {
+						others = append(others, p)
+					}
+				}
+				r := e.msg(Beat, 3)
+				r.Watch = true
+				out = append(out, Out{Msg: r, To: watch}, Out{Msg: e.msg(Beat, 3), To: others})
+			}
+		} else if e.table.ReceiveDead(m.Subject, now) {
+			changed = true
+		}
+	}
+	if m.V3 && m.Hello && e.v3() {
+		// At most one per sender's beat.
+		r := e.msg(Beat, 3)
+		_, r.Watch = e.watcherSet(now)[m.Name]
+		r.Ack = true
+		out = append(out, Out{Msg: r, To: []string{m.Name}})
+	}
+	if changed {
+		e.dirty = true
+	}
+	return changed, out
+}
+
+// Expire declares silent watched peers dead, and settles the table. It
+// reports whether the view changed and who died, and returns the dead
+// notices to send.
+func (e *Engine) Expire(now time.Time) (bool, []string, []Out) {
+	changed, died := e.table.Tick(now)
+	if changed {
+		e.dirty = true
+	}
+	if !e.v3() {
+		return changed, died, nil
+	}
+	var out []Out
+	for _, name := range died {
+		p := e.table.Peer(name)
+		if p == nil || !p.V3 {
+			continue // older speakers watch every peer themselves
+		}
+		s := Subject{Name: name, Incarnation: p.Incarnation, Seq: p.Seq}
+		// Sent twice: the peers that take over must not miss it.
+		e.notices = append(e.notices, s)
+		out = append(out, Out{Msg: Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(), Subject: s}, To: e.v3Alive(name)})
+	}
+	return changed, died, out
+}
+
+// Leave returns the goodbye messages of a clean stop.
+func (e *Engine) Leave() []Out {
+	if !e.v3() {
+		return e.allToAll(Leave)
+	}
+	var v3, old []string
+	for _, p := range e.peers {
+		if st := e.table.Peer(p); st != nil && st.V3 {
+			v3 = append(v3, p)
+		} else {
+			old = append(old, p)
+		}
+	}
+	var out []Out
+	for _, o := range []Out{
+		{Msg: e.msg(Leave, 3), To: v3},
+		{Msg: e.msg(Leave, 2), To: old},
+		{Msg: e.msg(Leave, 1), To: slices.DeleteFunc(slices.Clone(old), e.table.SpeaksState)},
+	} {
+		if len(o.To) > 0 {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// learn keeps a known peer's place among those to greet: until it
+// answers a greeting (a peer that speaks version 3 may still think this
+// process unknown, or dead in its previous incarnation), or again once it
+// speaks an older version (a rollback).
+func (e *Engine) learn(name string, m Message) {
+	if _, known := slices.BinarySearch(e.peers, name); !known {
+		return
+	}
+	st := e.table.Peer(name)
+	_, unknown := e.unknown[name]
+	switch {
+	case (m.Ack || m.Hello) && st != nil && st.V3 && unknown:
+		// An answer, or the peer's own greeting, which this node answers:
+		// either way the peer hears this process.
+		delete(e.unknown, name)
+		delete(e.nextHello, name)
+		delete(e.fastUntil, name)
+		delete(e.helloed, name)
+		if len(e.unknown) == 0 {
+			// Go maps keep their size: a cluster of thousands of peers
+			// that all answered would keep four such maps each.
+			e.unknown, e.nextHello, e.fastUntil, e.helloed = map[string]struct{}{}, map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
+		}
+	case st != nil && !st.V3 && !unknown:
+		e.unknown[name] = struct{}{}
+	}
+}
+
+// watcherSet returns this node's watchers: its known peers in rendezvous
+// order of WatchScore, down to the Watchers-th one that may be alive (seen
+// alive, or not heard from yet during startup). Dead peers ranked above
+// them are included, so that they hear from this node when they (or a
+// partition) come back. Former watchers are told to stop for DeadAfter.
+func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
+	if e.dirty {
+		e.dirty = false
+		prev := e.watchers
+		e.watchers = pickWatchers(e.ranked, e.cfg.Watchers, func(p string) bool {
+			return e.table.Alive(p) || (!e.table.Settled() && e.table.Peer(p) == nil)
+		})
+		for _, p := range prev {
+			if !slices.Contains(e.watchers, p) {
+				e.release[p] = now.Add(e.cfg.DeadAfter)
+			}
+		}
+		for _, p := range e.watchers {
+			delete(e.release, p)
+		}
+	}
+	w := make(map[string]struct{}, len(e.watchers))
+	for _, p := range e.watchers {
+		w[p] = struct{}{}
+	}
+	return w
+}
+
+// rankPeers orders peers by WatchScore for node, highest first.
+func rankPeers(node string, peers []string) []string {
+	others := slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == node })
+	return election.Order(others, func(p string) uint64 { return WatchScore(node, p) })
+}
+
+// RankWatchers returns node's k watchers among peers when every peer is
+// alive: the first k of its rendezvous order, found in one pass.
+func RankWatchers(node string, peers []string, k int) []string {
+	type scored struct {
+		name  string
+		score uint64
+	}
+	top := make([]scored, 0, k+1)
+	for _, p := range peers {
+		if p == node {
+			continue
+		}
+		s := scored{p, WatchScore(node, p)}
+		i := sort.Search(len(top), func(i int) bool {
+			return top[i].score < s.score || (top[i].score == s.score && top[i].name > s.name)
+		})
+		if i >= k {
+			continue
+		}
+		top = slices.Insert(top, i, s)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	out := make([]string, len(top))
+	for i, s := range top {
+		out[i] = s.name
+	}
+	return out
+}
+
+// pickWatchers takes ranked peers down to the k-th candidate (see
+// watcherSet), at most 4k names, so that a mostly dead cluster does not
+// make a node beat everyone.
+func pickWatchers(ranked []string, k int, candidate func(string) bool) []string {
+	var out []string
+	for _, p := range ranked {
+		if k == 0 || len(out) == 4*k {
+			break
+		}
+		out = append(out, p)
+		if candidate(p) {
+			k--
+		}
+	}
+	return out
+}
+
+// WatchScore is the rendezvous weight of watcher for node: FNV-1a-64 over
+// both names, separated by a zero byte, finalised with fmix64. Only the
+// watched node computes it, so speakers need not agree on it.
+func WatchScore(node, watcher string) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
+		}
+	}
+	mix(node)
+	h *= 1099511628211 // the zero separator
+	mix(watcher)
+	return election.Mix64(h)
+}

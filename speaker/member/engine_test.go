@@ -1,0 +1,341 @@
+package member
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMessageV3RoundTrip(t *testing.T) {
+	for _, key := range [][]byte{nil, []byte("secret")} {
+		for _, m := range []Message{
+			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 2, V3: true, Watch: true, State: &State{}},
+			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 3, V3: true, Hello: true, State: &State{Claims: claims(3)}},
+			{Kind: Beat, Name: "a", Incarnation: 1, Seq: 3, V3: true, Ack: true, State: &State{}},
+			{Kind: Leave, Name: "a", Incarnation: 1, Seq: 4, V3: true, State: &State{}},
+			{Kind: Dead, Name: "a", Incarnation: 1, Seq: 5, V3: true, Subject: Subject{Name: "b", Incarnation: 7, Seq: 1 << 40}},
+		} {
+			b, err := m.Marshal(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Parse(b, key)
+			sameState := (got.State == nil) == (m.State == nil) && (m.State == nil || got.State.Equal(*m.State))
+			want := m
+			got.State, want.State = nil, nil
+			if err != nil || got != want || !sameState {
+				t.Fatalf("key %q: Parse(Marshal(%+v)) = %+v, %v", key, m, got, err)
+			}
+			// Speakers of version 1 (and 2, whose parser rejects any
+			// version byte but its own two) drop version 3.
+			if _, err := parseV1(b, key); err == nil {
+				t.Errorf("version 1 parsed version 3: %+v", m)
+			}
+		}
+	}
+}
+
+// The wire format is shared by speakers of different versions: pin it.
+func TestMessageV3WireFormat(t *testing.T) {
+	for _, tc := range []struct {
+		m    Message
+		want string
+	}{
+		{Message{Kind: Beat, Name: "n1", Incarnation: 1, Seq: 9, V3: true, Watch: true, Hello: true},
+			"42434e03" + "01060200" + "0000000000000001" + "0000000000000009" + "6e31" + "00" + "0000"},
+		{Message{Kind: Dead, Name: "n1", Incarnation: 1, Seq: 9, V3: true, Subject: Subject{Name: "n2", Incarnation: 2, Seq: 3}},
+			"42434e03" + "03000200" + "0000000000000001" + "0000000000000009" + "6e31" + "02" + "6e32" + "0000000000000002" + "0000000000000003"},
+	} {
+		b, err := tc.m.Marshal(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(b); got != tc.want {
+			t.Errorf("wire of %+v = %s, want %s", tc.m, got, tc.want)
+		}
+	}
+}
+
+func TestMessageV3Rejects(t *testing.T) {
+	for _, m := range []Message{
+		{Kind: Dead, Name: "a", Subject: Subject{Name: "b"}}, // dead needs version 3
+		{Kind: Beat, Name: "a", Watch: true},                 // flags need version 3
+		{Kind: Dead, Name: "a", V3: true},                    // no subject
+	} {
+		if _, err := m.Marshal(nil); err == nil {
+			t.Errorf("Marshal(%+v) succeeded", m)
+		}
+	}
+	good, _ := Message{Kind: Dead, Name: "a", V3: true, Subject: Subject{Name: "b"}}.Marshal(nil)
+	for name, b := range map[string][]byte{
+		"truncated subject": good[:len(good)-1],
+		"trailing byte":     append(slices.Clone(good), 0),
+		"unknown flag":      func() []byte { c := slices.Clone(good); c[5] = 16; return c }(),
+		"dead in version 2": func() []byte { c := slices.Clone(good); c[3] = 2; return c }(),
+	} {
+		if _, err := Parse(b, nil); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+}
+
+func claims(n int) []netip.Addr {
+	var out []netip.Addr
+	for i := range n {
+		out = append(out, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}))
+	}
+	return out
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// RankWatchers, the one-pass form, agrees with the engine's full order.
+func TestRankWatchers(t *testing.T) {
+	var peers []string
+	for i := range 200 {
+		peers = append(peers, fmt.Sprintf("node-%d", i))
+	}
+	for _, k := range []int{1, 3, 5} {
+		for _, node := range []string{"node-0", "node-17", "elsewhere"} {
+			want := rankPeers(node, peers)[:k]
+			if got := RankWatchers(node, peers, k); !slices.Equal(got, want) {
+				t.Errorf("RankWatchers(%s, k=%d) = %v, want %v", node, k, got, want)
+			}
+		}
+	}
+}
+
+// pickWatchers skips dead peers but keeps them, so that they hear from
+// the node when they come back, and stops at 4k names.
+func TestPickWatchers(t *testing.T) {
+	ranked := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}
+	for _, tc := range []struct {
+		dead string
+		k    int
+		want string
+	}{
+		{"", 2, "a,b"},
+		{"a", 2, "a,b,c"},
+		{"a,c", 2, "a,b,c,d"},
+		{"a,b,c,d,e,f,g,h", 2, "a,b,c,d,e,f,g,h"},
+		{"a,b,c,d,e,f,g,h,i", 1, "a,b,c,d"},
+	} {
+		dead := map[string]bool{}
+		for _, d := range splitList(tc.dead) {
+			dead[d] = true
+		}
+		got := pickWatchers(ranked, tc.k, func(p string) bool { return !dead[p] })
+		if joined := fmt.Sprint(got); joined != fmt.Sprint(splitList(tc.want)) {
+			t.Errorf("dead %q k %d: %v, want %s", tc.dead, tc.k, got, tc.want)
+		}
+	}
+}
+
+// A watcher's dead notice is applied unless it is about an older process,
+// or this node heard the peer after the watcher did, recently.
+func TestTableReceiveDead(t *testing.T) {
+	const dead = 400 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		subject Subject
+		at      time.Duration // after the peer's last beat (inc 5, seq 10)
+		want    bool
+	}{
+		{"current", Subject{"b", 5, 10}, 0, true},
+		{"later seq", Subject{"b", 5, 12}, 0, true},
+		{"older process", Subject{"b", 4, 99}, 0, false},
+		{"newer process", Subject{"b", 6, 1}, 0, true},
+		{"heard after the watcher, recently", Subject{"b", 5, 9}, dead / 2, false},
+		{"heard after the watcher, long ago", Subject{"b", 5, 9}, dead, true},
+		{"unknown peer", Subject{"c", 5, 10}, 0, false},
+		{"this node", Subject{"a", 5, 10}, 0, false},
+	} {
+		tb := NewTable("a", dead, t0)
+		tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 5, Seq: 10, V3: true}, t0)
+		if got := tb.ReceiveDead(tc.subject, t0.Add(tc.at)); got != tc.want || tb.Alive("b") == (tc.want && tc.subject.Name == "b") {
+			t.Errorf("%s: ReceiveDead = %v, alive %v; want %v", tc.name, got, tb.Alive("b"), tc.want)
+		}
+	}
+}
+
+// A version 3 peer's silence counts only while it asks to be watched; an
+// older peer's always does.
+func TestTableWatched(t *testing.T) {
+	const dead = 400 * time.Millisecond
+	tb := NewTable("a", dead, t0)
+	tb.Receive(Message{Kind: Beat, Name: "old", Incarnation: 1, Seq: 1}, t0)
+	tb.Receive(Message{Kind: Beat, Name: "w", Incarnation: 1, Seq: 1, V3: true, Watch: true}, t0)
+	tb.Receive(Message{Kind: Beat, Name: "u", Incarnation: 1, Seq: 1, V3: true}, t0)
+	// A version 3 peer's older beats (sent until it hears version 3
+	// back) do not make it watched.
+	tb.Receive(Message{Kind: Beat, Name: "u", Incarnation: 1, Seq: 2, State: &State{}}, t0)
+	if _, died := tb.Tick(t0.Add(dead)); fmt.Sprint(died) != "[old w]" {
+		t.Fatalf("died %v, want [old w]", died)
+	}
+	tb.Receive(Message{Kind: Beat, Name: "w", Incarnation: 1, Seq: 2, V3: true}, t0.Add(dead)) // released
+	if _, died := tb.Tick(t0.Add(10 * dead)); len(died) != 0 || !tb.Alive("u") || !tb.Alive("w") {
+		t.Fatalf("died %v; alive %v", died, tb.AliveNames())
+	}
+}
+
+// An engine without watchers ignores version 3, as a version 2 speaker
+// does, so that a version 3 peer's hello does not stop it from watching
+// that peer.
+func TestEngineWithoutWatchersIgnoresV3(t *testing.T) {
+	e := NewEngine(EngineConfig{Name: "a", Interval: 60 * time.Millisecond, DeadAfter: 240 * time.Millisecond}, t0)
+	e.SetPeers([]string{"b"}, t0)
+	changed, out := e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 1, V3: true, Hello: true, State: &State{}}, t0)
+	if changed || out != nil || e.Table().Alive("b") {
+		t.Fatalf("version 3 hello: changed %v, out %v, alive %v", changed, out, e.Table().Alive("b"))
+	}
+	e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 2, State: &State{}}, t0)
+	if p := e.Table().Peer("b"); p == nil || !p.Alive || !p.Watched {
+		t.Fatalf("after version 2: %+v, want alive and watched", p)
+	}
+}
+
+// v3Engine returns an engine of node "a" whose greeting every peer has
+// answered in version 3, settled.
+func v3Engine(t *testing.T, peers []string) *Engine {
+	t.Helper()
+	e := NewEngine(EngineConfig{Name: "a", Interval: DefaultWatchInterval, DeadAfter: DefaultWatchDeadAfter, Watchers: 2}, t0)
+	e.SetPeers(append([]string{"a"}, peers...), t0)
+	for _, p := range peers {
+		e.Receive(Message{Kind: Beat, Name: p, Incarnation: 1, Seq: 1, V3: true, Ack: true, State: &State{}}, t0)
+	}
+	e.Expire(t0.Add(DefaultWatchDeadAfter))
+	if !e.Table().Settled() {
+		t.Fatal("not settled")
+	}
+	return e
+}
+
+// recipients returns who gets a message of kind with State, and who gets
+// the watch flag.
+func recipients(outs []Out) (state, watch []string) {
+	for _, o := range outs {
+		if o.Msg.Kind == Beat && o.Msg.State != nil && o.Msg.V3 {
+			state = append(state, o.To...)
+			if o.Msg.Watch {
+				watch = append(watch, o.To...)
+			}
+		}
+	}
+	slices.Sort(state)
+	slices.Sort(watch)
+	return state, watch
+}
+
+// In steady state a node beats its watchers only; a state change goes to
+// every peer at once and on the next two ticks, then to the watchers
+// again.
+func TestEngineBeatsWatchersAndBroadcastsState(t *testing.T) {
+	peers := []string{"b", "c", "d", "e", "f", "g"}
+	e := v3Engine(t, peers)
+	now := t0.Add(time.Second)
+	state, watch := recipients(e.Tick(now))
+	if len(watch) != 2 || !slices.Equal(state, watch) {
+		t.Fatalf("steady tick: to %v, watch %v; want 2 watchers only", state, watch)
+	}
+	watchers := watch
+	if !e.SetLocal(State{Claims: claims(1)}) {
+		t.Fatal("SetLocal reported no change")
+	}
+	for i, outs := range [][]Out{e.StateChanged(now), e.Tick(now.Add(DefaultWatchInterval)), e.Tick(now.Add(2 * DefaultWatchInterval))} {
+		state, watch := recipients(outs)
+		if !slices.Equal(state, peers) || !slices.Equal(watch, watchers) {
+			t.Errorf("round %d after the change: to %v, watch %v; want every peer, watchers %v", i, state, watch, watchers)
+		}
+	}
+	if state, _ := recipients(e.Tick(now.Add(3 * DefaultWatchInterval))); !slices.Equal(state, watchers) {
+		t.Errorf("fourth round: to %v, want the watchers %v", state, watchers)
+	}
+}
+
+// A watcher's death makes the next peer in rank a watcher; the dead one
+// still gets beats (it may come back), and a watcher that is no longer
+// one gets beats without the flag for DeadAfter.
+func TestEngineReplacesAndReleasesWatchers(t *testing.T) {
+	peers := []string{"b", "c", "d", "e", "f", "g"}
+	e := v3Engine(t, peers)
+	now := t0.Add(time.Second)
+	_, watch := recipients(e.Tick(now))
+	ranked := rankPeers("a", peers)
+	if !slices.Equal(watch, sorted(ranked[:2])) {
+		t.Fatalf("watchers %v, want the first two of %v", watch, ranked)
+	}
+	dead := ranked[0]
+	e.Receive(Message{Kind: Dead, Name: ranked[3], Incarnation: 1, Seq: 2, V3: true, Subject: Subject{Name: dead, Incarnation: 1, Seq: 1}}, now)
+	if e.Table().Alive(dead) {
+		t.Fatalf("%s alive after a dead notice", dead)
+	}
+	if _, watch := recipients(e.Tick(now)); !slices.Equal(watch, sorted(ranked[:3])) {
+		t.Fatalf("after %s died: watch %v, want %v", dead, watch, sorted(ranked[:3]))
+	}
+	// It comes back: the third one is released, for DeadAfter.
+	e.Receive(Message{Kind: Beat, Name: dead, Incarnation: 2, Seq: 1, V3: true, Ack: true, State: &State{}}, now)
+	state, watch := recipients(e.Tick(now))
+	if !slices.Equal(watch, sorted(ranked[:2])) || !slices.Contains(state, ranked[2]) {
+		t.Fatalf("after %s came back: to %v, watch %v; want watchers %v and %s released", dead, state, watch, sorted(ranked[:2]), ranked[2])
+	}
+	if state, _ := recipients(e.Tick(now.Add(DefaultWatchDeadAfter))); slices.Contains(state, ranked[2]) {
+		t.Fatalf("%s still beaten after DeadAfter: %v", ranked[2], state)
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// A node among many greets HelloBurst silent peers per tick, and stays
+// unsettled until DeadAfter after the last first greeting.
+func TestEnginePacesGreetings(t *testing.T) {
+	var peers []string
+	for i := range HelloBurst*2 + 10 {
+		peers = append(peers, fmt.Sprintf("p%04d", i))
+	}
+	e := NewEngine(EngineConfig{Name: "a", Interval: DefaultWatchInterval, DeadAfter: DefaultWatchDeadAfter, Watchers: 3}, t0)
+	e.SetPeers(peers, t0)
+	greeted := map[string]bool{}
+	var last time.Time
+	now := t0
+	for tick := 0; len(greeted) < len(peers); tick++ {
+		if tick > 5 {
+			t.Fatalf("%d of %d greeted after 5 ticks", len(greeted), len(peers))
+		}
+		n := 0
+		for _, o := range e.Tick(now) {
+			if o.Msg.V3 && o.Msg.Hello {
+				for _, p := range o.To {
+					if !greeted[p] {
+						greeted[p], last = true, now
+					}
+					n++
+				}
+			}
+		}
+		if n > HelloBurst+3 { // the watchers come on top
+			t.Fatalf("tick %d greeted %d peers, want at most %d", tick, n, HelloBurst+3)
+		}
+		now = now.Add(DefaultWatchInterval)
+	}
+	e.Expire(last.Add(DefaultWatchDeadAfter - time.Millisecond))
+	if e.Table().Settled() {
+		t.Fatal("settled before DeadAfter after the last first greeting")
+	}
+	e.Expire(last.Add(DefaultWatchDeadAfter))
+	if !e.Table().Settled() {
+		t.Fatal("not settled DeadAfter after the last first greeting")
+	}
+}
