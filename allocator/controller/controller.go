@@ -283,6 +283,7 @@ func (c *Controller) startLoops(ctx context.Context, wg *sync.WaitGroup, announc
 // upstream service controller owns the finalizer there.)
 func (c *Controller) restore() {
 	c.lb.SetPools(c.parsePools())
+	c.seedConflicts(time.Now())
 	svcs, _ := c.services.List(labels.Everything())
 	lbservice.SortForRestore(svcs)
 	restored, stale := 0, 0
