@@ -159,4 +159,3 @@ func (h *harness) watchStatus() func() statusSeen {
 		return statusSeen{updates: got.updates, ingress: slices.Clone(got.ingress), probing: slices.Clone(got.probing)}
 	}
 }
-
