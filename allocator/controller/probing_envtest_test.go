@@ -88,6 +88,15 @@ func TestProbeBeforeStatus(t *testing.T) {
 	})
 	h.waitIPs("routed", "198.18.79.64")
 
+	evs, err := h.env.Kube.CoreV1().Events(h.ns).List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if e.Reason == controller.EventInvalidRequest {
+			t.Errorf("%s on %s: %s", e.Reason, e.InvolvedObject.Name, e.Message)
+		}
+	}
 	got := seen()
 	if slices.Contains(got.ingress, "198.18.79.0") {
 		t.Errorf("the address in use appeared in a Service status: %v", got.ingress)
