@@ -702,9 +702,8 @@ func setAllocatedFrom(svc *v1.Service, pools string) {
 }
 
 // patch writes finalizers, the allocated-from-pool and probing annotations
-// and status in
-// one strategic-merge patch of the status subresource (which accepts
-// metadata changes), skipping no-ops.
+// and status in one strategic-merge patch of the status subresource (which
+// accepts metadata changes), skipping no-ops.
 func (c *Controller) patch(ctx context.Context, old, updated *v1.Service) error {
 	a, p := provider.AnnotationAllocatedFrom, lbservice.AnnotationProbing
 	if slices.Equal(old.Finalizers, updated.Finalizers) &&
