@@ -37,6 +37,40 @@ func IngressIPs(svc *v1.Service) []netip.Addr {
 	return ips
 }
 
+// AnnotationProbing is written by the controller on a Service whose new
+// addresses (of pools announced in L2) wait for a speaker's probe before
+// they go into status: every address the Service is to hold, comma
+// separated. The speakers announce these addresses instead of the status's,
+// probing the new ones first; the controller writes them into status once
+// a speaker reports them answered (or found in use, or the wait is over),
+// and removes the annotation in the same write.
+const AnnotationProbing = "beaconlb.io/probing"
+
+// ProbingIPs returns the addresses of the probing annotation, in order,
+// skipping invalid entries; nil when the annotation is not set.
+func ProbingIPs(svc *v1.Service) []netip.Addr {
+	v, ok := svc.Annotations[AnnotationProbing]
+	if !ok {
+		return nil
+	}
+	ips := []netip.Addr{}
+	for s := range strings.SplitSeq(v, ",") {
+		if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
+			ips = append(ips, a)
+		}
+	}
+	return ips
+}
+
+// OfferedIPs returns the addresses the speakers announce for the Service:
+// those of the probing annotation if it is set, else those of its status.
+func OfferedIPs(svc *v1.Service) []netip.Addr {
+	if ips := ProbingIPs(svc); ips != nil {
+		return ips
+	}
+	return IngressIPs(svc)
+}
+
 // Key is the Service's namespace/name.
 func Key(svc *v1.Service) string { return svc.Namespace + "/" + svc.Name }
 

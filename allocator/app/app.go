@@ -46,6 +46,8 @@ type Options struct {
 	ExternalIPsParam string
 	// ConflictHold: see controller.Options.
 	ConflictHold time.Duration
+	// ProbeTimeout: see controller.Options.
+	ProbeTimeout time.Duration
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests).
 	RestConfig *rest.Config
@@ -74,6 +76,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 3*time.Second, "how long the leader retries renewing before giving up")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 500*time.Millisecond, "how often candidates try to take the Lease")
 	fs.DurationVar(&o.ConflictHold, "address-conflict-hold", controller.DefaultConflictHold, "how long an address that speakers found in use by another host stays out of automatic allocation after the last report of it")
+	fs.DurationVar(&o.ProbeTimeout, "address-probe-timeout", controller.DefaultProbeTimeout, "how long a new address of a pool announced in L2 waits for a speaker to report it probed (ARP probe, DAD) before it goes into Service status unprobed")
 	fs.StringVar(&o.ExternalIPsParam, "externalips-param", ns+"/"+externalips.DefaultName, "namespace/name of the ConfigMap listing the CIDRs of pools with allowExternalIPs, read by the chart's externalIPs admission policy; empty disables")
 }
 
@@ -101,6 +104,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		Workers:           o.Workers,
 		ExternalIPsParam:  param,
 		ConflictHold:      o.ConflictHold,
+		ProbeTimeout:      o.ProbeTimeout,
 	})
 	if err != nil {
 		return err

@@ -66,7 +66,7 @@ type announcementCaches struct {
 // announcementInformer returns an informer of every ServiceAnnouncement (all
 // namespaces) and points the unannounced gauge at it and at services.
 func (c *Controller) announcementInformer(services corelisters.ServiceLister, servicesSynced cache.InformerSynced) cache.SharedIndexInformer {
-	inf := cache.NewSharedIndexInformer(c.beacon.ListWatch(client.ServiceAnnouncements), &v1alpha1.ServiceAnnouncement{}, 0, cache.Indexers{})
+	inf := cache.NewSharedIndexInformer(c.beacon.ListWatch(client.ServiceAnnouncements), &v1alpha1.ServiceAnnouncement{}, 0, cache.Indexers{indexService: announcementService})
 	c.announcements.Store(&announcementCaches{
 		services:      services,
 		announcements: inf.GetStore(),

@@ -85,6 +85,50 @@ func mergeConflicts(known, reported map[netip.Addr]addressConflict, now time.Tim
 	return next, added, removed
 }
 
+// seedConflicts loads the conflicts that the pools' status lists, as if
+// their reports had just gone: a new leader (or a restarted controller)
+// keeps them out of automatic choice for the hold, and the speakers'
+// reports, once read, take over the ones still seen.
+func (c *Controller) seedConflicts(now time.Time) {
+	var pools []v1alpha1.IPPool
+	for _, o := range c.pools.List() {
+		if p, ok := o.(*v1alpha1.IPPool); ok {
+			pools = append(pools, *p)
+		}
+	}
+	seeded := statusConflicts(pools, now)
+	if len(seeded) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.conflicts = seeded
+	c.mu.Unlock()
+	ips := make([]netip.Addr, 0, len(seeded))
+	for ip := range seeded {
+		ips = append(ips, ip)
+	}
+	c.lb.SetConflicts(ips)
+	c.log.Info("restored addresses in use by other hosts from pool status", "addresses", len(ips))
+}
+
+// statusConflicts reads the conflicts listed in the pools' status, each
+// gone since now.
+func statusConflicts(pools []v1alpha1.IPPool, now time.Time) map[netip.Addr]addressConflict {
+	out := map[netip.Addr]addressConflict{}
+	for _, p := range pools {
+		for _, x := range p.Status.AddressConflicts {
+			ip, err := netip.ParseAddr(x.Address)
+			if err != nil {
+				continue
+			}
+			node := x.Node
+			x.Node = ""
+			out[ip] = addressConflict{AddressConflict: x, Node: node, gone: now}
+		}
+	}
+	return out
+}
+
 // watchConflicts marks the conflicts dirty on every ServiceAnnouncement
 // change.
 func (c *Controller) watchConflicts(inf cache.SharedIndexInformer) error {

@@ -98,3 +98,50 @@ func fmtCond(c *metav1.Condition) string {
 	}
 	return string(c.Status) + " " + c.Message
 }
+
+// TestAddressConflictsSurviveRestart: the conflicts a controller learnt
+// live on in the pool's status; a controller started later, which has
+// never seen the speakers' report, still keeps the address out of
+// automatic choice for the hold.
+func TestAddressConflictsSurviveRestart(t *testing.T) {
+	h := newHarness(t)
+	const class = "beaconlb.io/t-conflicts-restart"
+	h.pool("t-conflicts-restart", nil, "198.18.78.0/29")
+	opts := func(o *app.Options) {
+		o.LoadBalancerClass = class
+		o.ConflictHold = time.Hour
+	}
+	stop := h.startController(opts)
+	mine := func(s *v1.Service) { s.Spec.LoadBalancerClass = ptr.To(class) }
+	h.service("web", mine)
+	h.waitIPs("web", "198.18.78.0")
+	ann := &v1alpha1.ServiceAnnouncement{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Labels: map[string]string{v1alpha1.NodeLabel: "n1"}},
+		Service:    "web", Node: "n1", Via: v1alpha1.ViaL2, Addresses: []string{},
+		Conflicts: []v1alpha1.AddressConflict{{Address: "198.18.78.0", MAC: "02:00:00:00:00:97", Interface: "eth0"}},
+	}
+	if err := h.env.Beacon.CreateIn(h.ctx, h.ns, client.ServiceAnnouncements, ann); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIPs("web", "198.18.78.1")
+	want := []v1alpha1.AddressConflict{{Address: "198.18.78.0", MAC: "02:00:00:00:00:97", Interface: "eth0", Node: "n1"}}
+	h.eventually(10*time.Second, "addressConflicts in pool status", func() (bool, string) {
+		st := h.getPool("t-conflicts-restart").Status
+		return slices.Equal(st.AddressConflicts, want), fmt.Sprintf("%+v", st.AddressConflicts)
+	})
+
+	// web has moved, so no speaker reports the address any more; the
+	// controller restarts.
+	stop()
+	if err := h.env.Beacon.DeleteIn(h.ctx, h.ns, client.ServiceAnnouncements, ann.Name); err != nil {
+		t.Fatal(err)
+	}
+	h.startController(opts)
+	h.service("new", mine)
+	h.waitIPs("new", "198.18.78.2")
+	h.eventually(10*time.Second, "addressConflicts kept after the restart", func() (bool, string) {
+		st := h.getPool("t-conflicts-restart").Status
+		return slices.Equal(st.AddressConflicts, want) && st.IPv4 != nil && st.IPv4.Available == 5,
+			fmt.Sprintf("%+v %+v", st.AddressConflicts, st.IPv4)
+	})
+}

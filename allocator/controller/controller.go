@@ -74,6 +74,10 @@ type Options struct {
 	// host out of automatic choice this long after the last report of it
 	// (default DefaultConflictHold).
 	ConflictHold time.Duration
+	// ProbeTimeout bounds how long a new address of a pool announced in
+	// L2 waits for a speaker's probe before it goes into status (default
+	// DefaultProbeTimeout).
+	ProbeTimeout time.Duration
 }
 
 // Controller reconciles LoadBalancer Services. Build it with New; Run owns
@@ -107,6 +111,11 @@ type Controller struct {
 	// reports (conflicts.go); guarded by mu.
 	conflicts      map[netip.Addr]addressConflict
 	conflictsDirty chan struct{}
+	// probing: Service key -> its new addresses that wait for a probe,
+	// with when they started waiting (probing.go); guarded by mu.
+	probing map[string]map[netip.Addr]time.Time
+	// annIndex holds the ServiceAnnouncements by Service.
+	annIndex cache.Indexer
 }
 
 // New builds a controller. It starts nothing.
@@ -123,6 +132,9 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 	if opts.ConflictHold <= 0 {
 		opts.ConflictHold = DefaultConflictHold
 	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = DefaultProbeTimeout
+	}
 	c := &Controller{
 		log:         log,
 		kube:        kube,
@@ -131,6 +143,7 @@ func New(log logr.Logger, kube kubernetes.Interface, beacon *client.Client, reco
 		opts:        opts,
 		statusDirty: make(chan struct{}, 1),
 		pending:     map[string]bool{},
+		probing:     map[string]map[netip.Addr]time.Time{},
 		warnings:    map[string]map[warning]bool{},
 		ready:       make(chan struct{}),
 	}
@@ -207,6 +220,10 @@ func (c *Controller) watch() (*watches, error) {
 	if err := c.watchConflicts(annInf); err != nil {
 		return nil, err
 	}
+	if err := c.watchProbes(annInf); err != nil {
+		return nil, err
+	}
+	c.annIndex = annInf.GetIndexer()
 	configInfs := []cache.SharedIndexInformer{c.beacon.L2AdvertisementInformer(), c.beacon.BGPPeerInformer(),
 		c.beacon.BGPAdvertisementInformer(), c.beacon.BFDProfileInformer()}
 	sessInf := c.beacon.BGPSessionStateInformer("")
@@ -283,6 +300,7 @@ func (c *Controller) startLoops(ctx context.Context, wg *sync.WaitGroup, announc
 // upstream service controller owns the finalizer there.)
 func (c *Controller) restore() {
 	c.lb.SetPools(c.parsePools())
+	c.seedConflicts(time.Now())
 	svcs, _ := c.services.List(labels.Everything())
 	lbservice.SortForRestore(svcs)
 	restored, stale := 0, 0
@@ -514,6 +532,7 @@ func (c *Controller) forget(k string) {
 	c.setPending(k, false)
 	c.mu.Lock()
 	delete(c.warnings, k)
+	delete(c.probing, k)
 	c.mu.Unlock()
 }
 
@@ -536,7 +555,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	// up) and families PreferDualStack could not get.
 	c.setPending(k, len(out.Result.Warnings) > 0)
 	before := lbservice.IngressIPs(svc)
-	warnings = append(warnings, c.conflictWarnings(before, out.Result.IPs)...)
+	warnings = append(warnings, c.conflictWarnings(lbservice.OfferedIPs(svc), out.Result.IPs)...)
 	for _, w := range out.Result.Warnings {
 		reason := EventAllocationFailed
 		for _, ip := range out.Result.Stale {
@@ -552,13 +571,35 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	if !slices.Contains(updated.Finalizers, Finalizer) {
 		updated.Finalizers = append(updated.Finalizers, Finalizer)
 	}
+	// New addresses of pools announced in L2 go into status only once a
+	// speaker has probed them: until then the speakers read them from the
+	// probing annotation, and status keeps what it had.
+	probe := c.probeState(k, before, out.Result.IPs, time.Now())
+	if len(probe.waiting) > 0 {
+		setProbing(updated, out.Result.IPs)
+		if err := c.patch(ctx, svc, updated); err != nil {
+			return err
+		}
+		if out.Result.Changed {
+			c.capacityFreed()
+		}
+		c.queue.AddAfter(k, probe.retryIn)
+		return nil
+	}
+	setProbing(updated, nil)
 	updated.Status.LoadBalancer = *out.Status
 	setAllocatedFrom(updated, c.lb.AllocatedFrom(out.Result.IPs))
 	if err := c.patch(ctx, svc, updated); err != nil {
 		return err
 	}
+	c.probed(k)
 	if out.Result.Changed {
 		c.capacityFreed() // a replaced address went back to its pool
+	}
+	if len(probe.unprobed) > 0 {
+		c.log.Info("address handed out without a probe", "service", k, "ips", probe.unprobed, "timeout", c.opts.ProbeTimeout)
+		c.recorder.Eventf(svc, v1.EventTypeWarning, EventAddressNotProbed,
+			"No speaker reported %s probed within %s (is a node selected to announce it?); handed out unprobed", joinIPs(probe.unprobed), c.opts.ProbeTimeout)
 	}
 	after := out.Result.IPs
 	switch {
@@ -580,6 +621,9 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 	held := c.lb.Holding(k)
 	w := cleanupWrites(c.handles(svc), svc, held)
 	_, annotated := svc.Annotations[provider.AnnotationAllocatedFrom]
+	if _, probing := svc.Annotations[lbservice.AnnotationProbing]; probing {
+		annotated = true
+	}
 	if !w.finalizer && !w.status && !annotated && len(held) == 0 {
 		c.forget(k)
 		return nil
@@ -591,8 +635,9 @@ func (c *Controller) cleanup(ctx context.Context, svc *v1.Service) error {
 	if w.status {
 		updated.Status.LoadBalancer = v1.LoadBalancerStatus{}
 	}
-	// The annotation is ours whoever owns the Service now.
+	// The annotations are ours whoever owns the Service now.
 	setAllocatedFrom(updated, "")
+	setProbing(updated, nil)
 	if err := c.patch(ctx, svc, updated); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -656,13 +701,13 @@ func setAllocatedFrom(svc *v1.Service, pools string) {
 	svc.Annotations[provider.AnnotationAllocatedFrom] = pools
 }
 
-// patch writes finalizers, the allocated-from-pool annotation and status in
-// one strategic-merge patch of the status subresource (which accepts
-// metadata changes), skipping no-ops.
+// patch writes finalizers, the allocated-from-pool and probing annotations
+// and status in one strategic-merge patch of the status subresource (which
+// accepts metadata changes), skipping no-ops.
 func (c *Controller) patch(ctx context.Context, old, updated *v1.Service) error {
-	a := provider.AnnotationAllocatedFrom
+	a, p := provider.AnnotationAllocatedFrom, lbservice.AnnotationProbing
 	if slices.Equal(old.Finalizers, updated.Finalizers) &&
-		old.Annotations[a] == updated.Annotations[a] &&
+		old.Annotations[a] == updated.Annotations[a] && old.Annotations[p] == updated.Annotations[p] &&
 		servicehelper.LoadBalancerStatusEqual(&old.Status.LoadBalancer, &updated.Status.LoadBalancer) {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/beaconlb/beacon/allocator"
 	"github.com/beaconlb/beacon/config"
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 // Service annotations Beacon reads, and the one it writes.
@@ -30,7 +31,8 @@ const (
 	AnnotationAllocatedFrom = AnnotationPrefix + "allocated-from-pool"
 )
 
-var knownAnnotations = map[string]bool{AnnotationIPs: true, AnnotationPool: true, AnnotationSharedIP: true, AnnotationAllocatedFrom: true}
+var knownAnnotations = map[string]bool{AnnotationIPs: true, AnnotationPool: true, AnnotationSharedIP: true, AnnotationAllocatedFrom: true,
+	lbservice.AnnotationProbing: true}
 
 // RequestFor turns a Service into an allocation request. Problems that do
 // not prevent allocation (unknown beaconlb.io/ annotations) come back as

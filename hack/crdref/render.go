@@ -16,6 +16,7 @@ import (
 	"github.com/beaconlb/beacon/allocator/controller"
 	"github.com/beaconlb/beacon/allocator/provider"
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 	"github.com/beaconlb/beacon/speaker/agent"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/plan"
@@ -347,6 +348,10 @@ func renderService(w *bytes.Buffer) {
 	w.WriteString("\nbeacon-controller writes `" + provider.AnnotationAllocatedFrom + "`: the pools the Service's addresses came from, " +
 		"comma-separated in the order of `status.loadBalancer.ingress`, each pool once (`lan`, or `lan4,lan6` for a dual-stack Service " +
 		"served by two pools). It is updated with the addresses and removed when they are released; do not set it by hand.\n")
+	w.WriteString("\nbeacon-controller also writes `" + lbservice.AnnotationProbing + "` while a new address of a pool that an L2Advertisement selects " +
+		"waits for a speaker's probe (ARP probe, DAD): every address the Service is to hold, comma-separated. The speakers announce these " +
+		"addresses (probing the new ones first) and the controller moves them into `status.loadBalancer.ingress`, removing the annotation, " +
+		"once a speaker reports them announced, or after `--address-probe-timeout` (see l2.md). Do not set it by hand.\n")
 	w.WriteString(`
 Service fields Beacon honours:
 
@@ -373,8 +378,9 @@ Service fields Beacon honours:
 		{controller.EventInvalidRequest, "Warning", "controller", "an unknown `beaconlb.io/` annotation (a typo?), ignored"},
 		{controller.EventIPOutsidePool, "Warning", "controller", "the held address is no longer in a pool that serves the Service; it is kept until a valid one is free, then moved"},
 		{controller.EventAddressConflict, "Warning", "controller", "another host on the network uses the Service's address (the message names its MAC and the node that saw it): the Service was moved to a free address, or keeps it because it was requested or none is free"},
-		{plan.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces)"},
-		{agent.EventAddressConflict, "Warning", "speaker", "a probe before the first announcement found the address in use by another host (not announced), or another host claimed it while this node announced it (still announced and defended); the message names the host's MAC, the node and the interface"},
+		{controller.EventAddressNotProbed, "Warning", "controller", "no speaker reported the Service's new L2 address probed within `--address-probe-timeout`, so it went into status unprobed (no node is selected to announce it, no node has an interface on its subnet, or no speaker runs)"},
+		{plan.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces); in L2, recorded once the address passed its probe and is answered for"},
+		{agent.EventAddressConflict, "Warning", "speaker", "a probe before the address went into status (or before its first announcement) found the address in use by another host (not announced), or another host claimed it while this node announced it (still announced and defended); the message names the host's MAC, the node and the interface"},
 		{plan.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
 	} {
 		eventRow(w, e)

@@ -62,6 +62,9 @@ type Responder interface {
 	Announce(ips, probe []netip.Addr)
 	// Conflicts lists the addresses other hosts use.
 	Conflicts() []l2.Conflict
+	// Announced lists the addresses answered for: those set, minus those
+	// being probed for the first time and those a probe found in use.
+	Announced() []netip.Addr
 	// Reannounce repeats the gratuitous burst for every announced address.
 	Reannounce()
 }
@@ -137,6 +140,11 @@ type Agent struct {
 
 	// conflictWarned: address -> the conflict last sent as Event.
 	conflictWarned map[netip.Addr]string
+	// announcing holds the Announcing Events of addresses not answered
+	// for yet (being probed, or found in use): they are recorded once the
+	// address is answered for, and dropped if this node stops announcing
+	// it first.
+	announcing map[netip.Addr]plan.Event
 }
 
 // New returns an Agent; it starts nothing.
@@ -151,6 +159,7 @@ func New(cfg Config) (*Agent, error) {
 			Help: "Addresses whose elected announcer changed (seen by this speaker).",
 		})}
 	a.conflictWarned = map[netip.Addr]string{}
+	a.announcing = map[netip.Addr]plan.Event{}
 	if err := register.Metrics(cfg.Registerer, a.elections); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -214,9 +223,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.cfg.Log.Info("speaker running", "node", a.cfg.Node)
 	// A safety net: re-sync every few seconds even without events, so a
 	// responder that failed to start is retried.
-	var conflictsChanged <-chan struct{}
-	if n, ok := a.cfg.Links.(interface{ ConflictsChanged() <-chan struct{} }); ok {
-		conflictsChanged = n.ConflictsChanged()
+	var responderChanges <-chan struct{}
+	if n, ok := a.cfg.Links.(interface{ ResponderChanges() <-chan struct{} }); ok {
+		responderChanges = n.ResponderChanges()
 	}
 	resync := time.NewTicker(5 * time.Second)
 	defer resync.Stop()
@@ -226,7 +235,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-a.dirty:
 		case <-a.cfg.Liveness.Changes():
-		case <-conflictsChanged:
+		case <-responderChanges:
 		case <-resync.C:
 		}
 		// select picks at random among ready cases: a stopping speaker

@@ -78,6 +78,9 @@ func (r fakeResponder) Announce(ips, _ []netip.Addr) { r.SetAnnounced(ips) }
 
 func (r fakeResponder) Conflicts() []l2.Conflict { return nil }
 
+// Announced: the fake probes nothing, so it answers for all it was given.
+func (r fakeResponder) Announced() []netip.Addr { return r.l.announced(r.iface) }
+
 func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
 	return fakeResponder{l, iface}, nil
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/l2"
 	"github.com/beaconlb/beacon/speaker/plan"
@@ -36,6 +38,74 @@ func toProbe(node string, prev, plan []announce.Decision, planned bool, recheck 
 	for _, d := range announce.For(node, plan) {
 		if recheck[d.IP] || (planned && !known[d.IP]) {
 			out[d.IP] = true
+		}
+	}
+	return out
+}
+
+// awaitingProbe returns the addresses that Services' probing annotations
+// offer and their status does not hold yet: the controller waits for a
+// speaker to probe them, so they are probed even where a new address
+// otherwise is not (when it moves, or in the first plan).
+func awaitingProbe(svcs []*v1.Service) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, svc := range svcs {
+		status := lbservice.IngressIPs(svc)
+		for _, ip := range lbservice.ProbingIPs(svc) {
+			if !slices.Contains(status, ip) {
+				out[ip] = true
+			}
+		}
+	}
+	return out
+}
+
+// answeredBy returns the addresses some responder answers for.
+func answeredBy(rs []Responder) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, r := range rs {
+		for _, ip := range r.Announced() {
+			out[ip] = true
+		}
+	}
+	return out
+}
+
+// keepAnswered reduces the L2 reports to the addresses answered for: an
+// address being probed is reported once its probe has passed, which is
+// what the controller waits for before it writes a new address into
+// status.
+func keepAnswered(reports []plan.Report, answered map[netip.Addr]bool) {
+	for i := range reports {
+		r := &reports[i]
+		if r.Via != v1alpha1.ViaL2 {
+			continue
+		}
+		r.Addresses = slices.DeleteFunc(slices.Clone(r.Addresses), func(ip netip.Addr) bool { return !answered[ip] })
+	}
+}
+
+// holdAnnouncing passes on the Events, except L2 Announcing Events of
+// addresses not answered for yet (being probed, or found in use), which it
+// holds until they are; a held Event is dropped when this node no longer
+// announces its address.
+func (a *Agent) holdAnnouncing(evs []plan.Event, node string, decisions []announce.Decision, answered map[netip.Addr]bool) []plan.Event {
+	out := evs[:0:0]
+	for _, e := range evs {
+		if e.Reason == plan.EventAnnouncing && e.Address.IsValid() {
+			a.announcing[e.Address] = e
+			continue
+		}
+		out = append(out, e)
+	}
+	owner := owners(node, decisions)
+	for _, ip := range slices.SortedFunc(maps.Keys(a.announcing), netip.Addr.Compare) {
+		switch {
+		case owner[ip] == "":
+			delete(a.announcing, ip)
+		case answered[ip]:
+			out = append(out, a.announcing[ip])
+			delete(a.announcing, ip)
 		}
 	}
 	return out

@@ -22,21 +22,23 @@ type KernelLinks struct {
 	mu   sync.Mutex
 	open map[string]*l2.Responder
 	wg   sync.WaitGroup
-	// conflicts is signalled when a responder's conflicts change.
-	conflicts chan struct{}
+	// changes is signalled when a responder's conflicts change or a probe
+	// lets it answer for an address.
+	changes chan struct{}
 }
 
 // NewKernelLinks returns a KernelLinks; it starts nothing.
 func NewKernelLinks(log logr.Logger, m *l2.Metrics) *KernelLinks {
-	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}, conflicts: make(chan struct{}, 1)}
+	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}, changes: make(chan struct{}, 1)}
 }
 
-// ConflictsChanged is signalled when the conflicts of a responder change.
-func (k *KernelLinks) ConflictsChanged() <-chan struct{} { return k.conflicts }
+// ResponderChanges is signalled when the conflicts of a responder change
+// or a probe lets it answer for an address.
+func (k *KernelLinks) ResponderChanges() <-chan struct{} { return k.changes }
 
-func (k *KernelLinks) conflictsChanged() {
+func (k *KernelLinks) responderChanged() {
 	select {
-	case k.conflicts <- struct{}{}:
+	case k.changes <- struct{}{}:
 	default:
 	}
 }
@@ -52,7 +54,7 @@ func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, e
 	if err != nil {
 		return nil, err
 	}
-	r, err := l2.New(l2.Config{Link: link, Logger: k.log, Metrics: k.metrics, OnConflicts: k.conflictsChanged})
+	r, err := l2.New(l2.Config{Link: link, Logger: k.log, Metrics: k.metrics, OnChange: k.responderChanged})
 	if err != nil {
 		_ = link.Close()
 		return nil, fmt.Errorf("responder %s: %w", iface, err)

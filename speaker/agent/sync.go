@@ -20,7 +20,8 @@ import (
 // sync plans the node once and applies the plan.
 func (a *Agent) sync(ctx context.Context) error {
 	prev := a.state
-	res := plan.Make(a.facts(ctx), a.state)
+	f := a.facts(ctx)
+	res := plan.Make(f, a.state)
 	a.state = res.State
 	var errs []error
 	if res.BGP != nil {
@@ -36,11 +37,16 @@ func (a *Agent) sync(ctx context.Context) error {
 		if err := a.applyHandoff(res.L2); err != nil {
 			errs = append(errs, err)
 		}
-		probe := toProbe(a.cfg.Node, prev.Decisions, res.L2.Decisions, prev.Planned, poolConflicts(list[v1alpha1.IPPool](a.w.pools)))
+		recheck := poolConflicts(list[v1alpha1.IPPool](a.w.pools))
+		maps.Copy(recheck, awaitingProbe(f.Services))
+		probe := toProbe(a.cfg.Node, prev.Decisions, res.L2.Decisions, prev.Planned, recheck)
 		responders, rerrs := a.applyResponders(ctx, res.L2, probe)
 		errs = append(errs, rerrs...)
 		conflicts := conflictsOf(responders)
 		applyConflicts(res.Reports, a.cfg.Node, res.L2.Decisions, conflicts)
+		answered := answeredBy(responders)
+		keepAnswered(res.Reports, answered)
+		res.Events = a.holdAnnouncing(res.Events, a.cfg.Node, res.L2.Decisions, answered)
 		res.Events = append(res.Events, a.conflictEvents(a.cfg.Node, res.L2.Decisions, conflicts)...)
 	}
 	a.record(res.Events)

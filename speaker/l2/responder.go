@@ -76,9 +76,11 @@ type Config struct {
 	// once nobody answers, the conflict is over. Default
 	// DefaultReprobeInterval.
 	ReprobeInterval time.Duration
-	// OnConflicts, if set, is called (from Run's goroutine) whenever the
-	// set returned by Conflicts changes.
-	OnConflicts func()
+	// OnChange, if set, is called (from Run's goroutine) whenever the set
+	// returned by Conflicts changes, and whenever a probe ends and changes
+	// the set returned by Announced, so that the caller learns when an
+	// address it asked for is answered for.
+	OnChange func()
 }
 
 // Conflict is an address that another host, not a Beacon speaker, uses.
@@ -679,8 +681,8 @@ func (a *announcer) claimed(c claim) {
 		r.probes[c.ip] = &probe{start: r.clock.Now()}
 	}
 	r.mu.Unlock()
-	if changed && r.cfg.OnConflicts != nil {
-		r.cfg.OnConflicts()
+	if changed && r.cfg.OnChange != nil {
+		r.cfg.OnChange()
 	}
 	a.sync()
 	if answered {
@@ -718,7 +720,11 @@ func (a *announcer) check() {
 			settled = true
 		}
 	}
-	changed := settled && r.publishLocked()
+	var changed bool
+	if settled {
+		before := len(*r.announced.Load())
+		changed = r.publishLocked() || len(*r.announced.Load()) != before
+	}
 	r.mu.Unlock()
 	for _, ip := range out {
 		r.sendProbe(ip)
@@ -726,8 +732,8 @@ func (a *announcer) check() {
 	if settled {
 		a.sync()
 	}
-	if changed && r.cfg.OnConflicts != nil {
-		r.cfg.OnConflicts()
+	if changed && r.cfg.OnChange != nil {
+		r.cfg.OnChange()
 	}
 }
 

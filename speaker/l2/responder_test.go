@@ -409,15 +409,16 @@ func hostReply(ip netip.Addr) []byte {
 }
 
 // probeConfig probes 3 times 100 ms apart and decides at 400 ms.
-func probeConfig(onConflicts func()) Config {
+func probeConfig(onChange func()) Config {
 	return Config{Gratuitous: []time.Duration{0}, ProbeCount: 3, ProbeInterval: 100 * time.Millisecond,
-		ProbeWait: 400 * time.Millisecond, ReprobeInterval: 30 * time.Second, OnConflicts: onConflicts}
+		ProbeWait: 400 * time.Millisecond, ReprobeInterval: 30 * time.Second, OnChange: onChange}
 }
 
 // Before a new address is answered for, it is probed; without an answer
-// it is announced once the wait is over.
+// it is announced once the wait is over, and OnChange says so.
 func TestProbeThenAnnounce(t *testing.T) {
-	h := start(t, probeConfig(nil))
+	notified := make(chan struct{}, 10)
+	h := start(t, probeConfig(func() { notified <- struct{}{} }))
 	h.r.Announce([]netip.Addr{vip4}, []netip.Addr{vip4})
 	for i := range 3 {
 		if f := next(t, h.arp); !isProbe(f, vip4) {
@@ -434,9 +435,15 @@ func TestProbeThenAnnounce(t *testing.T) {
 	// gratuitous burst after the wait.
 	inject(t, h.arp, arpRequestFrame(vip4))
 	waitFor(t, "the request", func() bool { return metricValue(t, h.reg, "beacon_l2_requests_received_total", "ipv4") == 1 })
+	if len(notified) != 0 {
+		t.Fatal("OnChange called while probing")
+	}
 	h.step(t, 200*time.Millisecond)
 	if f := next(t, h.arp); !isGratuitous(f, vip4) {
 		t.Fatalf("after the wait: %x", f)
+	}
+	if len(notified) != 1 {
+		t.Fatalf("OnChange called %d times when the probe passed, want 1", len(notified))
 	}
 	next(t, h.arp)
 	inject(t, h.arp, arpRequestFrame(vip4))

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -39,6 +40,9 @@ type Event struct {
 	Kind, Namespace, Name string
 	Type                  string // v1.EventTypeNormal or v1.EventTypeWarning
 	Reason, Message       string
+	// Address is the address an L2 Announcing Event is about: the agent
+	// records it only once the address is answered for (after its probe).
+	Address netip.Addr
 }
 
 func serviceEvent(key, reason, format string, args ...any) Event {

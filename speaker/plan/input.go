@@ -36,7 +36,9 @@ func announceInput(f Facts) announce.Input {
 
 	ready := readyEndpoints(f.EndpointSlices)
 	for _, svc := range f.Services {
-		ips := lbservice.IngressIPs(svc)
+		// Addresses waiting for their probe are announced (after it) as
+		// if they were in status already.
+		ips := lbservice.OfferedIPs(svc)
 		if !lbservice.Handled(svc, f.LoadBalancerClass) || len(ips) == 0 {
 			continue
 		}

@@ -117,8 +117,10 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 		}
 		now[d.IP] = ifaces
 		if !slices.Equal(st.L2[d.IP], ifaces) {
-			events = append(events, serviceEvent(d.Service, EventAnnouncing,
-				"Announcing %s from node %s via L2 (interface %s)", d.IP, f.Node, strings.Join(ifaces, ",")))
+			ev := serviceEvent(d.Service, EventAnnouncing,
+				"Announcing %s from node %s via L2 (interface %s)", d.IP, f.Node, strings.Join(ifaces, ","))
+			ev.Address = d.IP
+			events = append(events, ev)
 		}
 	}
 	events = append(events, withdrawnEvents(withdrawnL2(in, f.Node, st.Decisions, plan, st.L2, now), f.Node, v1alpha1.ViaL2)...)

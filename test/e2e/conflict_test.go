@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -10,14 +11,18 @@ import (
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/beaconlb/beacon/allocator/controller"
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lab"
 	"github.com/beaconlb/beacon/lab/labtest"
+	"github.com/beaconlb/beacon/lbservice"
 	"github.com/beaconlb/beacon/speaker/agent"
+	"github.com/beaconlb/beacon/speaker/plan"
 )
 
 // TestL2AddressConflicts: hosts outside the cluster on client-lan's LAN.
@@ -28,7 +33,9 @@ import (
 // the announcer reports it and the controller moves the Service again.
 // Both show as Warning Events, in the pool's AddressConflict condition and
 // in the speakers' metrics, and the taken addresses are not handed out
-// again.
+// again. The first rogue's addresses never appear in any Service status
+// (the controller writes a new L2 address there only after a speaker's
+// probe passed), and no node ever answers for them.
 func TestL2AddressConflicts(t *testing.T) {
 	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
 	s := startBeacon(t, l)
@@ -40,9 +47,11 @@ func TestL2AddressConflicts(t *testing.T) {
 	}
 
 	// From here on, nothing but the rogue may ever answer for its
-	// addresses.
+	// addresses, and no Service status may ever hold them.
 	w := watchAnswers(s, mac1.String(), first4, first6)
 	defer w.check(t)
+	statuses := watchStatuses(t, s)
+	defer statuses.never(t, first4, first6)
 
 	// The speakers run (and have planned once) before the pool exists.
 	for _, n := range l.Nodes() {
@@ -93,6 +102,83 @@ func TestL2AddressConflicts(t *testing.T) {
 	}
 	s.Apply(echoService("web3", "n3-p1", nil))
 	s.waitIngressAvoiding("web3", first4, first6, taken)
+
+	// No speaker said it announced the rogue's addresses: the Announcing
+	// Event waits for the probe to pass.
+	evs, err := s.L.Kube().CoreV1().Events("default").List(s.Ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	announcing := 0
+	for _, e := range evs.Items {
+		if e.Reason != plan.EventAnnouncing {
+			continue
+		}
+		announcing++
+		for _, ip := range []netip.Addr{first4, first6} {
+			if strings.HasPrefix(e.Message, "Announcing "+ip.String()+" ") {
+				t.Errorf("Announcing Event for the rogue's address on %s: %s", e.InvolvedObject.Name, e.Message)
+			}
+		}
+	}
+	if announcing == 0 {
+		t.Error("no Announcing Event at all")
+	}
+}
+
+// statusWatch records every address that appears in the status of any
+// Service in "default", from every update the API server sends.
+type statusWatch struct {
+	w       watch.Interface
+	done    sync.WaitGroup
+	mu      sync.Mutex
+	updates int
+	seen    map[netip.Addr]string // address -> first Service seen with it
+}
+
+func watchStatuses(t *testing.T, s *site) *statusWatch {
+	t.Helper()
+	w, err := s.L.Kube().CoreV1().Services("default").Watch(s.Ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := &statusWatch{w: w, seen: map[netip.Addr]string{}}
+	sw.done.Go(func() {
+		for ev := range w.ResultChan() {
+			svc, ok := ev.Object.(*v1.Service)
+			if !ok {
+				continue
+			}
+			sw.mu.Lock()
+			sw.updates++
+			for _, ip := range lbservice.IngressIPs(svc) {
+				if _, ok := sw.seen[ip]; !ok {
+					sw.seen[ip] = svc.Name
+				}
+			}
+			sw.mu.Unlock()
+		}
+	})
+	t.Cleanup(func() { w.Stop(); sw.done.Wait() })
+	return sw
+}
+
+// never stops the watch and fails the test if any of ips appeared in a
+// Service status.
+func (sw *statusWatch) never(t *testing.T, ips ...netip.Addr) {
+	sw.w.Stop()
+	sw.done.Wait()
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.updates == 0 {
+		t.Error("the status watch saw no Service update")
+	}
+	for _, ip := range ips {
+		if svc, ok := sw.seen[ip]; ok {
+			t.Errorf("%s appeared in the status of Service %s", ip, svc)
+		}
+	}
+	t.Logf("status watch: %d Service updates, addresses seen %v", sw.updates, slices.SortedFunc(maps.Keys(sw.seen), netip.Addr.Compare))
 }
 
 // waitIngressAvoiding waits until the Service (in "default") holds an
