@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/beaconlb/beacon/allocator/externalips"
+	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/golden"
 	"github.com/beaconlb/beacon/internal/testenv"
@@ -23,13 +24,13 @@ func TestPlainPolicyMatchesChart(t *testing.T) {
 	path := filepath.Join(testenv.RepoRoot(), "examples", "externalips-policy.yaml")
 	head := []byte("# Generated from charts/beacon/templates/externalips-policy.yaml with the\n" +
 		"# chart's default values, for clusters without Helm (go test ./test/badinput -run TestPlainPolicyMatchesChart -update).\n" +
-		"# Run beacon-controller with --externalips-param=kube-system/" + externalips.DefaultName + ".\n")
+		"# Run beacon-controller with --externalips-param=" + externalips.DefaultName + " and apply the CRDs in charts/beacon/crds first.\n")
 	got = append(head, bytes.TrimLeft(got, "\n")...)
 	golden.Check(t, path, got)
 }
 
 // The externalIPs guard end to end: the chart's policy on the real API
-// server, with the param ConfigMap written by a real controller.
+// server, with the param ExternalIPsAllowList written by a real controller.
 func TestExternalIPsGuard(t *testing.T) {
 	f := newFixture(t)
 	release := f.namespace("beacon-system-", nil)
@@ -41,18 +42,19 @@ func TestExternalIPsGuard(t *testing.T) {
 	f.mustPool("t-ext", func(p *v1alpha1.IPPool) { p.Spec.AllowExternalIPs = true; p.Spec.AutoAssign = new(false) },
 		"203.0.113.10-203.0.113.20", "2001:db8:203::/124")
 	f.mustPool("t-noext", func(p *v1alpha1.IPPool) { p.Spec.AutoAssign = new(false) }, "198.51.100.64/28")
-	f.startController("--externalips-param", release+"/"+externalips.DefaultName)
+	param := externalips.DefaultName + "-guard"
+	f.startController("--externalips-param", param)
 
-	cm := func() map[string]string {
-		c, err := f.env.Kube.CoreV1().ConfigMaps(release).Get(f.ctx, externalips.DefaultName, metav1.GetOptions{})
-		if err != nil {
-			return map[string]string{"error": err.Error()}
+	cidrs := func() string {
+		var al v1alpha1.ExternalIPsAllowList
+		if err := f.env.Beacon.Get(f.ctx, client.ExternalIPsAllowLists, param, &al); err != nil {
+			return err.Error()
 		}
-		return c.Data
+		return strings.Join(al.CIDRs, ",")
 	}
 	f.eventually(10*time.Second, "param written", func() (bool, string) {
-		d := cm()
-		return d[externalips.KeyCIDRs] == "203.0.113.10/31,203.0.113.12/30,203.0.113.16/30,203.0.113.20/32,2001:db8:203::/124", d[externalips.KeyCIDRs]
+		d := cidrs()
+		return d == "203.0.113.10/31,203.0.113.12/30,203.0.113.16/30,203.0.113.20/32,2001:db8:203::/124", d
 	})
 
 	ext := func(ns, name string, ips ...string) *v1.Service {
@@ -154,24 +156,24 @@ func TestExternalIPsGuard(t *testing.T) {
 	}
 
 	// Tampering with the param is undone by the controller.
-	c, err := f.env.Kube.CoreV1().ConfigMaps(release).Get(f.ctx, externalips.DefaultName, metav1.GetOptions{})
-	if err != nil {
+	var al v1alpha1.ExternalIPsAllowList
+	if err := f.env.Beacon.Get(f.ctx, client.ExternalIPsAllowLists, param, &al); err != nil {
 		t.Fatal(err)
 	}
-	c.Data[externalips.KeyCIDRs] = "0.0.0.0/0,::/0"
-	if _, err := f.env.Kube.CoreV1().ConfigMaps(release).Update(f.ctx, c, metav1.UpdateOptions{}); err != nil {
+	al.CIDRs = []string{"0.0.0.0/0", "::/0"}
+	if err := f.env.Beacon.Update(f.ctx, client.ExternalIPsAllowLists, param, &al); err != nil {
 		t.Fatal(err)
 	}
 	f.eventually(10*time.Second, "param restored", func() (bool, string) {
-		d := cm()
-		return d[externalips.KeyCIDRs] == "198.51.100.64/28", d[externalips.KeyCIDRs]
+		d := cidrs()
+		return d == "198.51.100.64/28", d
 	})
-	if err := f.env.Kube.CoreV1().ConfigMaps(release).Delete(f.ctx, externalips.DefaultName, metav1.DeleteOptions{}); err != nil {
+	if err := f.env.Beacon.Delete(f.ctx, client.ExternalIPsAllowLists, param); err != nil {
 		t.Fatal(err)
 	}
 	f.eventually(10*time.Second, "param re-created", func() (bool, string) {
-		d := cm()
-		return d[externalips.KeyCIDRs] == "198.51.100.64/28", d[externalips.KeyCIDRs]
+		d := cidrs()
+		return d == "198.51.100.64/28", d
 	})
 }
 

@@ -172,10 +172,18 @@ func (c *cluster) echoDeployment(t *testing.T, ns string, replicas int32) {
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					// One pod per node, so that node-level checks can
-					// tell which nodes have a ready pod.
+					// tell which nodes have a ready pod. Only nodes the
+					// pods may run on count (tainted ones, such as the
+					// control plane and a cordoned node, would otherwise
+					// be empty domains that block every second pod on a
+					// node), and only pods of the same revision, so a
+					// rolling update or an eviction can always place its
+					// pods.
 					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
 						MaxSkew: 1, TopologyKey: "kubernetes.io/hostname",
 						WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
+						MatchLabelKeys:   []string{appsv1.DefaultDeploymentUniqueLabelKey},
+						NodeTaintsPolicy: ptr.To(corev1.NodeInclusionPolicyHonor),
 					}},
 					TerminationGracePeriodSeconds: ptr.To[int64](2),
 					Containers: []corev1.Container{{

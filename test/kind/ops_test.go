@@ -206,11 +206,21 @@ func TestDrain(t *testing.T) {
 			t.Errorf("uncordon %s: %v", node, err)
 		}
 	})
+	onNode, err := c.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evicted []string
+	for _, p := range onNode.Items {
+		if len(p.OwnerReferences) == 0 || p.OwnerReferences[0].Kind != "DaemonSet" {
+			evicted = append(evicted, p.Namespace+"/"+p.Name)
+		}
+	}
 	start := time.Now()
 	if _, err := c.kubectl(ctx, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=100s"); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kubectl drain %s took %v", node, time.Since(start).Round(time.Second))
+	t.Logf("kubectl drain %s took %v; it evicted %d pods %v", node, time.Since(start).Round(time.Second), len(evicted), evicted)
 	c.waitBeacon(t)
 	ld.settle(t, 3*time.Second)
 	noFailures(t, ld.report(t, "drain of "+node))
