@@ -2,6 +2,7 @@ package badinput
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,4 +183,67 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// TestGuardReinstall: the guard works again after its policy, binding and
+// param were deleted and created anew, as by helm uninstall and install,
+// without restarting kube-apiserver. With a ConfigMap as the param,
+// kube-apiserver stops its ConfigMap param informer for good once no binding
+// uses ConfigMaps, and then refuses every Service write ("no params found").
+func TestGuardReinstall(t *testing.T) {
+	f := newFixture(t)
+	release := f.namespace("beacon-system-", nil)
+	const suffix = "-reinstall"
+	doc := renderPolicy(t, release, chartValues(t))
+	ext := func(name string) *v1.Service {
+		return svc(f.ns, name, func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeClusterIP
+			s.Spec.ExternalIPs = []string{"198.51.100.70"}
+		})
+	}
+	// refusedByUs reports whether this test's binding refuses a foreign
+	// externalIPs address while an ordinary Service is admitted.
+	refusedByUs := func(round int) (bool, string) {
+		plain := svc(f.ns, fmt.Sprintf("plain-%d", round), func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeClusterIP })
+		if _, err := f.create(plain); err != nil {
+			return false, "ordinary Service: " + err.Error()
+		}
+		_ = f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, plain.Name, metav1.DeleteOptions{})
+		_, err := f.create(ext("foreign"))
+		if err == nil {
+			_ = f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, "foreign", metav1.DeleteOptions{})
+			return false, "foreign address admitted"
+		}
+		return strings.Contains(err.Error(), "binding 'beacon-externalips"+suffix+"'"), err.Error()
+	}
+
+	f.applyPolicy(doc, suffix)
+	round := 0
+	f.eventually(30*time.Second, "guard active", func() (bool, string) { round++; return refusedByUs(round) })
+
+	// Uninstall: binding, policy and param go; once the API server no
+	// longer enforces the binding, it has dropped its param informer.
+	ar := f.env.Kube.AdmissionregistrationV1()
+	if err := ar.ValidatingAdmissionPolicyBindings().Delete(f.ctx, "beacon-externalips"+suffix, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ar.ValidatingAdmissionPolicies().Delete(f.ctx, "beacon-externalips"+suffix, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.env.Beacon.Delete(f.ctx, client.ExternalIPsAllowLists, externalips.DefaultName+suffix); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually(30*time.Second, "guard gone", func() (bool, string) {
+		_, err := f.create(ext("foreign"))
+		if err != nil {
+			return false, err.Error()
+		}
+		return f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, "foreign", metav1.DeleteOptions{}) == nil, "admitted"
+	})
+
+	// Install again: ordinary Services are admitted and the guard refuses.
+	f.applyPolicy(doc, suffix)
+	start := time.Now()
+	f.eventually(30*time.Second, "guard active again, ordinary Services admitted", func() (bool, string) { round++; return refusedByUs(round) })
+	t.Logf("guard active again %v after the reinstall", time.Since(start).Round(10*time.Millisecond))
 }
