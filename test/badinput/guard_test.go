@@ -186,14 +186,15 @@ func errString(err error) string {
 }
 
 // TestGuardReinstall: the guard works again after its policy, binding and
-// param were deleted and created anew, as by helm uninstall and install,
-// without restarting kube-apiserver. With a ConfigMap as the param,
+// param were deleted and then created again, as by helm uninstall and
+// install, without restarting kube-apiserver. With a ConfigMap as the param,
 // kube-apiserver stops its ConfigMap param informer for good once no binding
-// uses ConfigMaps, and then refuses every Service write ("no params found").
+// uses ConfigMaps, and then refuses every Service write ("no params found")
+// for a param it had not seen before. The second install uses new names so
+// that the param is one the API server cannot have seen before.
 func TestGuardReinstall(t *testing.T) {
 	f := newFixture(t)
 	release := f.namespace("beacon-system-", nil)
-	const suffix = "-reinstall"
 	doc := renderPolicy(t, release, chartValues(t))
 	ext := func(name string) *v1.Service {
 		return svc(f.ns, name, func(s *v1.Service) {
@@ -201,9 +202,11 @@ func TestGuardReinstall(t *testing.T) {
 			s.Spec.ExternalIPs = []string{"198.51.100.70"}
 		})
 	}
-	// refusedByUs reports whether this test's binding refuses a foreign
-	// externalIPs address while an ordinary Service is admitted.
-	refusedByUs := func(round int) (bool, string) {
+	round := 0
+	// guardWorks reports whether an ordinary Service is admitted while the
+	// binding with suffix refuses a foreign externalIPs address.
+	guardWorks := func(suffix string) (bool, string) {
+		round++
 		plain := svc(f.ns, fmt.Sprintf("plain-%d", round), func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeClusterIP })
 		if _, err := f.create(plain); err != nil {
 			return false, "ordinary Service: " + err.Error()
@@ -217,20 +220,20 @@ func TestGuardReinstall(t *testing.T) {
 		return strings.Contains(err.Error(), "binding 'beacon-externalips"+suffix+"'"), err.Error()
 	}
 
-	f.applyPolicy(doc, suffix)
-	round := 0
-	f.eventually(30*time.Second, "guard active", func() (bool, string) { round++; return refusedByUs(round) })
+	f.applyPolicy(doc, "-installed")
+	f.eventually(30*time.Second, "guard active", func() (bool, string) { return guardWorks("-installed") })
 
-	// Uninstall: binding, policy and param go; once the API server no
-	// longer enforces the binding, it has dropped its param informer.
+	// Uninstall: binding, policy and param go. Once the API server no
+	// longer enforces the binding, it has also dropped the param informer.
 	ar := f.env.Kube.AdmissionregistrationV1()
-	if err := ar.ValidatingAdmissionPolicyBindings().Delete(f.ctx, "beacon-externalips"+suffix, metav1.DeleteOptions{}); err != nil {
+	name := "beacon-externalips-installed"
+	if err := ar.ValidatingAdmissionPolicyBindings().Delete(f.ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ar.ValidatingAdmissionPolicies().Delete(f.ctx, "beacon-externalips"+suffix, metav1.DeleteOptions{}); err != nil {
+	if err := ar.ValidatingAdmissionPolicies().Delete(f.ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.env.Beacon.Delete(f.ctx, client.ExternalIPsAllowLists, externalips.DefaultName+suffix); err != nil {
+	if err := f.env.Beacon.Delete(f.ctx, client.ExternalIPsAllowLists, name); err != nil {
 		t.Fatal(err)
 	}
 	f.eventually(30*time.Second, "guard gone", func() (bool, string) {
@@ -242,8 +245,8 @@ func TestGuardReinstall(t *testing.T) {
 	})
 
 	// Install again: ordinary Services are admitted and the guard refuses.
-	f.applyPolicy(doc, suffix)
+	f.applyPolicy(doc, "-reinstalled")
 	start := time.Now()
-	f.eventually(30*time.Second, "guard active again, ordinary Services admitted", func() (bool, string) { round++; return refusedByUs(round) })
+	f.eventually(30*time.Second, "guard active again, ordinary Services admitted", func() (bool, string) { return guardWorks("-reinstalled") })
 	t.Logf("guard active again %v after the reinstall", time.Since(start).Round(10*time.Millisecond))
 }
