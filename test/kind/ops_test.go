@@ -176,7 +176,7 @@ func TestHelmUpgrade(t *testing.T) {
 // request to Services whose pods run on other nodes (the speaker, a
 // DaemonSet pod, stays; the controller replica moves).
 func TestDrain(t *testing.T) {
-	c := needOps(t)
+	c := need(t)
 	ctx := context.Background()
 	c.waitBeacon(t)
 	s := c.newSite(t, 3)

@@ -31,7 +31,7 @@ import (
 // working through kube-proxy. Then it installs Beacon again as kind-up
 // did, so it runs last and leaves the cluster as it found it.
 func TestUninstall(t *testing.T) {
-	c := needOps(t)
+	c := need(t)
 	ctx := context.Background()
 	c.waitBeacon(t)
 	s := c.newSite(t, 1)
