@@ -103,6 +103,9 @@ func TestSourceRanges(t *testing.T) {
 	}
 	t.Logf("client SYNs traced: %d; translated (DNAT) by chain: %v", len(by[client]), dnatBy)
 	t.Logf("host SYNs traced: %d; dropped by chain: %v", len(by[host]), dropBy)
+	if len(kubeProxyAfter) == 0 {
+		t.Logf("no iptables rule names %s (kube-proxy mode %q): the trace shows its nftables chains", ip, c.env["KUBE_PROXY_MODE"])
+	}
 	for rule, after := range kubeProxyAfter {
 		t.Logf("kube-proxy iptables rule for %s: %d packets during the test (%s)", ip, after-kubeProxyBefore[rule], rule)
 	}
