@@ -155,4 +155,3 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 }
 
 var errStopped = errors.New("controller stopped")
-
