@@ -55,13 +55,14 @@ func New(cfg *rest.Config) (*Client, error) {
 
 // Resource names.
 const (
-	IPPools              = "ippools"
-	L2Advertisements     = "l2advertisements"
-	ServiceAnnouncements = "serviceannouncements"
-	BGPPeers             = "bgppeers"
-	BGPAdvertisements    = "bgpadvertisements"
-	BFDProfiles          = "bfdprofiles"
-	BGPSessionStates     = "bgpsessionstates"
+	IPPools               = "ippools"
+	L2Advertisements      = "l2advertisements"
+	ServiceAnnouncements  = "serviceannouncements"
+	BGPPeers              = "bgppeers"
+	BGPAdvertisements     = "bgpadvertisements"
+	BFDProfiles           = "bfdprofiles"
+	BGPSessionStates      = "bgpsessionstates"
+	ExternalIPsAllowLists = "externalipsallowlists"
 )
 
 // ListWatch returns a list-watch of a cluster-scoped resource, for informers.
@@ -189,6 +190,13 @@ func (c *Client) DeleteIn(ctx context.Context, namespace, resource, name string)
 		return fmt.Errorf("delete %s/%s: %w", resource, name, err)
 	}
 	return nil
+}
+
+// ExternalIPsAllowListInformer returns an informer of the one
+// ExternalIPsAllowList called name.
+func (c *Client) ExternalIPsAllowListInformer(name string) cache.SharedIndexInformer {
+	lw := cache.NewListWatchFromClient(c.rest, ExternalIPsAllowLists, "", fields.OneTermEqualSelector("metadata.name", name))
+	return cache.NewSharedIndexInformer(lw, &v1alpha1.ExternalIPsAllowList{}, 0, cache.Indexers{})
 }
 
 // List lists objects of a resource in a namespace ("" for all) into out.

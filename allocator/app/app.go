@@ -15,7 +15,6 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	"github.com/beaconlb/beacon/allocator/controller"
@@ -41,7 +40,7 @@ type Options struct {
 	LeaseDuration     time.Duration
 	RenewDeadline     time.Duration
 	RetryPeriod       time.Duration
-	// ExternalIPsParam is "namespace/name" of the ConfigMap kept for the
+	// ExternalIPsParam is the name of the ExternalIPsAllowList kept for the
 	// externalIPs admission policy; empty disables it.
 	ExternalIPsParam string
 	// ConflictHold: see controller.Options.
@@ -77,7 +76,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 500*time.Millisecond, "how often candidates try to take the Lease")
 	fs.DurationVar(&o.ConflictHold, "address-conflict-hold", controller.DefaultConflictHold, "how long an address that speakers found in use by another host stays out of automatic allocation after the last report of it")
 	fs.DurationVar(&o.ProbeTimeout, "address-probe-timeout", controller.DefaultProbeTimeout, "how long a new address of a pool announced in L2 waits for a speaker to report it probed (ARP probe, DAD) before it goes into Service status unprobed")
-	fs.StringVar(&o.ExternalIPsParam, "externalips-param", ns+"/"+externalips.DefaultName, "namespace/name of the ConfigMap listing the CIDRs of pools with allowExternalIPs, read by the chart's externalIPs admission policy; empty disables")
+	fs.StringVar(&o.ExternalIPsParam, "externalips-param", externalips.DefaultName, "name of the ExternalIPsAllowList listing the CIDRs of pools with allowExternalIPs, read by the chart's externalIPs admission policy; empty disables")
 }
 
 // Run runs the controller until ctx ends. It returns leader.ErrLost if
@@ -95,14 +94,13 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	recorder, stopEvents := cli.Recorder(ctx, kube, v1.EventSource{Component: "beacon-controller"})
 	defer stopEvents()
 
-	param, err := parseRef(o.ExternalIPsParam)
-	if err != nil {
-		return err
+	if strings.Contains(o.ExternalIPsParam, "/") {
+		return fmt.Errorf("--externalips-param %q: want the name of a cluster-scoped ExternalIPsAllowList, not namespace/name", o.ExternalIPsParam)
 	}
 	ctrl, err := controller.New(log, kube, cs.Beacon, recorder, reg, controller.Options{
 		LoadBalancerClass: o.LoadBalancerClass,
 		Workers:           o.Workers,
-		ExternalIPsParam:  param,
+		ExternalIPsParam:  o.ExternalIPsParam,
 		ConflictHold:      o.ConflictHold,
 		ProbeTimeout:      o.ProbeTimeout,
 	})
@@ -161,15 +159,3 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 }
 
 var errStopped = errors.New("controller stopped")
-
-// parseRef reads "namespace/name"; "" is the zero reference.
-func parseRef(s string) (types.NamespacedName, error) {
-	if s == "" {
-		return types.NamespacedName{}, nil
-	}
-	ns, name, ok := strings.Cut(s, "/")
-	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return types.NamespacedName{}, fmt.Errorf("--externalips-param %q: want namespace/name", s)
-	}
-	return types.NamespacedName{Namespace: ns, Name: name}, nil
-}

@@ -66,10 +66,11 @@ type Options struct {
 	// PendingResync re-tries waiting Services as a safety net (default 30 s);
 	// freed addresses and pool changes retry them at once.
 	PendingResync time.Duration
-	// ExternalIPsParam names the ConfigMap the controller keeps equal to the
-	// CIDRs of the pools with allowExternalIPs, for the externalIPs admission
-	// policy (package allocator/externalips). Empty Name: not maintained.
-	ExternalIPsParam types.NamespacedName
+	// ExternalIPsParam names the ExternalIPsAllowList the controller keeps
+	// equal to the CIDRs of the pools with allowExternalIPs, for the
+	// externalIPs admission policy (package allocator/externalips). Empty:
+	// not maintained.
+	ExternalIPsParam string
 	// ConflictHold keeps an address that speakers found in use by another
 	// host out of automatic choice this long after the last report of it
 	// (default DefaultConflictHold).
@@ -281,7 +282,7 @@ func (c *Controller) startLoops(ctx context.Context, wg *sync.WaitGroup, announc
 	}
 	wg.Go(func() { c.syncStatusLoop(ctx) })
 	wg.Go(func() { c.conflictsLoop(ctx, announcements, c.opts.PoolStatusInterval) })
-	if c.opts.ExternalIPsParam.Name != "" {
+	if c.opts.ExternalIPsParam != "" {
 		wg.Go(func() { c.externalIPsLoop(ctx) })
 	}
 	wg.Go(func() {

@@ -4,38 +4,36 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"sync"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/beaconlb/beacon/allocator/externalips"
+	"github.com/beaconlb/beacon/client"
+	"github.com/beaconlb/beacon/config/v1alpha1"
 )
 
-// externalIPsLoop keeps the externalIPs guard's param ConfigMap equal to the
-// pools with allowExternalIPs. It rewrites on every pool change and whenever
-// someone else edits or deletes the ConfigMap (level-triggered: the desired
-// data is recomputed each time). Errors retry with a short back-off.
+// externalIPsLoop keeps the externalIPs guard's param, an
+// ExternalIPsAllowList, equal to the pools with allowExternalIPs. It rewrites
+// on every pool change and whenever someone else edits or deletes the object
+// (level-triggered: the desired lists are recomputed each time). Errors retry
+// with a short back-off.
 func (c *Controller) externalIPsLoop(ctx context.Context) {
-	ref := c.opts.ExternalIPsParam
-	factory := informers.NewSharedInformerFactoryWithOptions(c.kube, 0,
-		informers.WithNamespace(ref.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ref.Name).String()
-		}))
-	inf := factory.Core().V1().ConfigMaps().Informer()
+	name := c.opts.ExternalIPsParam
+	inf := c.beacon.ExternalIPsAllowListInformer(name)
 	mark := func(any) { c.markExternalIPsDirty() }
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: mark, UpdateFunc: func(_, o any) { mark(o) }, DeleteFunc: mark,
 	}); err != nil {
-		c.log.Error(err, "externalIPs param: cannot watch the ConfigMap; writing it on pool changes only")
+		c.log.Error(err, "externalIPs param: cannot watch the ExternalIPsAllowList; writing it on pool changes only")
 	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { inf.RunWithContext(ctx) })
 	backoff := 100 * time.Millisecond
 	for {
 		select {
@@ -44,7 +42,7 @@ func (c *Controller) externalIPsLoop(ctx context.Context) {
 		case <-c.externalIPsDirty:
 		}
 		if err := c.syncExternalIPs(ctx); err != nil {
-			c.log.Error(err, "writing the externalIPs param", "configmap", ref.String())
+			c.log.Error(err, "writing the externalIPs param", "externalipsallowlist", name)
 			select {
 			case <-ctx.Done():
 				return
@@ -66,39 +64,39 @@ func (c *Controller) markExternalIPsDirty() {
 }
 
 func (c *Controller) syncExternalIPs(ctx context.Context) error {
-	ref := c.opts.ExternalIPsParam
-	want := externalips.Data(c.lb.Pools())
-	cms := c.kube.CoreV1().ConfigMaps(ref.Namespace)
-	cur, err := cms.Get(ctx, ref.Name, metav1.GetOptions{})
+	name := c.opts.ExternalIPsParam
+	cidrs, pools := externalips.Data(c.lb.Pools())
+	cur := &v1alpha1.ExternalIPsAllowList{}
+	err := c.beacon.Get(ctx, client.ExternalIPsAllowLists, name, cur)
 	switch {
 	case apierrors.IsNotFound(err):
 		c.metrics.writes.WithLabelValues("externalips-param").Inc()
-		_, err = cms.Create(ctx, &v1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: ref.Name, Namespace: ref.Namespace, Labels: paramLabels},
-			Data:       want,
-		}, metav1.CreateOptions{})
+		err = c.beacon.Create(ctx, client.ExternalIPsAllowLists, &v1alpha1.ExternalIPsAllowList{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: paramLabels},
+			CIDRs:      cidrs, Pools: pools,
+		})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create %s: %w", ref, err)
+			return err
 		}
-		c.log.Info("externalIPs param created", "configmap", ref.String(), "cidrs", want[externalips.KeyCIDRs])
+		c.log.Info("externalIPs param created", "externalipsallowlist", name, "cidrs", cidrs)
 		return nil
 	case err != nil:
-		return fmt.Errorf("get %s: %w", ref, err)
+		return err
 	}
-	if maps.Equal(cur.Data, want) && len(cur.BinaryData) == 0 {
+	if slices.Equal(cur.CIDRs, cidrs) && slices.Equal(cur.Pools, pools) {
 		return nil
 	}
 	upd := cur.DeepCopy()
-	upd.Data, upd.BinaryData = want, nil
+	upd.CIDRs, upd.Pools = cidrs, pools
 	if upd.Labels == nil {
 		upd.Labels = map[string]string{}
 	}
 	maps.Copy(upd.Labels, paramLabels)
 	c.metrics.writes.WithLabelValues("externalips-param").Inc()
-	if _, err := cms.Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update %s: %w", ref, err)
+	if err := c.beacon.Update(ctx, client.ExternalIPsAllowLists, name, upd); err != nil {
+		return fmt.Errorf("externalIPs param: %w", err)
 	}
-	c.log.Info("externalIPs param updated", "configmap", ref.String(), "cidrs", want[externalips.KeyCIDRs])
+	c.log.Info("externalIPs param updated", "externalipsallowlist", name, "cidrs", cidrs)
 	return nil
 }
 

@@ -4,23 +4,12 @@ import (
 	"math/big"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/beaconlb/beacon/config"
 )
 
-// Keys of the param ConfigMap's data.
-const (
-	// KeyCIDRs holds the allowed CIDRs, comma-separated, IPv4 first. Empty
-	// when no pool allows externalIPs.
-	KeyCIDRs = "cidrs"
-	// KeyPools names the pools the CIDRs come from, comma-separated, for
-	// messages and humans.
-	KeyPools = "pools"
-)
-
-// DefaultName is the name of the param ConfigMap the chart's policy binding
-// refers to.
+// DefaultName is the name of the ExternalIPsAllowList the chart's policy
+// binding refers to.
 const DefaultName = "beacon-externalips"
 
 // Prefixes returns the CIDRs that cover exactly the effective addresses of
@@ -59,14 +48,14 @@ func Pools(ps *config.Pools) []string {
 	return out
 }
 
-// Data is the param ConfigMap's data for a pool set.
-func Data(ps *config.Pools) map[string]string {
-	pfx := Prefixes(ps)
-	s := make([]string, len(pfx))
-	for i, p := range pfx {
-		s[i] = p.String()
+// Data returns the allowed CIDRs, IPv4 first, and the pools they come from:
+// the fields of the ExternalIPsAllowList for a pool set. Both are nil when
+// no pool allows externalIPs.
+func Data(ps *config.Pools) (cidrs, pools []string) {
+	for _, p := range Prefixes(ps) {
+		cidrs = append(cidrs, p.String())
 	}
-	return map[string]string{KeyCIDRs: strings.Join(s, ","), KeyPools: strings.Join(Pools(ps), ",")}
+	return cidrs, Pools(ps)
 }
 
 // RangePrefixes splits the inclusive range first-last (one family, first <=

@@ -87,15 +87,15 @@ func TestData(t *testing.T) {
 		pool("more", true, 3, "203.0.113.10-203.0.113.11"),
 		pool("bad", true, 4, "not-a-cidr"),
 	})
-	got := Data(ps)
+	cidrs, pools := Data(ps)
 	want := "198.51.100.0/25,198.51.100.128/26,198.51.100.192/29,198.51.100.251/32,198.51.100.252/30,203.0.113.10/31,2001:db8:100::/120"
-	if got[KeyCIDRs] != want {
-		t.Errorf("cidrs = %s\nwant    %s", got[KeyCIDRs], want)
+	if got := strings.Join(cidrs, ","); got != want {
+		t.Errorf("cidrs = %s\nwant    %s", got, want)
 	}
-	if got[KeyPools] != "ext,more" {
-		t.Errorf("pools = %s", got[KeyPools])
+	if got := strings.Join(pools, ","); got != "ext,more" {
+		t.Errorf("pools = %s", got)
 	}
-	if d := Data(config.ParsePools(nil)); d[KeyCIDRs] != "" || d[KeyPools] != "" {
-		t.Errorf("no pools: %v", d)
+	if cidrs, pools := Data(config.ParsePools(nil)); cidrs != nil || pools != nil {
+		t.Errorf("no pools: %v %v", cidrs, pools)
 	}
 }

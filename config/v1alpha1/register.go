@@ -33,6 +33,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
 		&BFDProfile{}, &BFDProfileList{},
 		&BGPSessionState{}, &BGPSessionStateList{},
+		&ExternalIPsAllowList{}, &ExternalIPsAllowListList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

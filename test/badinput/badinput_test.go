@@ -195,7 +195,7 @@ func TestHostileInputs(t *testing.T) {
 		p.Spec.AutoAssign = new(false)
 		p.Spec.AllowExternalIPs = true
 	}, "198.18.62.0/29")
-	proc := f.startController("--externalips-param", release+"/"+externalips.DefaultName)
+	proc := f.startController("--externalips-param", externalips.DefaultName+"-hostile")
 	// Wait until this test's policy admits what bi-ext allows (a binding of
 	// an earlier test may linger a moment).
 	f.eventually(30*time.Second, "externalIPs policy active", func() (bool, string) {

@@ -2,6 +2,7 @@ package badinput
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/beaconlb/beacon/allocator/externalips"
+	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/golden"
 	"github.com/beaconlb/beacon/internal/testenv"
@@ -23,13 +25,13 @@ func TestPlainPolicyMatchesChart(t *testing.T) {
 	path := filepath.Join(testenv.RepoRoot(), "examples", "externalips-policy.yaml")
 	head := []byte("# Generated from charts/beacon/templates/externalips-policy.yaml with the\n" +
 		"# chart's default values, for clusters without Helm (go test ./test/badinput -run TestPlainPolicyMatchesChart -update).\n" +
-		"# Run beacon-controller with --externalips-param=kube-system/" + externalips.DefaultName + ".\n")
+		"# Run beacon-controller with --externalips-param=" + externalips.DefaultName + " and apply the CRDs in charts/beacon/crds first.\n")
 	got = append(head, bytes.TrimLeft(got, "\n")...)
 	golden.Check(t, path, got)
 }
 
 // The externalIPs guard end to end: the chart's policy on the real API
-// server, with the param ConfigMap written by a real controller.
+// server, with the param ExternalIPsAllowList written by a real controller.
 func TestExternalIPsGuard(t *testing.T) {
 	f := newFixture(t)
 	release := f.namespace("beacon-system-", nil)
@@ -41,18 +43,19 @@ func TestExternalIPsGuard(t *testing.T) {
 	f.mustPool("t-ext", func(p *v1alpha1.IPPool) { p.Spec.AllowExternalIPs = true; p.Spec.AutoAssign = new(false) },
 		"203.0.113.10-203.0.113.20", "2001:db8:203::/124")
 	f.mustPool("t-noext", func(p *v1alpha1.IPPool) { p.Spec.AutoAssign = new(false) }, "198.51.100.64/28")
-	f.startController("--externalips-param", release+"/"+externalips.DefaultName)
+	param := externalips.DefaultName + "-guard"
+	f.startController("--externalips-param", param)
 
-	cm := func() map[string]string {
-		c, err := f.env.Kube.CoreV1().ConfigMaps(release).Get(f.ctx, externalips.DefaultName, metav1.GetOptions{})
-		if err != nil {
-			return map[string]string{"error": err.Error()}
+	cidrs := func() string {
+		var al v1alpha1.ExternalIPsAllowList
+		if err := f.env.Beacon.Get(f.ctx, client.ExternalIPsAllowLists, param, &al); err != nil {
+			return err.Error()
 		}
-		return c.Data
+		return strings.Join(al.CIDRs, ",")
 	}
 	f.eventually(10*time.Second, "param written", func() (bool, string) {
-		d := cm()
-		return d[externalips.KeyCIDRs] == "203.0.113.10/31,203.0.113.12/30,203.0.113.16/30,203.0.113.20/32,2001:db8:203::/124", d[externalips.KeyCIDRs]
+		d := cidrs()
+		return d == "203.0.113.10/31,203.0.113.12/30,203.0.113.16/30,203.0.113.20/32,2001:db8:203::/124", d
 	})
 
 	ext := func(ns, name string, ips ...string) *v1.Service {
@@ -154,24 +157,24 @@ func TestExternalIPsGuard(t *testing.T) {
 	}
 
 	// Tampering with the param is undone by the controller.
-	c, err := f.env.Kube.CoreV1().ConfigMaps(release).Get(f.ctx, externalips.DefaultName, metav1.GetOptions{})
-	if err != nil {
+	var al v1alpha1.ExternalIPsAllowList
+	if err := f.env.Beacon.Get(f.ctx, client.ExternalIPsAllowLists, param, &al); err != nil {
 		t.Fatal(err)
 	}
-	c.Data[externalips.KeyCIDRs] = "0.0.0.0/0,::/0"
-	if _, err := f.env.Kube.CoreV1().ConfigMaps(release).Update(f.ctx, c, metav1.UpdateOptions{}); err != nil {
+	al.CIDRs = []string{"0.0.0.0/0", "::/0"}
+	if err := f.env.Beacon.Update(f.ctx, client.ExternalIPsAllowLists, param, &al); err != nil {
 		t.Fatal(err)
 	}
 	f.eventually(10*time.Second, "param restored", func() (bool, string) {
-		d := cm()
-		return d[externalips.KeyCIDRs] == "198.51.100.64/28", d[externalips.KeyCIDRs]
+		d := cidrs()
+		return d == "198.51.100.64/28", d
 	})
-	if err := f.env.Kube.CoreV1().ConfigMaps(release).Delete(f.ctx, externalips.DefaultName, metav1.DeleteOptions{}); err != nil {
+	if err := f.env.Beacon.Delete(f.ctx, client.ExternalIPsAllowLists, param); err != nil {
 		t.Fatal(err)
 	}
 	f.eventually(10*time.Second, "param re-created", func() (bool, string) {
-		d := cm()
-		return d[externalips.KeyCIDRs] == "198.51.100.64/28", d[externalips.KeyCIDRs]
+		d := cidrs()
+		return d == "198.51.100.64/28", d
 	})
 }
 
@@ -180,4 +183,70 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// TestGuardReinstall: the guard works again after its policy, binding and
+// param were deleted and then created again, as by helm uninstall and
+// install, without restarting kube-apiserver. With a ConfigMap as the param,
+// kube-apiserver stops its ConfigMap param informer for good once no binding
+// uses ConfigMaps, and then refuses every Service write ("no params found")
+// for a param it had not seen before. The second install uses new names so
+// that the param is one the API server cannot have seen before.
+func TestGuardReinstall(t *testing.T) {
+	f := newFixture(t)
+	release := f.namespace("beacon-system-", nil)
+	doc := renderPolicy(t, release, chartValues(t))
+	ext := func(name string) *v1.Service {
+		return svc(f.ns, name, func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeClusterIP
+			s.Spec.ExternalIPs = []string{"198.51.100.70"}
+		})
+	}
+	round := 0
+	// guardWorks reports whether an ordinary Service is admitted while the
+	// binding with suffix refuses a foreign externalIPs address.
+	guardWorks := func(suffix string) (bool, string) {
+		round++
+		plain := svc(f.ns, fmt.Sprintf("plain-%d", round), func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeClusterIP })
+		if _, err := f.create(plain); err != nil {
+			return false, "ordinary Service: " + err.Error()
+		}
+		_ = f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, plain.Name, metav1.DeleteOptions{})
+		_, err := f.create(ext("foreign"))
+		if err == nil {
+			_ = f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, "foreign", metav1.DeleteOptions{})
+			return false, "foreign address admitted"
+		}
+		return strings.Contains(err.Error(), "binding 'beacon-externalips"+suffix+"'"), err.Error()
+	}
+
+	f.applyPolicy(doc, "-installed")
+	f.eventually(30*time.Second, "guard active", func() (bool, string) { return guardWorks("-installed") })
+
+	// Uninstall: binding, policy and param go. Once the API server no
+	// longer enforces the binding, it has also dropped the param informer.
+	ar := f.env.Kube.AdmissionregistrationV1()
+	name := "beacon-externalips-installed"
+	if err := ar.ValidatingAdmissionPolicyBindings().Delete(f.ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ar.ValidatingAdmissionPolicies().Delete(f.ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.env.Beacon.Delete(f.ctx, client.ExternalIPsAllowLists, name); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually(30*time.Second, "guard gone", func() (bool, string) {
+		_, err := f.create(ext("foreign"))
+		if err != nil {
+			return false, err.Error()
+		}
+		return f.env.Kube.CoreV1().Services(f.ns).Delete(f.ctx, "foreign", metav1.DeleteOptions{}) == nil, "admitted"
+	})
+
+	// Install again: ordinary Services are admitted and the guard refuses.
+	f.applyPolicy(doc, "-reinstalled")
+	start := time.Now()
+	f.eventually(30*time.Second, "guard active again, ordinary Services admitted", func() (bool, string) { return guardWorks("-reinstalled") })
+	t.Logf("guard active again %v after the reinstall", time.Since(start).Round(10*time.Millisecond))
 }

@@ -341,8 +341,10 @@ func renderPolicy(t *testing.T, releaseNS string, vals guardValues) []byte {
 }
 
 // applyPolicy creates the rendered documents and removes them at the end.
-// The policy and binding get the suffix: the API server's admission plugin
-// forgets a deleted binding only asynchronously, so each test uses its own.
+// The policy, binding and param get the suffix: the API server's admission
+// plugin forgets a deleted binding only asynchronously, so each test uses its
+// own (and its controller runs with --externalips-param beacon-externalips
+// plus the suffix).
 func (f *fixture) applyPolicy(doc []byte, suffix string) {
 	f.t.Helper()
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(doc), 4096)
@@ -377,18 +379,25 @@ func (f *fixture) applyPolicy(doc []byte, suffix string) {
 			mustDecode(f.t, js, &b)
 			b.Name += suffix
 			b.Spec.PolicyName += suffix
+			if b.Spec.ParamRef != nil {
+				b.Spec.ParamRef.Name += suffix
+			}
 			if _, err := ar.ValidatingAdmissionPolicyBindings().Create(f.ctx, &b, metav1.CreateOptions{}); err != nil {
 				f.t.Fatalf("create binding: %v", err)
 			}
 			f.t.Cleanup(func() {
 				_ = ar.ValidatingAdmissionPolicyBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
 			})
-		case "ConfigMap":
-			var cm v1.ConfigMap
-			mustDecode(f.t, js, &cm)
-			if _, err := f.env.Kube.CoreV1().ConfigMaps(cm.Namespace).Create(f.ctx, &cm, metav1.CreateOptions{}); err != nil {
-				f.t.Fatalf("create configmap: %v", err)
+		case "ExternalIPsAllowList":
+			var al v1alpha1.ExternalIPsAllowList
+			mustDecode(f.t, js, &al)
+			al.Name += suffix
+			if err := f.env.Beacon.Create(f.ctx, client.ExternalIPsAllowLists, &al); err != nil {
+				f.t.Fatalf("create allow list: %v", err)
 			}
+			f.t.Cleanup(func() {
+				_ = f.env.Beacon.Delete(context.Background(), client.ExternalIPsAllowLists, al.Name)
+			})
 		default:
 			f.t.Fatalf("unexpected kind %v in the policy template", raw["kind"])
 		}

@@ -159,15 +159,16 @@ var (
 		// Secret is usable: the controller reads them instead of Secrets.
 		each("list,watch", access{group: "beaconlb.io", resource: "bgpsessionstates"}),
 		each("get,update", access{group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "beacon-controller"}),
-		// The externalIPs guard's param (allocator/controller on the
-		// hardening branch).
-		each("get,list,watch,update", access{resource: "configmaps", ns: namespace, name: "beacon-externalips"}),
-		each("create", access{resource: "configmaps", ns: namespace}),
+		// The externalIPs guard's param, an ExternalIPsAllowList.
+		each("get,list,watch,update", access{group: "beaconlb.io", resource: "externalipsallowlists", name: "beacon-externalips"}),
+		each("create", access{group: "beaconlb.io", resource: "externalipsallowlists"}),
 	)
 	controllerMustNot = concat(
 		each("get,update,delete", access{resource: "configmaps", ns: namespace, name: "kube-root-ca.crt"}),
 		each("list", access{resource: "configmaps", ns: namespace}),
 		each("create", access{resource: "configmaps", ns: "default"}),
+		each("list,update,delete", access{group: "beaconlb.io", resource: "externalipsallowlists", name: "someone-else"}),
+		each("delete", access{group: "beaconlb.io", resource: "externalipsallowlists", name: "beacon-externalips"}),
 		each("create,update,patch,delete", access{resource: "services", ns: "default"}),
 		each("get,list", access{resource: "secrets", ns: namespace}),
 		each("list", access{resource: "nodes"}),

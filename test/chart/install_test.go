@@ -129,6 +129,22 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	helm(t, append([]string{"uninstall", release}, kc...)...)
 	uninstalled = true
 	checkNothingLeft(ctx, t, e)
+
+	// helm uninstall keeps the externalIPs guard's param (were it deleted,
+	// a controller still running would create it again without Helm's
+	// ownership); the next install adopts it.
+	var al v1alpha1.ExternalIPsAllowList
+	if err := e.Beacon.Get(ctx, client.ExternalIPsAllowLists, "beacon-externalips", &al); err != nil {
+		t.Fatalf("the externalIPs guard's param after helm uninstall: %v", err)
+	}
+	uninstalled = false
+	helm(t, append([]string{"install", release, chartDir()}, kc...)...)
+	helm(t, append([]string{"uninstall", release}, kc...)...)
+	uninstalled = true
+	checkNothingLeft(ctx, t, e)
+	if err := e.Beacon.Delete(ctx, client.ExternalIPsAllowLists, "beacon-externalips"); err != nil {
+		t.Error(err)
+	}
 }
 
 func checkSpeakerPod(t *testing.T, pod corev1.PodSpec) {
