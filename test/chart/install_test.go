@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -404,4 +405,62 @@ func releaseObjects(ctx context.Context, cfg *rest.Config) ([]string, error) {
 		}
 	}
 	return left, nil
+}
+
+// TestFullRefusedNextToKubeProxy: with dataplane: full the chart refuses
+// to install while the DaemonSet kube-system/kube-proxy exists, and says
+// why; external installs there, and checkKubeProxy=false lets full
+// through. --dry-run=server makes helm look at the cluster without
+// creating anything, so the parallel install test is not disturbed.
+func TestFullRefusedNextToKubeProxy(t *testing.T) {
+	e := testenv.Need(t, env)
+	t.Parallel()
+	helmBin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kc := []string{"--kubeconfig", e.Kubeconfig, "--namespace", "beacon-fullcheck"}
+	install := func(set ...string) (string, error) {
+		args := append([]string{"install", "fullcheck", chartDir(), "--dry-run=server"}, kc...)
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		return runHelm(t, args...)
+	}
+
+	// No kube-proxy yet: full installs.
+	if out, err := install("dataplane=full"); err != nil {
+		t.Fatalf("dataplane=full without kube-proxy: %v\n%s", err, out)
+	}
+
+	labels := map[string]string{"k8s-app": "kube-proxy"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-proxy", Namespace: "kube-system"},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "kube-proxy", Image: "kube-proxy"}}},
+			},
+		},
+	}
+	if _, err := e.Kube.AppsV1().DaemonSets("kube-system").Create(ctx, ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e.Kube.AppsV1().DaemonSets("kube-system").Delete(context.Background(), "kube-proxy", metav1.DeleteOptions{})
+	})
+
+	out, err := install("dataplane=full")
+	if err == nil {
+		t.Fatalf("dataplane=full next to kube-proxy installed:\n%s", out)
+	}
+	if !strings.Contains(err.Error(), "kube-system/kube-proxy exists") {
+		t.Errorf("refusal does not say why: %v", err)
+	}
+	if out, err := install("dataplane=external"); err != nil {
+		t.Errorf("dataplane=external next to kube-proxy: %v\n%s", err, out)
+	}
+	if out, err := install("dataplane=full", "checkKubeProxy=false"); err != nil {
+		t.Errorf("dataplane=full with checkKubeProxy=false: %v\n%s", err, out)
+	}
 }

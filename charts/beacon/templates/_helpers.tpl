@@ -70,3 +70,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $bind := index . 0 -}}{{- $port := index . 1 -}}
 {{- if contains ":" $bind -}}[{{ $bind }}]:{{ $port }}{{- else -}}{{ $bind }}:{{ $port }}{{- end -}}
 {{- end -}}
+
+{{/* dataplane: full replaces kube-proxy; next to it, both would translate
+ClusterIP and NodePort traffic. lookup sees the cluster only in helm
+install/upgrade (and --dry-run=server), so helm template renders as before. */}}
+{{- define "beacon.checkDataplane" -}}
+{{- if and (eq .Values.dataplane "full") .Values.checkKubeProxy -}}
+{{- if lookup "apps/v1" "DaemonSet" "kube-system" "kube-proxy" -}}
+{{- fail "dataplane: full replaces kube-proxy, but the DaemonSet kube-system/kube-proxy exists, so both would translate ClusterIP and NodePort traffic. Remove kube-proxy first (docs/install.md, Coexisting with kube-proxy), or use dataplane: external; set checkKubeProxy: false only if that DaemonSet runs on no node." -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
