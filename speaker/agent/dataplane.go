@@ -26,6 +26,9 @@ func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
 		return nodeport.Input{}, errNotSynced
 	}
 	in := nodeport.Input{Mode: mode, NodeName: a.cfg.Node}
+	if a.cfg.Forwarding == nodeport.ModeOff && mode != nodeport.ModeOff {
+		return in, fmt.Errorf("dataplane mode %s: the caches hold what --dataplane=off reads only", mode)
+	}
 	if mode == nodeport.ModeOff {
 		// Programs nothing: converting every Service would only hold
 		// memory (about 1 KB per Service and endpoint slice).
