@@ -79,11 +79,11 @@ func TestAgentMemory(t *testing.T) {
 	t.Logf("%d Services × 5 endpoints created in %v", n, time.Since(start).Round(time.Second))
 
 	for _, mode := range []nodeport.Mode{nodeport.ModeOff, nodeport.ModeExternal, nodeport.ModeFull} {
-		live := &fakeLiveness{alive: map[string]bool{"node1": true, "node2": true}, ch: make(chan struct{}, 16)}
+		live := &fakeLiveness{alive: map[string]bool{"node1": true}, ch: make(chan struct{}, 16)} // node2 runs no speaker: node1 announces all
 		links := &fakeLinks{ips: map[string][]netip.Addr{}}
 		a := newAgent(t, agent.Config{
 			Node: "node1", Clients: cli.Clients{Kube: kube, Beacon: bc}, Liveness: live, Links: links,
-			Recorder: record.NewFakeRecorder(100), Log: logr.Discard(), MemberPort: 7946, Forwarding: mode,
+			Recorder: &record.FakeRecorder{}, Log: logr.Discard(), MemberPort: 7946, Forwarding: mode, // discards Events
 		})
 		actx, acancel := context.WithCancel(ctx)
 		done := make(chan struct{})
