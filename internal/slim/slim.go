@@ -11,6 +11,7 @@
 package slim
 
 import (
+	"slices"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -145,19 +146,29 @@ func endpointSlice(s *discoveryv1.EndpointSlice, forwarding bool, nodes *interne
 	if forwarding {
 		out.Ports = s.Ports
 	}
-	if len(s.Endpoints) > 0 {
-		out.Endpoints = make([]discoveryv1.Endpoint, len(s.Endpoints))
+	if forwarding && len(s.Endpoints) > 0 {
+		out.Endpoints = make([]discoveryv1.Endpoint, 0, len(s.Endpoints))
 	}
-	for i, e := range s.Endpoints {
-		o := &out.Endpoints[i]
-		o.Conditions = discoveryv1.EndpointConditions{Ready: shared(e.Conditions.Ready),
-			Serving: shared(e.Conditions.Serving), Terminating: shared(e.Conditions.Terminating)}
+	for _, e := range s.Endpoints {
+		o := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: shared(e.Conditions.Ready),
+			Serving: shared(e.Conditions.Serving), Terminating: shared(e.Conditions.Terminating)}}
 		if e.NodeName != nil {
 			o.NodeName = nodes.get(*e.NodeName)
 		}
 		if forwarding {
 			o.Addresses = e.Addresses
+		} else if slices.ContainsFunc(out.Endpoints, func(p discoveryv1.Endpoint) bool {
+			return p.NodeName == o.NodeName && p.Conditions == o.Conditions // interned and shared pointers
+		}) {
+			// Without addresses, endpoints with the same node and
+			// conditions are one: announcing asks only whether a node
+			// has a ready endpoint (externalTrafficPolicy Local).
+			continue
 		}
+		out.Endpoints = append(out.Endpoints, o)
+	}
+	if cap(out.Endpoints) > len(out.Endpoints) {
+		out.Endpoints = slices.Clone(out.Endpoints) // the cache keeps no spare capacity
 	}
 	return out
 }

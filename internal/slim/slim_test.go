@@ -31,6 +31,11 @@ func TestSpeakerAndController(t *testing.T) {
 		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
 		NodeName:   ptr.To("node1"),
 	}
+	notReady := ep
+	notReady.Addresses = []string{"198.18.1.6"}
+	notReady.Conditions = discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+	onNode2 := ep
+	onNode2.Addresses, onNode2.NodeName = []string{"198.18.1.7"}, ptr.To("node2")
 	fullEp := ep
 	fullEp.Hostname, fullEp.Zone = ptr.To("p1"), ptr.To("z1")
 	fullEp.TargetRef = &v1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "p1", UID: "u2"}
@@ -90,12 +95,13 @@ func TestSpeakerAndController(t *testing.T) {
 			Endpoints: []discoveryv1.Endpoint{fullEp}, Ports: port},
 		want: &discoveryv1.EndpointSlice{ObjectMeta: sliceMeta, AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{ep}, Ports: port},
 	}, {
-		name:      "speaker EndpointSlice, not forwarding: nodes and conditions only",
+		name:      "speaker EndpointSlice, not forwarding: nodes and conditions only, once per node and conditions",
 		transform: Speaker(false),
 		in: &discoveryv1.EndpointSlice{ObjectMeta: fullSliceMeta, AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints: []discoveryv1.Endpoint{fullEp}, Ports: port},
+			Endpoints: []discoveryv1.Endpoint{fullEp, ep, notReady, fullEp, onNode2}, Ports: port},
 		want: &discoveryv1.EndpointSlice{ObjectMeta: sliceMeta, AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints: []discoveryv1.Endpoint{{Conditions: ep.Conditions, NodeName: ep.NodeName}}},
+			Endpoints: []discoveryv1.Endpoint{{Conditions: ep.Conditions, NodeName: ep.NodeName},
+				{Conditions: notReady.Conditions, NodeName: ep.NodeName}, {Conditions: ep.Conditions, NodeName: onNode2.NodeName}}},
 	}, {
 		name:      "reports: only the identity stays of the metadata",
 		transform: Reports,
