@@ -22,13 +22,13 @@ var errNotSynced = fmt.Errorf("caches not synced: %w", nodeport.ErrInputNotReady
 // caches, so the node runs one set of watches for both jobs. Only one
 // goroutine (the dataplane's sync loop) may call it.
 func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
+	if a.cfg.Forwarding == nodeport.ModeOff && mode != nodeport.ModeOff {
+		return nodeport.Input{}, fmt.Errorf("dataplane mode %s: the caches hold what --dataplane=off reads only", mode)
+	}
 	if !a.synced.Load() {
 		return nodeport.Input{}, errNotSynced
 	}
 	in := nodeport.Input{Mode: mode, NodeName: a.cfg.Node}
-	if a.cfg.Forwarding == nodeport.ModeOff && mode != nodeport.ModeOff {
-		return in, fmt.Errorf("dataplane mode %s: the caches hold what --dataplane=off reads only", mode)
-	}
 	if mode == nodeport.ModeOff {
 		// Programs nothing: converting every Service would only hold
 		// memory (about 1 KB per Service and endpoint slice).

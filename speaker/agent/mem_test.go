@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -161,4 +162,26 @@ func memService(ctx context.Context, kube kubernetes.Interface, ns string, i int
 		return fmt.Errorf("slice %d: %w", i, err)
 	}
 	return nil
+}
+
+// Caches trimmed for --dataplane=off hold no endpoint addresses: a
+// forwarding dataplane must not be fed from them.
+func TestNodeportInputOfTrimmedCaches(t *testing.T) {
+	for _, c := range []struct {
+		caches, mode nodeport.Mode
+		wantTrimErr  bool
+	}{
+		{nodeport.ModeOff, nodeport.ModeFull, true},
+		{nodeport.ModeOff, nodeport.ModeExternal, true},
+		{nodeport.ModeOff, nodeport.ModeOff, false},
+		{nodeport.ModeExternal, nodeport.ModeExternal, false},
+		{"", nodeport.ModeFull, false},
+	} {
+		a := newAgent(t, agent.Config{Node: "node1", Forwarding: c.caches})
+		_, err := a.NodeportInput(c.mode)
+		// Not synced: any other call fails with ErrInputNotReady.
+		if trimErr := err != nil && !errors.Is(err, nodeport.ErrInputNotReady); trimErr != c.wantTrimErr {
+			t.Errorf("caches for %q, input for %q: error %v; want a refusal: %v", c.caches, c.mode, err, c.wantTrimErr)
+		}
+	}
 }
