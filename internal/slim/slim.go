@@ -3,8 +3,9 @@
 // reads. Without it, managedFields and the kubectl last-applied annotation
 // alone are most of a small object.
 //
-// Each function is a cache.TransformFunc: it trims its argument in place
-// (the informer owns it) and passes other types through unchanged. A field
+// Each transform is a cache.TransformFunc: it trims its argument in place
+// (the informer owns it) or returns a trimmed copy, and passes other types
+// through unchanged. A field
 // dropped here reads as empty everywhere the cache is used: when the
 // speaker or controller starts reading a field, keep it here, and extend
 // the table of slim_test.go that pins what is kept.
