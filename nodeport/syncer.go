@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -203,8 +204,11 @@ func (s *Syncer) SyncOnce() error {
 	s.m.written.WithLabelValues("element").Add(float64(st.Elements))
 	s.m.conntrack.Add(float64(st.ConntrackDeleted))
 	s.healthy.Store(err == nil)
-	if err == nil {
-		s.synced.Store(true)
+	if err == nil && !s.synced.Swap(true) {
+		// The first sync writes the whole ruleset: its netlink messages
+		// are garbage the size of the ruleset, which the runtime would
+		// return to the kernel over minutes.
+		debug.FreeOSMemory()
 	}
 	var herr error
 	if s.cfg.Health != nil {

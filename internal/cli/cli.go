@@ -31,6 +31,11 @@ func Main(name string, addFlags func(*flag.FlagSet), run func(context.Context, l
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	log := klog.NewKlogr().WithName(name)
+	if limit, err := SetMemoryLimit(); err != nil {
+		log.Error(err, "no soft memory limit")
+	} else if limit > 0 {
+		log.Info("soft memory limit from the container's", "bytes", limit)
+	}
 	err := run(ctx, log)
 	stop()
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+
+	"github.com/beaconlb/beacon/config/v1alpha1"
 )
 
 func managed() []metav1.ManagedFieldsEntry {
@@ -29,13 +31,25 @@ func TestSpeakerAndController(t *testing.T) {
 		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
 		NodeName:   ptr.To("node1"),
 	}
+	notReady := ep
+	notReady.Addresses = []string{"198.18.1.6"}
+	notReady.Conditions = discoveryv1.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+	onNode2 := ep
+	onNode2.Addresses, onNode2.NodeName = []string{"198.18.1.7"}, ptr.To("node2")
 	fullEp := ep
 	fullEp.Hostname, fullEp.Zone = ptr.To("p1"), ptr.To("z1")
 	fullEp.TargetRef = &v1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "p1", UID: "u2"}
 	fullEp.Hints = &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "z1"}}}
-	sliceMeta := metav1.ObjectMeta{Namespace: "ns", Name: "web-a", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}
+	ident := metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u1", ResourceVersion: "7"}
+	withSelector := func(s v1.ServiceSpec) v1.ServiceSpec {
+		s.Selector = map[string]string{"app": "web"}
+		return s
+	}
+	sliceMeta := metav1.ObjectMeta{Namespace: "ns", Name: "web-a", ResourceVersion: "3", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}
 	fullSliceMeta := sliceMeta
 	fullSliceMeta.ManagedFields = managed()
+	fullSliceMeta.Labels = map[string]string{discoveryv1.LabelServiceName: "web", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}
+	fullSliceMeta.OwnerReferences = []metav1.OwnerReference{{Kind: "Service", Name: "web"}}
 	port := []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To[int32](8080)}}
 	addrs := []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "198.51.100.11"}, {Type: v1.NodeHostName, Address: "node1"}}
 	nodeLabels := map[string]string{"kubernetes.io/hostname": "node1"}
@@ -63,23 +77,41 @@ func TestSpeakerAndController(t *testing.T) {
 		transform func(any) (any, error)
 		in, want  any
 	}{{
-		name:      "speaker Service: managedFields and last-applied go, other annotations stay",
-		transform: Speaker,
-		in:        &v1.Service{ObjectMeta: svcMeta(managed(), map[string]string{LastApplied: "{...}", "beaconlb.io/ips": "198.51.100.200"}), Spec: svcSpec, Status: svcStatus},
-		want:      &v1.Service{ObjectMeta: svcMeta(nil, map[string]string{"beaconlb.io/ips": "198.51.100.200"}), Spec: svcSpec, Status: svcStatus},
+		name:      "speaker Service: labels, annotations and all metadata but the identity go; the selector goes",
+		transform: Speaker(true),
+		in: &v1.Service{ObjectMeta: svcMeta(managed(), map[string]string{LastApplied: "{...}", "beaconlb.io/ips": "198.51.100.200"}),
+			Spec: withSelector(svcSpec), Status: svcStatus},
+		want: &v1.Service{ObjectMeta: ident, Spec: svcSpec, Status: svcStatus},
 	}, {
-		name:      "speaker Service: no annotations left",
-		transform: Speaker,
-		in:        &v1.Service{ObjectMeta: svcMeta(nil, map[string]string{LastApplied: "{...}"})},
-		want:      &v1.Service{ObjectMeta: svcMeta(nil, nil)},
+		name:      "speaker Service, not forwarding: type, class, policy and ingress addresses",
+		transform: Speaker(false),
+		in:        &v1.Service{ObjectMeta: svcMeta(nil, nil), Spec: withSelector(svcSpec), Status: svcStatus},
+		want: &v1.Service{ObjectMeta: ident, Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer,
+			ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyLocal}, Status: svcStatus},
 	}, {
-		name:      "speaker EndpointSlice: addresses, conditions, node and ports stay",
-		transform: Speaker,
-		in:        &discoveryv1.EndpointSlice{ObjectMeta: fullSliceMeta, AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{fullEp}, Ports: port},
-		want:      &discoveryv1.EndpointSlice{ObjectMeta: sliceMeta, AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{ep}, Ports: port},
+		name:      "speaker EndpointSlice: addresses, conditions, node and ports stay; other labels go",
+		transform: Speaker(true),
+		in: &discoveryv1.EndpointSlice{ObjectMeta: fullSliceMeta, AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints: []discoveryv1.Endpoint{fullEp}, Ports: port},
+		want: &discoveryv1.EndpointSlice{ObjectMeta: sliceMeta, AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{ep}, Ports: port},
+	}, {
+		name:      "speaker EndpointSlice, not forwarding: nodes and conditions only, once per node and conditions",
+		transform: Speaker(false),
+		in: &discoveryv1.EndpointSlice{ObjectMeta: fullSliceMeta, AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints: []discoveryv1.Endpoint{fullEp, ep, notReady, fullEp, onNode2}, Ports: port},
+		want: &discoveryv1.EndpointSlice{ObjectMeta: sliceMeta, AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints: []discoveryv1.Endpoint{{Conditions: ep.Conditions, NodeName: ep.NodeName},
+				{Conditions: notReady.Conditions, NodeName: ep.NodeName}, {Conditions: ep.Conditions, NodeName: onNode2.NodeName}}},
+	}, {
+		name:      "reports: only the identity stays of the metadata",
+		transform: Reports,
+		in: &v1alpha1.ServiceAnnouncement{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: "u4", ResourceVersion: "5",
+			Labels: nodeLabels, ManagedFields: managed(), CreationTimestamp: now, Generation: 2}, Node: "node1", Addresses: []string{"198.51.100.200"}},
+		want: &v1alpha1.ServiceAnnouncement{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: "u4", ResourceVersion: "5"},
+			Node: "node1", Addresses: []string{"198.51.100.200"}},
 	}, {
 		name:      "speaker Node: labels, pod CIDRs, addresses and condition states",
-		transform: Speaker,
+		transform: Speaker(false),
 		in:        fullNode,
 		want: &v1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "u3", ResourceVersion: "9", Labels: nodeLabels},
@@ -89,7 +121,7 @@ func TestSpeakerAndController(t *testing.T) {
 		},
 	}, {
 		name:      "speaker: other types and tombstones pass through",
-		transform: Speaker,
+		transform: Speaker(true),
 		in:        tomb, want: tomb,
 	}, {
 		name:      "controller Service: only managedFields and last-applied go",
@@ -127,7 +159,7 @@ func TestSpeakerAndController(t *testing.T) {
 
 func TestSame(t *testing.T) {
 	node := func(rv string, ready v1.ConditionStatus) *v1.Node {
-		n, _ := Speaker(&v1.Node{
+		n, _ := Speaker(true)(&v1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: "node1", ResourceVersion: rv},
 			Status: v1.NodeStatus{Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: ready,
 				LastHeartbeatTime: metav1.Unix(int64(len(rv)), 0)}}},
@@ -169,5 +201,20 @@ func TestSame(t *testing.T) {
 				t.Errorf("Same changed the cached object's resourceVersion to %q", o.GetResourceVersion())
 			}
 		})
+	}
+}
+
+// Endpoints on one node share its name, and conditions share their values:
+// 50,000 endpoints hold a handful of them.
+func TestSpeakerShares(t *testing.T) {
+	tr := Speaker(false)
+	slice := func(name string) *discoveryv1.EndpointSlice {
+		o, _ := tr(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name}, Endpoints: []discoveryv1.Endpoint{
+			{NodeName: ptr.To("node1"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}})
+		return o.(*discoveryv1.EndpointSlice)
+	}
+	a, b := slice("a"), slice("b")
+	if a.Endpoints[0].NodeName != b.Endpoints[0].NodeName || a.Endpoints[0].Conditions.Ready != b.Endpoints[0].Conditions.Ready {
+		t.Errorf("two slices' endpoints on node1 do not share the node name and ready condition")
 	}
 }

@@ -99,6 +99,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Dataplane, if set, is marked dirty on every watched change.
 	Dataplane Dirtier
+	// Forwarding is the dataplane's mode. With ModeOff the caches keep
+	// only what announcing reads, and NodeportInput serves ModeOff only;
+	// empty keeps what any mode reads.
+	Forwarding nodeport.Mode
 	// Handoff, if set, keeps connections alive when addresses move
 	// between live nodes, for HandoffWindow after each takeover.
 	Handoff       Handoff

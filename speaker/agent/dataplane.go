@@ -22,6 +22,9 @@ var errNotSynced = fmt.Errorf("caches not synced: %w", nodeport.ErrInputNotReady
 // caches, so the node runs one set of watches for both jobs. Only one
 // goroutine (the dataplane's sync loop) may call it.
 func (a *Agent) NodeportInput(mode nodeport.Mode) (nodeport.Input, error) {
+	if a.cfg.Forwarding == nodeport.ModeOff && mode != nodeport.ModeOff {
+		return nodeport.Input{}, fmt.Errorf("dataplane mode %s: the caches hold what --dataplane=off reads only", mode)
+	}
 	if !a.synced.Load() {
 		return nodeport.Input{}, errNotSynced
 	}

@@ -68,16 +68,19 @@ func (a *Agent) writeReports(ctx context.Context, want []plan.Report) error {
 	}
 	var errs []error
 	for _, r := range want {
-		obj := a.announcement(r)
-		key := obj.Namespace + "/" + obj.Name
+		key := r.Namespace + "/" + reportName(r.Service, a.cfg.Node, r.Via)
 		cur, ok := have[key]
 		delete(have, key)
+		// Compared before an object is built: at 10,000 Services the
+		// objects of every unchanged report would be garbage each call.
+		if ok && reported(cur, r) {
+			continue
+		}
+		obj := a.announcement(r)
 		var err error
-		switch {
-		case !ok:
+		if !ok {
 			err = a.cfg.Clients.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj)
-		case !slices.Equal(cur.Addresses, obj.Addresses) || !slices.Equal(cur.Interfaces, obj.Interfaces) || !slices.Equal(cur.Peers, obj.Peers) ||
-			!slices.Equal(cur.Conflicts, obj.Conflicts):
+		} else {
 			obj.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Clients.Beacon.UpdateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj.Name, obj)
 		}
@@ -106,4 +109,18 @@ func (a *Agent) announcement(r plan.Report) *v1alpha1.ServiceAnnouncement {
 		obj.Addresses = append(obj.Addresses, ip.String())
 	}
 	return obj
+}
+
+// reported says whether sa already holds what r reports.
+func reported(sa *v1alpha1.ServiceAnnouncement, r plan.Report) bool {
+	if len(sa.Addresses) != len(r.Addresses) || !slices.Equal(sa.Interfaces, r.Interfaces) || !slices.Equal(sa.Peers, r.Peers) ||
+		!slices.Equal(sa.Conflicts, r.Conflicts) {
+		return false
+	}
+	for i, ip := range r.Addresses {
+		if sa.Addresses[i] != ip.String() {
+			return false
+		}
+	}
+	return true
 }

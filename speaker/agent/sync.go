@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -51,8 +52,13 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	a.record(res.Events)
 	if res.L2 != nil {
-		a.ready.Store(true)
 		a.wantReports(res.Reports)
+		if !a.ready.Swap(true) {
+			// The initial lists and the first plan leave garbage several
+			// times the caches' size; the runtime would return it to the
+			// kernel over minutes.
+			debug.FreeOSMemory()
+		}
 	}
 	for _, p := range res.Problems {
 		errs = append(errs, errors.New(p))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/slim"
+	"github.com/beaconlb/beacon/nodeport"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
 
@@ -32,7 +33,7 @@ type watches struct {
 // newWatches creates the informers; Run starts them.
 func (a *Agent) newWatches() *watches {
 	f := informers.NewSharedInformerFactoryWithOptions(cmp.Or(a.cfg.Clients.Informers.Kube, a.cfg.Clients.Kube), 0,
-		informers.WithTransform(slim.Speaker))
+		informers.WithTransform(slim.Speaker(a.cfg.Forwarding != nodeport.ModeOff)))
 	b := cmp.Or(a.cfg.Clients.Informers.Beacon, a.cfg.Clients.Beacon)
 	inf := &watches{
 		factory:  f,
@@ -46,6 +47,11 @@ func (a *Agent) newWatches() *watches {
 	if a.cfg.BGP != nil {
 		inf.bgpPeers, inf.bgpAds, inf.bfdProfiles = b.BGPPeerInformer(), b.BGPAdvertisementInformer(), b.BFDProfileInformer()
 		inf.sessions = b.BGPSessionStateInformer(a.cfg.Node)
+	}
+	for _, r := range []cache.SharedIndexInformer{inf.reports, inf.sessions} {
+		if r != nil {
+			_ = r.SetTransform(slim.Reports) // fails only once started
+		}
 	}
 	return inf
 }

@@ -139,7 +139,7 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 		Node: o.NodeName, Clients: *cs, Liveness: mem, Links: links,
 		Recorder: recorder, Log: log.WithName("agent"), MemberPort: uint16(o.MemberPort),
 		LoadBalancerClass: o.LoadBalancerClass, Registerer: reg, Dataplane: dp, Namespace: o.Namespace,
-		HandoffWindow: o.HandoffWindow, DrainDelay: o.DrainDelay,
+		HandoffWindow: o.HandoffWindow, DrainDelay: o.DrainDelay, Forwarding: mode,
 	}
 	if acfg.Handoff, err = useHandoff(log, reg, hk, o.HandoffWindow); err != nil {
 		return err

@@ -5,7 +5,10 @@
 //   - Memory: beacon-speaker --dataplane=full against kube-proxy v1.36.3
 //     (nftables mode) on the same API server holding N Services × 5
 //     endpoints; beacon-speaker --dataplane=external and off announcing N
-//     addresses; beacon-controller holding N LoadBalancer Services.
+//     addresses; beacon-controller holding N LoadBalancer Services. RSS
+//     is printed with its anonymous part (RssAnon) and the Go heap in
+//     use; BEACON_SPEAKER_BASELINE=path measures another speaker build
+//     the same way, after the new one, in every mode.
 //   - API load: every request the speakers send goes through a counting
 //     proxy: watches, requests per minute at steady state, and the requests
 //     one Service change causes, per node.

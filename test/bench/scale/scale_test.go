@@ -283,28 +283,56 @@ func (b *bench) memoryFull(n int) {
 	t.Logf("programmed: beacon after %v, kube-proxy after %v more", bd, kd)
 	m := sampleRSS(t, b.ctx, 20*time.Second, sp.Pid, kp.Pid)
 	bm, km := m[0], m[1]
+	heap := b.heapInuse("node1")
 	b.stop("speaker-node1")
 	w := &strings.Builder{}
 	defer func() { b.emit(w.String()) }()
-	fmt.Fprintf(w, "memory, %d Services × %d endpoints (RSS MiB: now / max over 20 s / peak)\n", n, endpoints)
-	fmt.Fprintf(w, "  %-44s %s\n", "beacon-speaker --dataplane=full", bm)
+	fmt.Fprintf(w, "memory, %d Services × %d endpoints (RSS MiB: now / max over 20 s / peak (max RssAnon); Go heap in use)\n", n, endpoints)
+	fmt.Fprintf(w, "  %-44s %s  %s\n", "beacon-speaker --dataplane=full", bm, heap)
 	fmt.Fprintf(w, "  %-44s %s\n", "kube-proxy v1.36.3 --proxy-mode=nftables", km)
-	fmt.Fprintf(w, "  %-44s %.2f (max over 20 s)\n", "ratio speaker / kube-proxy", bm.max/km.max)
-	// BEACON_SPEAKER_BASELINE: another speaker build (say, of an older
-	// commit) measured the same way, for the effect of a change.
-	if other := os.Getenv("BEACON_SPEAKER_BASELINE"); other != "" {
-		p, err := b.l.StartProcess(lab.ProcessSpec{Name: "speaker-node1", Netns: "node1", Argv: []string{
-			other, "--kubeconfig", b.l.Kubeconfig(), "--node-name", "node1", "--dataplane=full", "--namespace=default",
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "baseline speaker full sync", b.metricAtLeast("node1", "http://198.51.100.11:9473/metrics",
-			`beacon_nodeport_sync_duration_seconds_count{kind="full"}`, 1))
-		om := sampleRSS(t, b.ctx, 20*time.Second, p.Pid)[0]
-		b.stop("speaker-node1")
-		fmt.Fprintf(w, "  %-44s %s   (%s)\n", "beacon-speaker --dataplane=full, baseline", om, other)
+	fmt.Fprintf(w, "  %-44s %.2f (max over 20 s; goal ≤ 1.0); anon %.2f\n", "ratio speaker / kube-proxy", bm.max/km.max, bm.anon/km.anon)
+	if om, oheap, ok := b.baseline("full", "beacon full sync", "http://198.51.100.11:9473/metrics",
+		`beacon_nodeport_sync_duration_seconds_count{kind="full"}`, 1); ok {
+		fmt.Fprintf(w, "  %-44s %s  %s\n", "beacon-speaker --dataplane=full, baseline", om, oheap)
+		fmt.Fprintf(w, "  %-44s %.2f (max over 20 s), anon %.2f; baseline / kube-proxy %.2f\n", "ratio speaker / baseline", bm.max/om.max, bm.anon/om.anon, om.max/km.max)
 	}
+}
+
+// baseline runs BEACON_SPEAKER_BASELINE, another speaker build (say, of
+// an older commit), in node1 with the given dataplane mode until series
+// reaches want, and measures it the same way, for the effect of a change.
+func (b *bench) baseline(mode, what, url, series string, want float64) (rss, string, bool) {
+	other := os.Getenv("BEACON_SPEAKER_BASELINE")
+	if other == "" {
+		return rss{}, "", false
+	}
+	t := b.t
+	p, err := b.l.StartProcess(lab.ProcessSpec{Name: "speaker-node1", Netns: "node1", Argv: []string{
+		other, "--kubeconfig", b.l.Kubeconfig(), "--node-name", "node1", "--dataplane=" + mode, "--namespace=default",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Poll(t, b.ctx, time.Second, 15*time.Minute, "baseline: "+what, b.metricAtLeast("node1", url, series, want))
+	m := sampleRSS(t, b.ctx, 20*time.Second, p.Pid)[0]
+	heap := b.heapInuse("node1")
+	b.stop("speaker-node1")
+	return m, heap, true
+}
+
+// heapInuse reads the speaker's go_memstats_heap_inuse_bytes, in MiB.
+func (b *bench) heapInuse(ns string) string {
+	const series = "go_memstats_heap_inuse_bytes"
+	_, msg := b.metricAtLeast(ns, "http://198.51.100.11:9473/metrics", series, 0)()
+	v, ok := strings.CutPrefix(msg, series+" = ")
+	if !ok {
+		return "heap ?"
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return "heap ?"
+	}
+	return fmt.Sprintf("heap %.1f MiB", f/(1<<20))
 }
 
 // memoryAnnounce allocates every Service an address (controller RSS), then
@@ -323,25 +351,35 @@ func (b *bench) memoryAnnounce(n int) {
 		"beacon-controller", cm, n, backlog.Round(time.Second))
 	for _, mode := range []string{"external", "off"} {
 		sp := b.startSpeaker("node1", mode, b.l.Kubeconfig())
+		const series = `beacon_l2_announced_ips{family="ipv4",interface="eth0"}`
 		d := testenv.Poll(t, b.ctx, time.Second, 10*time.Minute, "every address announced by node1", b.metricAtLeast("node1", "http://198.51.100.11:9473/metrics",
-			`beacon_l2_announced_ips{family="ipv4",interface="eth0"}`, float64(n)))
+			series, float64(n)))
 		last := b.ingress(svcName(n - 1))
 		if out, err := b.l.Exec(b.ctx, lab.ClientLAN, "arping", "-c", "1", "-w", "2", "-I", lab.LANInterface, last); err != nil {
 			t.Fatalf("%s not answered on the LAN: %v\n%s", last, err, out)
 		}
 		m := sampleRSS(t, b.ctx, 20*time.Second, sp.Pid)[0]
-		fmt.Fprintf(w, "  %-44s %s   (announcing %d addresses; answered %v after start)\n", "beacon-speaker --dataplane="+mode, m, n, d.Round(time.Second))
+		heap := b.heapInuse("node1")
 		b.stop("speaker-node1")
+		fmt.Fprintf(w, "  %-44s %s  %s   (announcing %d addresses; answered %v after start; goal ≤ 60 MiB)\n", "beacon-speaker --dataplane="+mode, m, heap, n, d.Round(time.Second))
+		if om, oheap, ok := b.baseline(mode, "every address announced by node1", "http://198.51.100.11:9473/metrics", series, float64(n)); ok {
+			fmt.Fprintf(w, "  %-44s %s  %s   ratio speaker / baseline %.2f (max over 20 s), anon %.2f\n", "beacon-speaker --dataplane="+mode+", baseline", om, oheap, m.max/om.max, m.anon/om.anon)
+		}
 	}
 	b.stop("beacon-controller")
 }
 
-type rss struct{ now, max, peak float64 } // MiB
+// rss is in MiB. anon is the process's own memory (RssAnon): VmRSS adds
+// the binary's mapped pages (RssFile), which the kernel may map whole
+// (large folios) and can drop under pressure.
+type rss struct{ now, max, peak, anon float64 }
 
-func (r rss) String() string { return fmt.Sprintf("%6.1f / %6.1f / %6.1f", r.now, r.max, r.peak) }
+func (r rss) String() string {
+	return fmt.Sprintf("%6.1f / %6.1f / %6.1f (anon %5.1f)", r.now, r.max, r.peak, r.anon)
+}
 
-// sampleRSS reads the processes' VmRSS every second for d, and VmHWM at
-// the end.
+// sampleRSS reads the processes' VmRSS and RssAnon every second for d,
+// and VmHWM at the end; anon is the maximum seen.
 func sampleRSS(t *testing.T, ctx context.Context, d time.Duration, pids ...int) []rss {
 	t.Helper()
 	out := make([]rss, len(pids))
@@ -350,12 +388,13 @@ func sampleRSS(t *testing.T, ctx context.Context, d time.Duration, pids ...int) 
 	end := time.Now().Add(d)
 	for {
 		for i, pid := range pids {
-			cur, peak, err := procMem(pid)
+			m, err := procMem(pid)
 			if err != nil {
 				t.Fatalf("memory of pid %d: %v", pid, err)
 			}
-			out[i].now, out[i].peak = cur, peak
-			out[i].max = max(out[i].max, cur)
+			out[i].now, out[i].peak = m["VmRSS"], m["VmHWM"]
+			out[i].max = max(out[i].max, m["VmRSS"])
+			out[i].anon = max(out[i].anon, m["RssAnon"])
 		}
 		if !time.Now().Before(end) {
 			return out
@@ -368,30 +407,27 @@ func sampleRSS(t *testing.T, ctx context.Context, d time.Duration, pids ...int) 
 	}
 }
 
-// procMem returns VmRSS and VmHWM in MiB.
-func procMem(pid int) (rssMiB, hwmMiB float64, err error) {
+// procMem returns VmRSS, VmHWM, RssAnon and RssFile in MiB.
+func procMem(pid int) (map[string]float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer func() { _ = f.Close() }()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		if !ok || (k != "VmRSS" && k != "VmHWM" && k != "RssAnon" && k != "RssFile") {
 			continue
 		}
 		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%s: %w", k, err)
+			return nil, fmt.Errorf("%s: %w", k, err)
 		}
-		if k == "VmRSS" {
-			rssMiB = kb / 1024
-		} else {
-			hwmMiB = kb / 1024
-		}
+		out[k] = kb / 1024
 	}
-	return rssMiB, hwmMiB, sc.Err()
+	return out, sc.Err()
 }
 
 // metricAtLeast reads url from inside lab namespace ns (the lab's
