@@ -58,6 +58,11 @@ type Scope struct {
 	Owns func(name string) bool
 }
 
+// owns says whether the table name is one of the scope's.
+func (s Scope) owns(name string) bool {
+	return name == s.Base || (s.Owns != nil && s.Owns(name))
+}
+
 // dataplaneScope is the scope of the dataplane's tables: the base table
 // and its shard tables, in IPv4 and IPv6.
 var dataplaneScope = Scope{Families: families[:], Base: TableName, Owns: IsBeaconTable}

@@ -3,6 +3,8 @@ package nodeport
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 
 	"github.com/go-logr/logr"
 	"github.com/google/nftables"
@@ -101,6 +103,56 @@ func (k *KernelApplier) Close() error {
 		errs = append(errs, k.send.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// ServedAddrs lists the destination addresses of the service-ips maps in
+// the kernel's tables of the scope: the LoadBalancer IPs and external IPs
+// the dataplane forwards, and in full mode the ClusterIPs. It reads the
+// kernel rather than the last applied Ruleset, so that a process that did
+// not write the tables (the cleaner) learns what an earlier one served.
+func (k *KernelApplier) ServedAddrs() ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, fam := range k.scope.Families {
+		tables, err := k.read.ListTablesOfFamily(fam.nft())
+		if err != nil {
+			return nil, fmt.Errorf("list %s tables: %w", fam, err)
+		}
+		for _, t := range tables {
+			if !k.scope.owns(t.Name) {
+				continue
+			}
+			sets, err := k.read.GetSets(t)
+			if err != nil {
+				return nil, fmt.Errorf("sets of %s table %s: %w", fam, t.Name, err)
+			}
+			for _, s := range sets {
+				if s.Name != MapServiceIPs {
+					continue
+				}
+				els, err := k.read.GetSetElements(s)
+				if err != nil {
+					return nil, fmt.Errorf("elements of %s %s %s: %w", fam, t.Name, s.Name, err)
+				}
+				for _, e := range els {
+					if a, ok := keyAddr(fam, e.Key); ok {
+						out = append(out, a)
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
+}
+
+// keyAddr returns the address that leads an element key of a table of
+// family fam (see keyBytes).
+func keyAddr(fam Family, key []byte) (netip.Addr, bool) {
+	n := int(fam.addrLen())
+	if fam == Inet || len(key) < n {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFromSlice(key[:n])
 }
 
 // ChainPackets sums the packets the counters of a chain counted, in the

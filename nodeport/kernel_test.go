@@ -573,3 +573,67 @@ func TestKernelBatchErrorOverflow(t *testing.T) {
 		t.Fatalf("good batch after a bad one: %v", err)
 	}
 }
+
+// TestKernelServedAddrs: the addresses read back from the kernel are those
+// the applied Ruleset forwards: ClusterIPs only in full mode, never node
+// addresses; nothing once the tables are gone.
+func TestKernelServedAddrs(t *testing.T) {
+	requireRoot(t)
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	ns := newNS(t, "beacon-np-"+hex.EncodeToString(b)+"-served")
+	ka, err := NewKernelApplier(KernelConfig{NetNS: int(ns.h), NoConntrack: true}, testr.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ka.Close() })
+	in := Input{
+		NodeName:      "node1",
+		NodeAddresses: addrs("198.51.100.11", "2001:db8:100::11"),
+		Services: []Service{
+			{
+				Namespace: "t", Name: "web",
+				ClusterIPs:      addrs("198.19.0.10", "2001:db8:19::10"),
+				LoadBalancerIPs: addrs("198.51.100.200", "2001:db8:100::200"),
+				Ports:           []Port{{Name: "http", Protocol: TCP, Port: 80, NodePort: 30080}, {Name: "dns", Protocol: UDP, Port: 53, NodePort: 30053}},
+			},
+			{
+				Namespace: "t", Name: "local",
+				ClusterIPs:      addrs("198.19.0.11"),
+				LoadBalancerIPs: addrs("198.51.100.201"),
+				SourceRanges:    []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
+				ExternalLocal:   true,
+				Ports:           []Port{{Name: "http", Protocol: TCP, Port: 80}},
+			},
+			{
+				Namespace: "u", Name: "extip",
+				ClusterIPs:  addrs("198.19.0.12"),
+				ExternalIPs: addrs("203.0.113.77"),
+				Ports:       []Port{{Name: "http", Protocol: TCP, Port: 8080}},
+			},
+		},
+	}
+	external := addrs("198.51.100.200", "198.51.100.201", "203.0.113.77", "2001:db8:100::200")
+	for _, tc := range []struct {
+		mode Mode
+		want []netip.Addr
+	}{
+		{ModeFull, append(addrs("198.19.0.10", "198.19.0.11", "198.19.0.12", "2001:db8:19::10"), external...)},
+		{ModeExternal, external},
+		{ModeOff, nil},
+	} {
+		in.Mode = tc.mode
+		if _, err := ka.Apply(Build(in)); err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		got, err := ka.ServedAddrs()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mode, err)
+		}
+		want := slices.Clone(tc.want)
+		slices.SortFunc(want, netip.Addr.Compare)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: served %v, want %v", tc.mode, got, want)
+		}
+	}
+}

@@ -4,16 +4,22 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 )
 
-// ForgetOwnNeighbours deletes the node's neighbour entries that resolve to
-// one of its own interfaces' MACs. The kernel learns such entries when the
-// node itself talks to an address its responder answered for; once Beacon
-// is gone they are stale leftovers, while no other entry ever holds the
-// node's own MAC. Static entries an administrator made are kept.
-func ForgetOwnNeighbours() (int, error) {
+// ForgetNeighbours deletes the node's neighbour entries that Beacon leaves
+// behind: those resolving to one of its own interfaces' MACs, and those of
+// an address forget reports (nil: none), whatever MAC they hold. The kernel
+// learns the first kind when the node itself talks to an address its
+// responder answered for, and the second when the node forwards to a
+// Service address packets its dataplane did not translate (a stray TCP
+// segment that conntrack finds INVALID goes out untranslated, resolving the
+// address by ARP or NDP to whichever node announces it). Once Beacon is
+// gone both are stale; no other entry ever holds the node's own MAC. Static
+// entries an administrator made are kept.
+func ForgetNeighbours(forget func(netip.Addr) bool) (int, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
 		return 0, fmt.Errorf("list links: %w", err)
@@ -31,7 +37,11 @@ func ForgetOwnNeighbours() (int, error) {
 			continue
 		}
 		for _, e := range neighs {
-			if !bytes.Equal(e.HardwareAddr, mac) || e.State&netlink.NUD_PERMANENT != 0 {
+			if e.State&netlink.NUD_PERMANENT != 0 {
+				continue
+			}
+			ip, _ := netip.AddrFromSlice(e.IP)
+			if !bytes.Equal(e.HardwareAddr, mac) && (forget == nil || !forget(ip.Unmap())) {
 				continue
 			}
 			if err := netlink.NeighDel(&e); err != nil {

@@ -88,7 +88,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&o.DrainDelay, "drain-delay", drain.DefaultDelay, "when this node is labelled "+election.ExcludeLabel+", send its BGP routes with the GRACEFUL_SHUTDOWN community (65535:0) for this long before withdrawing them; 0 withdraws at once")
 	fs.IntVar(&o.HandoffTable, "handoff-table", handoff.DefaultRouting, "routing table id for handed-off flows")
-	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove what the speaker leaves in the node's kernel (nftables tables beacon*, hand-off rules and routes, neighbour entries resolving to the node's own MACs), announce nothing, and wait until terminated (for uninstalling)")
+	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove what the speaker leaves in the node's kernel (nftables tables beacon*, hand-off rules and routes, neighbour entries resolving to the node's own MACs or for an address the tables served or an IPPool holds), announce nothing, and wait until terminated (for uninstalling)")
 }
 
 // Run runs the speaker until ctx ends.
@@ -266,38 +266,4 @@ func newDataplane(log logr.Logger, reg prometheus.Registerer, input func() (node
 		return nil, nil, err
 	}
 	return s, applier, nil
-}
-
-// cleanup removes the dataplane's tables and the hand-off state, which
-// outlive the speaker on purpose (traffic keeps flowing across restarts),
-// and then serves health until ctx ends: a DaemonSet of cleaners is Ready
-// once every node is clean, and helm uninstall removes it.
-func cleanup(ctx context.Context, log logr.Logger, o Options) error {
-	applier, err := nodeport.NewKernelApplier(nodeport.KernelConfig{NoConntrack: true}, log.WithName("nodeport"))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = applier.Close() }()
-	var errs []error
-	if _, err := applier.Apply(&nodeport.Ruleset{}); err != nil {
-		errs = append(errs, fmt.Errorf("delete the dataplane's tables: %w", err))
-	}
-	hk := handoff.NewKernel(o.HandoffMark, o.HandoffTable, log.WithName("handoff"))
-	defer func() { _ = hk.Close() }()
-	if err := hk.Remove(); err != nil {
-		errs = append(errs, fmt.Errorf("remove hand-off state: %w", err))
-	}
-	forgot, err := agent.ForgetOwnNeighbours()
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	log.Info("cleanup done: no Beacon nftables table, hand-off rule or route, nor neighbour entry resolving to this node's own MAC left; waiting to be terminated", "neighbours", forgot)
-	serveHealth, err := serve.Listen(o.HealthAddr, serve.Health(func() bool { return true }))
-	if err != nil {
-		return err
-	}
-	return serveHealth(ctx)
 }
