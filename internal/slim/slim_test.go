@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 func managed() []metav1.ManagedFieldsEntry {
@@ -82,6 +83,13 @@ func TestSpeakerAndController(t *testing.T) {
 		in: &v1.Service{ObjectMeta: svcMeta(managed(), map[string]string{LastApplied: "{...}", "beaconlb.io/ips": "198.51.100.200"}),
 			Spec: withSelector(svcSpec), Status: svcStatus},
 		want: &v1.Service{ObjectMeta: ident, Spec: svcSpec, Status: svcStatus},
+	}, {
+		name:      "speaker Service: of the annotations only the offer to probe stays, forwarding or not",
+		transform: Speaker(false),
+		in: &v1.Service{ObjectMeta: svcMeta(nil, map[string]string{"beaconlb.io/ips": "198.51.100.200", lbservice.AnnotationProbing: "198.51.100.201"}),
+			Spec: withSelector(svcSpec), Status: svcStatus},
+		want: &v1.Service{ObjectMeta: withAnnotations(ident, map[string]string{lbservice.AnnotationProbing: "198.51.100.201"}),
+			Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyLocal}, Status: svcStatus},
 	}, {
 		name:      "speaker Service, not forwarding: type, class, policy and ingress addresses",
 		transform: Speaker(false),
@@ -217,4 +225,9 @@ func TestSpeakerShares(t *testing.T) {
 	if a.Endpoints[0].NodeName != b.Endpoints[0].NodeName || a.Endpoints[0].Conditions.Ready != b.Endpoints[0].Conditions.Ready {
 		t.Errorf("two slices' endpoints on node1 do not share the node name and ready condition")
 	}
+}
+
+func withAnnotations(m metav1.ObjectMeta, ann map[string]string) metav1.ObjectMeta {
+	m.Annotations = ann
+	return m
 }
