@@ -19,6 +19,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 // LastApplied is the annotation kubectl apply keeps: a full copy of the
@@ -32,7 +34,9 @@ const LastApplied = v1.LastAppliedConfigAnnotation
 // reads of a Service only its type, class, external traffic policy and
 // ingress addresses, and of an endpoint only its node and readiness.
 //
-// The speaker reads no Service labels or annotations. Strings and
+// Of a Service's labels and annotations the speaker reads only the
+// probing annotation (the addresses it is to probe and announce before they
+// go into status). Strings and
 // pointers repeated across objects (node names, conditions) are shared,
 // which is safe because nothing writes a cached object.
 func Speaker(forwarding bool) func(any) (any, error) {
@@ -120,6 +124,9 @@ func node(n *v1.Node) *v1.Node {
 // forwarding, the dataplane read.
 func service(s *v1.Service, forwarding bool) *v1.Service {
 	out := &v1.Service{TypeMeta: s.TypeMeta, ObjectMeta: ident(&s.ObjectMeta)}
+	if v, ok := s.Annotations[lbservice.AnnotationProbing]; ok {
+		out.Annotations = map[string]string{lbservice.AnnotationProbing: v}
+	}
 	if forwarding {
 		out.Spec = s.Spec
 		out.Spec.Selector = nil // pods are found through EndpointSlices

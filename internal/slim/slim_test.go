@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lbservice"
 )
 
 func managed() []metav1.ManagedFieldsEntry {
@@ -82,6 +83,14 @@ func TestSpeakerAndController(t *testing.T) {
 		in: &v1.Service{ObjectMeta: svcMeta(managed(), map[string]string{LastApplied: "{...}", "beaconlb.io/ips": "198.51.100.200"}),
 			Spec: withSelector(svcSpec), Status: svcStatus},
 		want: &v1.Service{ObjectMeta: ident, Spec: svcSpec, Status: svcStatus},
+	}, {
+		name:      "speaker Service: the probing annotation stays, alone",
+		transform: Speaker(false),
+		in: &v1.Service{ObjectMeta: svcMeta(nil, map[string]string{"beaconlb.io/ips": "198.51.100.200", lbservice.AnnotationProbing: "198.51.100.200"}),
+			Spec: svcSpec},
+		want: &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u1", ResourceVersion: "7",
+			Annotations: map[string]string{lbservice.AnnotationProbing: "198.51.100.200"}},
+			Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyLocal}},
 	}, {
 		name:      "speaker Service, not forwarding: type, class, policy and ingress addresses",
 		transform: Speaker(false),
@@ -170,6 +179,11 @@ func TestSame(t *testing.T) {
 		return &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", ResourceVersion: rv},
 			Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: ip}}}}}
 	}
+	probing := func(s *v1.Service, ips string) *v1.Service {
+		out, _ := Speaker(false)(&v1.Service{ObjectMeta: metav1.ObjectMeta{Name: s.Name, ResourceVersion: s.ResourceVersion,
+			Annotations: map[string]string{lbservice.AnnotationProbing: ips}}, Status: s.Status})
+		return out.(*v1.Service)
+	}
 	slice := func(rv string, ready bool) *discoveryv1.EndpointSlice {
 		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-a", ResourceVersion: rv},
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.1.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}}}
@@ -183,6 +197,7 @@ func TestSame(t *testing.T) {
 		{"node turns not ready", node("1", v1.ConditionTrue), node("22", v1.ConditionFalse), false},
 		{"service: only the version", svc("1", "198.51.100.200"), svc("2", "198.51.100.200"), true},
 		{"service: new ingress", svc("1", "198.51.100.200"), svc("2", "198.51.100.201"), false},
+		{"service: an address offered for probing", svc("1", "198.51.100.200"), probing(svc("2", "198.51.100.200"), "198.51.100.201"), false},
 		{"slice: only the version", slice("1", true), slice("2", true), true},
 		{"slice: endpoint not ready", slice("1", true), slice("2", false), false},
 		{"different types", svc("1", "198.51.100.200"), slice("1", true), false},

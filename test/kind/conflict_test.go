@@ -193,9 +193,9 @@ func (c *cluster) startRogue(t *testing.T, ip netip.Addr) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The rogue answers ARP for ip.
-	eventually(t, 30*time.Second, "the rogue answers ping at "+ip.String(), func() error {
-		_, err := run(ctx, "ping", "-c", "1", "-W", "1", ip.String())
+	// The rogue answers ARP for ip (the router resolves it).
+	eventually(t, 30*time.Second, "the rogue answers the router's ping to "+ip.String(), func() error {
+		_, err := c.exec(ctx, c.env["ROUTER"], "ping", "-c", "1", "-W", "1", ip.String())
 		return err
 	})
 	return strings.TrimSpace(mac)
