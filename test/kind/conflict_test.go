@@ -108,19 +108,25 @@ spec:
 		t.Errorf("no node answers for %s", got)
 	}
 
-	var warning corev1.Event
-	eventually(t, 30*time.Second, "a Warning "+controller.EventAddressConflict+" Event on the Service", func() error {
-		for _, e := range c.events(t, ns, "Service", "web", controller.EventAddressConflict, created) {
-			if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, taken.String()) {
-				warning = e
-				return nil
+	// The speaker's (not announced) and the controller's (moved) Warnings.
+	var warnings []corev1.Event
+	eventually(t, 30*time.Second, "Warning "+controller.EventAddressConflict+" Events on the Service from the speaker and the controller", func() error {
+		warnings = c.events(t, ns, "Service", "web", controller.EventAddressConflict, created)
+		moved, named := false, false
+		for _, e := range warnings {
+			if e.Type != corev1.EventTypeWarning || !strings.Contains(e.Message, taken.String()) {
+				continue
 			}
+			named = named || strings.Contains(e.Message, mac)
+			moved = moved || strings.Contains(e.Message, "moved to "+free.String())
 		}
-		return fmt.Errorf("none")
+		if !moved || !named {
+			return fmt.Errorf("one naming the MAC %s: %v, one saying moved to %s: %v", mac, named, free, moved)
+		}
+		return nil
 	})
-	t.Logf("Event %s %s (source %s, count %d): %s", warning.Type, warning.Reason, warning.Source.Component+warning.ReportingController, warning.Count, warning.Message)
-	if !strings.Contains(warning.Message, mac) {
-		t.Errorf("the Event does not name the rogue's MAC %s: %s", mac, warning.Message)
+	for _, e := range warnings {
+		t.Logf("Event %s %s from %s (count %d): %s", e.Type, e.Reason, e.Source.Component, e.Count, e.Message)
 	}
 
 	eventually(t, 30*time.Second, "IPPool "+pool+": AddressConflict condition and status.addressConflicts with "+taken.String(), func() error {
