@@ -129,8 +129,8 @@ kind-down: ## Remove every container, network, image and file kind-up made
 e2e-kind: ## End-to-end tests on the cluster of make kind-up (skipped without it)
 	$(GO) test -count=1 -timeout 30m -v ./test/kind/
 
-e2e-kind-ops: ## Operations under steady traffic on the kind cluster: speaker rolling restart, helm upgrade, drain, uninstall and reinstall
-	BEACON_KIND_OPS=1 $(GO) test -count=1 -timeout 40m -v -run 'TestSpeakerRollingRestart|TestHelmUpgrade|TestDrain|TestUninstall' ./test/kind/
+e2e-kind-ops: ## Operations under steady traffic on the kind cluster: speaker rolling restart, helm upgrade, drain, failback after a speaker restart, uninstall and reinstall
+	BEACON_KIND_OPS=1 $(GO) test -count=1 -timeout 40m -v -run 'TestSpeakerRollingRestart|TestHelmUpgrade|TestDrain|TestFailback|TestUninstall' ./test/kind/
 
 bench-kind-failover: ## Freeze the announcing kind node under traffic: L2/BGP time without a reply, p50/p99 (BEACON_KIND_RUNS=10)
 	BEACON_KIND_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestBenchFailover$$' ./test/kind/

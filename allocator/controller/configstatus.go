@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -55,7 +56,8 @@ func (c *Controller) syncConfigStatus(ctx context.Context) []error {
 				continue
 			}
 			c.metrics.writes.WithLabelValues("config-status").Inc()
-			if err := c.beacon.PatchStatus(ctx, kind.resource, obj.GetName(), want); err != nil {
+			// Not found: deleted since the cache listed it; nothing to write.
+			if err := c.beacon.PatchStatus(ctx, kind.resource, obj.GetName(), want); err != nil && !apierrors.IsNotFound(err) {
 				errs = append(errs, err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -56,7 +57,8 @@ func (c *Controller) syncPoolStatus(ctx context.Context) []error {
 			continue
 		}
 		c.metrics.writes.WithLabelValues("pool-status").Inc()
-		if err := c.beacon.PatchStatus(ctx, client.IPPools, cur.Name, want); err != nil {
+		// Not found: deleted since the cache listed it; nothing to write.
+		if err := c.beacon.PatchStatus(ctx, client.IPPools, cur.Name, want); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}

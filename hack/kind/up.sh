@@ -123,7 +123,7 @@ beacon() {
   k label namespace beacon-system pod-security.kubernetes.io/enforce=privileged >/dev/null
   "$HELM" --kubeconfig "$STATE/kubeconfig" install beacon "$repo/charts/beacon" --namespace beacon-system \
     --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
-    --set bgp.enabled=true --wait --timeout 5m >/dev/null
+    --set bgp.enabled=true --set 'speaker.extraArgs={--drain-delay=10s}' --wait --timeout 5m >/dev/null
   sed -e "s|@LAN_POOL@|$LAN_POOL|g" -e "s|@BGP_POOL@|$BGP_POOL|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
     -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" "$here/manifests/beacon-config.yaml" | k apply -f - >/dev/null
 }

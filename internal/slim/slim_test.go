@@ -178,6 +178,11 @@ func TestSame(t *testing.T) {
 		return &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", ResourceVersion: rv},
 			Status: v1.ServiceStatus{LoadBalancer: v1.LoadBalancerStatus{Ingress: []v1.LoadBalancerIngress{{IP: ip}}}}}
 	}
+	probing := func(s *v1.Service, ips string) *v1.Service {
+		out, _ := Speaker(false)(&v1.Service{ObjectMeta: metav1.ObjectMeta{Name: s.Name, ResourceVersion: s.ResourceVersion,
+			Annotations: map[string]string{lbservice.AnnotationProbing: ips}}, Status: s.Status})
+		return out.(*v1.Service)
+	}
 	slice := func(rv string, ready bool) *discoveryv1.EndpointSlice {
 		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-a", ResourceVersion: rv},
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.18.1.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}}}
@@ -191,6 +196,7 @@ func TestSame(t *testing.T) {
 		{"node turns not ready", node("1", v1.ConditionTrue), node("22", v1.ConditionFalse), false},
 		{"service: only the version", svc("1", "198.51.100.200"), svc("2", "198.51.100.200"), true},
 		{"service: new ingress", svc("1", "198.51.100.200"), svc("2", "198.51.100.201"), false},
+		{"service: an address offered for probing", svc("1", "198.51.100.200"), probing(svc("2", "198.51.100.200"), "198.51.100.201"), false},
 		{"slice: only the version", slice("1", true), slice("2", true), true},
 		{"slice: endpoint not ready", slice("1", true), slice("2", false), false},
 		{"different types", svc("1", "198.51.100.200"), slice("1", true), false},

@@ -68,10 +68,25 @@ func (c *cluster) startLoad(t *testing.T, s site) *load {
 	t.Helper()
 	ctx := context.Background()
 	var d net.Dialer
-	l := &load{probes: []*probe{
+	return warmUp(t, &load{probes: []*probe{
 		{name: "l2 host -> " + s.l2.String(), p: labtest.StartProberDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"))},
 		{name: "bgp client -> " + s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80"))},
-	}}
+	}})
+}
+
+// startHostLoad is startLoad for one L2 address, from the host only.
+func startHostLoad(t *testing.T, ip netip.Addr) *load {
+	t.Helper()
+	var d net.Dialer
+	return warmUp(t, &load{probes: []*probe{
+		{name: "l2 host -> " + ip.String(), p: labtest.StartProberDial(context.Background(), d.DialContext, net.JoinHostPort(ip.String(), "80"))},
+	}})
+}
+
+// warmUp returns l once every stream has answered for a second without a
+// failure; only what follows counts.
+func warmUp(t *testing.T, l *load) *load {
+	t.Helper()
 	t.Cleanup(l.stop)
 	for _, p := range l.probes {
 		eventually(t, time.Minute, p.name+" answering steadily", func() error {
