@@ -230,11 +230,11 @@ func TestTablePeers(t *testing.T) {
 func TestTableReorderedVersions(t *testing.T) {
 	tb := NewTable("a", time.Second, t0)
 	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 2, State: &State{}}, t0)
-	if p := tb.Peer("b"); p.V3 || !p.Watched {
-		t.Fatalf("after version 2: %+v", *p)
+	if p, _ := tb.Peer("b"); p.V3 || !p.Watched {
+		t.Fatalf("after version 2: %+v", p)
 	}
 	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 1, V3: true, Hello: true, State: &State{}}, t0)
-	if p := tb.Peer("b"); !p.V3 || p.Watched || p.Seq != 2 {
-		t.Fatalf("after the reordered version 3: %+v, want version 3, not watched, seq 2", *p)
+	if p, _ := tb.Peer("b"); !p.V3 || p.Watched || p.Seq != 2 {
+		t.Fatalf("after the reordered version 3: %+v, want version 3, not watched, seq 2", p)
 	}
 }
