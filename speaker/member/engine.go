@@ -159,7 +159,8 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	maps.DeleteFunc(e.release, func(n string, _ time.Time) bool { _, ok := slices.BinarySearch(names, n); return !ok })
 	e.ranked = RankWatchers(e.cfg.Name, names, 4*e.cfg.Watchers)
 	e.dirty = true
-	// The table shares names: neither changes them.
+	// The table shares names (neither changes them), so the index of a
+	// peer in e.peers is its index there (Table.knownAt).
 	return e.table.SetPeers(names, now)
 }
 
@@ -244,7 +245,7 @@ func (e *Engine) Tick(now time.Time) []Out {
 			if _, inW := w[p]; inW {
 				continue
 			}
-			if st, ok := e.table.Peer(p); ok && st.Alive && !st.V3 {
+			if st := e.table.knownAt(i); st != nil && st.is(fAlive) && !st.is(fV3) {
 				// An older speaker: beats every interval, and greetings
 				// while it may yet answer them.
 				if g.helloed && e.since(now) >= g.fastUntil {
@@ -369,8 +370,8 @@ func (e *Engine) allToAll(kind Kind) []Out {
 // a refutation must reach those that think this node dead.
 func (e *Engine) v3Known() []string {
 	var to []string
-	for _, p := range e.peers {
-		if st, ok := e.table.Peer(p); ok && st.V3 {
+	for i, p := range e.peers {
+		if st := e.table.knownAt(i); st != nil && st.is(fV3) {
 			to = append(to, p)
 		}
 	}
@@ -380,8 +381,8 @@ func (e *Engine) v3Known() []string {
 // v3Alive returns the alive peers that speak version 3, except one.
 func (e *Engine) v3Alive(except string) []string {
 	var to []string
-	for _, p := range e.peers {
-		if st, ok := e.table.Peer(p); p != except && ok && st.V3 && st.Alive {
+	for i, p := range e.peers {
+		if st := e.table.knownAt(i); p != except && st != nil && st.is(fV3) && st.is(fAlive) {
 			to = append(to, p)
 		}
 	}
@@ -482,8 +483,8 @@ func (e *Engine) Leave() []Out {
 		return e.allToAll(Leave)
 	}
 	var v3, old []string
-	for _, p := range e.peers {
-		if st, ok := e.table.Peer(p); ok && st.V3 {
+	for i, p := range e.peers {
+		if st := e.table.knownAt(i); st != nil && st.is(fV3) {
 			v3 = append(v3, p)
 		} else {
 			old = append(old, p)

@@ -113,6 +113,16 @@ func (t *Table) lookup(name string) *peer {
 	return t.others[name]
 }
 
+// knownAt returns the entry of the i-th known peer (in the order of the
+// names given to SetPeers, when they were sorted), so that a caller
+// iterating over them avoids a search each; nil if it is not tracked.
+func (t *Table) knownAt(i int) *peer {
+	if p := &t.known[i]; p.is(fTracked) {
+		return p
+	}
+	return nil
+}
+
 // entry returns the entry of a peer, tracking it from now on.
 func (t *Table) entry(name string) *peer {
 	if i, ok := slices.BinarySearch(t.names, name); ok {
