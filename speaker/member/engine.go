@@ -442,7 +442,8 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 	if m.V3 && m.Hello && e.v3() {
 		// At most one per sender's beat.
 		r := e.msg(Beat, 3)
-		_, r.Watch = e.watcherSet(now)[m.Name]
+		e.updateWatchers(now)
+		r.Watch = slices.Contains(e.watchers, m.Name)
 		r.Ack = true
 		out = append(out, Out{Msg: r, To: []string{m.Name}})
 	}
@@ -530,6 +531,16 @@ func (e *Engine) learn(name string, m Message) {
 // them are included, so that they hear from this node when they (or a
 // partition) come back. Former watchers are told to stop for DeadAfter.
 func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
+	e.updateWatchers(now)
+	w := make(map[string]struct{}, len(e.watchers))
+	for _, p := range e.watchers {
+		w[p] = struct{}{}
+	}
+	return w
+}
+
+// updateWatchers recomputes the watchers if the view changed.
+func (e *Engine) updateWatchers(now time.Time) {
 	if e.dirty {
 		e.dirty = false
 		prev := e.watchers
@@ -546,11 +557,6 @@ func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
 			delete(e.release, p)
 		}
 	}
-	w := make(map[string]struct{}, len(e.watchers))
-	for _, p := range e.watchers {
-		w[p] = struct{}{}
-	}
-	return w
 }
 
 // RankWatchers returns node's k watchers among peers when every peer is
