@@ -101,6 +101,9 @@ func (e *Engine) greeting(p string) *greeting {
 
 // setUnknown marks known peer i as one to greet, or not.
 func (e *Engine) setUnknown(i int, on bool) {
+	if e.cfg.Watchers == 0 {
+		return // version 2 greets nobody
+	}
 	if e.greet == nil {
 		if !on {
 			return
