@@ -151,6 +151,7 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	for i, n := range names {
 		j, ok := slices.BinarySearch(old, n)
 		switch {
+		case e.cfg.Watchers == 0:
 		case !ok:
 			e.setUnknown(i, true)
 			e.greet[i].nextHello, e.greet[i].fastUntil = e.since(now), e.since(now)+e.cfg.DeadAfter
