@@ -56,7 +56,7 @@ bench-alloc: ## 1,000 LoadBalancer Services against a real API server, vs a bare
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) run ./test/bench/alloc
 
-bench-member: ## Membership at 100/1,000/5,000 simulated speakers with loss and stalls: all-to-all vs version 3 watchers
+bench-member: ## Membership at 100/1,000/5,000 simulated speakers with loss and stalls: all-to-all vs version 3 watchers (5,000: about 4 GB and tens of minutes)
 	$(GO) run ./test/bench/member
 
 bench-failover: ## L2 failover in the lab: kill / link-cut the announcer 20 times each, LAN carrier loss with heartbeats on a second NIC 10 times (root)

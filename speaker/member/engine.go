@@ -50,14 +50,13 @@ type Engine struct {
 	lastWake    time.Time
 
 	// Version 3 only.
-	ranked      []string             // peers by WatchScore, highest first
-	unknown     map[string]struct{}  // peers that did not answer a greeting, or speak an older version
+	start       time.Time
+	ranked      []string             // the peers by WatchScore, highest first, as far as pickWatchers looks
+	greet       []greeting           // by index in peers; nil when unknown is 0
+	unknown     int                  // peers that did not answer a greeting, or speak an older version
 	watchers    []string             // this node's watchers, in rank order
 	dirty       bool                 // watchers need recomputing
 	release     map[string]time.Time // former watchers, told until then
-	nextHello   map[string]time.Time // for peers not heard speaking version 3
-	fastUntil   map[string]time.Time // hello every interval until then
-	helloed     map[string]bool      // had a hello round: older versions next
 	notices     []Subject            // dead notices to repeat on the next tick
 	stateRounds int                  // ticks that still send the state to every peer
 	refuted     time.Time            // when this node last said it is not dead
@@ -71,14 +70,63 @@ func NewEngine(cfg EngineConfig, now time.Time) *Engine {
 		incarnation: uint64(now.UnixNano()),
 		stateOK:     true,
 		lastWake:    now,
+		start:       now,
 		dirty:       true,
 		release:     map[string]time.Time{},
-		unknown:     map[string]struct{}{},
-		helloed:     map[string]bool{},
-		nextHello:   map[string]time.Time{},
-		fastUntil:   map[string]time.Time{},
 	}
 }
+
+// greeting is the state of a known peer not heard speaking version 3
+// (unknown), kept by index in Engine.peers: a node starting among
+// thousands holds one for each until they answer. Times are offsets from
+// the engine's start.
+type greeting struct {
+	nextHello time.Duration // for peers not heard speaking version 3
+	fastUntil time.Duration // hello every interval until then
+	unknown   bool
+	helloed   bool // had a hello round: older versions next
+}
+
+// greeting returns the greeting state of a known peer; nil if p is not
+// known or was greeted to the end.
+func (e *Engine) greeting(p string) *greeting {
+	if e.greet == nil {
+		return nil
+	}
+	if i, ok := slices.BinarySearch(e.peers, p); ok && e.greet[i].unknown {
+		return &e.greet[i]
+	}
+	return nil
+}
+
+// setUnknown marks known peer i as one to greet, or not.
+func (e *Engine) setUnknown(i int, on bool) {
+	if e.cfg.Watchers == 0 {
+		return // version 2 greets nobody
+	}
+	if e.greet == nil {
+		if !on {
+			return
+		}
+		e.greet = make([]greeting, len(e.peers))
+	}
+	g := &e.greet[i]
+	switch {
+	case on && !g.unknown:
+		g.unknown = true
+		e.unknown++
+	case !on && g.unknown:
+		*g = greeting{}
+		e.unknown--
+		if e.unknown == 0 {
+			// A cluster of thousands of peers that all answered would
+			// otherwise keep a greeting for each.
+			e.greet = nil
+		}
+	}
+}
+
+func (e *Engine) since(now time.Time) time.Duration { return now.Sub(e.start) }
 
 // Table is the liveness table; callers read it between calls.
 func (e *Engine) Table() *Table { return e.table }
@@ -94,27 +142,29 @@ func (e *Engine) Watchers() []string { return slices.Clone(e.watchers) }
 func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == e.cfg.Name })
 	sort.Strings(names)
+	names = slices.Clip(slices.Compact(names))
 	if slices.Equal(names, e.peers) {
 		return false // the caller tells on every sync of its own
 	}
-	for _, n := range names {
-		if _, ok := slices.BinarySearch(e.peers, n); !ok {
-			e.nextHello[n], e.fastUntil[n] = now, now.Add(e.cfg.DeadAfter)
-			e.unknown[n] = struct{}{}
+	old, oldGreet := e.peers, e.greet
+	e.peers, e.greet, e.unknown = names, nil, 0
+	for i, n := range names {
+		j, ok := slices.BinarySearch(old, n)
+		switch {
+		case e.cfg.Watchers == 0:
+		case !ok:
+			e.setUnknown(i, true)
+			e.greet[i].nextHello, e.greet[i].fastUntil = e.since(now), e.since(now)+e.cfg.DeadAfter
+		case oldGreet != nil && oldGreet[j].unknown:
+			e.setUnknown(i, true)
+			e.greet[i] = oldGreet[j]
 		}
 	}
-	e.peers = names
-	for _, m := range []map[string]time.Time{e.nextHello, e.fastUntil, e.release} {
-		maps.DeleteFunc(m, func(n string, _ time.Time) bool { _, ok := slices.BinarySearch(names, n); return !ok })
-	}
-	maps.DeleteFunc(e.helloed, func(n string, _ bool) bool { _, ok := slices.BinarySearch(names, n); return !ok })
-	e.ranked = rankPeers(e.cfg.Name, names)
-	for n := range e.unknown {
-		if _, ok := slices.BinarySearch(names, n); !ok {
-			delete(e.unknown, n)
-		}
-	}
+	maps.DeleteFunc(e.release, func(n string, _ time.Time) bool { _, ok := slices.BinarySearch(names, n); return !ok })
+	e.ranked = RankWatchers(e.cfg.Name, names, 4*e.cfg.Watchers)
 	e.dirty = true
+	// The table shares names (neither changes them), so the index of a
+	// peer in e.peers is its index there (Table.knownAt).
 	return e.table.SetPeers(names, now)
 }
 
@@ -180,7 +230,7 @@ func (e *Engine) Tick(now time.Time) []Out {
 	w := e.watcherSet(now)
 	var watch, hello, legacy, older, release, state []string
 	for _, p := range e.watchers {
-		if _, unknown := e.unknown[p]; !unknown {
+		if e.greeting(p) == nil {
 			watch = append(watch, p) // answered a greeting
 		} else {
 			hello = append(hello, p)
@@ -189,36 +239,33 @@ func (e *Engine) Tick(now time.Time) []Out {
 	budget := HelloBurst
 	// First greetings first: a start among thousands of peers finishes in
 	// len(peers)/HelloBurst ticks whoever does not answer.
-	unknown := sortedKeys(e.unknown)
-	slices.SortStableFunc(unknown, func(a, b string) int {
-		switch {
-		case e.helloed[a] == e.helloed[b]:
-			return 0
-		case e.helloed[b]:
-			return -1
-		}
-		return 1
-	})
-	for _, p := range unknown {
-		if _, inW := w[p]; inW {
-			continue
-		}
-		if st := e.table.Peer(p); st != nil && st.Alive && !st.V3 {
-			// An older speaker: beats every interval, and greetings
-			// while it may yet answer them.
-			if e.helloed[p] && !now.Before(e.fastUntil[p]) {
-				older = append(older, p)
-			} else {
-				legacy = append(legacy, p)
+	for _, helloed := range [...]bool{false, true} {
+		for i := range e.greet {
+			g := &e.greet[i]
+			if !g.unknown || g.helloed != helloed {
+				continue
 			}
-		} else if budget > 0 && e.helloDue(p, now) {
-			legacy = append(legacy, p)
-			budget--
+			p := e.peers[i]
+			if _, inW := w[p]; inW {
+				continue
+			}
+			if st := e.table.knownAt(i); st != nil && st.is(fAlive) && !st.is(fV3) {
+				// An older speaker: beats every interval, and greetings
+				// while it may yet answer them.
+				if g.helloed && e.since(now) >= g.fastUntil {
+					older = append(older, p)
+				} else {
+					legacy = append(legacy, p)
+				}
+			} else if budget > 0 && e.helloDue(p, g, now) {
+				legacy = append(legacy, p)
+				budget--
+			}
 		}
 	}
 	for p, until := range e.release {
 		if _, inW := w[p]; !inW && now.Before(until) {
-			if _, unknown := e.unknown[p]; !unknown {
+			if e.greeting(p) == nil {
 				release = append(release, p)
 			}
 		}
@@ -264,12 +311,13 @@ func (e *Engine) Tick(now time.Time) []Out {
 	// cluster of this version starts without a round of older beats.
 	old := older
 	for _, p := range append(hello, legacy...) {
-		if st := e.table.Peer(p); st == nil || !st.V3 {
-			if e.helloed[p] || (st != nil && st.Alive) {
+		g := e.greeting(p)
+		if st, ok := e.table.Peer(p); !ok || !st.V3 {
+			if g.helloed || (ok && st.Alive) {
 				old = append(old, p)
 			}
 		}
-		e.helloed[p] = true
+		g.helloed = true
 	}
 	slices.Sort(old)
 	add(e.msg(Beat, 2), old)
@@ -286,31 +334,23 @@ func (e *Engine) Tick(now time.Time) []Out {
 // every HelloBackoff. Until DeadAfter after the first greeting of a peer
 // never heard from, the table stays unsettled: its silence means nothing
 // yet.
-func (e *Engine) helloDue(p string, now time.Time) bool {
-	if now.Before(e.nextHello[p]) {
+func (e *Engine) helloDue(p string, g *greeting, now time.Time) bool {
+	at := e.since(now)
+	if at < g.nextHello {
 		return false
 	}
-	if !e.helloed[p] {
-		e.fastUntil[p] = now.Add(e.cfg.DeadAfter)
-		if e.table.Peer(p) == nil {
+	if !g.helloed {
+		g.fastUntil = at + e.cfg.DeadAfter
+		if _, ok := e.table.Peer(p); !ok {
 			e.table.Hold(now.Add(e.cfg.DeadAfter))
 		}
 	}
-	if now.Before(e.fastUntil[p]) {
-		e.nextHello[p] = now
+	if at < g.fastUntil {
+		g.nextHello = at
 	} else {
-		e.nextHello[p] = now.Add(HelloBackoff)
+		g.nextHello = at + HelloBackoff
 	}
 	return true
-}
-
-func sortedKeys(m map[string]struct{}) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // allToAll is the version 2 protocol: every peer gets version 2, and
@@ -334,8 +374,8 @@ func (e *Engine) allToAll(kind Kind) []Out {
 // a refutation must reach those that think this node dead.
 func (e *Engine) v3Known() []string {
 	var to []string
-	for _, p := range e.peers {
-		if st := e.table.Peer(p); st != nil && st.V3 {
+	for i, p := range e.peers {
+		if st := e.table.knownAt(i); st != nil && st.is(fV3) {
 			to = append(to, p)
 		}
 	}
@@ -345,8 +385,8 @@ func (e *Engine) v3Known() []string {
 // v3Alive returns the alive peers that speak version 3, except one.
 func (e *Engine) v3Alive(except string) []string {
 	var to []string
-	for _, p := range e.peers {
-		if st := e.table.Peer(p); p != except && st != nil && st.V3 && st.Alive {
+	for i, p := range e.peers {
+		if st := e.table.knownAt(i); p != except && st != nil && st.is(fV3) && st.is(fAlive) {
 			to = append(to, p)
 		}
 	}
@@ -363,7 +403,7 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 		return false, nil
 	}
 	var wasDead bool
-	if p := e.table.Peer(m.Name); p != nil {
+	if p, ok := e.table.Peer(m.Name); ok {
 		wasDead = !p.Alive && !p.Left && p.Incarnation == m.Incarnation
 	}
 	changed := e.table.Receive(m, now)
@@ -374,7 +414,7 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 		// notice), but its process lives on: after a partition or a long
 		// stall. The peers that do not watch it may think so too, so it
 		// is told, and refutes to everyone.
-		p := e.table.Peer(m.Name)
+		p, _ := e.table.Peer(m.Name)
 		out = append(out, Out{Msg: Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(),
 			Subject: Subject{Name: m.Name, Incarnation: p.Incarnation, Seq: p.Seq}}, To: []string{m.Name}})
 	}
@@ -406,7 +446,8 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 	if m.V3 && m.Hello && e.v3() {
 		// At most one per sender's beat.
 		r := e.msg(Beat, 3)
-		_, r.Watch = e.watcherSet(now)[m.Name]
+		e.updateWatchers(now)
+		r.Watch = slices.Contains(e.watchers, m.Name)
 		r.Ack = true
 		out = append(out, Out{Msg: r, To: []string{m.Name}})
 	}
@@ -429,8 +470,8 @@ func (e *Engine) Expire(now time.Time) (bool, []string, []Out) {
 	}
 	var out []Out
 	for _, name := range died {
-		p := e.table.Peer(name)
-		if p == nil || !p.V3 {
+		p, ok := e.table.Peer(name)
+		if !ok || !p.V3 {
 			continue // older speakers watch every peer themselves
 		}
 		s := Subject{Name: name, Incarnation: p.Incarnation, Seq: p.Seq}
@@ -447,8 +488,8 @@ func (e *Engine) Leave() []Out {
 		return e.allToAll(Leave)
 	}
 	var v3, old []string
-	for _, p := range e.peers {
-		if st := e.table.Peer(p); st != nil && st.V3 {
+	for i, p := range e.peers {
+		if st := e.table.knownAt(i); st != nil && st.is(fV3) {
 			v3 = append(v3, p)
 		} else {
 			old = append(old, p)
@@ -472,26 +513,19 @@ func (e *Engine) Leave() []Out {
 // process unknown, or dead in its previous incarnation), or again once it
 // speaks an older version (a rollback).
 func (e *Engine) learn(name string, m Message) {
-	if _, known := slices.BinarySearch(e.peers, name); !known {
+	i, known := slices.BinarySearch(e.peers, name)
+	if !known {
 		return
 	}
-	st := e.table.Peer(name)
-	_, unknown := e.unknown[name]
+	st, ok := e.table.Peer(name)
+	unknown := e.greeting(name) != nil
 	switch {
-	case (m.Ack || m.Hello) && st != nil && st.V3 && unknown:
+	case (m.Ack || m.Hello) && ok && st.V3 && unknown:
 		// An answer, or the peer's own greeting, which this node answers:
 		// either way the peer hears this process.
-		delete(e.unknown, name)
-		delete(e.nextHello, name)
-		delete(e.fastUntil, name)
-		delete(e.helloed, name)
-		if len(e.unknown) == 0 {
-			// Go maps keep their size: a cluster of thousands of peers
-			// that all answered would keep four such maps each.
-			e.unknown, e.nextHello, e.fastUntil, e.helloed = map[string]struct{}{}, map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
-		}
-	case st != nil && !st.V3 && !unknown:
-		e.unknown[name] = struct{}{}
+		e.setUnknown(i, false)
+	case ok && !st.V3 && !unknown:
+		e.setUnknown(i, true)
 	}
 }
 
@@ -501,11 +535,22 @@ func (e *Engine) learn(name string, m Message) {
 // them are included, so that they hear from this node when they (or a
 // partition) come back. Former watchers are told to stop for DeadAfter.
 func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
+	e.updateWatchers(now)
+	w := make(map[string]struct{}, len(e.watchers))
+	for _, p := range e.watchers {
+		w[p] = struct{}{}
+	}
+	return w
+}
+
+// updateWatchers recomputes the watchers if the view changed.
+func (e *Engine) updateWatchers(now time.Time) {
 	if e.dirty {
 		e.dirty = false
 		prev := e.watchers
 		e.watchers = pickWatchers(e.ranked, e.cfg.Watchers, func(p string) bool {
-			return e.table.Alive(p) || (!e.table.Settled() && e.table.Peer(p) == nil)
+			_, heard := e.table.Peer(p)
+			return e.table.Alive(p) || (!e.table.Settled() && !heard)
 		})
 		for _, p := range prev {
 			if !slices.Contains(e.watchers, p) {
@@ -516,17 +561,6 @@ func (e *Engine) watcherSet(now time.Time) map[string]struct{} {
 			delete(e.release, p)
 		}
 	}
-	w := make(map[string]struct{}, len(e.watchers))
-	for _, p := range e.watchers {
-		w[p] = struct{}{}
-	}
-	return w
-}
-
-// rankPeers orders peers by WatchScore for node, highest first.
-func rankPeers(node string, peers []string) []string {
-	others := slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == node })
-	return election.Order(others, func(p string) uint64 { return WatchScore(node, p) })
 }
 
 // RankWatchers returns node's k watchers among peers when every peer is

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/beaconlb/beacon/speaker/election"
 )
 
 func TestMessageV3RoundTrip(t *testing.T) {
@@ -198,7 +200,7 @@ func TestEngineWithoutWatchersIgnoresV3(t *testing.T) {
 		t.Fatalf("version 3 hello: changed %v, out %v, alive %v", changed, out, e.Table().Alive("b"))
 	}
 	e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 2, State: &State{}}, t0)
-	if p := e.Table().Peer("b"); p == nil || !p.Alive || !p.Watched {
+	if p, ok := e.Table().Peer("b"); !ok || !p.Alive || !p.Watched {
 		t.Fatalf("after version 2: %+v, want alive and watched", p)
 	}
 }
@@ -338,4 +340,10 @@ func TestEnginePacesGreetings(t *testing.T) {
 	if !e.Table().Settled() {
 		t.Fatal("not settled DeadAfter after the last first greeting")
 	}
+}
+
+// rankPeers orders peers by WatchScore for node, highest first.
+func rankPeers(node string, peers []string) []string {
+	others := slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == node })
+	return election.Order(others, func(p string) uint64 { return WatchScore(node, p) })
 }

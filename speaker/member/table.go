@@ -1,6 +1,8 @@
 package member
 
 import (
+	"math"
+	"slices"
 	"sort"
 	"time"
 )
@@ -32,19 +34,57 @@ type PeerState struct {
 // claims. Readers never change a peer's State.
 var emptyState = &State{}
 
+// peer is a table entry. A speaker holds one per node of the cluster, so
+// it is kept small: the name lives in the sorted list of known peers (or
+// as the key of the others), times are offsets from the table's start,
+// which keeps the monotonic clock, and the booleans are flags.
+type peer struct {
+	// seen is when the last accepted message arrived, since Table.start;
+	// never when none did.
+	seen        time.Duration
+	incarnation uint64
+	seq         uint64
+	state       *State
+	flags       uint8
+}
+
+const never = time.Duration(math.MinInt64)
+
+const (
+	fTracked uint8 = 1 << iota // heard of; a known peer's entry exists before
+	fAlive
+	fLeft
+	fV3
+	fWatched
+)
+
+func (p *peer) is(f uint8) bool { return p.flags&f != 0 }
+
+func (p *peer) set(f uint8, on bool) {
+	if on {
+		p.flags |= f
+	} else {
+		p.flags &^= f
+	}
+}
+
 // Table is the pure liveness state machine: it is fed received messages
 // and the time, and answers who is alive. It does no IO and is not safe for
 // concurrent use.
 type Table struct {
 	self      string
 	deadAfter time.Duration
+	start     time.Time
 	settleAt  time.Time
 	settled   bool
-	known     map[string]bool
-	peers     map[string]*PeerState
+	// names are the known peers, sorted, and known their entries.
+	names []string
+	known []peer
+	// others are the peers heard from that are not known.
+	others map[string]*peer
 	// expiring indexes the peers whose silence makes them dead, so that
 	// Tick and NextDeadline cost the watched peers, not all of them.
-	expiring map[string]*PeerState
+	expiring map[*peer]string
 	// pruneAt is when prune has work; zero when unknown.
 	pruneAt time.Time
 }
@@ -55,11 +95,49 @@ func NewTable(self string, deadAfter time.Duration, now time.Time) *Table {
 	return &Table{
 		self:      self,
 		deadAfter: deadAfter,
+		start:     now,
 		settleAt:  now.Add(deadAfter),
-		known:     map[string]bool{},
-		peers:     map[string]*PeerState{},
-		expiring:  map[string]*PeerState{},
+		others:    map[string]*peer{},
+		expiring:  map[*peer]string{},
 	}
+}
+
+// lookup returns the entry of a tracked peer; nil if none.
+func (t *Table) lookup(name string) *peer {
+	if i, ok := slices.BinarySearch(t.names, name); ok {
+		if p := &t.known[i]; p.is(fTracked) {
+			return p
+		}
+		return nil
+	}
+	return t.others[name]
+}
+
+// knownAt returns the entry of the i-th known peer (in the order of the
+// names given to SetPeers, when they were sorted), so that a caller
+// iterating over them avoids a search each; nil if it is not tracked.
+func (t *Table) knownAt(i int) *peer {
+	if p := &t.known[i]; p.is(fTracked) {
+		return p
+	}
+	return nil
+}
+
+// entry returns the entry of a peer, tracking it from now on.
+func (t *Table) entry(name string) *peer {
+	if i, ok := slices.BinarySearch(t.names, name); ok {
+		p := &t.known[i]
+		if !p.is(fTracked) {
+			*p = peer{seen: never, flags: fTracked}
+		}
+		return p
+	}
+	p := t.others[name]
+	if p == nil {
+		p = &peer{seen: never, flags: fTracked}
+		t.others[name] = p
+	}
+	return p
 }
 
 // SetPeers sets the names of the peers the caller knows about (from Node
@@ -72,19 +150,44 @@ func NewTable(self string, deadAfter time.Duration, now time.Time) *Table {
 // a speaker that learns its peers after its own settling time would think
 // them all dead and claim every address.
 // It reports whether the table became unsettled.
+//
+// The table keeps names when they are sorted and free of duplicates; the
+// caller must not modify them afterwards.
 func (t *Table) SetPeers(names []string, now time.Time) bool {
 	was := t.settled
-	known := make(map[string]bool, len(names))
-	for _, n := range names {
-		known[n] = true
-		if !t.known[n] && t.peers[n] == nil && n != t.self {
+	if !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+		names = slices.Compact(slices.Sorted(slices.Values(names)))
+	}
+	known := make([]peer, len(names))
+	for i, n := range names {
+		j, wasKnown := slices.BinarySearch(t.names, n)
+		if wasKnown {
+			known[i] = t.known[j]
+		} else if p := t.others[n]; p != nil {
+			known[i] = *p
+			delete(t.others, n)
+		}
+		if !wasKnown && !known[i].is(fTracked) && n != t.self {
 			t.settled = false
 			if at := now.Add(t.deadAfter); at.After(t.settleAt) {
 				t.settleAt = at
 			}
 		}
 	}
-	t.known = known
+	for j, n := range t.names {
+		if _, ok := slices.BinarySearch(names, n); !ok && t.known[j].is(fTracked) {
+			p := t.known[j]
+			t.others[n] = &p
+		}
+	}
+	t.names, t.known = names, known
+	clear(t.expiring)
+	for i := range t.known {
+		t.track(t.names[i], &t.known[i])
+	}
+	for n, p := range t.others {
+		t.track(n, p)
+	}
 	t.pruneAt = time.Time{}
 	return was && !t.settled
 }
@@ -110,12 +213,14 @@ func (t *Table) prune(now time.Time) {
 		return
 	}
 	t.pruneAt = now.Add(Retention(t.deadAfter))
-	for name, p := range t.peers {
-		if p.Alive || t.known[name] {
+	for name, p := range t.others {
+		if p.is(fAlive) {
 			continue
 		}
-		if at := p.LastSeen.Add(Retention(t.deadAfter)); !now.Before(at) {
-			delete(t.peers, name)
+		if p.seen == never {
+			delete(t.others, name)
+		} else if at := t.start.Add(p.seen + Retention(t.deadAfter)); !now.Before(at) {
+			delete(t.others, name)
 		} else if at.Before(t.pruneAt) {
 			t.pruneAt = at
 		}
@@ -124,13 +229,16 @@ func (t *Table) prune(now time.Time) {
 
 // track keeps p's place in the expiring index, and schedules pruning when
 // p is dead.
-func (t *Table) track(p *PeerState) {
-	if p.expires() {
-		t.expiring[p.Name] = p
-	} else {
-		delete(t.expiring, p.Name)
+func (t *Table) track(name string, p *peer) {
+	if !p.is(fTracked) {
+		return
 	}
-	if !p.Alive {
+	if p.expires() {
+		t.expiring[p] = name
+	} else {
+		delete(t.expiring, p)
+	}
+	if !p.is(fAlive) {
 		t.pruneAt = time.Time{}
 	}
 }
@@ -141,71 +249,73 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 	if m.Name == t.self || m.Name == "" {
 		return false
 	}
-	p := t.peers[m.Name]
-	if p == nil {
-		p = &PeerState{Name: m.Name}
-		t.peers[m.Name] = p
-	}
-	defer t.track(p)
-	if p.Incarnation != 0 || p.Seq != 0 {
+	p := t.entry(m.Name)
+	defer t.track(m.Name, p)
+	if p.incarnation != 0 || p.seq != 0 {
 		switch {
-		case m.Incarnation < p.Incarnation && p.Alive:
+		case m.Incarnation < p.incarnation && p.is(fAlive):
 			// A delayed packet of a previous process while the current one
 			// lives. Once the peer is dead any incarnation is accepted, so a
 			// restart with a clock that went backwards is not ignored forever.
 			return false
-		case m.Incarnation == p.Incarnation && m.Seq <= p.Seq:
+		case m.Incarnation == p.incarnation && m.Seq <= p.seq:
 			// Duplicate, reordered or replayed. A version 3 sender sends
 			// version 3 first and older versions after it; when they
 			// arrive the other way round, the version 3 message still
 			// tells that the sender speaks it, and whether to watch it.
 			// Otherwise this node would go on expecting older beats that
 			// the sender stops once it hears version 3 back.
-			if m.V3 && !p.V3 && m.Kind == Beat {
-				p.V3, p.Watched = true, m.Watch
+			if m.V3 && !p.is(fV3) && m.Kind == Beat {
+				p.set(fV3, true)
+				p.set(fWatched, m.Watch)
 			}
 			return false
 		}
 	}
 	stateChanged := false
-	if m.Incarnation != p.Incarnation {
+	if m.Incarnation != p.incarnation {
 		// A new process: what the old one reported no longer holds.
-		if p.State != nil {
-			p.State, stateChanged = nil, true
+		if p.state != nil {
+			p.state, stateChanged = nil, true
 		}
-		p.V3, p.Watched = false, false
+		p.set(fV3|fWatched, false)
 	}
 	switch {
 	case m.Kind == Dead:
-		p.V3 = true // a sign of life that leaves watching as it was
+		p.set(fV3, true) // a sign of life that leaves watching as it was
 	case m.V3:
-		p.V3, p.Watched = true, m.Watch
-	case !p.V3:
+		p.set(fV3, true)
+		p.set(fWatched, m.Watch)
+	case !p.is(fV3):
 		// An older speaker beats every peer. A version 3 one sends older
 		// versions too only until it hears version 3 back, so once it
 		// was heard speaking version 3 they do not make it watched.
-		p.Watched = true
+		p.set(fWatched, true)
 	}
-	if m.State != nil && (p.State == nil || !p.State.Equal(*m.State)) {
+	if m.State != nil && (p.state == nil || !p.state.Equal(*m.State)) {
 		st := *m.State
 		if st.Equal(State{}) {
-			p.State = emptyState // shared: thousands of peers report nothing
+			p.state = emptyState // shared: thousands of peers report nothing
 		} else {
-			p.State = &st
+			p.state = &st
 		}
 		stateChanged = true
 	}
-	p.Incarnation, p.Seq = m.Incarnation, m.Seq
-	wasAlive := p.Alive
+	p.incarnation, p.seq = m.Incarnation, m.Seq
+	wasAlive := p.is(fAlive)
 	switch m.Kind {
 	case Beat, Dead:
-		p.Alive, p.Left, p.LastSeen = true, false, now
+		p.set(fAlive, true)
+		p.set(fLeft, false)
+		p.seen = now.Sub(t.start)
 	case Leave:
-		p.Alive, p.Left, p.LastSeen = false, true, now
+		p.set(fAlive, false)
+		p.set(fLeft, true)
+		p.seen = now.Sub(t.start)
 	default:
 		return false
 	}
-	return wasAlive != p.Alive || (stateChanged && p.Alive)
+	return wasAlive != p.is(fAlive) || (stateChanged && p.is(fAlive))
 }
 
 // ReceiveDead applies a watcher's notice that a peer went silent, and
@@ -214,20 +324,20 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 // from the peer within deadAfter: the peer spoke after the watcher's last
 // news, and if it is dead after all, its watchers' next notice says so.
 func (t *Table) ReceiveDead(s Subject, now time.Time) bool {
-	p := t.peers[s.Name]
-	if s.Name == t.self || p == nil || !p.Alive || s.Incarnation < p.Incarnation {
+	p := t.lookup(s.Name)
+	if s.Name == t.self || p == nil || !p.is(fAlive) || s.Incarnation < p.incarnation {
 		return false
 	}
-	if s.Incarnation == p.Incarnation && s.Seq < p.Seq && now.Sub(p.LastSeen) < t.deadAfter {
+	if s.Incarnation == p.incarnation && s.Seq < p.seq && now.Sub(t.start)-p.seen < t.deadAfter {
 		return false
 	}
-	p.Alive = false
-	t.track(p)
+	p.set(fAlive, false)
+	t.track(s.Name, p)
 	return true
 }
 
 // expires reports whether a peer's silence makes it dead.
-func (p *PeerState) expires() bool { return p.Alive && (p.Watched || !p.V3) }
+func (p *peer) expires() bool { return p.is(fAlive) && (p.is(fWatched) || !p.is(fV3)) }
 
 // Stalled tells the table that its caller did not run for d (a
 // scheduling stall of this process, not silence on the network): beats
@@ -239,10 +349,16 @@ func (t *Table) Stalled(d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	for _, p := range t.peers {
-		if p.Alive {
-			p.LastSeen = p.LastSeen.Add(d)
+	stall := func(p *peer) {
+		if p.is(fAlive) {
+			p.seen += d
 		}
+	}
+	for i := range t.known {
+		stall(&t.known[i])
+	}
+	for _, p := range t.others {
+		stall(p)
 	}
 }
 
@@ -253,11 +369,13 @@ func (t *Table) Tick(now time.Time) (changed bool, died []string) {
 	if !t.settled && !now.Before(t.settleAt) {
 		t.settled, changed = true, true
 	}
-	for _, p := range t.expiring {
-		if now.Sub(p.LastSeen) >= t.deadAfter {
-			p.Alive, changed = false, true
-			died = append(died, p.Name)
-			t.track(p)
+	at := now.Sub(t.start)
+	for p, name := range t.expiring {
+		if at-p.seen >= t.deadAfter {
+			p.set(fAlive, false)
+			changed = true
+			died = append(died, name)
+			t.track(name, p)
 		}
 	}
 	// Forgetting a dead peer does not change who is alive.
@@ -273,8 +391,8 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 	if !t.settled {
 		at, ok = t.settleAt, true
 	}
-	for _, p := range t.expiring {
-		if d := p.LastSeen.Add(t.deadAfter); !ok || d.Before(at) {
+	for p := range t.expiring {
+		if d := t.start.Add(p.seen + t.deadAfter); !ok || d.Before(at) {
 			at, ok = d, true
 		}
 	}
@@ -284,13 +402,27 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 // SpeaksState reports whether the named peer's current process sends
 // version 2 messages.
 func (t *Table) SpeaksState(name string) bool {
-	p := t.peers[name]
-	return p != nil && p.State != nil
+	p := t.lookup(name)
+	return p != nil && p.state != nil
 }
 
-// Peer returns what the table knows about a peer; nil if nothing.
-// The result must not be modified.
-func (t *Table) Peer(name string) *PeerState { return t.peers[name] }
+// Peer returns what the table knows about a peer; ok is false if nothing.
+func (t *Table) Peer(name string) (st PeerState, ok bool) {
+	p := t.lookup(name)
+	if p == nil {
+		return PeerState{}, false
+	}
+	return t.view(name, p), true
+}
+
+func (t *Table) view(name string, p *peer) PeerState {
+	st := PeerState{Name: name, Alive: p.is(fAlive), Left: p.is(fLeft), Incarnation: p.incarnation, Seq: p.seq,
+		State: p.state, V3: p.is(fV3), Watched: p.is(fWatched)}
+	if p.seen != never {
+		st.LastSeen = t.start.Add(p.seen)
+	}
+	return st
+}
 
 // Settled reports whether deadAfter has passed since the start, after which
 // a silent peer is really dead rather than not heard from yet.
@@ -302,15 +434,20 @@ func (t *Table) Alive(name string) bool {
 	if name == t.self {
 		return true
 	}
-	p := t.peers[name]
-	return p != nil && p.Alive
+	p := t.lookup(name)
+	return p != nil && p.is(fAlive)
 }
 
 // AliveNames returns the alive nodes, including the table's own, sorted.
 func (t *Table) AliveNames() []string {
 	out := []string{t.self}
-	for name, p := range t.peers {
-		if p.Alive {
+	for i := range t.known {
+		if t.known[i].is(fAlive) {
+			out = append(out, t.names[i])
+		}
+	}
+	for name, p := range t.others {
+		if p.is(fAlive) {
 			out = append(out, name)
 		}
 	}
@@ -318,11 +455,16 @@ func (t *Table) AliveNames() []string {
 	return out
 }
 
-// Peers returns a copy of every tracked peer, sorted by name.
+// Peers returns every tracked peer, sorted by name.
 func (t *Table) Peers() []PeerState {
-	out := make([]PeerState, 0, len(t.peers))
-	for _, p := range t.peers {
-		out = append(out, *p)
+	var out []PeerState
+	for i := range t.known {
+		if p := &t.known[i]; p.is(fTracked) {
+			out = append(out, t.view(t.names[i], p))
+		}
+	}
+	for name, p := range t.others {
+		out = append(out, t.view(name, p))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -2,10 +2,12 @@ package member
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -230,11 +232,41 @@ func TestTablePeers(t *testing.T) {
 func TestTableReorderedVersions(t *testing.T) {
 	tb := NewTable("a", time.Second, t0)
 	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 2, State: &State{}}, t0)
-	if p := tb.Peer("b"); p.V3 || !p.Watched {
-		t.Fatalf("after version 2: %+v", *p)
+	if p, _ := tb.Peer("b"); p.V3 || !p.Watched {
+		t.Fatalf("after version 2: %+v", p)
 	}
 	tb.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 1, V3: true, Hello: true, State: &State{}}, t0)
-	if p := tb.Peer("b"); !p.V3 || p.Watched || p.Seq != 2 {
-		t.Fatalf("after the reordered version 3: %+v, want version 3, not watched, seq 2", *p)
+	if p, _ := tb.Peer("b"); !p.V3 || p.Watched || p.Seq != 2 {
+		t.Fatalf("after the reordered version 3: %+v, want version 3, not watched, seq 2", p)
+	}
+}
+
+// A peer heard before its Node object is known keeps what the table
+// knows when it becomes known, and still expires on time.
+func TestTablePeerBecomesKnown(t *testing.T) {
+	tb := NewTable("a", time.Second, t0)
+	tb.Receive(Message{Kind: Beat, Name: "c", Incarnation: 2, Seq: 5, V3: true, Watch: true}, t0.Add(100*time.Millisecond))
+	if unsettled := tb.SetPeers([]string{"c", "b"}, t0.Add(200*time.Millisecond)); unsettled {
+		t.Fatal("unsettled before settling")
+	}
+	p, ok := tb.Peer("c")
+	if want := (PeerState{Name: "c", Alive: true, LastSeen: t0.Add(100 * time.Millisecond), Incarnation: 2, Seq: 5, V3: true, Watched: true}); !ok || p != want {
+		t.Fatalf("c = %+v, %v; want %+v", p, ok, want)
+	}
+	if _, ok := tb.Peer("b"); ok {
+		t.Fatal("b tracked before it was heard")
+	}
+	if at, ok := tb.NextDeadline(); !ok || !at.Equal(t0.Add(1100*time.Millisecond)) {
+		t.Fatalf("next deadline %v %v, want c's expiry at 1.1s", at, ok)
+	}
+	if _, died := tb.Tick(t0.Add(1100 * time.Millisecond)); !slices.Equal(died, []string{"c"}) {
+		t.Fatalf("died %v, want [c]", died)
+	}
+}
+
+// Every speaker holds an entry per node of the cluster.
+func TestTableEntrySize(t *testing.T) {
+	if s := unsafe.Sizeof(peer{}); s > 40 {
+		t.Errorf("a table entry takes %d bytes, want at most 40", s)
 	}
 }

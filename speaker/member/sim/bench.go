@@ -35,11 +35,16 @@ type BenchOptions struct {
 	Sizes []int
 	// BaselineMax is the largest size whose baseline is simulated; above
 	// it the baseline's rates are computed ((n−1)/Interval each way).
+	// Above 200 nodes the baseline runs for a short window without
+	// crashes, and above 1,000 for two Intervals after three.
 	BaselineMax int
 	// WatchMax is the largest size whose version 3 run is simulated
 	// (memory: every node holds every peer); above it the rates come from
 	// the watcher ranking alone.
 	WatchMax int
+	// Soak is how long each simulated version 3 run goes on after its
+	// crashes, counting false deaths.
+	Soak time.Duration
 	// Crashes per size and protocol, for failover times.
 	Crashes int
 	// Hour is the simulated time of the false-failover runs, and HourNodes
@@ -70,7 +75,13 @@ func Bench(w io.Writer, o BenchOptions) {
 			s := New(with(p, n, o.Seed))
 			s.Start()
 			warm, count := 2*time.Second, 5*time.Second
-			if p.Watchers == 0 && n > 200 {
+			switch {
+			case p.Watchers == 0 && n > 1000:
+				// n² packets per Interval: every node has ticked three
+				// times, and the window holds two ticks of each (three
+				// of a node whose tick a stall delayed into it).
+				warm, count = 3*p.Interval, 2*p.Interval
+			case p.Watchers == 0 && n > 200:
 				warm, count = 500*time.Millisecond, 500*time.Millisecond
 			}
 			s.RunFor(warm)
@@ -85,6 +96,9 @@ func Bench(w io.Writer, o BenchOptions) {
 				s.Crash((k*7919 + 1) % n)
 				s.RunFor(max(2*p.DeadAfter, 500*time.Millisecond))
 			}
+			if p.Watchers > 0 {
+				s.RunFor(o.Soak)
+			}
 			fo := s.Failovers()
 			failover := percentiles(fo, s.PendingFailovers())
 			if crashes == 0 {
@@ -94,6 +108,9 @@ func Bench(w io.Writer, o BenchOptions) {
 				pair(r.SentAvg, r.SentMax), pair(r.RecvAvg, r.RecvMax), pair(r.BothAvg, r.BothMax),
 				failover, s.FalseDeaths, s.Now().Round(time.Second), s.Stalls)
 		}
+	}
+	if o.Hour <= 0 && o.BaselineHour <= 0 {
+		return
 	}
 	printf("false failovers over simulated time, %d nodes:\n", o.HourNodes)
 	for _, c := range []struct {
