@@ -209,8 +209,11 @@ func TestControllerChurn(t *testing.T) {
 		}
 	})
 
-	// Waves: create 200, then delete a random-ish half of what lives.
-	const waves, perWave = 5, 200
+	// Waves: create 200, then delete a random-ish half of what lives. At
+	// least 5 waves, and more (up to 15) until the leader was killed
+	// twice: a fast machine finishes 5 waves before the second kill.
+	const minWaves, maxWaves, perWave = 5, 15, 200
+	waves := 0
 	live := map[string]bool{}
 	do := func(what string, f func() error) {
 		c.sent.Add(1)
@@ -223,7 +226,8 @@ func TestControllerChurn(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	for w := range waves {
+	for w := 0; w < minWaves || (kills.Load() < 2 && w < maxWaves); w++ {
+		waves++
 		var cwg sync.WaitGroup
 		sem := make(chan struct{}, 16)
 		for i := range perWave {
