@@ -101,7 +101,8 @@ func (c *Controller) probeState(k string, current, after []netip.Addr, now time.
 }
 
 // answered lists the addresses that some ServiceAnnouncement of the
-// Service reports announced.
+// Service reports announced, or probed where no node announces them yet
+// (a Local Service without ready endpoints).
 func (c *Controller) answered(k string) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
 	if c.annIndex == nil {
@@ -116,7 +117,7 @@ func (c *Controller) answered(k string) map[netip.Addr]bool {
 		if !ok || a.Via != v1alpha1.ViaL2 {
 			continue
 		}
-		for _, s := range a.Addresses {
+		for _, s := range append(slices.Clip(a.Addresses), a.Probed...) {
 			if ip, err := netip.ParseAddr(s); err == nil {
 				out[ip] = true
 			}

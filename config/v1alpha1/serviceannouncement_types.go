@@ -61,6 +61,14 @@ type ServiceAnnouncement struct {
 	// +listType=atomic
 	// +optional
 	Conflicts []AddressConflict `json:"conflicts,omitempty"`
+	// Probed are addresses the controller offers the Service that this
+	// node probed without announcing them, and no other host answered
+	// for (L2 only): no node announces them yet, because no eligible node
+	// has a ready endpoint of the Local Service. The controller then
+	// writes them into the Service's status.
+	// +listType=atomic
+	// +optional
+	Probed []string `json:"probed,omitempty"`
 }
 
 // AddressConflict is an address that another host on the network uses.

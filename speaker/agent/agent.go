@@ -67,6 +67,10 @@ type Responder interface {
 	Announced() []netip.Addr
 	// Reannounce repeats the gratuitous burst for every announced address.
 	Reannounce()
+	// Check sets the addresses probed without being announced; Checked
+	// lists those whose probe passed.
+	Check(ips []netip.Addr)
+	Checked() []netip.Addr
 }
 
 // Links opens responders and lists interfaces (the netlink/socket edge).
@@ -149,6 +153,9 @@ type Agent struct {
 	// address is answered for, and dropped if this node stops announcing
 	// it first.
 	announcing map[netip.Addr]plan.Event
+	// checking maps the interfaces given addresses to check at the last
+	// sync to them (only sync touches it).
+	checking map[string][]netip.Addr
 }
 
 // New returns an Agent; it starts nothing.

@@ -21,6 +21,9 @@ type L2 struct {
 	// for, sorted; interfaces that announced at the last sync and announce
 	// nothing now map to none.
 	Responders map[string][]netip.Addr
+	// Checks maps interfaces to the offered addresses this node probes
+	// there without announcing them (announce.Decision.Prober), sorted.
+	Checks map[string][]netip.Addr
 	// Reannounce repeats the gratuitous announcements: a node came back
 	// (a healed partition, a restarted speaker) and clients may still
 	// point at it.
@@ -122,6 +125,31 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 			ev.Address = d.IP
 			events = append(events, ev)
 		}
+	}
+	out.Checks = map[string][]netip.Addr{}
+	for _, d := range announce.ProbedBy(f.Node, plan) {
+		ifaces := interfaces(d, f.Links)
+		if len(ifaces) == 0 {
+			problems = append(problems, noInterface(d.IP, d.Interfaces.All, f.LinksErr))
+			continue
+		}
+		r := reports[d.Service]
+		if r == nil {
+			nr := newReport(d.Service, v1alpha1.ViaL2)
+			r = &nr
+			reports[d.Service] = r
+			order = append(order, d.Service)
+		}
+		r.Probing = append(r.Probing, d.IP)
+		for _, i := range ifaces {
+			if !slices.Contains(r.Interfaces, i) {
+				r.Interfaces = append(r.Interfaces, i)
+			}
+			out.Checks[i] = append(out.Checks[i], d.IP)
+		}
+	}
+	for _, ips := range out.Checks {
+		slices.SortFunc(ips, netip.Addr.Compare)
 	}
 	events = append(events, withdrawnEvents(withdrawnL2(in, f.Node, st.Decisions, plan, st.L2, now), f.Node, v1alpha1.ViaL2)...)
 
