@@ -176,6 +176,47 @@ func TestProbingOfferSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestProbedOfferCommits: a speaker that probed an offered address without
+// announcing it (a Local Service without ready endpoints) lists it under
+// probed; the controller writes it into status at once, without waiting
+// for the probe timeout and without a Warning.
+func TestProbedOfferCommits(t *testing.T) {
+	h := newHarness(t)
+	const class = "beaconlb.io/t-probed"
+	h.pool("t-probed", nil, "198.18.79.160/29")
+	h.create(client.L2Advertisements, &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "t-probed"},
+		Spec: v1alpha1.L2AdvertisementSpec{IPPools: []string{"t-probed"}}})
+	h.startController(func(o *app.Options) {
+		o.LoadBalancerClass = class
+		o.ProbeTimeout = time.Hour
+	})
+	h.service("local", func(s *v1.Service) {
+		s.Spec.LoadBalancerClass = ptr.To(class)
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	})
+	h.waitProbing("local", "198.18.79.160")
+	ann := &v1alpha1.ServiceAnnouncement{
+		ObjectMeta: metav1.ObjectMeta{Name: "local-n1", Labels: map[string]string{v1alpha1.NodeLabel: "n1"}},
+		Service:    "local", Node: "n1", Via: v1alpha1.ViaL2, Addresses: []string{}, Interfaces: []string{"eth0"},
+		Probed: []string{"198.18.79.160"},
+	}
+	if err := h.env.Beacon.CreateIn(h.ctx, h.ns, client.ServiceAnnouncements, ann); err != nil {
+		t.Fatal(err)
+	}
+	h.waitIPs("local", "198.18.79.160")
+	h.waitProbing("local", "")
+	h.waitEvent("local", controller.EventIPAllocated, "Allocated 198.18.79.160 (pool t-probed)")
+	evs, err := h.env.Kube.CoreV1().Events(h.ns).List(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if e.Reason == controller.EventAddressNotProbed {
+			t.Errorf("%s on %s: %s", e.Reason, e.InvolvedObject.Name, e.Message)
+		}
+	}
+}
+
 // waitProbing waits until the Service's probing annotation is want ("":
 // absent).
 func (h *harness) waitProbing(name, want string) {
