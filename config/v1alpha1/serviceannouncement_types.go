@@ -31,6 +31,7 @@ const NodeLabel = "beaconlb.io/node"
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=".interfaces",priority=1
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=".peers",priority=1
 // +kubebuilder:printcolumn:name="Conflicts",type=string,JSONPath=".conflicts[*].address",priority=1
+// +kubebuilder:printcolumn:name="Probed",type=string,JSONPath=".probed",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ServiceAnnouncement struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -221,16 +221,7 @@ func (r *Responder) SetAnnounced(ips []netip.Addr) { r.Announce(ips, nil) }
 // address when it is announced for the first time, not when it moves
 // between nodes, where the delay would lengthen the failover.
 func (r *Responder) Announce(ips, probeFirst []netip.Addr) {
-	set := make(addrSet, len(ips))
-	for _, ip := range ips {
-		ip = ip.Unmap().WithZone("")
-		switch {
-		case !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast():
-			continue
-		case ip.Is4() && r.link.ARP != nil, ip.Is6() && r.link.NDP != nil:
-			set[ip] = struct{}{}
-		}
-	}
+	set := r.servable(ips)
 	r.mu.Lock()
 	old := *r.wanted.Load()
 	now := r.clock.Now()
@@ -259,15 +250,8 @@ func (r *Responder) Announce(ips, probeFirst []netip.Addr) {
 	}
 }
 
-// Check replaces the set of addresses this node probes on the interface
-// without announcing them: each address new to the set (and not
-// announced) is probed once, as Announce probes, and never answered for.
-// Checked lists those no other host claimed; Conflicts lists the others,
-// not announced, and probes them again every ReprobeInterval while they
-// stay in the set. The speaker checks an address that the controller
-// offers a Service and no node announces yet, so that the controller
-// learns whether another host uses it.
-func (r *Responder) Check(ips []netip.Addr) {
+// servable returns the addresses of ips the link serves, normalised.
+func (r *Responder) servable(ips []netip.Addr) addrSet {
 	set := make(addrSet, len(ips))
 	for _, ip := range ips {
 		ip = ip.Unmap().WithZone("")
@@ -278,6 +262,19 @@ func (r *Responder) Check(ips []netip.Addr) {
 			set[ip] = struct{}{}
 		}
 	}
+	return set
+}
+
+// Check replaces the set of addresses this node probes on the interface
+// without announcing them: each address new to the set (and not
+// announced) is probed once, as Announce probes, and never answered for.
+// Checked lists those no other host claimed; Conflicts lists the others,
+// not announced, and probes them again every ReprobeInterval while they
+// stay in the set. The speaker checks an address that the controller
+// offers a Service and no node announces yet, so that the controller
+// learns whether another host uses it.
+func (r *Responder) Check(ips []netip.Addr) {
+	set := r.servable(ips)
 	r.mu.Lock()
 	old, wanted := *r.checks.Load(), *r.wanted.Load()
 	now := r.clock.Now()
