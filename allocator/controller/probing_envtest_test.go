@@ -91,15 +91,7 @@ func TestProbeBeforeStatus(t *testing.T) {
 	})
 	h.waitIPs("routed", "198.18.79.64")
 
-	evs, err := h.env.Kube.CoreV1().Events(h.ns).List(h.ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range evs.Items {
-		if e.Reason == controller.EventInvalidRequest {
-			t.Errorf("%s on %s: %s", e.Reason, e.InvolvedObject.Name, e.Message)
-		}
-	}
+	h.noEvents(controller.EventInvalidRequest)
 	got := seen()
 	if slices.Contains(got.ingress, "198.18.79.0") {
 		t.Errorf("the address in use appeared in a Service status: %v", got.ingress)
@@ -206,13 +198,20 @@ func TestProbedOfferCommits(t *testing.T) {
 	h.waitIPs("local", "198.18.79.160")
 	h.waitProbing("local", "")
 	h.waitEvent("local", controller.EventIPAllocated, "Allocated 198.18.79.160 (pool t-probed)")
+	h.noEvents(controller.EventAddressNotProbed)
+}
+
+// noEvents fails the test for every Event in the namespace with the
+// reason.
+func (h *harness) noEvents(reason string) {
+	h.t.Helper()
 	evs, err := h.env.Kube.CoreV1().Events(h.ns).List(h.ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	for _, e := range evs.Items {
-		if e.Reason == controller.EventAddressNotProbed {
-			t.Errorf("%s on %s: %s", e.Reason, e.InvolvedObject.Name, e.Message)
+		if e.Reason == reason {
+			h.t.Errorf("%s on %s: %s", e.Reason, e.InvolvedObject.Name, e.Message)
 		}
 	}
 }

@@ -139,20 +139,18 @@ func decide(in Input, nodes map[string]election.Node, svc Service, ip netip.Addr
 // ProbedBy returns the decisions whose offered address a node probes
 // without announcing it (see Decision.Prober).
 func ProbedBy(node string, ds []Decision) []Decision {
-	var out []Decision
-	for _, d := range ds {
-		if d.Prober == node {
-			out = append(out, d)
-		}
-	}
-	return out
+	return filter(ds, func(d Decision) bool { return d.Prober == node })
 }
 
 // For returns the decisions a node must act on: the addresses it announces.
 func For(node string, ds []Decision) []Decision {
+	return filter(ds, func(d Decision) bool { return d.Node == node })
+}
+
+func filter(ds []Decision, keep func(Decision) bool) []Decision {
 	var out []Decision
 	for _, d := range ds {
-		if d.Node == node {
+		if keep(d) {
 			out = append(out, d)
 		}
 	}

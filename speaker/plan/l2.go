@@ -98,11 +98,13 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 	now := map[netip.Addr][]string{}
 	reports := map[string]*Report{}
 	var order []string
-	for _, d := range announce.For(f.Node, plan) {
+	// report returns the decision's Service's report with the interfaces
+	// its address uses added, or nil (and a problem) when it has none.
+	report := func(d announce.Decision) (*Report, []string) {
 		ifaces := interfaces(d, f.Links)
 		if len(ifaces) == 0 {
 			problems = append(problems, noInterface(d.IP, d.Interfaces.All, f.LinksErr))
-			continue
+			return nil, nil
 		}
 		r := reports[d.Service]
 		if r == nil {
@@ -111,11 +113,20 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 			reports[d.Service] = r
 			order = append(order, d.Service)
 		}
-		r.Addresses = append(r.Addresses, d.IP)
 		for _, i := range ifaces {
 			if !slices.Contains(r.Interfaces, i) {
 				r.Interfaces = append(r.Interfaces, i)
 			}
+		}
+		return r, ifaces
+	}
+	for _, d := range announce.For(f.Node, plan) {
+		r, ifaces := report(d)
+		if r == nil {
+			continue
+		}
+		r.Addresses = append(r.Addresses, d.IP)
+		for _, i := range ifaces {
 			perIface[i] = append(perIface[i], d.IP)
 		}
 		now[d.IP] = ifaces
@@ -128,23 +139,12 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 	}
 	out.Checks = map[string][]netip.Addr{}
 	for _, d := range announce.ProbedBy(f.Node, plan) {
-		ifaces := interfaces(d, f.Links)
-		if len(ifaces) == 0 {
-			problems = append(problems, noInterface(d.IP, d.Interfaces.All, f.LinksErr))
-			continue
-		}
-		r := reports[d.Service]
+		r, ifaces := report(d)
 		if r == nil {
-			nr := newReport(d.Service, v1alpha1.ViaL2)
-			r = &nr
-			reports[d.Service] = r
-			order = append(order, d.Service)
+			continue
 		}
 		r.Probing = append(r.Probing, d.IP)
 		for _, i := range ifaces {
-			if !slices.Contains(r.Interfaces, i) {
-				r.Interfaces = append(r.Interfaces, i)
-			}
 			out.Checks[i] = append(out.Checks[i], d.IP)
 		}
 	}
