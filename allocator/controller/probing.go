@@ -18,8 +18,8 @@ import (
 // DefaultProbeTimeout bounds how long a new address of a pool announced in
 // L2 waits for a speaker to report it probed before it goes into status
 // anyway. A probe takes about half a second; the wait only runs out where
-// no speaker announces the address (no node selected, no interface on its
-// subnet, no speaker running, or no ready endpoint of a Local Service).
+// no speaker announces or probes the address (no node selected, no
+// interface on its subnet, no speaker running).
 const DefaultProbeTimeout = 3 * time.Second
 
 // EventAddressNotProbed is the reason of the Warning Event on a Service
