@@ -66,19 +66,7 @@ func TestAddressConflict(t *testing.T) {
 	t.Logf("rogue host %s (%s) holds %s", rogueName, mac, taken)
 
 	pool := "e2e-conflict"
-	c.apply(t, fmt.Sprintf(`apiVersion: beaconlb.io/v1alpha1
-kind: IPPool
-metadata: {name: %[1]s}
-spec:
-  addresses: ["%[2]s-%[3]s"]
-  autoAssign: false
----
-apiVersion: beaconlb.io/v1alpha1
-kind: L2Advertisement
-metadata: {name: %[1]s}
-spec:
-  ipPools: [%[1]s]
-`, pool, taken, free))
+	c.l2Pool(t, pool, []string{taken.String() + "-" + free.String()}, nil)
 
 	ns := c.namespace(t)
 	c.echoDeployment(t, ns, 1)
