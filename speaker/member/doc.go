@@ -70,10 +70,19 @@
 // stop stays within the L2 target (p50 300 ms).
 //
 // Failure modes: a node whose k watchers all crash within the same
-// DeadAfter is not detected by the nodes that do not watch it, and they
-// keep it alive until its Node object goes (it stays a candidate for its
-// addresses, which then have no announcer); raise Watchers where
-// correlated failures of k random nodes are likely. A lost state update
+// DeadAfter is not detected by the nodes that do not watch it. The
+// fallback is slow and rests on Kubernetes: the speaker passes the nodes
+// whose Node is not ready to SetSuspects (the node lifecycle controller
+// marks a silent kubelet's Node after its grace period, 40 to 50 s by
+// default), and the nodes among a suspect's 4k watcher candidates that do
+// not watch it greet it every Interval; without an answer within
+// DeadAfter they declare it dead and send notices, as a watcher does. The
+// bound is the grace period plus DeadAfter and a notice. A suspect whose
+// speaker runs answers, so the Node status alone never kills a node, and
+// a partition from the API server moves nothing. Only if the 4k
+// candidates died too does the node stay alive, a candidate for its
+// addresses, until its Node object goes; raise Watchers where correlated
+// failures of many nodes are likely. A lost state update
 // reaches a non-watcher only with the node's next state change or
 // restart (each of the three sends is lost with 2% here, 8·10⁻⁶ in all).
 //

@@ -60,6 +60,8 @@ type Engine struct {
 	notices     []Subject            // dead notices to repeat on the next tick
 	stateRounds int                  // ticks that still send the state to every peer
 	refuted     time.Time            // when this node last said it is not dead
+	suspects    map[string]bool      // peers whose Node is not ready (SetSuspects)
+	probing     []string             // suspects probed, until they answer or die
 }
 
 // NewEngine returns the engine of a process started at now.
@@ -166,6 +168,41 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	// The table shares names (neither changes them), so the index of a
 	// peer in e.peers is its index there (Table.knownAt).
 	return e.table.SetPeers(names, now)
+}
+
+// SetSuspects sets the peers whose Kubernetes Node is not ready: a slow
+// fallback for a node that died together with all its watchers, which
+// nobody else watches. A peer newly in the set is probed by the nodes
+// among its 4k watcher candidates (its rendezvous order, as it computes
+// it) that do not watch it already: each greets it every Interval, and
+// declares it dead, with notices as a watcher does, unless it answers
+// within DeadAfter. A node whose speaker runs answers, so a Node that is
+// not ready for other reasons (a stopped kubelet) moves nothing.
+func (e *Engine) SetSuspects(names []string, now time.Time) {
+	prev := e.suspects
+	e.suspects = make(map[string]bool, len(names))
+	var everyone []string
+	for _, n := range names {
+		if e.suspects[n] {
+			continue
+		}
+		e.suspects[n] = true
+		if prev[n] || n == e.cfg.Name || !e.v3() {
+			continue
+		}
+		if st, ok := e.table.Peer(n); !ok || !st.V3 || st.Watched || !st.Alive {
+			continue // an older speaker is watched by all; a dead one is no news
+		}
+		if everyone == nil {
+			everyone = append(slices.Clone(e.peers), e.cfg.Name)
+		}
+		if !slices.Contains(RankWatchers(n, everyone, 4*e.cfg.Watchers), e.cfg.Name) {
+			continue
+		}
+		if e.table.Probe(n, now) {
+			e.probing = append(e.probing, n)
+		}
+	}
 }
 
 // SetLocal sets this node's state; the caller then sends StateChanged's
@@ -322,6 +359,23 @@ func (e *Engine) Tick(now time.Time) []Out {
 	slices.Sort(old)
 	add(e.msg(Beat, 2), old)
 	add(e.msg(Beat, 1), slices.DeleteFunc(slices.Clone(old), e.table.SpeaksState))
+	// Probes want an answer, so they are greetings whatever else the
+	// peer gets.
+	var probeW, probe []string
+	e.probing = slices.DeleteFunc(e.probing, func(p string) bool { return !e.table.probed(p) })
+	for _, p := range e.probing {
+		if _, inW := w[p]; inW {
+			probeW = append(probeW, p)
+		} else {
+			probe = append(probe, p)
+		}
+	}
+	m = e.msg(Beat, 3)
+	m.Watch, m.Hello = true, true
+	add(m, probeW)
+	m = e.msg(Beat, 3)
+	m.Hello = true
+	add(m, probe)
 	for _, s := range e.notices {
 		add(Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(), Subject: s}, e.v3Alive(s.Name))
 	}

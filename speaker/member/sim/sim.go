@@ -65,16 +65,55 @@ type Sim struct {
 	index map[string]int
 	names []string
 
+	suspects []string // nodes whose Kubernetes Node is not ready
+
 	countFrom time.Duration
 	failovers []time.Duration
 	pending   []*failover
 	// FalseDeaths counts each time a node saw a running peer die (silence
 	// or a dead notice).
 	FalseDeaths int
+	// FalseLog describes the first false deaths (up to MaxFalseLog), so
+	// that a run can say why each happened; the nodes that a notice told
+	// are counted in the notifier's entry.
+	FalseLog []FalseDeath
 	// Stalls counts the stalls that started.
 	Stalls int
 	// Events counts processed events.
 	Events int
+}
+
+// MaxFalseLog bounds Sim.FalseLog.
+const MaxFalseLog = 20
+
+// FalseDeath is one node seeing a running peer dead.
+type FalseDeath struct {
+	At       time.Duration
+	Observer string
+	Subject  string
+	// Notifier is the watcher whose dead notice it was; empty when the
+	// observer expired the subject itself.
+	Notifier string
+	// V3 and Watched are what the observer's table said of the subject,
+	// and Silent how long it had not heard from it.
+	V3, Watched bool
+	Silent      time.Duration
+	// Watcher is whether the observer is among the subject's watchers.
+	Watcher bool
+	// Told is how many nodes saw the subject dead by this observer's
+	// notices.
+	Told int
+	// StallEnd is when the subject's last stall ended (0 if none).
+	StallEnd time.Duration
+}
+
+func (f FalseDeath) String() string {
+	how := "its silence"
+	if f.Notifier != "" {
+		how = "a notice from " + f.Notifier
+	}
+	return fmt.Sprintf("at %v %s saw %s dead by %s (table: version 3 %v, watched %v, silent %v; among its watchers %v; its last stall ended at %v), and told %d",
+		f.At, f.Observer, f.Subject, how, f.V3, f.Watched, f.Silent, f.Watcher, f.StallEnd, f.Told)
 }
 
 type node struct {
@@ -240,6 +279,20 @@ func (s *Sim) Restart(i int, legacy bool) {
 	s.startNode(i, 0)
 }
 
+// NotReady marks node i's Kubernetes Node not ready, as the node
+// lifecycle controller does once its kubelet has been silent for the
+// grace period: every running node's speaker learns it now (Engine.
+// SetSuspects).
+func (s *Sim) NotReady(i int) {
+	s.suspects = append(s.suspects, s.names[i])
+	now := s.time(s.now)
+	for _, n := range s.nodes {
+		if n.engine != nil && !n.crashed {
+			n.engine.SetSuspects(s.suspects, now)
+		}
+	}
+}
+
 // AllSeeAll reports whether every running node sees every running node
 // alive, and otherwise one disagreement.
 func (s *Sim) AllSeeAll() (bool, string) {
@@ -326,6 +379,7 @@ func (s *Sim) handle(e event) {
 		}
 		n.engine = member.NewEngine(cfg, now)
 		n.engine.SetPeers(s.names, now)
+		n.engine.SetSuspects(s.suspects, now)
 		s.send(i, n.engine.Tick(now))
 		s.push(event{at: s.now + s.cfg.Interval, kind: evTick, node: e.node})
 		s.scheduleStall(i)
@@ -402,16 +456,45 @@ func (s *Sim) receive(i int, m *member.Message, now time.Time) {
 	before := m.Kind == member.Dead && t.Alive(m.Subject.Name)
 	_, out := n.engine.Receive(*m, now)
 	if before && !t.Alive(m.Subject.Name) {
-		s.died(m.Subject.Name)
+		s.died(i, m.Subject.Name, m.Name)
 	}
 	s.send(i, out)
 }
 
-// died counts a death that a node saw, if the peer runs.
-func (s *Sim) died(name string) {
-	if !s.nodes[s.index[name]].crashed {
-		s.FalseDeaths++
+// died counts a death that node i saw, if the peer runs, and logs the
+// first ones.
+func (s *Sim) died(i int, name, notifier string) {
+	subj := s.nodes[s.index[name]]
+	if subj.crashed {
+		return
 	}
+	s.FalseDeaths++
+	obs := s.nodes[i]
+	if notifier != "" {
+		for k := len(s.FalseLog) - 1; k >= 0; k-- {
+			if f := &s.FalseLog[k]; f.Observer == notifier && f.Subject == name {
+				f.Told++
+				return
+			}
+		}
+	}
+	if len(s.FalseLog) >= MaxFalseLog {
+		return
+	}
+	f := FalseDeath{At: s.now, Observer: obs.name, Subject: name, Notifier: notifier}
+	if st, ok := obs.engine.Table().Peer(name); ok {
+		f.V3, f.Watched = st.V3, st.Watched
+		if !st.LastSeen.IsZero() {
+			f.Silent = s.time(s.now).Sub(st.LastSeen)
+		}
+	}
+	if subj.engine != nil {
+		f.Watcher = slices.Contains(subj.engine.Watchers(), obs.name)
+	}
+	if subj.stalled || subj.stallEnd > 0 {
+		f.StallEnd = subj.stallEnd
+	}
+	s.FalseLog = append(s.FalseLog, f)
 }
 
 // afterWake expires peers (when expire is set), re-arms the deadline
@@ -423,7 +506,7 @@ func (s *Sim) afterWake(i int, expire bool) {
 		now := s.time(s.now)
 		_, died, out := n.engine.Expire(now)
 		for _, d := range died {
-			s.died(d)
+			s.died(i, d, "")
 		}
 		s.send(i, out)
 		if at, ok := t.NextDeadline(); ok {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -123,4 +124,77 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Errorf("%d false deaths", s.FalseDeaths)
 	}
 	t.Logf("sent per node %.0f/s all-to-all, %.0f/s after; failovers %v; %d stalls", before.SentAvg, after.SentAvg, s.Failovers(), s.Stalls)
+}
+
+// A node that crashes with all its watchers is seen by nobody until its
+// Node is not ready; then the nodes among its watcher candidates probe
+// it, declare it dead and tell everyone, and its successor takes over
+// within DeadAfter, a lost probe's repeat, a stall and a notice.
+func TestWatchersDieWithTheNode(t *testing.T) {
+	const n = 40
+	cfg := lossy(n, 3, 0)
+	s := New(cfg)
+	s.Start()
+	s.RunFor(2 * time.Second)
+	const x = 11
+	watchers := s.Engine(x).Watchers()
+	if len(watchers) != cfg.Watchers {
+		t.Fatalf("node %d has watchers %v, want %d", x, watchers, cfg.Watchers)
+	}
+	for _, w := range watchers {
+		s.Crash(index(t, s, w))
+	}
+	s.Crash(x)
+	s.RunFor(5 * time.Second)
+	// Every watcher's death is seen (its own watchers live), x's not.
+	if fo := s.Failovers(); len(fo) != cfg.Watchers || s.PendingFailovers() != 1 {
+		t.Fatalf("before not ready: failovers %v, %d pending; want %d and x's pending", fo, s.PendingFailovers(), cfg.Watchers)
+	}
+	for i := range n {
+		if e := s.Engine(i); !s.Crashed(i) && !e.Table().Alive(s.Names()[x]) {
+			t.Fatalf("%s sees %s dead before its Node is not ready", s.Names()[i], s.Names()[x])
+		}
+	}
+	notReady := s.Now()
+	s.NotReady(x)
+	s.RunFor(2 * time.Second)
+	fo := s.Failovers()
+	if len(fo) != cfg.Watchers+1 || s.PendingFailovers() != 0 {
+		t.Fatalf("after not ready: failovers %v, %d pending", fo, s.PendingFailovers())
+	}
+	crashed := notReady - 5*time.Second
+	took := slices.Max(fo) - (notReady - crashed)
+	limit := cfg.DeadAfter + 2*cfg.Interval + cfg.StallFor
+	if took > limit {
+		t.Errorf("took over %v after not ready, want at most %v", took, limit)
+	}
+	if ok, why := s.AllSeeAll(); !ok {
+		t.Errorf("after: %s", why)
+	}
+	if s.FalseDeaths != 0 {
+		t.Errorf("%d false deaths: %v", s.FalseDeaths, s.FalseLog)
+	}
+	t.Logf("taken over %v after the Node went not ready; %d stalls", took, s.Stalls)
+}
+
+// A node whose Node is not ready while its speaker runs (a stopped
+// kubelet) answers the probes and stays alive everywhere.
+func TestNotReadyButRunning(t *testing.T) {
+	s := New(lossy(40, 3, 0))
+	s.Start()
+	s.RunFor(2 * time.Second)
+	s.NotReady(11)
+	s.RunFor(2 * time.Second)
+	if ok, why := s.AllSeeAll(); !ok || s.FalseDeaths != 0 {
+		t.Fatalf("%d false deaths: %s %v", s.FalseDeaths, why, s.FalseLog)
+	}
+}
+
+func index(t *testing.T, s *Sim, name string) int {
+	t.Helper()
+	i := slices.Index(s.Names(), name)
+	if i < 0 {
+		t.Fatalf("no node %s", name)
+	}
+	return i
 }
