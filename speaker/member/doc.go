@@ -101,8 +101,17 @@
 // 1 only until it was heard speaking version 2, as the version 2 protocol
 // did), in that order, every Interval while it is alive: an older speaker
 // gets the all-to-all beats it expects, and is watched, as it beats every
-// peer. Greetings stop DeadAfter after the first to an older speaker that
-// answers in older versions only; it greets this node when it is upgraded.
+// peer. Greetings go every Interval until DeadAfter after the peer was
+// first heard, in older versions only, and stop then; an older speaker
+// greets this node when it is upgraded. The window runs from hearing the
+// peer, not from the first greeting: a version 3 peer whose version 3
+// messages were lost and whose older copies arrived is watched as an
+// older speaker, yet stops sending as soon as it hears this node's
+// greeting, so one of its answers must arrive before its silence counts.
+// (Counted from the first greeting, a node that greeted early in a start
+// among thousands greeted such a peer once; when that one answer was
+// lost, it saw a running peer dead: two such false deaths in the first
+// second of a 5,000-node simulated start.)
 // Sending version 3 first also means a newer receiver learns the version
 // before the copies, or, when they arrive the other way round, from the
 // version 3 beat however late (Table.Receive). The first greeting is

@@ -27,6 +27,10 @@ type EngineConfig struct {
 	// Watchers is how many peers watch this node (version 3); 0 keeps the
 	// all-to-all version 2 protocol.
 	Watchers int
+	// HelloBurst overrides the package's HelloBurst when positive: the
+	// simulator shrinks it to start a small cluster the way a large one
+	// starts.
+	HelloBurst int
 }
 
 // Out is one message to send to some peers, by name.
@@ -274,6 +278,9 @@ func (e *Engine) Tick(now time.Time) []Out {
 		}
 	}
 	budget := HelloBurst
+	if e.cfg.HelloBurst > 0 {
+		budget = e.cfg.HelloBurst
+	}
 	// First greetings first: a start among thousands of peers finishes in
 	// len(peers)/HelloBurst ticks whoever does not answer.
 	for _, helloed := range [...]bool{false, true} {
@@ -288,7 +295,7 @@ func (e *Engine) Tick(now time.Time) []Out {
 			}
 			if st := e.table.knownAt(i); st != nil && st.is(fAlive) && !st.is(fV3) {
 				// An older speaker: beats every interval, and greetings
-				// while it may yet answer them.
+				// while it may yet answer them (see Receive).
 				if g.helloed && e.since(now) >= g.fastUntil {
 					older = append(older, p)
 				} else {
@@ -456,12 +463,23 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 		// keep beating it in the older versions, and it watches them all.
 		return false, nil
 	}
-	var wasDead bool
+	var wasDead, wasAlive bool
 	if p, ok := e.table.Peer(m.Name); ok {
 		wasDead = !p.Alive && !p.Left && p.Incarnation == m.Incarnation
+		wasAlive = p.Alive
 	}
 	changed := e.table.Receive(m, now)
 	e.learn(m.Name, m)
+	if g := e.greeting(m.Name); g != nil && !wasAlive && e.table.Alive(m.Name) && !m.V3 && e.v3() {
+		// Heard in an older version only: an older speaker, or a version
+		// 3 one whose version 3 messages were lost and whose older copies
+		// arrived. This node now expects the peer's beats every interval;
+		// a version 3 peer stops sending them once it hears this node's
+		// greeting, so it is greeted every interval for DeadAfter from
+		// now, whenever the first greeting was: one of its answers must
+		// arrive before its silence counts.
+		g.fastUntil = e.since(now) + e.cfg.DeadAfter
+	}
 	var out []Out
 	if wasDead && e.table.Alive(m.Name) && e.v3() {
 		// This node declared the peer dead (its silence, or a watcher's

@@ -88,6 +88,7 @@ func Bench(w io.Writer, o BenchOptions) {
 			s.ResetCounts()
 			s.RunFor(count)
 			r := s.Rates()
+			busiest := s.Busiest()
 			crashes := o.Crashes
 			if p.Watchers == 0 && n > 200 {
 				crashes = 0 // n² packets per interval: too slow to simulate for long
@@ -107,6 +108,12 @@ func Bench(w io.Writer, o BenchOptions) {
 			printf("%-30s %6d  %-24s %-24s %-24s  %-22s %d in %v (%d stalls)\n", p.Name, n,
 				pair(r.SentAvg, r.SentMax), pair(r.RecvAvg, r.RecvMax), pair(r.BothAvg, r.BothMax),
 				failover, s.FalseDeaths, s.Now().Round(time.Second), s.Stalls)
+			if p.Watchers > 0 {
+				printf("  busiest sender in the counted %v: %v\n", count, busiest)
+				for _, f := range s.FalseLog {
+					printf("  false death %v\n", f)
+				}
+			}
 		}
 	}
 	if o.Hour <= 0 && o.BaselineHour <= 0 {

@@ -50,7 +50,13 @@ type Config struct {
 	// StartOver spreads the nodes' starts over this long; at least one
 	// Interval.
 	StartOver time.Duration
-	Seed      uint64
+	// HelloBurst overrides member.HelloBurst when positive (see
+	// member.EngineConfig).
+	HelloBurst int
+	Seed       uint64
+	// Trace, if set, sees every packet sent (lost or not) and every
+	// delivery; for following one pair of nodes through a run.
+	Trace func(at time.Duration, from, to string, m *member.Message, ev string)
 }
 
 // Sim is one simulated cluster. It is not safe for concurrent use.
@@ -127,6 +133,7 @@ type node struct {
 	queue    []*member.Message
 	deadline time.Duration // the pending deadline event's time; -1 if none
 	sent     int
+	sentBy   [nKinds]int // sent by kind, see Sent
 	received int
 	// epoch counts the node's processes: timers of an earlier one are
 	// dropped (its packets in flight still arrive).
@@ -198,8 +205,66 @@ func (s *Sim) RunFor(d time.Duration) {
 func (s *Sim) ResetCounts() {
 	s.countFrom = s.now
 	for _, n := range s.nodes {
-		n.sent, n.received = 0, 0
+		n.sent, n.received, n.sentBy = 0, 0, [nKinds]int{}
 	}
+}
+
+// What a node sent, by kind.
+const (
+	SentWatch  = iota // version 3 beats with the watch flag, no greeting
+	SentGreet         // hellos and their answers (version 3)
+	SentNotice        // dead notices
+	SentPlain         // version 3 beats without flags: releases, state, refutations
+	SentOlder         // version 2 and 1 copies
+	SentLeave
+	nKinds
+)
+
+// SentKinds names the kinds of Busiest.
+var SentKinds = [nKinds]string{"watch beats", "greetings", "dead notices", "plain beats", "older copies", "leaves"}
+
+// Sender is what one node sent since ResetCounts.
+type Sender struct {
+	Name   string
+	Total  int
+	ByKind [nKinds]int
+}
+
+func (b Sender) String() string {
+	s := fmt.Sprintf("%s sent %d:", b.Name, b.Total)
+	for k, n := range b.ByKind {
+		if n > 0 {
+			s += fmt.Sprintf(" %d %s", n, SentKinds[k])
+		}
+	}
+	return s
+}
+
+// Busiest returns the running node that sent the most since ResetCounts.
+func (s *Sim) Busiest() Sender {
+	var b Sender
+	for _, nd := range s.nodes {
+		if !nd.crashed && nd.engine != nil && nd.sent > b.Total {
+			b = Sender{Name: nd.name, Total: nd.sent, ByKind: nd.sentBy}
+		}
+	}
+	return b
+}
+
+func sentKind(m *member.Message) int {
+	switch {
+	case m.Kind == member.Leave:
+		return SentLeave
+	case m.Kind == member.Dead:
+		return SentNotice
+	case !m.V3:
+		return SentOlder
+	case m.Hello || m.Ack:
+		return SentGreet
+	case m.Watch:
+		return SentWatch
+	}
+	return SentPlain
 }
 
 // Rates are liveness packets per second per node since ResetCounts:
@@ -373,7 +438,7 @@ func (s *Sim) handle(e event) {
 	now := s.time(s.now)
 	switch e.kind {
 	case evStart:
-		cfg := member.EngineConfig{Name: n.name, Interval: s.cfg.Interval, DeadAfter: s.cfg.DeadAfter, Watchers: s.cfg.Watchers}
+		cfg := member.EngineConfig{Name: n.name, Interval: s.cfg.Interval, DeadAfter: s.cfg.DeadAfter, Watchers: s.cfg.Watchers, HelloBurst: s.cfg.HelloBurst}
 		if n.legacy {
 			cfg.Watchers = 0
 		}
@@ -398,6 +463,9 @@ func (s *Sim) handle(e event) {
 			return
 		}
 		n.received++
+		if s.cfg.Trace != nil {
+			s.cfg.Trace(s.now, e.msg.Name, n.name, e.msg, fmt.Sprintf("delivered (stalled %v)", n.stalled))
+		}
 		if n.stalled {
 			n.queue = append(n.queue, e.msg)
 			return
@@ -545,14 +613,22 @@ func (s *Sim) send(from int, outs []member.Out) {
 	n := s.nodes[from]
 	for _, o := range outs {
 		m := o.Msg
+		kind := sentKind(&m)
 		for _, to := range o.To {
 			j, ok := s.index[to]
 			if !ok {
 				continue
 			}
 			n.sent++
+			n.sentBy[kind]++
 			if s.cfg.Loss > 0 && s.rng.Float64() < s.cfg.Loss {
+				if s.cfg.Trace != nil {
+					s.cfg.Trace(s.now, n.name, to, &m, "lost")
+				}
 				continue
+			}
+			if s.cfg.Trace != nil {
+				s.cfg.Trace(s.now, n.name, to, &m, "sent")
 			}
 			if s.nodes[j].legacy && m.V3 {
 				continue // an older parser drops version 3
