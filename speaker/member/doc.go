@@ -108,10 +108,7 @@
 // messages were lost and whose older copies arrived is watched as an
 // older speaker, yet stops sending as soon as it hears this node's
 // greeting, so one of its answers must arrive before its silence counts.
-// (Counted from the first greeting, a node that greeted early in a start
-// among thousands greeted such a peer once; when that one answer was
-// lost, it saw a running peer dead: two such false deaths in the first
-// second of a 5,000-node simulated start.)
+// In a start among thousands, the first greeting may be long past.
 // Sending version 3 first also means a newer receiver learns the version
 // before the copies, or, when they arrive the other way round, from the
 // version 3 beat however late (Table.Receive). The first greeting is
