@@ -113,6 +113,7 @@ func Bench(w io.Writer, o BenchOptions) {
 				for _, f := range s.FalseLog {
 					printf("  false death %v\n", f)
 				}
+				printf("  %s\n", allWatchersDie(s, o.Seed))
 			}
 		}
 	}
@@ -134,6 +135,37 @@ func Bench(w io.Writer, o BenchOptions) {
 		printf("%-30s %6d nodes  %v simulated: %d false deaths, %d stalls (%.0f false deaths per hour)\n",
 			c.p.Name, o.HourNodes, c.d, s.FalseDeaths, s.Stalls, perHour)
 	}
+}
+
+// allWatchersDie crashes a running node together with all its watchers,
+// checks that nobody sees it dead for 2 s, then marks its Node not ready
+// and reports how long its successor took to take over from then.
+func allWatchersDie(s *Sim, seed uint64) string {
+	x := int(seed*7919+5) % len(s.names)
+	for s.Crashed(x) {
+		x = (x + 1) % len(s.names)
+	}
+	watchers := s.Engine(x).Watchers()
+	for _, w := range watchers {
+		s.Crash(s.index[w])
+	}
+	done := len(s.Failovers())
+	s.Crash(x)
+	s.RunFor(2 * time.Second)
+	if s.PendingFailovers() != 1 {
+		return fmt.Sprintf("node and its %d watchers crashed: %d failovers pending after 2 s, want 1", len(watchers), s.PendingFailovers())
+	}
+	s.NotReady(x)
+	s.RunFor(2 * time.Second)
+	fo := s.Failovers()
+	if s.PendingFailovers() != 0 || len(fo) == done {
+		return fmt.Sprintf("node and its %d watchers crashed: not taken over 2 s after its Node went not ready", len(watchers))
+	}
+	// The last failover is x's: the watchers' were done before. It is
+	// timed from the crash, 2 s before the Node went not ready.
+	took := fo[len(fo)-1] - 2*time.Second
+	return fmt.Sprintf("node and its %d watchers crashed: nobody saw it dead in 2 s; taken over %v after its Node went not ready",
+		len(watchers), took.Round(time.Millisecond))
 }
 
 func with(p Protocol, n int, seed uint64) Config {

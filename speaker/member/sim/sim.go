@@ -79,6 +79,10 @@ type Sim struct {
 	// FalseDeaths counts each time a node saw a running peer die (silence
 	// or a dead notice).
 	FalseDeaths int
+	// FalseSilences counts the false deaths a node found by a peer's
+	// silence itself (not told by a notice): each is one event, which
+	// notices may spread to every node.
+	FalseSilences int
 	// FalseLog describes the first false deaths (up to MaxFalseLog), so
 	// that a run can say why each happened; the nodes that a notice told
 	// are counted in the notifier's entry.
@@ -537,6 +541,9 @@ func (s *Sim) died(i int, name, notifier string) {
 		return
 	}
 	s.FalseDeaths++
+	if notifier == "" {
+		s.FalseSilences++
+	}
 	obs := s.nodes[i]
 	if notifier != "" {
 		for k := len(s.FalseLog) - 1; k >= 0; k-- {
