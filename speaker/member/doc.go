@@ -56,15 +56,21 @@
 // Costs (make bench-member, 2% loss, the defaults k=3, Interval 35 ms,
 // DeadAfter 300 ms): each node sends k/Interval = 86 beats/s and
 // receives as many on average; the busiest receives about three times
-// that, being among the watchers of more nodes. A crash costs each
-// watcher two notices to every node. A starting node greets every peer
-// and gets one answer from each (see Greetings below).
+// that, being among the watchers of more nodes. In steady state no node
+// sends more than k/Interval; beyond it go greetings of peers that have
+// not answered (a start, a new node), older copies to older speakers,
+// beats to dead watchers ranked above the live ones (at most 4k names in
+// all), two notices to every node per watched peer that dies, and one
+// beat to every node per refutation (at most one per Interval). A
+// starting node greets every peer and gets one answer from each (see
+// Greetings below).
 //
 // Detection takes DeadAfter after the last beat, plus one packet for the
 // nodes told by a notice. A sender's stall cannot be told from silence
-// by its watchers; after a 100 ms stall the sender was silent for at most
-// 135 ms, so five beats in a row must be lost too for a false death
-// (0.02^5 = 3·10⁻⁹ per stall and watcher at 2% loss). The all-to-all
+// by its watchers; a 100 ms stall swallows about three of the beats of a
+// DeadAfter window, so five or six more in a row must be lost too for a
+// false death (the simulator at 20% loss fits about 5·p⁶ per stall and
+// watcher: 2·10⁻¹⁰ at 2%), and without a stall eight (p⁸). The all-to-all
 // default of 240 ms with 60 ms beats fails on a 100 ms stall and two
 // losses. DeadAfter stays near 300 ms so that a failover without a clean
 // stop stays within the L2 target (p50 300 ms).
