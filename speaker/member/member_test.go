@@ -233,3 +233,49 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	return metricstest.Value(metricstest.Find(t, reg, name, nil))
 }
+
+// A node that crashes with both its watchers stays alive for the others
+// until its Node is reported not ready; then its candidates probe it and
+// everyone sees it dead.
+func TestSuspectsOnLoopback(t *testing.T) {
+	const n = 12
+	rs := startMembers(t, n, nil, 2)
+	var all []string
+	for i := range n {
+		all = append(all, fmt.Sprintf("node%d", i+1))
+	}
+	slices.Sort(all)
+	for _, r := range rs {
+		waitView(t, r.m, strings.Join(all, ","), 3*time.Second)
+	}
+	x := "node5"
+	cut := append(RankWatchers(x, all, 2), x)
+	for _, r := range rs {
+		if slices.Contains(cut, r.m.cfg.Name) {
+			r.conn.cut.Store(true)
+		}
+	}
+	var live []*running
+	for _, r := range rs {
+		if !slices.Contains(cut, r.m.cfg.Name) {
+			live = append(live, r)
+		}
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if !live[0].m.Alive(x) {
+			t.Fatalf("%s sees %s dead before anyone suspects it", live[0].m.cfg.Name, x)
+		}
+		select {
+		case <-live[0].m.Changes():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, r := range live {
+		r.m.SetSuspects(cut)
+	}
+	want := strings.Join(slices.DeleteFunc(slices.Clone(all), func(s string) bool { return slices.Contains(cut, s) }), ",")
+	for _, r := range live {
+		waitView(t, r.m, want, 2*time.Second)
+	}
+}
