@@ -69,8 +69,8 @@
 // nodes told by a notice. A sender's stall cannot be told from silence
 // by its watchers; a 100 ms stall swallows about three of the beats of a
 // DeadAfter window, so five or six more in a row must be lost too for a
-// false death (the simulator at 20% loss fits about 5·p⁶ per stall and
-// watcher: 2·10⁻¹⁰ at 2%), and without a stall eight (p⁸). The all-to-all
+// false death (the simulator at 20% loss fits 5–8·p⁶ per stall and
+// watcher: 3–5·10⁻¹⁰ at 2%), and without a stall eight (p⁸). The all-to-all
 // default of 240 ms with 60 ms beats fails on a 100 ms stall and two
 // losses. DeadAfter stays near 300 ms so that a failover without a clean
 // stop stays within the L2 target (p50 300 ms).
