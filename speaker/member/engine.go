@@ -338,16 +338,15 @@ func (e *Engine) Tick(now time.Time) []Out {
 			out = append(out, Out{Msg: m, To: to})
 		}
 	}
-	m := e.msg(Beat, 3)
-	m.Watch = true
-	add(m, watch)
-	m = e.msg(Beat, 3)
-	m.Watch, m.Hello = true, true
-	add(m, hello)
-	m = e.msg(Beat, 3)
-	m.Hello = true
-	add(m, legacy)
-	add(e.msg(Beat, 3), append(release, state...))
+	beat := func(watch, hello bool, to []string) {
+		m := e.msg(Beat, 3)
+		m.Watch, m.Hello = watch, hello
+		add(m, to)
+	}
+	beat(true, false, watch)
+	beat(true, true, hello)
+	beat(false, true, legacy)
+	beat(false, false, append(release, state...))
 	// Older speakers drop version 3: they get version 2, then version 1 if
 	// not heard speaking version 2, in that order so that a newer
 	// receiver learns liveness and state together. A peer's first hello
@@ -377,12 +376,8 @@ func (e *Engine) Tick(now time.Time) []Out {
 			probe = append(probe, p)
 		}
 	}
-	m = e.msg(Beat, 3)
-	m.Watch, m.Hello = true, true
-	add(m, probeW)
-	m = e.msg(Beat, 3)
-	m.Hello = true
-	add(m, probe)
+	beat(true, true, probeW)
+	beat(false, true, probe)
 	for _, s := range e.notices {
 		add(Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(), Subject: s}, e.v3Alive(s.Name))
 	}
