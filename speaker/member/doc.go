@@ -82,8 +82,11 @@
 // marks a silent kubelet's Node after its grace period, 40 to 50 s by
 // default), and the nodes among a suspect's 4k watcher candidates that do
 // not watch it greet it every Interval; without an answer within
-// DeadAfter they declare it dead and send notices, as a watcher does. The
-// bound is the grace period plus DeadAfter and a notice. A suspect whose
+// DeadAfter they declare it dead and send notices, as a watcher does.
+// They probe it again every ProbeEvery (10 s) while its Node stays not
+// ready, in case it dies with its watchers later. The bound is the grace
+// period plus DeadAfter and a notice, or ProbeEvery plus DeadAfter for a
+// node already not ready. A suspect whose
 // speaker runs answers, so the Node status alone never kills a node, and
 // a partition from the API server moves nothing. Only if the 4k
 // candidates died too does the node stay alive, a candidate for its

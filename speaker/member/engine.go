@@ -19,6 +19,11 @@ const HelloBackoff = time.Second
 // socket buffers with the greetings and their answers at once.
 const HelloBurst = 256
 
+// ProbeEvery is how often a peer whose Node stays not ready is probed
+// again (SetSuspects): it may have been unknown at the first probe, or
+// die with its watchers later.
+const ProbeEvery = 10 * time.Second
+
 // EngineConfig configures an Engine.
 type EngineConfig struct {
 	Name      string
@@ -64,7 +69,7 @@ type Engine struct {
 	notices     []Subject            // dead notices to repeat on the next tick
 	stateRounds int                  // ticks that still send the state to every peer
 	refuted     time.Time            // when this node last said it is not dead
-	suspects    map[string]bool      // peers whose Node is not ready (SetSuspects)
+	suspects    map[string]*suspect  // peers whose Node is not ready (SetSuspects)
 	probing     []string             // suspects probed, until they answer or die
 }
 
@@ -169,44 +174,77 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	maps.DeleteFunc(e.release, func(n string, _ time.Time) bool { _, ok := slices.BinarySearch(names, n); return !ok })
 	e.ranked = RankWatchers(e.cfg.Name, names, 4*e.cfg.Watchers)
 	e.dirty = true
+	for _, s := range e.suspects {
+		s.candidate = 0 // the rankings changed
+	}
 	// The table shares names (neither changes them), so the index of a
 	// peer in e.peers is its index there (Table.knownAt).
 	return e.table.SetPeers(names, now)
 }
 
+// suspect is a peer whose Node is not ready.
+type suspect struct {
+	next time.Duration // the next probe, since the engine's start
+	// candidate caches whether this node is among the peer's 4k
+	// watcher candidates; 0 unknown, 1 yes, -1 no.
+	candidate int8
+}
+
 // SetSuspects sets the peers whose Kubernetes Node is not ready: a slow
 // fallback for a node that died together with all its watchers, which
-// nobody else watches. A peer newly in the set is probed by the nodes
-// among its 4k watcher candidates (its rendezvous order, as it computes
-// it) that do not watch it already: each greets it every Interval, and
-// declares it dead, with notices as a watcher does, unless it answers
-// within DeadAfter. A node whose speaker runs answers, so a Node that is
-// not ready for other reasons (a stopped kubelet) moves nothing.
+// nobody else watches. A peer in the set is probed by the nodes among its
+// 4k watcher candidates (its rendezvous order, as it computes it) that do
+// not watch it already, when it enters the set and every ProbeEvery
+// while it stays: each greets it every Interval, and declares it dead,
+// with notices as a watcher does, unless it answers within DeadAfter. A
+// node whose speaker runs answers, so a Node that is not ready for other
+// reasons (a stopped kubelet) moves nothing.
 func (e *Engine) SetSuspects(names []string, now time.Time) {
 	prev := e.suspects
-	e.suspects = make(map[string]bool, len(names))
-	var everyone []string
+	e.suspects = make(map[string]*suspect, len(names))
 	for _, n := range names {
-		if e.suspects[n] {
+		if n == e.cfg.Name {
 			continue
 		}
-		e.suspects[n] = true
-		if prev[n] || n == e.cfg.Name || !e.v3() {
+		if s := prev[n]; s != nil {
+			e.suspects[n] = s
+		} else {
+			e.suspects[n] = &suspect{next: e.since(now)}
+		}
+	}
+	e.probeSuspects(now)
+}
+
+// probeSuspects starts the probes that are due.
+func (e *Engine) probeSuspects(now time.Time) {
+	if !e.v3() {
+		return
+	}
+	at := e.since(now)
+	var everyone []string
+	for n, s := range e.suspects {
+		if at < s.next {
 			continue
 		}
+		s.next = at + ProbeEvery
 		if st, ok := e.table.Peer(n); !ok || !st.V3 || st.Watched || !st.Alive {
 			continue // an older speaker is watched by all; a dead one is no news
 		}
-		if everyone == nil {
-			everyone = append(slices.Clone(e.peers), e.cfg.Name)
+		if s.candidate == 0 {
+			if everyone == nil {
+				everyone = append(slices.Clone(e.peers), e.cfg.Name)
+			}
+			s.candidate = -1
+			if slices.Contains(RankWatchers(n, everyone, 4*e.cfg.Watchers), e.cfg.Name) {
+				s.candidate = 1
+			}
 		}
-		if !slices.Contains(RankWatchers(n, everyone, 4*e.cfg.Watchers), e.cfg.Name) {
-			continue
-		}
-		if e.table.Probe(n, now) {
+		if s.candidate == 1 && e.table.Probe(n, now) {
 			e.probing = append(e.probing, n)
 		}
 	}
+	slices.Sort(e.probing)
+	e.probing = slices.Compact(e.probing) // probed again before a tick
 }
 
 // SetLocal sets this node's state; the caller then sends StateChanged's
@@ -268,6 +306,7 @@ func (e *Engine) Tick(now time.Time) []Out {
 	if !e.v3() {
 		return e.allToAll(Beat)
 	}
+	e.probeSuspects(now)
 	w := e.watcherSet(now)
 	var watch, hello, legacy, older, release, state []string
 	for _, p := range e.watchers {

@@ -363,8 +363,8 @@ func hellos(outs []Out) []string {
 // A peer whose Node is not ready is probed by the nodes among its 4k
 // watcher candidates: it stays alive if it answers, and dies after
 // DeadAfter with notices to every peer if it does not. A node outside its
-// candidates, or one that watches it already, does not probe; the set is
-// level-triggered, so a suspect is probed again only after it left it.
+// candidates, or one that watches it already, does not probe; a suspect
+// is probed when it enters the set and every ProbeEvery while it stays.
 func TestEngineProbesSuspects(t *testing.T) {
 	var peers []string
 	for i := range 30 {
@@ -399,14 +399,20 @@ func TestEngineProbesSuspects(t *testing.T) {
 		if got := hellos(e.Tick(now.Add(time.Second))); len(got) != 0 {
 			t.Fatalf("probes to %v after the answer", got)
 		}
-		// Still suspected: no new probe. Ready and not ready again: one.
+		// Still suspected: the next probe after ProbeEvery. Ready and not
+		// ready again: one at once.
 		e.SetSuspects([]string{mine}, now.Add(time.Second))
 		if got := hellos(e.Tick(now.Add(time.Second))); len(got) != 0 {
 			t.Fatalf("probes to %v while still suspected", got)
 		}
-		e.SetSuspects(nil, now.Add(time.Second))
-		e.SetSuspects([]string{mine}, now.Add(2*time.Second))
-		if got := hellos(e.Tick(now.Add(2 * time.Second))); !slices.Equal(got, []string{mine}) {
+		if got := hellos(e.Tick(now.Add(ProbeEvery))); !slices.Equal(got, []string{mine}) {
+			t.Fatalf("probes to %v after ProbeEvery, want [%s]", got, mine)
+		}
+		e.Receive(Message{Kind: Beat, Name: mine, Incarnation: 1, Seq: 3, V3: true, Ack: true, State: &State{}}, now.Add(ProbeEvery))
+		later := now.Add(ProbeEvery + time.Second)
+		e.SetSuspects(nil, later)
+		e.SetSuspects([]string{mine}, later)
+		if got := hellos(e.Tick(later)); !slices.Equal(got, []string{mine}) {
 			t.Fatalf("probes to %v after not ready again, want [%s]", got, mine)
 		}
 	})

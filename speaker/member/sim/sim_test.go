@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/beaconlb/beacon/speaker/member"
 )
 
 // testSeed makes the unit runs repeatable; they passed with seeds 1 to 12.
@@ -175,6 +177,36 @@ func TestWatchersDieWithTheNode(t *testing.T) {
 		t.Errorf("%d false deaths: %v", s.FalseDeaths, s.FalseLog)
 	}
 	t.Logf("taken over %v after the Node went not ready; %d stalls", took, s.Stalls)
+}
+
+// A node whose Node was already not ready (its speaker answered then)
+// and that crashes later with all its watchers is found by the next
+// probe, within ProbeEvery.
+func TestWatchersDieWhileNotReady(t *testing.T) {
+	cfg := lossy(40, 3, 0)
+	s := New(cfg)
+	s.Start()
+	s.RunFor(2 * time.Second)
+	const x = 11
+	s.NotReady(x)
+	s.RunFor(3 * time.Second)
+	if s.FalseDeaths != 0 {
+		t.Fatalf("%d false deaths while not ready: %v", s.FalseDeaths, s.FalseLog)
+	}
+	for _, w := range s.Engine(x).Watchers() {
+		s.Crash(index(t, s, w))
+	}
+	s.Crash(x)
+	s.RunFor(member.ProbeEvery + time.Second)
+	if s.PendingFailovers() != 0 {
+		t.Fatalf("%d failovers pending %v after the crash", s.PendingFailovers(), member.ProbeEvery+time.Second)
+	}
+	fo := s.Failovers()
+	limit := member.ProbeEvery + cfg.DeadAfter + 2*cfg.Interval + cfg.StallFor
+	if took := fo[len(fo)-1]; took > limit {
+		t.Errorf("taken over %v after the crash, want at most %v", took, limit)
+	}
+	t.Logf("taken over %v after the crash", fo[len(fo)-1])
 }
 
 // A node whose Node is not ready while its speaker runs (a stopped
