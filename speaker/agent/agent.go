@@ -48,6 +48,13 @@ type Liveness interface {
 	Left(node string) bool
 }
 
+// Suspects is the optional part of Liveness that learns which nodes
+// Kubernetes reports not ready, the fallback for a node that died with
+// all its watchers (package member).
+type Suspects interface {
+	SetSuspects(nodes []string)
+}
+
 // Handoff programs where unknown mid-stream flows of taken-over addresses
 // go (package handoff).
 type Handoff interface {

@@ -81,6 +81,9 @@ func (a *Agent) facts(ctx context.Context) plan.Facts {
 	}
 	peers := plan.MemberPeers(f.Nodes, a.cfg.Node, a.cfg.MemberPort)
 	a.cfg.Liveness.SetPeers(peers)
+	if s, ok := a.cfg.Liveness.(Suspects); ok {
+		s.SetSuspects(plan.NotReady(f.Nodes))
+	}
 	// A peer never heard from: the member layer needs a moment before its
 	// silence means anything; it signals Changes when settled.
 	f.Members.NewPeer = hasNew(a.peers, peers)

@@ -123,6 +123,18 @@ func MemberPeers(nodes []*v1.Node, node string, port uint16) map[string]netip.Ad
 	return peers
 }
 
+// NotReady returns the nodes whose Ready condition is not True: the
+// member layer probes them (member.Member.SetSuspects).
+func NotReady(nodes []*v1.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if !nodeCondition(n, v1.NodeReady) {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
 func nodeCondition(n *v1.Node, t v1.NodeConditionType) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == t {
