@@ -81,3 +81,15 @@ install/upgrade (and --dry-run=server), so helm template renders as before. */}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The API server's address for both daemons, instead of the kubernetes
+Service's ClusterIP that the kubelet puts in the same variables (a
+container's own env wins). */}}
+{{- define "beacon.apiServerEnv" -}}
+{{- with .Values.kubernetes.apiServer.host -}}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ . | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ $.Values.kubernetes.apiServer.port | default 6443 | quote }}
+{{- end -}}
+{{- end -}}
