@@ -142,7 +142,11 @@ beacon() {
   k create namespace beacon-system >/dev/null
   k label namespace beacon-system pod-security.kubernetes.io/enforce=privileged >/dev/null
   local api=()
-  [ -z "$API_HOST" ] || api=(--set kubernetes.apiServer.host="$API_HOST" --set kubernetes.apiServer.port="$API_PORT")
+  # Without kube-proxy the speakers serve every node's Services, the
+  # control plane's too (it announces nothing: kubeadm labels it
+  # node.kubernetes.io/exclude-from-external-load-balancers).
+  [ -z "$API_HOST" ] || api=(--set kubernetes.apiServer.host="$API_HOST" --set kubernetes.apiServer.port="$API_PORT"
+    --set speaker.tolerateControlPlane=true)
   "$HELM" --kubeconfig "$STATE/kubeconfig" install beacon "$repo/charts/beacon" --namespace beacon-system \
     --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
     --set bgp.enabled=true --set 'speaker.extraArgs={--drain-delay=10s}' --set dataplane="$DATAPLANE" \

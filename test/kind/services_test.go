@@ -23,7 +23,7 @@ func TestServiceTypes(t *testing.T) {
 	c := need(t)
 	ctx := context.Background()
 	c.waitBeacon(t)
-	t.Logf("row: kube-proxy %q, Beacon dataplane %q", c.env["KUBE_PROXY_MODE"], c.dataplane())
+	t.Logf("row: kube-proxy %q, Beacon dataplane %q", c.env["KUBE_PROXY_MODE"], c.releaseValues(t).Dataplane)
 	ns := c.namespace(t)
 	c.echoDeployment(t, ns, 2)
 	lb := c.expose(t, ns, "web")
@@ -101,17 +101,24 @@ func TestServiceTypes(t *testing.T) {
 	})
 }
 
-// dataplane returns the dataplane value of the installed release.
-func (c *cluster) dataplane() string {
+// values is what the kind tests read of the installed release's values.
+type values struct {
+	Dataplane string `json:"dataplane"`
+	Speaker   struct {
+		TolerateControlPlane bool `json:"tolerateControlPlane"`
+	} `json:"speaker"`
+}
+
+// releaseValues returns the installed release's values, defaults included.
+func (c *cluster) releaseValues(t *testing.T) values {
+	t.Helper()
 	out, err := c.helm(context.Background(), "get", "values", "beacon", "--all", "-o", "json")
 	if err != nil {
-		return "unknown: " + err.Error()
+		t.Fatal(err)
 	}
-	var v struct {
-		Dataplane string `json:"dataplane"`
-	}
+	var v values
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return "unknown: " + err.Error()
+		t.Fatalf("helm get values: %v: %s", err, out)
 	}
-	return v.Dataplane
+	return v
 }
