@@ -29,8 +29,10 @@ func Fetch(ctx context.Context, w io.Writer, url string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	fmt.Fprintln(w, resp.Status)
+	defer func() { _ = resp.Body.Close() }()
+	if _, err := fmt.Fprintln(w, resp.Status); err != nil {
+		return err
+	}
 	if _, err := io.Copy(w, io.LimitReader(resp.Body, 1<<16)); err != nil {
 		return fmt.Errorf("GET %s: body: %w", url, err)
 	}
@@ -50,7 +52,9 @@ func Resolve(ctx context.Context, w io.Writer, name string) error {
 		return err
 	}
 	for _, a := range addrs {
-		fmt.Fprintln(w, a)
+		if _, err := fmt.Fprintln(w, a); err != nil {
+			return err
+		}
 	}
 	return nil
 }
