@@ -120,14 +120,18 @@ chart-test: ## Helm chart: lint, template goldens, install/upgrade/uninstall and
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) test $(GO_TEST_FLAGS) -timeout 20m -v ./test/chart/
 
-kind-up: ## kind cluster built offline (podman): Beacon by helm, FRR router, client; KEY=value lines last (root; KUBE_PROXY_MODE=iptables|nftables)
+kind-up: ## kind cluster built offline (podman): Beacon by helm, FRR router, client; KEY=value lines last (root; KUBE_PROXY_MODE=iptables|nftables|none)
 	@hack/kind/up.sh
 
 kind-down: ## Remove every container, network, image and file kind-up made
 	@hack/kind/down.sh
 
-e2e-kind: ## End-to-end tests on the cluster of make kind-up (skipped without it)
+e2e-kind: ## End-to-end tests on the cluster of make kind-up (skipped without it); KIND_ROWS="iptables nftables none" makes a cluster per kube-proxy mode and tests each
+ifeq ($(strip $(KIND_ROWS)),)
 	$(GO) test -count=1 -timeout 30m -v ./test/kind/
+else
+	GO=$(GO) hack/kind/rows.sh $(KIND_ROWS)
+endif
 
 e2e-kind-ops: ## Operations under steady traffic on the kind cluster: speaker rolling restart, helm upgrade, drain, failback after a speaker restart, uninstall and reinstall
 	BEACON_KIND_OPS=1 $(GO) test -count=1 -timeout 40m -v -run 'TestSpeakerRollingRestart|TestHelmUpgrade|TestDrain|TestFailback|TestUninstall' ./test/kind/

@@ -3,15 +3,25 @@
 # by helm, an FRR router on the nodes' LAN and a client behind it. Ends with
 # KEY=value lines (also written to $KIND_CACHE/cluster/env for make
 # e2e-kind). Starts from a clean slate: an earlier cluster is removed first.
-#   KUBE_PROXY_MODE=iptables|nftables   kube-proxy's mode (default iptables)
+#   KUBE_PROXY_MODE=iptables|nftables|none   kube-proxy's mode (default
+#     iptables); none: no kube-proxy, Beacon with dataplane: full serves
+#     ClusterIP and NodePort too, and flannel and Beacon reach the API
+#     server by its own address (nothing serves the kubernetes Service
+#     before the speakers do)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$here/versions.sh"
 . "$here/net.sh"
 KUBE_PROXY_MODE=${KUBE_PROXY_MODE:-iptables}
+case $KUBE_PROXY_MODE in
+  iptables | nftables) DATAPLANE=external ;;
+  none) DATAPLANE=full ;;
+  *) echo "kind-up: KUBE_PROXY_MODE=$KUBE_PROXY_MODE: want iptables, nftables or none" >&2; exit 2 ;;
+esac
 IMAGE=${IMAGE:-localhost/beacon:kind}
 ECHO_IMAGE=${ECHO_IMAGE:-localhost/beacon-echo:kind}
+API_HOST="" API_PORT=6443
 UPGRADE_IMAGE=${IMAGE%:*}:kind-upgrade
 export KIND_EXPERIMENTAL_PROVIDER=podman KIND_EXPERIMENTAL_PODMAN_NETWORK=$LAN_NET
 
@@ -89,7 +99,14 @@ cni() {
   for n in $("$KIND" get nodes --name "$CLUSTER"); do
     podman exec "$n" ip route replace "$EXT_CIDR" via "$ROUTER_IP"
   done
-  sed -e "s|@IMAGE@|$FLANNEL_IMAGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" "$here/manifests/flannel.yaml" | k apply -f - >/dev/null
+  local api=()
+  if [ "$KUBE_PROXY_MODE" = none ]; then
+    API_HOST=$(k get nodes -l node-role.kubernetes.io/control-plane \
+      -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+    [ -n "$API_HOST" ] || { echo "kind-up: no InternalIP of the control plane" >&2; return 1; }
+    api=(-e "s|^\( *\)# @API_ENV@.*|\1- {name: KUBERNETES_SERVICE_HOST, value: \"$API_HOST\"}\n\1- {name: KUBERNETES_SERVICE_PORT, value: \"$API_PORT\"}|")
+  fi
+  sed -e "s|@IMAGE@|$FLANNEL_IMAGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" "${api[@]}" "$here/manifests/flannel.yaml" | k apply -f - >/dev/null
   k wait --for=condition=Ready nodes --all --timeout=300s >/dev/null
 }
 
@@ -124,9 +141,22 @@ beacon() {
   rm -f "$tar"
   k create namespace beacon-system >/dev/null
   k label namespace beacon-system pod-security.kubernetes.io/enforce=privileged >/dev/null
+  local api=()
+  # Without kube-proxy the speakers serve every node's Services, the
+  # control plane's too (it announces nothing: kubeadm labels it
+  # node.kubernetes.io/exclude-from-external-load-balancers).
+  [ -z "$API_HOST" ] || api=(--set kubernetes.apiServer.host="$API_HOST" --set kubernetes.apiServer.port="$API_PORT"
+    --set speaker.tolerateControlPlane=true)
   "$HELM" --kubeconfig "$STATE/kubeconfig" install beacon "$repo/charts/beacon" --namespace beacon-system \
     --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
-    --set bgp.enabled=true --set 'speaker.extraArgs={--drain-delay=10s}' --wait --timeout 5m >/dev/null
+    --set bgp.enabled=true --set 'speaker.extraArgs={--drain-delay=10s}' --set dataplane="$DATAPLANE" \
+    "${api[@]}" \
+    --wait --timeout 5m >/dev/null
+  if [ "$KUBE_PROXY_MODE" = none ]; then
+    # CoreDNS reaches the API server through the kubernetes Service, which
+    # only the speakers serve here.
+    k -n kube-system rollout status deployment/coredns --timeout=300s >/dev/null
+  fi
   sed -e "s|@LAN_POOL@|$LAN_POOL|g" -e "s|@BGP_POOL@|$BGP_POOL|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
     -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" "$here/manifests/beacon-config.yaml" | k apply -f - >/dev/null
 }
@@ -156,6 +186,7 @@ IMAGE=$IMAGE
 UPGRADE_IMAGE=$UPGRADE_IMAGE
 ECHO_IMAGE=$ECHO_IMAGE
 KUBE_PROXY_MODE=$KUBE_PROXY_MODE
+DATAPLANE=$DATAPLANE
 KUBECTL=$KUBECTL
 HELM=$HELM
 ENV

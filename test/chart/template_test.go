@@ -69,6 +69,9 @@ func TestTemplateRejects(t *testing.T) {
 		{"speaker.updateStrategy.type=Sometimes", "/speaker/updateStrategy/type"},
 		{"controller.resources.limit.cpu=1", "limit"},
 		{"imagePullSecrets[0].nam=x", "nam"},
+		{"kubernetes.apiServer.host=https://198.51.100.10", "/kubernetes/apiServer/host"},
+		{"kubernetes.apiServer.port=65536", "/kubernetes/apiServer/port"},
+		{"kubernetes.apiServer.address=198.51.100.10", "address"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			_, err := runHelm(t, "template", release, chartDir(), "--namespace", namespace, "--set", tc.set)

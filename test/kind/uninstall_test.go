@@ -28,7 +28,8 @@ import (
 // that it leaves nothing behind: no Beacon nftables table, hand-off rule or
 // route, pool address or neighbour entry on any node, no route at the
 // router, no Service holding Beacon's finalizer, no CRD; Services keep
-// working through kube-proxy. Then it installs Beacon again as kind-up
+// working through kube-proxy (without kube-proxy, where Beacon served
+// them, their NodePorts stop answering). Then it installs Beacon again as kind-up
 // did, so it runs last and leaves the cluster as it found it.
 func TestUninstall(t *testing.T) {
 	c := need(t)
@@ -135,8 +136,19 @@ func TestUninstall(t *testing.T) {
 	}
 
 	// kube-proxy still serves the Service's NodePort, on every node.
+	// Without kube-proxy Beacon served it, and nothing does now: the
+	// cleaners removed its tables.
 	for node, ip := range c.nodeIPs(t) {
 		url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(ip, uint16(nodePort)))
+		if c.env["KUBE_PROXY_MODE"] == "none" {
+			eventually(t, 30*time.Second, "NodePort of "+node+" not served (no kube-proxy, Beacon gone)", func() error {
+				if out, err := run(ctx, "curl", "-sS", "--max-time", "2", url); err == nil {
+					return fmt.Errorf("answered: %s", out)
+				}
+				return nil
+			})
+			continue
+		}
 		eventually(t, 30*time.Second, "NodePort of "+node+" answering", func() error {
 			out, err := run(ctx, "curl", "-sS", "--max-time", "2", url)
 			if err != nil {

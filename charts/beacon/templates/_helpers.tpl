@@ -81,3 +81,17 @@ install/upgrade (and --dry-run=server), so helm template renders as before. */}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The API server's address for both daemons, instead of the kubernetes
+Service's ClusterIP that the kubelet puts in the same variables (a
+container's own env wins). dig: helm upgrade --reuse-values from a release
+without these values has no .Values.kubernetes. */}}
+{{- define "beacon.apiServerEnv" -}}
+{{- $api := .Values.kubernetes | default dict -}}
+{{- with dig "apiServer" "host" "" $api -}}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ . | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ dig "apiServer" "port" 6443 $api | quote }}
+{{- end -}}
+{{- end -}}
