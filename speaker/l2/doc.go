@@ -61,7 +61,11 @@
 //
 // Every frame a speaker sends carries a mark after its payload, where
 // receivers ignore it (the Ethernet padding of ARP, bytes after the IPv6
-// payload). A claim with the mark comes from another speaker: a brief
-// election disagreement that gratuitous packets settle, never a conflict.
-// Claims without it come from hosts outside the cluster.
+// payload). A claim with the mark comes from another speaker: an election
+// disagreement, never a conflict. Most are hand-overs between live nodes,
+// where both answer for a moment until the old announcer stops, so such a
+// claim is defended only if this node still announces the address after
+// SpeakerClaimGrace; a defence at once would pull neighbours back to the
+// node that is letting go. Claims without the mark come from hosts outside
+// the cluster and are defended at once.
 package l2

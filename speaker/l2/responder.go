@@ -26,6 +26,13 @@ var DefaultGratuitous = []time.Duration{0, 100 * time.Millisecond, 500 * time.Mi
 // against another host claiming it (RFC 5227's DEFEND_INTERVAL).
 const DefaultDefendInterval = 10 * time.Second
 
+// DefaultSpeakerClaimGrace is how long an announced address claimed by
+// another speaker goes undefended: a hand-over between two live nodes
+// overlaps by tens of milliseconds (both answer until the old one's plan
+// catches up), and a defence then would pull the neighbours back to the
+// node that is letting go.
+const DefaultSpeakerClaimGrace = time.Second
+
 // maxGratuitous bounds the schedule so a misconfiguration cannot flood.
 const maxGratuitous = 16
 
@@ -64,6 +71,13 @@ type Config struct {
 	// gratuitous burst so that the last word is the announcer's. Default
 	// DefaultDefendInterval.
 	DefendInterval time.Duration
+	// SpeakerClaimGrace delays the defence against another speaker's claim
+	// (frames with the speakers' mark): if this node still announces the
+	// address when it is over, the disagreement is real and is defended as
+	// above; if it stopped meanwhile, it was a hand-over. Claims of hosts
+	// outside the cluster are defended at once. Default
+	// DefaultSpeakerClaimGrace.
+	SpeakerClaimGrace time.Duration
 	// ProbeCount probes (ARP Probes, RFC 5227; Duplicate Address Detection
 	// solicitations, RFC 4862) go out ProbeInterval apart for an address
 	// that Announce asks to probe; it is answered for only if no other
@@ -171,6 +185,9 @@ func New(cfg Config) (*Responder, error) {
 	}
 	if cfg.DefendInterval <= 0 {
 		cfg.DefendInterval = DefaultDefendInterval
+	}
+	if cfg.SpeakerClaimGrace <= 0 {
+		cfg.SpeakerClaimGrace = DefaultSpeakerClaimGrace
 	}
 	if cfg.ProbeCount <= 0 {
 		cfg.ProbeCount = DefaultProbeCount
@@ -405,7 +422,8 @@ func (r *Responder) Run(ctx context.Context) error {
 		wg.Go(func() { r.read(ctx, r.link.NDP, "ipv6") })
 	}
 	r.log.Info("responder started", "mac", r.link.MAC.String(), "arp", r.link.ARP != nil, "ndp", r.link.NDP != nil)
-	a := &announcer{r: r, bursts: map[netip.Addr]*burst{}, current: addrSet{}, joined: map[netip.Addr]bool{}, defended: map[netip.Addr]time.Time{}}
+	a := &announcer{r: r, bursts: map[netip.Addr]*burst{}, current: addrSet{}, joined: map[netip.Addr]bool{},
+		defended: map[netip.Addr]time.Time{}, contested: map[netip.Addr]time.Time{}}
 	a.sync()
 	// The timer exists only while there is timed work, so that a fake
 	// clock's waiters say exactly that.
@@ -578,6 +596,9 @@ type announcer struct {
 	joined   map[netip.Addr]bool // solicited-node groups
 	retryAt  time.Time           // when to retry failed joins; zero if none
 	defended map[netip.Addr]time.Time
+	// contested holds, per address another speaker claimed, when its
+	// grace ends.
+	contested map[netip.Addr]time.Time
 }
 
 type burst struct {
@@ -603,6 +624,7 @@ func (a *announcer) sync() {
 			a.r.log.Info("withdrawn", "ip", ip)
 			delete(a.bursts, ip)
 			delete(a.defended, ip)
+			delete(a.contested, ip)
 		}
 	}
 	a.current = next
@@ -673,10 +695,27 @@ func (a *announcer) defend(ip netip.Addr) {
 	a.bursts[ip] = &burst{start: now}
 }
 
-// fire sends the rounds that are due. A round missed entirely (the process
-// stalled) is not replayed: one round covers all that are due.
+// contest starts the grace of another speaker's claim on an announced
+// address; a claim during a grace does not extend it.
+func (a *announcer) contest(ip netip.Addr) {
+	if _, ok := a.contested[ip]; ok {
+		return
+	}
+	a.r.log.V(1).Info("another speaker claims an announced address; defending if still announced after the grace", "ip", ip, "grace", a.r.cfg.SpeakerClaimGrace)
+	a.contested[ip] = a.r.clock.Now().Add(a.r.cfg.SpeakerClaimGrace)
+}
+
+// fire defends the contested addresses whose grace is over and sends the
+// rounds that are due. A round missed entirely (the process stalled) is
+// not replayed: one round covers all that are due.
 func (a *announcer) fire() {
 	now := a.r.clock.Now()
+	for ip, end := range a.contested {
+		if !now.Before(end) {
+			delete(a.contested, ip)
+			a.defend(ip)
+		}
+	}
 	sched := a.r.cfg.Gratuitous
 	for ip, b := range a.bursts {
 		due := b.next
@@ -693,14 +732,19 @@ func (a *announcer) fire() {
 	}
 }
 
-// nextWake is when the loop has timed work: the next round of a burst or a
-// membership retry.
+// nextWake is when the loop has timed work: the next round of a burst, the
+// end of a speaker claim's grace, or a membership retry.
 func (a *announcer) nextWake() (at time.Time, ok bool) {
 	if a.retryAt != (time.Time{}) {
 		at, ok = a.retryAt, true
 	}
 	for _, b := range a.bursts {
 		if t := b.start.Add(a.r.cfg.Gratuitous[b.next]); !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	for _, t := range a.contested {
+		if !ok || t.Before(at) {
 			at, ok = t, true
 		}
 	}
@@ -713,7 +757,7 @@ func (a *announcer) nextWake() (at time.Time, ok bool) {
 // claimed handles another host's claim on a wanted address. A speaker's
 // claim is an election disagreement, never a conflict: during a probe it
 // means another node still answers (and is about to stop); while this node
-// answers, the usual defence settles it. Another host's answer to a probe
+// answers, it is defended only if it outlasts SpeakerClaimGrace. Another host's answer to a probe
 // is a conflict: a first probe's address is not announced. Another host's
 // claim on an announced address starts a probe to confirm it (a host that
 // really uses the address answers; a speaker of an older version, which
@@ -752,7 +796,11 @@ func (a *announcer) claimed(c claim) {
 		r.cfg.OnChange()
 	}
 	a.sync()
-	if answered {
+	switch {
+	case !answered:
+	case c.speaker:
+		a.contest(c.ip)
+	default:
 		a.defend(c.ip)
 	}
 }

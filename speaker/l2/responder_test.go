@@ -221,6 +221,8 @@ func TestWithdrawStopsTheBurst(t *testing.T) {
 	}
 }
 
+// Another speaker's claim on an announced address is defended once its
+// grace is over, at most once per defend interval.
 func TestDefendsAgainstOtherClaims(t *testing.T) {
 	h := start(t, Config{Gratuitous: []time.Duration{0}, DefendInterval: 10 * time.Second})
 	h.r.SetAnnounced([]netip.Addr{vip4})
@@ -229,6 +231,7 @@ func TestDefendsAgainstOtherClaims(t *testing.T) {
 
 	// Another node announces our address: we answer with a burst.
 	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[0])
+	h.step(t, DefaultSpeakerClaimGrace)
 	for range 2 {
 		if f := next(t, h.arp); !isGratuitous(f, vip4) {
 			t.Fatalf("defence: %x", f)
@@ -236,6 +239,7 @@ func TestDefendsAgainstOtherClaims(t *testing.T) {
 	}
 	// Again within the defend interval: counted, not answered.
 	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[1])
+	h.step(t, DefaultSpeakerClaimGrace)
 	inject(t, h.arp, arpRequestFrame(vip4))
 	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
 		t.Fatalf("defended twice within the interval: %x", f)
@@ -245,6 +249,7 @@ func TestDefendsAgainstOtherClaims(t *testing.T) {
 	inject(t, h.arp, mustGratuitous(otherMAC, netip.MustParseAddr("198.51.100.202"))[0])
 	h.clock.Step(10 * time.Second)
 	inject(t, h.arp, mustARP(arp.OperationReply, otherMAC, peerMAC, peerMAC, vip4, peer4))
+	h.step(t, DefaultSpeakerClaimGrace)
 	for range 2 {
 		if f := next(t, h.arp); !isGratuitous(f, vip4) {
 			t.Fatalf("second defence: %x", f)
@@ -252,6 +257,30 @@ func TestDefendsAgainstOtherClaims(t *testing.T) {
 	}
 	// Counted after each claim is queued for the loop.
 	waitFor(t, "3 conflicts counted", func() bool { return metricValue(t, h.reg, "beacon_l2_conflicts_total", "ipv4") == 3 })
+}
+
+// A hand-over between live nodes: the new announcer's claim arrives while
+// this node still answers, and this node lets go within the grace. It
+// sends no defence, neither during the grace nor after it.
+func TestSpeakerHandOverNotDefended(t *testing.T) {
+	h := start(t, Config{Gratuitous: []time.Duration{0}})
+	h.r.SetAnnounced([]netip.Addr{vip4})
+	next(t, h.arp)
+	next(t, h.arp)
+	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[0])
+	h.step(t, DefaultSpeakerClaimGrace-time.Millisecond)
+	inject(t, h.arp, arpRequestFrame(vip4))
+	if f := next(t, h.arp); !isARPReplyFor(f, vip4) {
+		t.Fatalf("defended within the grace: %x", f)
+	}
+	h.r.SetAnnounced(nil)
+	waitFor(t, "the grace's timer to go", func() bool { return !h.clock.HasWaiters() })
+	h.clock.Step(time.Minute)
+	other := netip.MustParseAddr("198.51.100.202")
+	h.r.SetAnnounced([]netip.Addr{other})
+	if f := next(t, h.arp); !isGratuitous(f, other) {
+		t.Fatalf("after letting go, first frame is %x, want the announcement of %s", f, other)
+	}
 }
 
 func TestReannounce(t *testing.T) {
@@ -280,6 +309,7 @@ func TestDefendsIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	inject(t, h.ndp, na)
+	h.step(t, DefaultSpeakerClaimGrace)
 	if f := next(t, h.ndp); !isNAFor(f, vip6, false) || !bytes.Equal(f[6:12], ourMAC) {
 		t.Fatalf("defence: %x", f)
 	}
@@ -544,13 +574,14 @@ func TestProbeAnsweredBySpeaker(t *testing.T) {
 // While announcing, another host's claim is defended and confirmed by a
 // probe: answered, it is a conflict that is reported, and the address stays
 // announced; unanswered (a claim and gone), it is none. Another speaker's
-// claim is only defended.
+// claim is only defended, after its grace.
 func TestClaimWhileAnnouncing(t *testing.T) {
 	h := start(t, probeConfig(nil))
 	h.r.SetAnnounced([]netip.Addr{vip4})
 	next(t, h.arp)
 	next(t, h.arp)
 	inject(t, h.arp, mustGratuitous(otherMAC, vip4)[0]) // a speaker's
+	h.step(t, DefaultSpeakerClaimGrace)
 	for range 2 {
 		if f := next(t, h.arp); !isGratuitous(f, vip4) {
 			t.Fatalf("defence against a speaker: %x", f)
