@@ -7,6 +7,8 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/beaconlb/beacon/internal/nldump"
 )
 
 // ForgetNeighbours deletes the node's neighbour entries that Beacon leaves
@@ -20,7 +22,7 @@ import (
 // gone both are stale; no other entry ever holds the node's own MAC. Static
 // entries an administrator made are kept.
 func ForgetNeighbours(forget func(netip.Addr) bool) (int, error) {
-	links, err := netlink.LinkList()
+	links, err := nldump.Retry(netlink.LinkList)
 	if err != nil {
 		return 0, fmt.Errorf("list links: %w", err)
 	}
@@ -31,7 +33,7 @@ func ForgetNeighbours(forget func(netip.Addr) bool) (int, error) {
 		if len(mac) == 0 {
 			continue
 		}
-		neighs, err := netlink.NeighList(l.Attrs().Index, 0)
+		neighs, err := nldump.Retry(func() ([]netlink.Neigh, error) { return netlink.NeighList(l.Attrs().Index, 0) })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("neighbours of %s: %w", l.Attrs().Name, err))
 			continue

@@ -7,7 +7,6 @@ package carrier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/beaconlb/beacon/internal/nldump"
 	"github.com/beaconlb/beacon/speaker/member"
 )
 
@@ -160,21 +160,9 @@ func names(ls []member.Link) string {
 	return strings.Join(s, ",")
 }
 
-// dumpTries bounds the reads of a netlink dump the kernel interrupted
-// (links or addresses changed while it ran, as when pods' veths come and
-// go on a busy node); a read a moment later is consistent.
-const dumpTries = 5
-
 // List reads every interface and its connected prefixes (link-local ones
 // left out: no pool address is on them) through netlink.
-func List() ([]Iface, error) {
-	for try := 1; ; try++ {
-		ifaces, err := list()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == dumpTries {
-			return ifaces, err
-		}
-	}
-}
+func List() ([]Iface, error) { return nldump.Retry(list) }
 
 func list() ([]Iface, error) {
 	links, err := netlink.LinkList()

@@ -12,9 +12,10 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
-
-	"github.com/beaconlb/beacon/nodeport"
 	"golang.org/x/sys/unix"
+
+	"github.com/beaconlb/beacon/internal/nldump"
+	"github.com/beaconlb/beacon/nodeport"
 )
 
 // Names and numbers in the kernel. The mark bit must not collide with other
@@ -228,7 +229,9 @@ func (k *Kernel) applyRouting(routes []Route) error {
 	}
 	var errs []error
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		have, err := netlink.RouteListFiltered(family, &netlink.Route{Table: k.table}, netlink.RT_FILTER_TABLE)
+		have, err := nldump.Retry(func() ([]netlink.Route, error) {
+			return netlink.RouteListFiltered(family, &netlink.Route{Table: k.table}, netlink.RT_FILTER_TABLE)
+		})
 		if err != nil {
 			return fmt.Errorf("list routes of table %d: %w", k.table, err)
 		}
@@ -273,7 +276,7 @@ func (k *Kernel) applyRouting(routes []Route) error {
 func (k *Kernel) syncPolicyRules(present bool) error {
 	var errs []error
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rules, err := netlink.RuleList(family)
+		rules, err := nldump.Retry(func() ([]netlink.Rule, error) { return netlink.RuleList(family) })
 		if err != nil {
 			return fmt.Errorf("list rules: %w", err)
 		}
