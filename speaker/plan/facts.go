@@ -112,7 +112,8 @@ type State struct {
 	Alive map[string]bool
 	// L2 maps each address this node announced to its interfaces.
 	L2 map[netip.Addr][]string
-	// BGP holds the (Service, address) pairs sent to BGP peers.
+	// BGP holds the (Service, address) pairs sent to BGP peers, each
+	// true when this node reports it (see BGPReporters).
 	BGP map[ServiceIP]bool
 	// BGPConfig is the last BGP configuration, so that an object turning
 	// invalid keeps its last valid version.

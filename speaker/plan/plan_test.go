@@ -397,11 +397,19 @@ func TestMakeBGP(t *testing.T) {
 			events:   []string{"Service | default/api | Normal | Announcing | Announcing 203.0.113.5 from node n1 via BGP (peers tor)"},
 		},
 		{
+			// Which nodes report is known once member liveness is:
+			// the Event waits, the route does not.
 			name:     "announces even while the member layer settles",
 			facts:    func(f *Facts) { f.Members.Settled = false },
 			open:     []string{"tor=pw-1"},
 			sessions: []string{"tor  "},
-			events:   []string{"Service | default/api | Normal | Announcing | Announcing 203.0.113.5 from node n1 via BGP (peers tor)"},
+		},
+		{
+			name:     "a reported address is not announced anew when the member layer unsettles",
+			prev:     []func(*Facts){func(*Facts) {}},
+			facts:    func(f *Facts) { f.Members.NewPeer = true },
+			open:     []string{"tor=pw-1"},
+			sessions: []string{"tor  "},
 		},
 		{
 			// The route is planned (and reported) all the same; the
