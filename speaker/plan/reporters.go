@@ -48,7 +48,16 @@ type reporters struct {
 	ring     []ringNode // every node, by point
 	nodes    map[string]*reporterNode
 	pools    *config.Pools
-	bgp      *config.BGP
+	// announces memoises bgpplan.Announces by node and the pool and
+	// family of an address: nothing else about a Service changes the
+	// answer for the nodes order yields.
+	announces map[announceKey]bool
+	seen      map[string]bool // order's, reused
+}
+
+type announceKey struct {
+	node, pool string
+	v4         bool
 }
 
 type ringNode struct {
@@ -64,7 +73,7 @@ type reporterNode struct {
 }
 
 func newReporters(f Facts, in announce.Input, cfg *config.BGP) *reporters {
-	r := &reporters{self: f.Node, nodes: map[string]*reporterNode{}, pools: in.Pools, bgp: cfg}
+	r := &reporters{self: f.Node, nodes: map[string]*reporterNode{}, pools: in.Pools, announces: map[announceKey]bool{}, seen: map[string]bool{}}
 	for _, n := range f.Nodes {
 		labels := n.Labels
 		excluded := election.ExcludeLabelSet(labels)
@@ -99,7 +108,23 @@ func (r *reporters) reports(svc announce.Service) bool {
 	order := r.order(svc)
 	announces := func(name string) bool {
 		n := r.nodes[name]
-		return n != nil && bgpplan.Announces(n.in, svc)
+		if n == nil || r.pools == nil {
+			return false
+		}
+		for _, ip := range svc.IPs {
+			k := announceKey{name, r.pools.PoolOf(ip), ip.Is4()}
+			a, ok := r.announces[k]
+			if !ok {
+				// Without the Service's policy: order yields only nodes
+				// with a local endpoint for a Local one.
+				a = bgpplan.Announces(n.in, announce.Service{Key: svc.Key, IPs: []netip.Addr{ip}})
+				r.announces[k] = a
+			}
+			if a {
+				return true
+			}
+		}
+		return false
 	}
 	last := func(name string) bool { n := r.nodes[name]; return n == nil || n.last }
 	// Those that rank before this node: first the nodes not last (all of
@@ -151,7 +176,8 @@ func (r *reporters) order(svc announce.Service) iter.Seq[string] {
 	}
 	return func(yield func(string) bool) {
 		i := sort.Search(len(r.ring), func(i int) bool { return r.ring[i].point >= p })
-		seen := map[string]bool{}
+		seen := r.seen
+		clear(seen)
 		for j := range r.ring {
 			n := r.ring[(i+j)%len(r.ring)].name
 			if seen[n] {
