@@ -326,3 +326,71 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 		t.Errorf("one new Service: %d writes, want at most %d (a report and an Event per reporter)", changeWrites, 2*plan.BGPReporters)
 	}
 }
+
+// TestAgentStopsWithPendingReports: a speaker that announces many
+// addresses at once holds far more reports and Events than its client's
+// rate limit lets out for minutes; stopping it must not wait for them.
+func TestAgentStopsWithPendingReports(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const (
+		services = 300 // a minute of writes at 5 requests/s
+		class    = "beaconlb.io/pending"
+		ns       = "pending"
+		node     = "pending1"
+	)
+	kube := e.Kube
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := kube.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	must(err)
+	l2Site(ctx, t, e, "pending", "198.18.201.0/24", netip.MustParseAddr("198.18.201.1"), map[string]netip.Addr{node: netip.MustParseAddr("198.51.100.121")})
+	for i := range services {
+		svc, err := kube.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%03d", i)},
+			Spec: v1.ServiceSpec{Type: v1.ServiceTypeLoadBalancer, LoadBalancerClass: ptrTo(class),
+				Ports: []v1.ServicePort{{Port: 80}}},
+		}, metav1.CreateOptions{})
+		must(err)
+		svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: fmt.Sprintf("198.18.201.%d", 2+i%250)}}
+		if i >= 250 {
+			svc.Status.LoadBalancer.Ingress[0].IP = fmt.Sprintf("198.18.202.%d", i-250)
+		}
+		_, err = kube.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{})
+		must(err)
+	}
+	c := &requestCounter{n: map[string]int{}}
+	cfg := rest.CopyConfig(e.Config)
+	cfg.WrapTransport = c.wrap
+	cs, err := cli.NewClients(cfg, "", "beacon-speaker/"+node, 0, 0)
+	must(err)
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	rec, stopEvents := cli.Recorder(actx, cs.Kube, v1.EventSource{Component: "beacon-speaker", Host: node})
+	links := &fakeLinks{ips: map[string][]netip.Addr{}}
+	a := newAgent(t, agent.Config{
+		Node: node, Clients: *cs, Recorder: rec, Log: logr.Discard(), MemberPort: 7946, LoadBalancerClass: class,
+		Liveness: &fakeLiveness{alive: map[string]bool{}, ch: make(chan struct{})}, Links: links,
+	})
+	done := make(chan struct{})
+	var ran, stopped time.Time
+	go func() { _ = a.Run(actx); ran = time.Now(); stopEvents(); stopped = time.Now(); close(done) }()
+	testenv.Poll(t, ctx, 100*time.Millisecond, time.Minute, "addresses announced and reports being written", func() (bool, string) {
+		n := c.snapshot()["create serviceannouncements"]
+		return len(links.announced("eth0")) >= services/2 && n >= 5, fmt.Sprintf("%d announced, %d reports", len(links.announced("eth0")), n)
+	})
+	acancel()
+	cancelled := time.Now()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the speaker did not stop within 3 s with reports pending (%v)", c.snapshot())
+	}
+	t.Logf("stopped with %d of %d reports and %d Events written: Run returned after %v, the Event recorder %v later",
+		c.snapshot()["create serviceannouncements"], services, c.snapshot()["create events"], ran.Sub(cancelled), stopped.Sub(ran))
+}

@@ -129,9 +129,10 @@ func (a *Agent) applyResponders(ctx context.Context, l2 *plan.L2, probe map[neti
 	return out, errs
 }
 
-// record logs the Events and records those whose object exists.
+// record logs the Events and records those whose object exists, at most
+// plan.ServiceEventsPerSync Announcing and Withdrawn ones on Services.
 func (a *Agent) record(evs []plan.Event) {
-	for _, e := range evs {
+	for _, e := range plan.BoundServiceEvents(evs, a.cfg.Node) {
 		log, msg := a.cfg.Log.V(1), strings.ToLower(e.Reason)
 		if e.Type == v1.EventTypeWarning {
 			log, msg = a.cfg.Log, "configuration problem"

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -489,5 +490,26 @@ func TestMakeKeepsPrev(t *testing.T) {
 	_ = Make(f, st)
 	if len(st.L2) != before || before == 0 {
 		t.Errorf("the previous state changed: %d addresses, had %d", len(st.L2), before)
+	}
+}
+
+func TestBoundServiceEvents(t *testing.T) {
+	var evs []Event
+	for i := range ServiceEventsPerSync + 5 {
+		evs = append(evs, serviceEvent(fmt.Sprintf("default/s%02d", i/2), EventAnnouncing, "Announcing %d", i))
+	}
+	evs = append(evs, serviceEvent("default/gone", EventWithdrawn, "Withdrawn"),
+		Event{Kind: "Node", Name: "n1", Type: v1.EventTypeNormal, Reason: EventDraining, Message: "draining"})
+	got := eventStrings(BoundServiceEvents(evs, "n1"))
+	want := eventStrings(evs[:ServiceEventsPerSync])
+	want = append(want,
+		"Service | default/gone | Normal | Withdrawn | Withdrawn",
+		"Node | /n1 | Normal | Draining | draining",
+		"Node | /n1 | Normal | Announcing | node n1: 5 more Announcing Events of 3 Services in one sync, not recorded on the Services (kubectl get serviceannouncements -A lists what each node announces)")
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := BoundServiceEvents(evs[:3], "n1"); len(got) != 3 {
+		t.Errorf("a few Events: %q", eventStrings(got))
 	}
 }
