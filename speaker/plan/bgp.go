@@ -117,7 +117,7 @@ func planBGP(f Facts, in announce.Input, cfg *config.BGP, st *State) (*BGP, []Re
 	var events []Event
 	now := map[ServiceIP]bool{}
 	for _, ann := range plan.Announcements {
-		reporting := rep != nil && rep.reports(services[ann.Service])
+		reporting := rep != nil && rep.reports(services[ann.Service], ann.Addresses)
 		if reporting {
 			r := newReport(ann.Service, v1alpha1.ViaBGP)
 			r.Addresses, r.Peers = ann.Addresses, ann.Peers

@@ -103,35 +103,42 @@ func newReporters(f Facts, in announce.Input, cfg *config.BGP) *reporters {
 	return r
 }
 
-// reports says whether this node, which announces svc, reports it.
-func (r *reporters) reports(svc announce.Service) bool {
-	order := r.order(svc)
+// reports says whether this node, which announces mine of svc's
+// addresses, reports svc: whether it is among the first BGPReporters
+// announcers of one of them. Per address, because advertisements may send
+// a dual-stack Service's families from different nodes, and each address
+// needs a report that lists it.
+func (r *reporters) reports(svc announce.Service, mine []netip.Addr) bool {
+	for _, ip := range mine {
+		if r.reportsAddress(svc, ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reporters) reportsAddress(svc announce.Service, ip netip.Addr) bool {
 	announces := func(name string) bool {
 		n := r.nodes[name]
 		if n == nil || r.pools == nil {
 			return false
 		}
-		for _, ip := range svc.IPs {
-			k := announceKey{name, r.pools.PoolOf(ip), ip.Is4()}
-			a, ok := r.announces[k]
-			if !ok {
-				// Without the Service's policy: order yields only nodes
-				// with a local endpoint for a Local one.
-				a = bgpplan.Announces(n.in, announce.Service{Key: svc.Key, IPs: []netip.Addr{ip}})
-				r.announces[k] = a
-			}
-			if a {
-				return true
-			}
+		k := announceKey{name, r.pools.PoolOf(ip), ip.Is4()}
+		a, ok := r.announces[k]
+		if !ok {
+			// Without the Service's policy: order yields only nodes with a
+			// local endpoint for a Local one.
+			a = bgpplan.Announces(n.in, announce.Service{Key: svc.Key, IPs: []netip.Addr{ip}})
+			r.announces[k] = a
 		}
-		return false
+		return a
 	}
 	last := func(name string) bool { n := r.nodes[name]; return n == nil || n.last }
 	// Those that rank before this node: first the nodes not last (all of
 	// them when this node is last), then the last ones before it.
 	before := 0
 	passed := false
-	for name := range order {
+	for name := range r.order(svc) {
 		if name == r.self {
 			if !r.selfLast {
 				return true

@@ -234,3 +234,38 @@ func BenchmarkMakeBGPReporters(b *testing.B) {
 		Make(f, st)
 	}
 }
+
+// TestBGPReportersDualStack: a Service whose families go out from
+// different nodes has each address listed by BGPReporters reports.
+func TestBGPReportersDualStack(t *testing.T) {
+	f := bgpCluster(12)
+	v6 := netip.MustParseAddr("2001:db8:5::10")
+	f.Pools = append(f.Pools, pool("routed6", "2001:db8:5::/120"))
+	f.Services = []*v1.Service{service("web", bgpIP, func(s *v1.Service) {
+		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: v6.String()})
+	})}
+	f.BGP.Peers = append(f.BGP.Peers, v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "tor6"},
+		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64500, PeerAddress: "2001:db8::1"}})
+	rack := func(r string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"rack": r}}
+	}
+	f.BGP.Advertisements = []v1alpha1.BGPAdvertisement{
+		{ObjectMeta: metav1.ObjectMeta{Name: "v4"}, Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"routed"}, NodeSelector: rack("a")}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "v6"}, Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"routed6"}, NodeSelector: rack("b")}},
+	}
+	listed := map[netip.Addr][]string{}
+	for _, n := range f.Nodes {
+		g := f
+		g.Node = n.Name
+		for _, r := range Make(g, State{}).Reports {
+			for _, ip := range r.Addresses {
+				listed[ip] = append(listed[ip], n.Name)
+			}
+		}
+	}
+	for _, ip := range []netip.Addr{bgpIP, v6} {
+		if len(listed[ip]) != BGPReporters {
+			t.Errorf("%s listed by %v, want %d reports", ip, listed[ip], BGPReporters)
+		}
+	}
+}
