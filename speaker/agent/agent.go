@@ -112,6 +112,9 @@ type Config struct {
 	// DrainDelay is how long a draining node sends its BGP routes with the
 	// GRACEFUL_SHUTDOWN community before it withdraws them (package drain).
 	DrainDelay time.Duration
+	// PrefixesRefresh bounds how long a change of a BGPSessionState's
+	// prefix count alone waits to be written; 0 means 5 minutes.
+	PrefixesRefresh time.Duration
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.

@@ -121,7 +121,7 @@ func sub(after, before map[string]int) map[string]int {
 // bench-scale prints them too).
 func TestAgentsAPILoadBGP(t *testing.T) {
 	e := testenv.Need(t, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	const (
 		nodes    = 8
@@ -133,6 +133,9 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 	if os.Getenv("BEACON_BENCH") != "" {
 		steadyWindow = time.Minute
 	}
+	// Longer than the counting windows, short enough to see the counts
+	// arrive.
+	prefixesRefresh := steadyWindow + 20*time.Second
 	kube := e.Kube
 	must := func(err error) {
 		t.Helper()
@@ -215,6 +218,7 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 		a := newAgent(t, agent.Config{
 			Node: n, Clients: *cs, Recorder: rec, Log: logr.Discard(), MemberPort: 7946, LoadBalancerClass: class,
 			Liveness: live, Links: &fakeLinks{ips: map[string][]netip.Addr{}}, BGP: &fakeBGP{ch: make(chan struct{}, 1)},
+			PrefixesRefresh: prefixesRefresh,
 		})
 		wg.Go(func() { _ = a.Run(actx); stopEvents() })
 	}
@@ -261,7 +265,27 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 			return time.Since(at) >= 3*time.Second, fmt.Sprintf("%d writes, the last %v ago", n, time.Since(at).Round(time.Second))
 		}
 	}
+	prefixes := func(want int) func() (bool, string) {
+		return func() (bool, string) {
+			var states v1alpha1.BGPSessionStateList
+			if err := e.Beacon.List(ctx, "", client.BGPSessionStates, &states); err != nil {
+				return false, err.Error()
+			}
+			var counts []string
+			ok := true
+			for _, st := range states.Items {
+				if slices.Contains(names, st.Node) {
+					counts = append(counts, fmt.Sprintf("%s %d", st.Node, st.Prefixes))
+					ok = ok && st.Prefixes == int32(want)
+				}
+			}
+			return ok && len(counts) == nodes, strings.Join(counts, ", ")
+		}
+	}
 	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "three reports of every Service", settled(services))
+	// Counts that went up in steps at start are written within
+	// PrefixesRefresh: wait for them, so that the steady window sees none.
+	testenv.Poll(t, ctx, time.Second, prefixesRefresh+30*time.Second, "prefix counts of every session", prefixes(services))
 	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "speakers quiet", quiet())
 
 	snap := func() map[string]map[string]int {
@@ -281,6 +305,9 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "three reports of the new Service", settled(services+1))
 	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "speakers quiet after the change", quiet())
 	change := snap()
+	// The prefix counts, not written with the change, arrive within
+	// PrefixesRefresh.
+	testenv.Poll(t, ctx, time.Second, prefixesRefresh+30*time.Second, "prefix counts of every session", prefixes(services+1))
 	acancel()
 
 	var b strings.Builder

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -104,13 +105,13 @@ func objectName(n string) string {
 	return n[:200] + "-" + hex.EncodeToString(h[:8])
 }
 
-// prefixesRefresh bounds how stale BGPSessionState.prefixes may be. Every
-// node that announces a Service sends its routes, so writing the count at
-// once would cost one update per node for each Service change; a change
-// of the count alone waits up to this long, coalesced with others. A
-// session's state, and a count that becomes or stops being zero, are
-// written at once.
-const prefixesRefresh = 5 * time.Minute
+// defaultPrefixesRefresh bounds how stale BGPSessionState.prefixes may
+// be (Config.PrefixesRefresh). Every node that announces a Service sends
+// its routes, so writing the count at once would cost one update per node
+// for each Service change; a change of the count alone waits up to this
+// long, coalesced with others. A session's state, and a count that
+// becomes or stops being zero, are written at once.
+const defaultPrefixesRefresh = 5 * time.Minute
 
 // sessionReportLoop keeps this node's BGPSessionState objects in line with
 // the configured sessions and their observed states.
@@ -148,7 +149,7 @@ func (a *Agent) sessionReportLoop(ctx context.Context) {
 
 // writeSessions writes the BGPSessionStates that differ from what they
 // should hold, and deletes those of sessions no longer configured. A
-// change of the prefix count alone waits for prefixesRefresh after the
+// change of the prefix count alone waits for Config.PrefixesRefresh after the
 // last write of that object's count (written says when, by name): later
 // is when to call again for it, 0 when nothing waits.
 func (a *Agent) writeSessions(ctx context.Context, configured []plan.Session, written map[string]time.Time, now time.Time) (later time.Duration, err error) {
@@ -181,7 +182,8 @@ func (a *Agent) writeSessions(ctx context.Context, configured []plan.Session, wr
 			cur.PasswordSecret != want.PasswordSecret || cur.Draining != want.Draining
 		count := cur.Prefixes != want.Prefixes
 		if count && !other && cur.Prefixes > 0 && want.Prefixes > 0 {
-			if wait := written[want.Name].Add(prefixesRefresh).Sub(now); wait > 0 {
+			refresh := cmp.Or(a.cfg.PrefixesRefresh, defaultPrefixesRefresh)
+			if wait := written[want.Name].Add(refresh).Sub(now); wait > 0 {
 				if later == 0 || wait < later {
 					later = wait
 				}
