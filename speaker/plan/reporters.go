@@ -30,11 +30,12 @@ const BGPReporters = 3
 // reporters picks the nodes that report each BGP Service. Every speaker
 // computes the same choice from what every speaker sees: the Node objects,
 // the BGP configuration, the Service's endpoints and member liveness. The
-// nodes sit on a hash ring by name; a Service's reporters are the first
-// BGPReporters nodes clockwise from the Service's own point that announce
-// it, those whose speaker is alive and that are not excluded from load
-// balancers first. So a node joining or leaving moves the reports of about
-// BGPReporters/n of the Services, not of all of them.
+// nodes sit on a hash ring by name; the reporters of an address are the
+// first BGPReporters nodes clockwise from its Service's point that
+// announce it, those whose speaker is alive and that are not excluded from
+// load balancers first, and a node reports a Service when it reports one
+// of its addresses. So a node joining or leaving moves the reports of
+// about BGPReporters/n of the Services, not of all of them.
 //
 // A node's own announcements are what it plans; another node's are
 // bgpplan.Announces on its Node object. They differ only where the node
