@@ -11,8 +11,10 @@
 //     the same way, after the new one, in every mode.
 //   - API load: every request the speakers send goes through a counting
 //     proxy: watches, requests per minute at steady state, and the requests
-//     one Service change causes, per node.
+//     one Service change causes, per node, in L2 mode.
 //
 // The controller's backlog against the bare status-patch baseline is
-// test/bench/alloc with -services (the Makefile runs both).
+// test/bench/alloc with -services, and the speakers' API load in BGP mode
+// (eight speakers) is TestAgentsAPILoadBGP in speaker/agent; the Makefile
+// runs all three.
 package scale
