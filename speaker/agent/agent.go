@@ -115,6 +115,10 @@ type Config struct {
 	// PrefixesRefresh bounds how long a change of a BGPSessionState's
 	// prefix count alone waits to be written; 0 means 5 minutes.
 	PrefixesRefresh time.Duration
+	// BGPReporters is how many nodes report each BGP address; 0 means
+	// plan.BGPReporters. Benchmarks set it to every node for their
+	// baseline.
+	BGPReporters int
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.

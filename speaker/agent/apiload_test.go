@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -113,22 +114,41 @@ func sub(after, before map[string]int) map[string]int {
 	return out
 }
 
+// apiLoadNodes is how many speakers TestAgentsAPILoadBGP runs.
+const apiLoadNodes = 8
+
 // TestAgentsAPILoadBGP: eight speakers in BGP mode against a real API
 // server, every request of each counted by its client. At steady state
 // they send none; one new Service costs BGPReporters ServiceAnnouncements
 // and as many Events in the whole cluster, not one of each per node. The
+// baseline, measured first, has every announcing node report. The
 // figures are printed per node and projected to 1,000 nodes (make
 // bench-scale prints them too).
 func TestAgentsAPILoadBGP(t *testing.T) {
 	e := testenv.Need(t, env)
+	var out strings.Builder
+	t.Run("baseline", func(t *testing.T) { out.WriteString(apiLoadBGP(t, e, "base", apiLoadNodes, "198.18.203")) })
+	t.Run("reporters", func(t *testing.T) { out.WriteString(apiLoadBGP(t, e, "load", 0, "198.18.200")) })
+	if os.Getenv("BEACON_BENCH") != "" {
+		fmt.Print(out.String())
+	} else {
+		t.Log("\n" + out.String())
+	}
+}
+
+// apiLoadBGP runs apiLoadNodes speakers, named run1..., announcing
+// Services from block.0/24 with reporters per address (0: the default),
+// and returns what it measured, printed.
+func apiLoadBGP(t *testing.T, e *testenv.Env, run string, reporters int, block string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	const (
-		nodes    = 8
+		nodes    = apiLoadNodes
 		services = 24
-		class    = "beaconlb.io/apiload" // other tests' Services stay out
-		ns       = "apiload"
 	)
+	k := cmp.Or(reporters, plan.BGPReporters)
+	class := "beaconlb.io/apiload-" + run // other tests' Services stay out
+	ns := "apiload-" + run
 	steadyWindow := 10 * time.Second
 	if os.Getenv("BEACON_BENCH") != "" {
 		steadyWindow = time.Minute
@@ -147,24 +167,24 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 	must(err)
 	var names []string
 	for i := range nodes {
-		name := fmt.Sprintf("load%d", i+1)
+		name := fmt.Sprintf("%s%d", run, i+1)
 		names = append(names, name)
-		n, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"apiload": "yes"}}}, metav1.CreateOptions{})
+		n, err := kube.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"apiload": run}}}, metav1.CreateOptions{})
 		must(err)
 		n.Status.Addresses = []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", 101+i)}}
 		_, err = kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
 		must(err)
 		t.Cleanup(func() { _ = kube.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
 	}
-	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "apiload"}}
-	pool.Spec.Addresses = []v1alpha1.AddressBlock{"198.18.200.0/24"}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	pool.Spec.Addresses = []v1alpha1.AddressBlock{v1alpha1.AddressBlock(block + ".0/24")}
 	must(e.Beacon.Create(ctx, client.IPPools, pool))
-	must(e.Beacon.Create(ctx, client.BGPPeers, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "apiload"}, Spec: v1alpha1.BGPPeerSpec{
+	must(e.Beacon.Create(ctx, client.BGPPeers, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: ns}, Spec: v1alpha1.BGPPeerSpec{
 		MyASN: 64512, PeerASN: 64500, PeerAddress: "198.51.100.1",
-		NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"apiload": "yes"}},
+		NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"apiload": run}},
 	}}))
-	must(e.Beacon.Create(ctx, client.BGPAdvertisements, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "apiload"},
-		Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"apiload"}}}))
+	must(e.Beacon.Create(ctx, client.BGPAdvertisements, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{ns}}}))
 	t.Cleanup(func() {
 		// The speakers stop before they could delete their reports.
 		var states v1alpha1.BGPSessionStateList
@@ -175,9 +195,9 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 				}
 			}
 		}
-		_ = e.Beacon.Delete(context.Background(), client.BGPAdvertisements, "apiload")
-		_ = e.Beacon.Delete(context.Background(), client.BGPPeers, "apiload")
-		_ = e.Beacon.Delete(context.Background(), client.IPPools, "apiload")
+		_ = e.Beacon.Delete(context.Background(), client.BGPAdvertisements, ns)
+		_ = e.Beacon.Delete(context.Background(), client.BGPPeers, ns)
+		_ = e.Beacon.Delete(context.Background(), client.IPPools, ns)
 	})
 	newService := func(i int) {
 		t.Helper()
@@ -188,7 +208,7 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 		}, metav1.CreateOptions{})
 		must(err)
 		// The controller's job, done by hand here.
-		svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: fmt.Sprintf("198.18.200.%d", 10+i)}}
+		svc.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: fmt.Sprintf("%s.%d", block, 10+i)}}
 		_, err = kube.CoreV1().Services(ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{})
 		must(err)
 	}
@@ -218,12 +238,12 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 		a := newAgent(t, agent.Config{
 			Node: n, Clients: *cs, Recorder: rec, Log: logr.Discard(), MemberPort: 7946, LoadBalancerClass: class,
 			Liveness: live, Links: &fakeLinks{ips: map[string][]netip.Addr{}}, BGP: &fakeBGP{ch: make(chan struct{}, 1)},
-			PrefixesRefresh: prefixesRefresh,
+			PrefixesRefresh: prefixesRefresh, BGPReporters: reporters,
 		})
 		wg.Go(func() { _ = a.Run(actx); stopEvents() })
 	}
 
-	reporters := func() map[string][]string {
+	reporting := func() map[string][]string {
 		var list v1alpha1.ServiceAnnouncementList
 		if err := e.Beacon.List(ctx, ns, client.ServiceAnnouncements, &list); err != nil {
 			t.Fatal(err)
@@ -238,10 +258,10 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 	}
 	settled := func(n int) func() (bool, string) {
 		return func() (bool, string) {
-			r := reporters()
+			r := reporting()
 			ok := len(r) == n
 			for _, nodes := range r {
-				ok = ok && len(nodes) == plan.BGPReporters
+				ok = ok && len(nodes) == k
 			}
 			return ok, fmt.Sprint(r)
 		}
@@ -282,7 +302,7 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 			return ok && len(counts) == nodes, strings.Join(counts, ", ")
 		}
 	}
-	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "three reports of every Service", settled(services))
+	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "the reports of every Service", settled(services))
 	// Counts that went up in steps at start are written within
 	// PrefixesRefresh: wait for them, so that the steady window sees none.
 	testenv.Poll(t, ctx, time.Second, prefixesRefresh+30*time.Second, "prefix counts of every session", prefixes(services))
@@ -302,7 +322,7 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 	mins := time.Since(start).Minutes()
 
 	newService(services)
-	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "three reports of the new Service", settled(services+1))
+	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "the reports of the new Service", settled(services+1))
 	testenv.Poll(t, ctx, 200*time.Millisecond, time.Minute, "speakers quiet after the change", quiet())
 	change := snap()
 	// The prefix counts, not written with the change, arrive within
@@ -311,8 +331,12 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 	acancel()
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "API load (BGP, %d speakers in one process against kube-apiserver, %d Services, %d reporters per Service; steady window %v)\n",
-		nodes, services, plan.BGPReporters, steadyWindow)
+	what := fmt.Sprintf("%d reporters per address", k)
+	if reporters != 0 {
+		what = fmt.Sprintf("baseline: every announcing node reports (%d reporters)", k)
+	}
+	fmt.Fprintf(&b, "API load (BGP, %d speakers in one process against kube-apiserver, %d Services, %s; steady window %v)\n",
+		nodes, services, what, steadyWindow)
 	fmt.Fprintf(&b, "  %-6s %15s %14s   %s\n", "node", "watches opened", "req/min steady", "one new Service: requests")
 	var sumWatch, sumSteady float64
 	var changeWrites int
@@ -341,9 +365,12 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 		sumWatch += float64(w)
 		sumSteady += float64(stN) / mins
 	}
-	fmt.Fprintf(&b, "  1,000 nodes: %.0f watches opened, %.0f req/min steady (per-node mean × 1,000); one new Service: %d writes in the whole cluster (%d ServiceAnnouncements, %d Events), the same at any size\n",
-		sumWatch/nodes*1000, sumSteady/nodes*1000, changeWrites, announcements, events)
-	fmt.Fprintf(&b, "  (a report and an Event from every announcing node would be %d writes here, 2,000 at 1,000 nodes)\n", 2*nodes)
+	if reporters == 0 {
+		fmt.Fprintf(&b, "  1,000 nodes: %.0f watches opened, %.0f req/min steady (per-node mean × 1,000); one new Service: %d writes in the whole cluster (%d ServiceAnnouncements, %d Events), the same at any size\n",
+			sumWatch/nodes*1000, sumSteady/nodes*1000, changeWrites, announcements, events)
+	} else {
+		fmt.Fprintf(&b, "  1,000 nodes: one new Service: %.0f writes in the whole cluster (per-node mean × 1,000)\n", float64(changeWrites)/nodes*1000)
+	}
 	var opened []string
 	for k, v := range before[names[0]] {
 		if strings.HasPrefix(k, "watch ") {
@@ -352,17 +379,13 @@ func TestAgentsAPILoadBGP(t *testing.T) {
 	}
 	slices.Sort(opened)
 	fmt.Fprintf(&b, "  watches opened by %s: %s\n", names[0], strings.Join(opened, ", "))
-	if os.Getenv("BEACON_BENCH") != "" {
-		fmt.Print(b.String())
-	} else {
-		t.Log("\n" + b.String())
+	if announcements != k {
+		t.Errorf("one new Service: %d ServiceAnnouncements created, want %d", announcements, k)
 	}
-	if announcements != plan.BGPReporters {
-		t.Errorf("one new Service: %d ServiceAnnouncements created, want %d", announcements, plan.BGPReporters)
+	if changeWrites > 2*k {
+		t.Errorf("one new Service: %d writes, want at most %d (a report and an Event per reporter)", changeWrites, 2*k)
 	}
-	if changeWrites > 2*plan.BGPReporters {
-		t.Errorf("one new Service: %d writes, want at most %d (a report and an Event per reporter)", changeWrites, 2*plan.BGPReporters)
-	}
+	return b.String()
 }
 
 // TestAgentStopsWithPendingReports: a speaker that announces many

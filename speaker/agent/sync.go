@@ -70,7 +70,7 @@ func (a *Agent) sync(ctx context.Context) error {
 // view (after telling it the current peers) and this node's interfaces.
 func (a *Agent) facts(ctx context.Context) plan.Facts {
 	f := plan.Facts{Node: a.cfg.Node, LoadBalancerClass: a.cfg.LoadBalancerClass, Namespace: a.cfg.Namespace,
-		Now: time.Now(), HandoffWindow: a.cfg.HandoffWindow}
+		Now: time.Now(), HandoffWindow: a.cfg.HandoffWindow, BGPReporters: a.cfg.BGPReporters}
 	a.w.facts(&f)
 	f.Drain = a.drain(f.Nodes, f.Now)
 	f.Members = plan.Members{Alive: map[string]bool{}, Left: map[string]bool{}}

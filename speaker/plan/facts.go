@@ -47,6 +47,9 @@ type Facts struct {
 	// lasts: a node that started draining within it gets its flows back.
 	Now           time.Time
 	HandoffWindow time.Duration
+	// BGPReporters is how many nodes report each BGP address; 0 means the
+	// constant BGPReporters (a benchmark sets every node, its baseline).
+	BGPReporters int
 }
 
 // Drain is this node's drain phase, and how long its GracefulShutdown

@@ -44,6 +44,7 @@ const BGPReporters = 3
 // why excluded nodes rank after the others instead of not at all.
 type reporters struct {
 	self string
+	k    int // reporters per address
 	// selfLast: this node is excluded, so it ranks after the others.
 	selfLast bool
 	ring     []ringNode // every node, by point
@@ -74,7 +75,7 @@ type reporterNode struct {
 }
 
 func newReporters(f Facts, in announce.Input, cfg *config.BGP) *reporters {
-	r := &reporters{self: f.Node, nodes: map[string]*reporterNode{}, pools: in.Pools, announces: map[announceKey]bool{}, seen: map[string]bool{}}
+	r := &reporters{self: f.Node, k: cmp.Or(f.BGPReporters, BGPReporters), nodes: map[string]*reporterNode{}, pools: in.Pools, announces: map[announceKey]bool{}, seen: map[string]bool{}}
 	for _, n := range f.Nodes {
 		labels := n.Labels
 		excluded := election.ExcludeLabelSet(labels)
@@ -153,7 +154,7 @@ func (r *reporters) reportsAddress(svc announce.Service, ip netip.Addr) bool {
 		if !announces(name) {
 			continue
 		}
-		if before++; before >= BGPReporters {
+		if before++; before >= r.k {
 			return false
 		}
 	}
