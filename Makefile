@@ -85,7 +85,7 @@ bench-scale: ## Memory vs kube-proxy, speaker API requests (L2 in the lab, BGP w
 	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
 	export KUBEBUILDER_ASSETS=$$assets; \
 	SCALE_SERVICES=$(SCALE_SERVICES) BEACON_SPEAKER_BASELINE=$(SPEAKER_BASELINE) BEACON_BENCH=scale $(GO) test -count=1 -timeout 90m -run '^TestBenchScale$$' -v ./test/bench/scale/ | grep -v '^=== RUN'; \
-	echo; BEACON_BENCH=scale $(GO) test -count=1 -timeout 10m -run '^TestAgentsAPILoadBGP$$' -v ./speaker/agent/ | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '; \
+	echo; BEACON_BENCH=scale $(GO) test -count=1 -timeout 10m -run '^TestAgentsAPILoadBGP$$' -v ./speaker/agent/ | grep -v -e '^=== RUN' -e '--- PASS' -e '^PASS' -e '^ok '; \
 	echo; echo "controller backlog at $(SCALE_SERVICES) Services (bench-alloc)"; \
 	$(GO) run ./test/bench/alloc -services $(SCALE_SERVICES) -burst=false; \
 	BEACON_BENCH=hog BEACON_HOG_DURATION=$(HOG) $(GO) test -count=1 -timeout 90m -run '^TestBenchHog$$' -v ./test/e2e/ | grep -v '^=== RUN'
