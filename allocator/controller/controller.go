@@ -290,8 +290,12 @@ func (c *Controller) startLoops(ctx context.Context, wg *sync.WaitGroup, announc
 	})
 }
 
-// restore loads pools and then every address found in Service status, in
-// lbservice.SortForRestore order, as the hosted cloud provider does.
+// restore loads pools and then every address Services hold, in
+// lbservice.SortForRestore order, as the hosted cloud provider does. A
+// Service that waits for a probe holds what its probing annotation offers
+// (lbservice.OfferedIPs), as it did before the restart: it keeps the offer
+// and waits a full probe timeout again, and no other Service gets those
+// addresses meanwhile.
 // Services of our class go first; then Services we no longer handle that
 // carry the cleanup finalizer and only addresses from our pools, which we
 // most likely gave out under an earlier class flag or before a type change:
@@ -312,7 +316,7 @@ func (c *Controller) restore() {
 		},
 	} {
 		for _, svc := range svcs {
-			ips := lbservice.IngressIPs(svc)
+			ips := lbservice.OfferedIPs(svc)
 			if len(ips) == 0 || !pass(svc, ips) {
 				continue
 			}
@@ -327,7 +331,7 @@ func (c *Controller) restore() {
 			}
 		}
 	}
-	c.log.Info("restored addresses from Service status", "services", restored, "toRelease", stale)
+	c.log.Info("restored addresses from Service status and offers", "services", restored, "toRelease", stale)
 	for _, svc := range svcs {
 		c.queue.Add(lbservice.Key(svc))
 	}

@@ -18,8 +18,8 @@ import (
 // DefaultProbeTimeout bounds how long a new address of a pool announced in
 // L2 waits for a speaker to report it probed before it goes into status
 // anyway. A probe takes about half a second; the wait only runs out where
-// no speaker announces the address (no node selected, no interface on its
-// subnet, no speaker running, or no ready endpoint of a Local Service).
+// no speaker announces or probes the address (no node selected, no
+// interface on its subnet, no speaker running).
 const DefaultProbeTimeout = 3 * time.Second
 
 // EventAddressNotProbed is the reason of the Warning Event on a Service
@@ -101,7 +101,8 @@ func (c *Controller) probeState(k string, current, after []netip.Addr, now time.
 }
 
 // answered lists the addresses that some ServiceAnnouncement of the
-// Service reports announced.
+// Service reports announced, or probed where no node announces them yet
+// (a Local Service without ready endpoints).
 func (c *Controller) answered(k string) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
 	if c.annIndex == nil {
@@ -116,7 +117,7 @@ func (c *Controller) answered(k string) map[netip.Addr]bool {
 		if !ok || a.Via != v1alpha1.ViaL2 {
 			continue
 		}
-		for _, s := range a.Addresses {
+		for _, s := range append(slices.Clip(a.Addresses), a.Probed...) {
 			if ip, err := netip.ParseAddr(s); err == nil {
 				out[ip] = true
 			}

@@ -38,6 +38,7 @@ const NodeLabel = "beaconlb.io/node"
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=".interfaces",priority=1
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=".peers",priority=1
 // +kubebuilder:printcolumn:name="Conflicts",type=string,JSONPath=".conflicts[*].address",priority=1
+// +kubebuilder:printcolumn:name="Probed",type=string,JSONPath=".probed",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type ServiceAnnouncement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -68,6 +69,14 @@ type ServiceAnnouncement struct {
 	// +listType=atomic
 	// +optional
 	Conflicts []AddressConflict `json:"conflicts,omitempty"`
+	// Probed are addresses the controller offers the Service that this
+	// node probed without announcing them, and no other host answered
+	// for (L2 only): no node announces them yet, because no eligible node
+	// has a ready endpoint of the Local Service. The controller then
+	// writes them into the Service's status.
+	// +listType=atomic
+	// +optional
+	Probed []string `json:"probed,omitempty"`
 }
 
 // AddressConflict is an address that another host on the network uses.

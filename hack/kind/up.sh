@@ -46,6 +46,9 @@ beacon_images() {
 cluster() {
   KIND_DOWN_IMAGES=0 "$here/down.sh" >/dev/null 2>&1 || true
   mkdir -p "$STATE"
+  # down.sh removed them; a stale reservation there would refuse a fixed
+  # address (the router's, the client's, a test's) on the new networks.
+  rm -rf "/var/lib/cni/networks/$LAN_NET" "/var/lib/cni/networks/$EXT_NET"
   podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" "$LAN_NET" >/dev/null
   podman network create --internal --subnet "$EXT_CIDR" "$EXT_NET" >/dev/null
   cat >"$STATE/kind.yaml" <<YAML

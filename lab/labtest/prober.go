@@ -2,6 +2,7 @@ package labtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,7 @@ type Prober struct {
 	ok      []time.Time // sorted
 	bad     []time.Time // in the order seen
 	errs    []string    // the last failures: when each started, from where, and why
+	records []Failure   // every failed request, in the order seen
 	sent    int
 	failed  int
 	stop    context.CancelFunc
@@ -53,7 +55,8 @@ func StartProberDial(ctx context.Context, dial lab.DialFunc, target string) *Pro
 		start := time.Now()
 		local, err := get(reqCtx, hc, "http://"+target+"/")
 		if err != nil {
-			p.failure(fmt.Sprintf("%s (+%v) from %q: %v", start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), local, err))
+			p.failure(fmt.Sprintf("%s (+%v) from %q: %v", start.Format("15:04:05.000"), time.Since(start).Round(time.Millisecond), local, err),
+				Failure{Start: start, At: time.Now(), Local: local, Err: err})
 			return
 		}
 		p.mu.Lock()
@@ -81,7 +84,8 @@ func StartProberDial(ctx context.Context, dial lab.DialFunc, target string) *Pro
 			case slots <- struct{}{}:
 				wg.Go(one)
 			default:
-				p.failure("") // 200 requests hanging: a failed send
+				now := time.Now()
+				p.failure("", Failure{Start: now, At: now, Err: errNoSlot}) // 200 requests hanging: a failed send
 			}
 		}
 	}()
@@ -108,12 +112,37 @@ func get(ctx context.Context, hc *http.Client, url string) (local string, err er
 	return local, err
 }
 
-// failure records a failure now, and why unless why is "".
-func (p *Prober) failure(why string) {
+// Failure is one failed request.
+type Failure struct {
+	Start, At time.Time // when the request started and when it failed
+	Local     string    // the connection's local address, "" if it had none
+	Err       error
+}
+
+// errNoSlot is the failure of a request not sent: 200 were hanging.
+var errNoSlot = errors.New("not sent: 200 requests in flight")
+
+// FailureRecords returns every request that failed after from, in the
+// order seen.
+func (p *Prober) FailureRecords(from time.Time) []Failure {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Failure
+	for _, f := range p.records {
+		if f.At.After(from) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// failure records f, and why for the log unless why is "".
+func (p *Prober) failure(why string, f Failure) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.failed++
-	p.bad = append(p.bad, time.Now())
+	p.bad = append(p.bad, f.At)
+	p.records = append(p.records, f)
 	if why != "" {
 		p.errs = append(p.errs, why)
 		if len(p.errs) > maxErrs {

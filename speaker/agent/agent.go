@@ -48,6 +48,13 @@ type Liveness interface {
 	Left(node string) bool
 }
 
+// Suspects is the optional part of Liveness that learns which nodes
+// Kubernetes reports not ready, the fallback for a node that died with
+// all its watchers (package member).
+type Suspects interface {
+	SetSuspects(nodes []string)
+}
+
 // Handoff programs where unknown mid-stream flows of taken-over addresses
 // go (package handoff).
 type Handoff interface {
@@ -67,6 +74,10 @@ type Responder interface {
 	Announced() []netip.Addr
 	// Reannounce repeats the gratuitous burst for every announced address.
 	Reannounce()
+	// Check sets the addresses probed without being announced; Checked
+	// lists those whose probe passed.
+	Check(ips []netip.Addr)
+	Checked() []netip.Addr
 }
 
 // Links opens responders and lists interfaces (the netlink/socket edge).
@@ -156,6 +167,9 @@ type Agent struct {
 	// address is answered for, and dropped if this node stops announcing
 	// it first.
 	announcing map[netip.Addr]plan.Event
+	// checking maps the interfaces given addresses to check at the last
+	// sync to them (only sync touches it).
+	checking map[string][]netip.Addr
 }
 
 // New returns an Agent; it starts nothing.

@@ -57,8 +57,9 @@ func (f *fakeLiveness) set(n string, alive bool) {
 
 // fakeLinks records what each interface announces.
 type fakeLinks struct {
-	mu  sync.Mutex
-	ips map[string][]netip.Addr
+	mu     sync.Mutex
+	ips    map[string][]netip.Addr
+	checks map[string][]netip.Addr
 }
 
 type fakeResponder struct {
@@ -80,6 +81,22 @@ func (r fakeResponder) Conflicts() []l2.Conflict { return nil }
 
 // Announced: the fake probes nothing, so it answers for all it was given.
 func (r fakeResponder) Announced() []netip.Addr { return r.l.announced(r.iface) }
+
+// Check and Checked: every check passes at once.
+func (r fakeResponder) Check(ips []netip.Addr) {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	if r.l.checks == nil {
+		r.l.checks = map[string][]netip.Addr{}
+	}
+	r.l.checks[r.iface] = slices.Clone(ips)
+}
+
+func (r fakeResponder) Checked() []netip.Addr {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	return slices.Clone(r.l.checks[r.iface])
+}
 
 func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder, error) {
 	return fakeResponder{l, iface}, nil

@@ -85,6 +85,38 @@ func keepAnswered(reports []plan.Report, answered map[netip.Addr]bool) {
 	}
 }
 
+// checkedBy returns the addresses whose check passed on some responder.
+func checkedBy(rs []Responder) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, r := range rs {
+		for _, ip := range r.Checked() {
+			out[ip] = true
+		}
+	}
+	return out
+}
+
+// keepProbed fills in the L2 reports' probed addresses: those of Probing
+// whose check passed. A report of a Service this node only probes for is
+// dropped while it has nothing to say (the probe runs), so that the
+// Service costs one write when the probe ends rather than two.
+func keepProbed(reports []plan.Report, checked map[netip.Addr]bool) []plan.Report {
+	out := reports[:0]
+	for _, r := range reports {
+		r.Probed = nil
+		for _, ip := range r.Probing {
+			if checked[ip] {
+				r.Probed = append(r.Probed, ip)
+			}
+		}
+		if len(r.Probing) > 0 && len(r.Addresses) == 0 && len(r.Probed) == 0 && len(r.Conflicts) == 0 {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // holdAnnouncing passes on the Events, except L2 Announcing Events of
 // addresses not answered for yet (being probed, or found in use), which it
 // holds until they are; a held Event is dropped when this node no longer
@@ -165,10 +197,14 @@ func applyConflicts(reports []plan.Report, node string, decisions []announce.Dec
 	}
 }
 
-// owners maps the addresses this node announces to their Service.
+// owners maps the addresses this node announces or probes for an offer
+// to their Service.
 func owners(node string, decisions []announce.Decision) map[netip.Addr]string {
 	out := map[netip.Addr]string{}
 	for _, d := range announce.For(node, decisions) {
+		out[d.IP] = d.Service
+	}
+	for _, d := range announce.ProbedBy(node, decisions) {
 		out[d.IP] = d.Service
 	}
 	return out

@@ -87,6 +87,8 @@ func (stubResponder) Announce(_, _ []netip.Addr) {}
 func (stubResponder) Reannounce()                {}
 func (s stubResponder) Conflicts() []l2.Conflict { return s }
 func (stubResponder) Announced() []netip.Addr    { return nil }
+func (stubResponder) Check([]netip.Addr)         {}
+func (stubResponder) Checked() []netip.Addr      { return nil }
 
 // probingResponder answers for the addresses in answered only.
 type probingResponder struct{ answered []netip.Addr }
@@ -96,6 +98,8 @@ func (probingResponder) Announce(_, _ []netip.Addr) {}
 func (probingResponder) Reannounce()                {}
 func (probingResponder) Conflicts() []l2.Conflict   { return nil }
 func (p probingResponder) Announced() []netip.Addr  { return p.answered }
+func (probingResponder) Check([]netip.Addr)         {}
+func (probingResponder) Checked() []netip.Addr      { return nil }
 
 // An address being probed is not reported, and its Announcing Event waits
 // until the probe has passed; if the probe finds the address in use and
@@ -176,5 +180,34 @@ func TestAwaitingProbe(t *testing.T) {
 	want := map[netip.Addr]bool{netip.MustParseAddr("2001:db8:100::201"): true, netip.MustParseAddr("198.51.100.202"): true}
 	if !maps.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// An offered address this node only probes: reported under probed once
+// its check passed, under conflicts when a host answered, and the report
+// is left out while the probe runs.
+func TestKeepProbed(t *testing.T) {
+	clear4, taken := netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("198.51.100.201")
+	busy := netip.MustParseAddr("198.51.100.202")
+	mac, _ := net.ParseMAC("02:00:00:00:00:99")
+	reports := []plan.Report{
+		{Namespace: "ns", Service: "a", Via: v1alpha1.ViaL2, Probing: []netip.Addr{clear4}},
+		{Namespace: "ns", Service: "b", Via: v1alpha1.ViaL2, Probing: []netip.Addr{taken}},
+		{Namespace: "ns", Service: "c", Via: v1alpha1.ViaL2, Probing: []netip.Addr{busy}},
+	}
+	decisions := []announce.Decision{
+		{Service: "ns/a", IP: clear4, Prober: "n1"}, {Service: "ns/b", IP: taken, Prober: "n1"}, {Service: "ns/c", IP: busy, Prober: "n1"},
+	}
+	conflicts := conflictsOf([]Responder{stubResponder{{IP: taken, MAC: mac, Interface: "eth0"}}})
+	applyConflicts(reports, "n1", decisions, conflicts)
+	got := keepProbed(reports, map[netip.Addr]bool{clear4: true})
+	if len(got) != 2 {
+		t.Fatalf("reports %+v; want a and b (c is still probing)", got)
+	}
+	if a := got[0]; a.Service != "a" || !slices.Equal(a.Probed, []netip.Addr{clear4}) || len(a.Conflicts) != 0 {
+		t.Errorf("a: %+v", a)
+	}
+	if b := got[1]; b.Service != "b" || len(b.Probed) != 0 || len(b.Conflicts) != 1 || b.Conflicts[0].Address != taken.String() {
+		t.Errorf("b: %+v", b)
 	}
 }

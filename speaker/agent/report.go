@@ -108,6 +108,9 @@ func (a *Agent) announcement(r plan.Report) *v1alpha1.ServiceAnnouncement {
 	for _, ip := range r.Addresses {
 		obj.Addresses = append(obj.Addresses, ip.String())
 	}
+	for _, ip := range r.Probed {
+		obj.Probed = append(obj.Probed, ip.String())
+	}
 	return obj
 }
 
@@ -119,6 +122,14 @@ func reported(sa *v1alpha1.ServiceAnnouncement, r plan.Report) bool {
 	}
 	for i, ip := range r.Addresses {
 		if sa.Addresses[i] != ip.String() {
+			return false
+		}
+	}
+	if len(sa.Probed) != len(r.Probed) {
+		return false
+	}
+	for i, ip := range r.Probed {
+		if sa.Probed[i] != ip.String() {
 			return false
 		}
 	}

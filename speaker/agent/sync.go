@@ -47,6 +47,7 @@ func (a *Agent) sync(ctx context.Context) error {
 		applyConflicts(res.Reports, a.cfg.Node, res.L2.Decisions, conflicts)
 		answered := answeredBy(responders)
 		keepAnswered(res.Reports, answered)
+		res.Reports = keepProbed(res.Reports, checkedBy(responders))
 		res.Events = a.holdAnnouncing(res.Events, a.cfg.Node, res.L2.Decisions, answered)
 		res.Events = append(res.Events, a.conflictEvents(a.cfg.Node, res.L2.Decisions, conflicts)...)
 	}
@@ -80,6 +81,9 @@ func (a *Agent) facts(ctx context.Context) plan.Facts {
 	}
 	peers := plan.MemberPeers(f.Nodes, a.cfg.Node, a.cfg.MemberPort)
 	a.cfg.Liveness.SetPeers(peers)
+	if s, ok := a.cfg.Liveness.(Suspects); ok {
+		s.SetSuspects(plan.NotReady(f.Nodes))
+	}
 	// A peer never heard from: the member layer needs a moment before its
 	// silence means anything; it signals Changes when settled.
 	f.Members.NewPeer = hasNew(a.peers, peers)
@@ -107,25 +111,36 @@ func (a *Agent) applyHandoff(l2 *plan.L2) error {
 func (a *Agent) applyResponders(ctx context.Context, l2 *plan.L2, probe map[netip.Addr]bool) ([]Responder, []error) {
 	var errs []error
 	var out []Responder
-	for _, iface := range slices.Sorted(maps.Keys(l2.Responders)) {
+	ifaces := map[string]bool{}
+	for _, m := range []map[string][]netip.Addr{l2.Responders, l2.Checks, a.checking} {
+		for i := range m {
+			ifaces[i] = true
+		}
+	}
+	for _, iface := range slices.Sorted(maps.Keys(ifaces)) {
 		r, err := a.cfg.Links.Responder(ctx, iface)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("responder on %s: %w", iface, err))
 			continue
 		}
-		ips := l2.Responders[iface]
-		var first []netip.Addr
-		for _, ip := range ips {
-			if probe[ip] {
-				first = append(first, ip)
+		if ips, ok := l2.Responders[iface]; ok {
+			var first []netip.Addr
+			for _, ip := range ips {
+				if probe[ip] {
+					first = append(first, ip)
+				}
+			}
+			r.Announce(ips, first)
+			if l2.Reannounce {
+				r.Reannounce()
 			}
 		}
-		r.Announce(ips, first)
+		// Interfaces that checked addresses at the last sync and check
+		// none now are cleared.
+		r.Check(l2.Checks[iface])
 		out = append(out, r)
-		if l2.Reannounce {
-			r.Reannounce()
-		}
 	}
+	a.checking = l2.Checks
 	return out, errs
 }
 

@@ -6,6 +6,7 @@ package announce
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -17,9 +18,13 @@ import (
 // Service is a LoadBalancer Service as the planner sees it.
 type Service struct {
 	Key string // namespace/name
-	// IPs are the addresses in status.loadBalancer.ingress.
-	IPs   []netip.Addr
-	Local bool
+	// IPs are the addresses in status.loadBalancer.ingress, or those the
+	// controller offers while it waits for their probe.
+	IPs []netip.Addr
+	// Offered are the addresses of IPs that wait for a probe before the
+	// controller writes them into status.
+	Offered []netip.Addr
+	Local   bool
 	// ReadyEndpoints counts ready endpoints per node name.
 	ReadyEndpoints map[string]int
 }
@@ -56,6 +61,13 @@ type Decision struct {
 	// Sticky is true when the address does not fail back: its announcer
 	// claims it in its heartbeats (see election.Keep).
 	Sticky bool
+	// Prober probes an offered address of a Local Service that no node
+	// announces because no eligible node has a ready endpoint: the node
+	// the election picks when endpoints are not looked at. It does not
+	// announce the address, it only tells the controller whether another
+	// host uses it, so that the Service gets its address without waiting
+	// for the probe timeout. Interfaces are the prober's then.
+	Prober string
 }
 
 // Plan returns one Decision per (Service, address), sorted by Service and
@@ -110,6 +122,13 @@ func decide(in Input, nodes map[string]election.Node, svc Service, ip netip.Addr
 	node, standby, ok := elect(ip, cands)
 	if !ok {
 		d.Reason = NoEligibleNode
+		if svc.Local && slices.Contains(svc.Offered, ip) {
+			all := election.Candidates(in.Nodes, selected, election.Service{IP: ip, Interfaces: on})
+			if p, _, ok := election.Standby(ip, all); ok {
+				d.Prober = p
+				d.Interfaces = in.L2.Interfaces(d.Pool, nodes[p].Labels)
+			}
+		}
 		return d
 	}
 	d.Node, d.Standby = node, standby
@@ -117,11 +136,21 @@ func decide(in Input, nodes map[string]election.Node, svc Service, ip netip.Addr
 	return d
 }
 
+// ProbedBy returns the decisions whose offered address a node probes
+// without announcing it (see Decision.Prober).
+func ProbedBy(node string, ds []Decision) []Decision {
+	return filter(ds, func(d Decision) bool { return d.Prober == node })
+}
+
 // For returns the decisions a node must act on: the addresses it announces.
 func For(node string, ds []Decision) []Decision {
+	return filter(ds, func(d Decision) bool { return d.Node == node })
+}
+
+func filter(ds []Decision, keep func(Decision) bool) []Decision {
 	var out []Decision
 	for _, d := range ds {
-		if d.Node == node {
+		if keep(d) {
 			out = append(out, d)
 		}
 	}

@@ -67,6 +67,7 @@ func TestPlan(t *testing.T) {
 		in     Input
 		node   string // expected announcer of the first decision ("" = none)
 		reason string
+		prober string // expected prober of the first decision ("" = none)
 	}{
 		{
 			name:   "not in any pool",
@@ -103,6 +104,40 @@ func TestPlan(t *testing.T) {
 				Pools: ps, L2: ads(ps, lanOnly)},
 			reason: NoEligibleNode,
 		},
+		{
+			name: "local policy without endpoints, address offered: the election ignoring endpoints probes",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}, Offered: []netip.Addr{lanIP}, Local: true}},
+				Pools: ps, L2: ads(ps, lanOnly)},
+			reason: NoEligibleNode, prober: ref,
+		},
+		{
+			name: "offered with an endpoint: announced, nobody probes apart",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}, Offered: []netip.Addr{lanIP}, Local: true,
+				ReadyEndpoints: map[string]int{"node2": 1}}}, Pools: ps, L2: ads(ps, lanOnly)},
+			node: "node2",
+		},
+		{
+			name: "offered, cluster policy, no node selected: nobody probes",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}, Offered: []netip.Addr{lanIP}}}, Pools: ps,
+				L2: ads(ps, v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"},
+					NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"name": "none"}}})},
+			reason: NoEligibleNode,
+		},
+		{
+			name: "offered, local policy, no node selected: nobody probes",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}, Offered: []netip.Addr{lanIP}, Local: true}}, Pools: ps,
+				L2: ads(ps, v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"},
+					NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"name": "none"}}})},
+			reason: NoEligibleNode,
+		},
+		{
+			name: "offered, local policy, only node3 selected: node3 probes",
+			in: Input{Nodes: three, Services: []Service{{Key: "a/s", IPs: []netip.Addr{lanIP}, Offered: []netip.Addr{lanIP}, Local: true,
+				ReadyEndpoints: map[string]int{"node1": 1}}}, Pools: ps,
+				L2: ads(ps, v1alpha1.L2AdvertisementSpec{IPPools: []string{"lan"},
+					NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"name": "node3"}}})},
+			reason: NoEligibleNode, prober: "node3",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,11 +145,14 @@ func TestPlan(t *testing.T) {
 			if len(ds) == 0 {
 				t.Fatal("no decisions")
 			}
-			if ds[0].Node != tc.node || ds[0].Reason != tc.reason {
-				t.Fatalf("got node %q reason %q, want %q %q", ds[0].Node, ds[0].Reason, tc.node, tc.reason)
+			if ds[0].Node != tc.node || ds[0].Reason != tc.reason || ds[0].Prober != tc.prober {
+				t.Fatalf("got node %q reason %q prober %q, want %q %q %q", ds[0].Node, ds[0].Reason, ds[0].Prober, tc.node, tc.reason, tc.prober)
 			}
-			if tc.node != "" && !ds[0].Interfaces.Any() {
-				t.Fatal("announcer has no interfaces")
+			if (tc.node != "" || tc.prober != "") && !ds[0].Interfaces.Any() {
+				t.Fatal("announcer or prober has no interfaces")
+			}
+			if got := ProbedBy(tc.prober, ds); tc.prober != "" && len(got) != 1 {
+				t.Fatalf("ProbedBy(%s) = %v", tc.prober, got)
 			}
 		})
 	}

@@ -78,8 +78,8 @@ type Config struct {
 	ReprobeInterval time.Duration
 	// OnChange, if set, is called (from Run's goroutine) whenever the set
 	// returned by Conflicts changes, and whenever a probe ends and changes
-	// the set returned by Announced, so that the caller learns when an
-	// address it asked for is answered for.
+	// the set returned by Announced or Checked, so that the caller learns
+	// when an address it asked for is answered for or checked.
 	OnChange func()
 }
 
@@ -109,8 +109,10 @@ type Responder struct {
 
 	// announced is the set answered for: wanted minus the addresses being
 	// probed for the first time and those a probe found taken.
-	announced  atomic.Pointer[addrSet]
-	wanted     atomic.Pointer[addrSet]
+	announced atomic.Pointer[addrSet]
+	wanted    atomic.Pointer[addrSet]
+	// checks are probed, never answered for (see Check).
+	checks     atomic.Pointer[addrSet]
 	changed    chan struct{}
 	reannounce chan struct{}
 	claims     chan claim
@@ -198,6 +200,7 @@ func New(cfg Config) (*Responder, error) {
 	}
 	r.announced.Store(&addrSet{})
 	r.wanted.Store(&addrSet{})
+	r.checks.Store(&addrSet{})
 	r.snapshot.Store(&[]Conflict{})
 	return r, nil
 }
@@ -218,16 +221,7 @@ func (r *Responder) SetAnnounced(ips []netip.Addr) { r.Announce(ips, nil) }
 // address when it is announced for the first time, not when it moves
 // between nodes, where the delay would lengthen the failover.
 func (r *Responder) Announce(ips, probeFirst []netip.Addr) {
-	set := make(addrSet, len(ips))
-	for _, ip := range ips {
-		ip = ip.Unmap().WithZone("")
-		switch {
-		case !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast():
-			continue
-		case ip.Is4() && r.link.ARP != nil, ip.Is6() && r.link.NDP != nil:
-			set[ip] = struct{}{}
-		}
-	}
+	set := r.servable(ips)
 	r.mu.Lock()
 	old := *r.wanted.Load()
 	now := r.clock.Now()
@@ -239,8 +233,10 @@ func (r *Responder) Announce(ips, probeFirst []netip.Addr) {
 			}
 		}
 	}
+	checks := *r.checks.Load()
 	for ip := range old {
-		if _, ok := set[ip]; !ok {
+		_, want := set[ip]
+		if _, check := checks[ip]; !want && !check {
 			delete(r.probes, ip)
 			delete(r.conflicts, ip)
 		}
@@ -252,6 +248,72 @@ func (r *Responder) Announce(ips, probeFirst []netip.Addr) {
 	case r.changed <- struct{}{}:
 	default:
 	}
+}
+
+// servable returns the addresses of ips the link serves, normalised.
+func (r *Responder) servable(ips []netip.Addr) addrSet {
+	set := make(addrSet, len(ips))
+	for _, ip := range ips {
+		ip = ip.Unmap().WithZone("")
+		switch {
+		case !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast():
+			continue
+		case ip.Is4() && r.link.ARP != nil, ip.Is6() && r.link.NDP != nil:
+			set[ip] = struct{}{}
+		}
+	}
+	return set
+}
+
+// Check replaces the set of addresses this node probes on the interface
+// without announcing them: each address new to the set (and not
+// announced) is probed once, as Announce probes, and never answered for.
+// Checked lists those no other host claimed; Conflicts lists the others,
+// not announced, and probes them again every ReprobeInterval while they
+// stay in the set. The speaker checks an address that the controller
+// offers a Service and no node announces yet, so that the controller
+// learns whether another host uses it.
+func (r *Responder) Check(ips []netip.Addr) {
+	set := r.servable(ips)
+	r.mu.Lock()
+	old, wanted := *r.checks.Load(), *r.wanted.Load()
+	now := r.clock.Now()
+	for ip := range set {
+		_, was := old[ip]
+		_, announced := wanted[ip]
+		if !was && !announced {
+			r.probes[ip] = &probe{start: now, silent: true}
+		}
+	}
+	for ip := range old {
+		_, check := set[ip]
+		if _, want := wanted[ip]; !want && !check {
+			delete(r.probes, ip)
+			delete(r.conflicts, ip)
+		}
+	}
+	r.checks.Store(&set)
+	r.publishLocked()
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Checked returns the addresses of the Check set whose probe has passed
+// and that no other host uses, sorted.
+func (r *Responder) Checked() []netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []netip.Addr
+	for ip := range *r.checks.Load() {
+		if r.probes[ip] == nil && r.conflicts[ip] == nil {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // publishLocked recomputes the answered set and the conflict snapshot and
@@ -443,7 +505,9 @@ func (r *Responder) handle(frame []byte, family string) {
 		m.inc(cReply, r.link.Name, family)
 		r.log.V(2).Info("answered", "ip", p.target, "to", p.senderIP, "toMAC", p.senderMAC.String())
 	case kindClaim:
-		if _, wanted := (*r.wanted.Load())[p.target]; !wanted || bytes.Equal(p.claimMAC, r.link.MAC) {
+		_, wanted := (*r.wanted.Load())[p.target]
+		_, checked := (*r.checks.Load())[p.target]
+		if (!wanted && !checked) || bytes.Equal(p.claimMAC, r.link.MAC) {
 			return
 		}
 		r.log.V(1).Info("another host claims an address of this node", "ip", p.target, "mac", p.claimMAC.String(), "speaker", p.speaker)
@@ -663,6 +727,9 @@ func (a *announcer) claimed(c claim) {
 	cur := r.conflicts[c.ip]
 	_, answered := (*r.announced.Load())[c.ip]
 	_, wanted := (*r.wanted.Load())[c.ip]
+	if _, checked := (*r.checks.Load())[c.ip]; checked {
+		wanted = true
+	}
 	switch {
 	case !wanted || c.speaker:
 	case p != nil || cur != nil:
@@ -705,7 +772,7 @@ func (a *announcer) check() {
 			c.reprobeAt = now.Add(r.cfg.ReprobeInterval)
 		}
 	}
-	settled := false
+	settled, checkSettled := false, false
 	for ip, p := range r.probes {
 		for p.sent < r.cfg.ProbeCount && !now.Before(p.start.Add(time.Duration(p.sent)*r.cfg.ProbeInterval)) {
 			out = append(out, ip)
@@ -713,6 +780,9 @@ func (a *announcer) check() {
 		}
 		if p.sent == r.cfg.ProbeCount && !now.Before(p.start.Add(r.cfg.ProbeWait)) {
 			delete(r.probes, ip)
+			if _, checked := (*r.checks.Load())[ip]; checked {
+				checkSettled = true
+			}
 			if _, was := r.conflicts[ip]; was {
 				r.log.Info("address no longer in use by another host", "ip", ip)
 				delete(r.conflicts, ip)
@@ -723,7 +793,7 @@ func (a *announcer) check() {
 	var changed bool
 	if settled {
 		before := len(*r.announced.Load())
-		changed = r.publishLocked() || len(*r.announced.Load()) != before
+		changed = r.publishLocked() || len(*r.announced.Load()) != before || checkSettled
 	}
 	r.mu.Unlock()
 	for _, ip := range out {

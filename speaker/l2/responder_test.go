@@ -641,3 +641,57 @@ func TestDADFindsConflict(t *testing.T) {
 		t.Fatalf("answered: %v", got)
 	}
 }
+
+// A checked address is probed once and never answered for: Checked lists
+// it once the wait is over (and OnChange says so); a host that answers
+// makes it a conflict instead, not announced.
+func TestCheckProbesWithoutAnnouncing(t *testing.T) {
+	notified := make(chan struct{}, 10)
+	h := start(t, probeConfig(func() { notified <- struct{}{} }))
+	h.r.Check([]netip.Addr{vip4})
+	for i := range 3 {
+		if f := next(t, h.arp); !isProbe(f, vip4) {
+			t.Fatalf("probe %d: %x", i, f)
+		}
+		if i < 2 {
+			h.step(t, 100*time.Millisecond)
+		}
+	}
+	if got := h.r.Checked(); len(got) != 0 {
+		t.Fatalf("checked while probing: %v", got)
+	}
+	h.step(t, 200*time.Millisecond)
+	waitFor(t, "the check", func() bool { return len(h.r.Checked()) == 1 })
+	<-notified
+	// Never answered for, no gratuitous burst.
+	inject(t, h.arp, arpRequestFrame(vip4))
+	waitFor(t, "the request", func() bool { return metricValue(t, h.reg, "beacon_l2_requests_received_total", "ipv4") == 1 })
+	select {
+	case f := <-h.arp.Sent():
+		t.Fatalf("sent %x for a checked address", f)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if got := h.r.Announced(); len(got) != 0 {
+		t.Fatalf("announced %v", got)
+	}
+	// The same set again probes nothing; a new address is probed and
+	// answered by another host.
+	other := vip4.Next()
+	h.r.Check([]netip.Addr{vip4, other})
+	if f := next(t, h.arp); !isProbe(f, other) {
+		t.Fatalf("probe of the new address: %x", f)
+	}
+	inject(t, h.arp, hostReply(other))
+	waitFor(t, "the conflict", func() bool { return len(h.r.Conflicts()) == 1 })
+	if c := h.r.Conflicts()[0]; c.IP != other || c.Announced {
+		t.Fatalf("conflict %+v", c)
+	}
+	if got := h.r.Checked(); len(got) != 1 || got[0] != vip4 {
+		t.Fatalf("checked %v, want only %s", got, vip4)
+	}
+	// Leaving the set ends the check and the conflict.
+	h.r.Check(nil)
+	if got, c := h.r.Checked(), h.r.Conflicts(); len(got) != 0 || len(c) != 0 {
+		t.Fatalf("after clearing: checked %v conflicts %v", got, c)
+	}
+}

@@ -56,24 +56,42 @@
 // Costs (make bench-member, 2% loss, the defaults k=3, Interval 35 ms,
 // DeadAfter 300 ms): each node sends k/Interval = 86 beats/s and
 // receives as many on average; the busiest receives about three times
-// that, being among the watchers of more nodes. A crash costs each
-// watcher two notices to every node. A starting node greets every peer
-// and gets one answer from each (see Greetings below).
+// that, being among the watchers of more nodes. In steady state no node
+// sends more than k/Interval; beyond it go greetings of peers that have
+// not answered (a start, a new node), older copies to older speakers,
+// beats to dead watchers ranked above the live ones (at most 4k names in
+// all), two notices to every node per watched peer that dies, and one
+// beat to every node per refutation (at most one per Interval). A
+// starting node greets every peer and gets one answer from each (see
+// Greetings below).
 //
 // Detection takes DeadAfter after the last beat, plus one packet for the
 // nodes told by a notice. A sender's stall cannot be told from silence
-// by its watchers; after a 100 ms stall the sender was silent for at most
-// 135 ms, so five beats in a row must be lost too for a false death
-// (0.02^5 = 3·10⁻⁹ per stall and watcher at 2% loss). The all-to-all
+// by its watchers; a 100 ms stall swallows about three of the beats of a
+// DeadAfter window, so five or six more in a row must be lost too for a
+// false death (the simulator at 20% loss fits 5–8·p⁶ per stall and
+// watcher: 3–5·10⁻¹⁰ at 2%), and without a stall eight (p⁸). The all-to-all
 // default of 240 ms with 60 ms beats fails on a 100 ms stall and two
 // losses. DeadAfter stays near 300 ms so that a failover without a clean
 // stop stays within the L2 target (p50 300 ms).
 //
 // Failure modes: a node whose k watchers all crash within the same
-// DeadAfter is not detected by the nodes that do not watch it, and they
-// keep it alive until its Node object goes (it stays a candidate for its
-// addresses, which then have no announcer); raise Watchers where
-// correlated failures of k random nodes are likely. A lost state update
+// DeadAfter is not detected by the nodes that do not watch it. The
+// fallback is slow and rests on Kubernetes: the speaker passes the nodes
+// whose Node is not ready to SetSuspects (the node lifecycle controller
+// marks a silent kubelet's Node after its grace period, 40 to 50 s by
+// default), and the nodes among a suspect's 4k watcher candidates that do
+// not watch it greet it every Interval; without an answer within
+// DeadAfter they declare it dead and send notices, as a watcher does.
+// They probe it again every ProbeEvery (10 s) while its Node stays not
+// ready, in case it dies with its watchers later. The bound is the grace
+// period plus DeadAfter and a notice, or ProbeEvery plus DeadAfter for a
+// node already not ready. A suspect whose
+// speaker runs answers, so the Node status alone never kills a node, and
+// a partition from the API server moves nothing. Only if the 4k
+// candidates died too does the node stay alive, a candidate for its
+// addresses, until its Node object goes; raise Watchers where correlated
+// failures of many nodes are likely. A lost state update
 // reaches a non-watcher only with the node's next state change or
 // restart (each of the three sends is lost with 2% here, 8·10⁻⁶ in all).
 //
@@ -92,8 +110,14 @@
 // 1 only until it was heard speaking version 2, as the version 2 protocol
 // did), in that order, every Interval while it is alive: an older speaker
 // gets the all-to-all beats it expects, and is watched, as it beats every
-// peer. Greetings stop DeadAfter after the first to an older speaker that
-// answers in older versions only; it greets this node when it is upgraded.
+// peer. Greetings go every Interval until DeadAfter after the peer was
+// first heard, in older versions only, and stop then; an older speaker
+// greets this node when it is upgraded. The window runs from hearing the
+// peer, not from the first greeting: a version 3 peer whose version 3
+// messages were lost and whose older copies arrived is watched as an
+// older speaker, yet stops sending as soon as it hears this node's
+// greeting, so one of its answers must arrive before its silence counts.
+// In a start among thousands, the first greeting may be long past.
 // Sending version 3 first also means a newer receiver learns the version
 // before the copies, or, when they arrive the other way round, from the
 // version 3 beat however late (Table.Receive). The first greeting is

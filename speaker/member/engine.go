@@ -19,6 +19,11 @@ const HelloBackoff = time.Second
 // socket buffers with the greetings and their answers at once.
 const HelloBurst = 256
 
+// ProbeEvery is how often a peer whose Node stays not ready is probed
+// again (SetSuspects): it may have been unknown at the first probe, or
+// die with its watchers later.
+const ProbeEvery = 10 * time.Second
+
 // EngineConfig configures an Engine.
 type EngineConfig struct {
 	Name      string
@@ -27,6 +32,10 @@ type EngineConfig struct {
 	// Watchers is how many peers watch this node (version 3); 0 keeps the
 	// all-to-all version 2 protocol.
 	Watchers int
+	// HelloBurst overrides the package's HelloBurst when positive: the
+	// simulator shrinks it to start a small cluster the way a large one
+	// starts.
+	HelloBurst int
 }
 
 // Out is one message to send to some peers, by name.
@@ -60,6 +69,8 @@ type Engine struct {
 	notices     []Subject            // dead notices to repeat on the next tick
 	stateRounds int                  // ticks that still send the state to every peer
 	refuted     time.Time            // when this node last said it is not dead
+	suspects    map[string]*suspect  // peers whose Node is not ready (SetSuspects)
+	probing     []string             // suspects probed, until they answer or die
 }
 
 // NewEngine returns the engine of a process started at now.
@@ -163,9 +174,77 @@ func (e *Engine) SetPeers(names []string, now time.Time) bool {
 	maps.DeleteFunc(e.release, func(n string, _ time.Time) bool { _, ok := slices.BinarySearch(names, n); return !ok })
 	e.ranked = RankWatchers(e.cfg.Name, names, 4*e.cfg.Watchers)
 	e.dirty = true
+	for _, s := range e.suspects {
+		s.candidate = 0 // the rankings changed
+	}
 	// The table shares names (neither changes them), so the index of a
 	// peer in e.peers is its index there (Table.knownAt).
 	return e.table.SetPeers(names, now)
+}
+
+// suspect is a peer whose Node is not ready.
+type suspect struct {
+	next time.Duration // the next probe, since the engine's start
+	// candidate caches whether this node is among the peer's 4k
+	// watcher candidates; 0 unknown, 1 yes, -1 no.
+	candidate int8
+}
+
+// SetSuspects sets the peers whose Kubernetes Node is not ready: a slow
+// fallback for a node that died together with all its watchers, which
+// nobody else watches. A peer in the set is probed by the nodes among its
+// 4k watcher candidates (its rendezvous order, as it computes it) that do
+// not watch it already, when it enters the set and every ProbeEvery
+// while it stays: each greets it every Interval, and declares it dead,
+// with notices as a watcher does, unless it answers within DeadAfter. A
+// node whose speaker runs answers, so a Node that is not ready for other
+// reasons (a stopped kubelet) moves nothing.
+func (e *Engine) SetSuspects(names []string, now time.Time) {
+	prev := e.suspects
+	e.suspects = make(map[string]*suspect, len(names))
+	for _, n := range names {
+		if n == e.cfg.Name {
+			continue
+		}
+		if s := prev[n]; s != nil {
+			e.suspects[n] = s
+		} else {
+			e.suspects[n] = &suspect{next: e.since(now)}
+		}
+	}
+	e.probeSuspects(now)
+}
+
+// probeSuspects starts the probes that are due.
+func (e *Engine) probeSuspects(now time.Time) {
+	if !e.v3() {
+		return
+	}
+	at := e.since(now)
+	var everyone []string
+	for n, s := range e.suspects {
+		if at < s.next {
+			continue
+		}
+		s.next = at + ProbeEvery
+		if st, ok := e.table.Peer(n); !ok || !st.V3 || st.Watched || !st.Alive {
+			continue // an older speaker is watched by all; a dead one is no news
+		}
+		if s.candidate == 0 {
+			if everyone == nil {
+				everyone = append(slices.Clone(e.peers), e.cfg.Name)
+			}
+			s.candidate = -1
+			if slices.Contains(RankWatchers(n, everyone, 4*e.cfg.Watchers), e.cfg.Name) {
+				s.candidate = 1
+			}
+		}
+		if s.candidate == 1 && e.table.Probe(n, now) {
+			e.probing = append(e.probing, n)
+		}
+	}
+	slices.Sort(e.probing)
+	e.probing = slices.Compact(e.probing) // probed again before a tick
 }
 
 // SetLocal sets this node's state; the caller then sends StateChanged's
@@ -227,6 +306,7 @@ func (e *Engine) Tick(now time.Time) []Out {
 	if !e.v3() {
 		return e.allToAll(Beat)
 	}
+	e.probeSuspects(now)
 	w := e.watcherSet(now)
 	var watch, hello, legacy, older, release, state []string
 	for _, p := range e.watchers {
@@ -237,6 +317,9 @@ func (e *Engine) Tick(now time.Time) []Out {
 		}
 	}
 	budget := HelloBurst
+	if e.cfg.HelloBurst > 0 {
+		budget = e.cfg.HelloBurst
+	}
 	// First greetings first: a start among thousands of peers finishes in
 	// len(peers)/HelloBurst ticks whoever does not answer.
 	for _, helloed := range [...]bool{false, true} {
@@ -251,7 +334,7 @@ func (e *Engine) Tick(now time.Time) []Out {
 			}
 			if st := e.table.knownAt(i); st != nil && st.is(fAlive) && !st.is(fV3) {
 				// An older speaker: beats every interval, and greetings
-				// while it may yet answer them.
+				// while it may yet answer them (see Receive).
 				if g.helloed && e.since(now) >= g.fastUntil {
 					older = append(older, p)
 				} else {
@@ -294,16 +377,15 @@ func (e *Engine) Tick(now time.Time) []Out {
 			out = append(out, Out{Msg: m, To: to})
 		}
 	}
-	m := e.msg(Beat, 3)
-	m.Watch = true
-	add(m, watch)
-	m = e.msg(Beat, 3)
-	m.Watch, m.Hello = true, true
-	add(m, hello)
-	m = e.msg(Beat, 3)
-	m.Hello = true
-	add(m, legacy)
-	add(e.msg(Beat, 3), append(release, state...))
+	beat := func(watch, hello bool, to []string) {
+		m := e.msg(Beat, 3)
+		m.Watch, m.Hello = watch, hello
+		add(m, to)
+	}
+	beat(true, false, watch)
+	beat(true, true, hello)
+	beat(false, true, legacy)
+	beat(false, false, append(release, state...))
 	// Older speakers drop version 3: they get version 2, then version 1 if
 	// not heard speaking version 2, in that order so that a newer
 	// receiver learns liveness and state together. A peer's first hello
@@ -322,6 +404,19 @@ func (e *Engine) Tick(now time.Time) []Out {
 	slices.Sort(old)
 	add(e.msg(Beat, 2), old)
 	add(e.msg(Beat, 1), slices.DeleteFunc(slices.Clone(old), e.table.SpeaksState))
+	// Probes want an answer, so they are greetings whatever else the
+	// peer gets.
+	var probeW, probe []string
+	e.probing = slices.DeleteFunc(e.probing, func(p string) bool { return !e.table.probed(p) })
+	for _, p := range e.probing {
+		if _, inW := w[p]; inW {
+			probeW = append(probeW, p)
+		} else {
+			probe = append(probe, p)
+		}
+	}
+	beat(true, true, probeW)
+	beat(false, true, probe)
 	for _, s := range e.notices {
 		add(Message{Kind: Dead, V3: true, Name: e.cfg.Name, Incarnation: e.incarnation, Seq: e.next(), Subject: s}, e.v3Alive(s.Name))
 	}
@@ -402,12 +497,23 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 		// keep beating it in the older versions, and it watches them all.
 		return false, nil
 	}
-	var wasDead bool
+	var wasDead, wasAlive bool
 	if p, ok := e.table.Peer(m.Name); ok {
 		wasDead = !p.Alive && !p.Left && p.Incarnation == m.Incarnation
+		wasAlive = p.Alive
 	}
 	changed := e.table.Receive(m, now)
 	e.learn(m.Name, m)
+	if g := e.greeting(m.Name); g != nil && !wasAlive && e.table.Alive(m.Name) && !m.V3 && e.v3() {
+		// Heard in an older version only: an older speaker, or a version
+		// 3 one whose version 3 messages were lost and whose older copies
+		// arrived. This node now expects the peer's beats every interval;
+		// a version 3 peer stops sending them once it hears this node's
+		// greeting, so it is greeted every interval for DeadAfter from
+		// now, whenever the first greeting was: one of its answers must
+		// arrive before its silence counts.
+		g.fastUntil = e.since(now) + e.cfg.DeadAfter
+	}
 	var out []Out
 	if wasDead && e.table.Alive(m.Name) && e.v3() {
 		// This node declared the peer dead (its silence, or a watcher's

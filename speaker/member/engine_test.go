@@ -347,3 +347,112 @@ func rankPeers(node string, peers []string) []string {
 	others := slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == node })
 	return election.Order(others, func(p string) uint64 { return WatchScore(node, p) })
 }
+
+// hellos returns who gets a greeting.
+func hellos(outs []Out) []string {
+	var to []string
+	for _, o := range outs {
+		if o.Msg.V3 && o.Msg.Hello {
+			to = append(to, o.To...)
+		}
+	}
+	slices.Sort(to)
+	return to
+}
+
+// A peer whose Node is not ready is probed by the nodes among its 4k
+// watcher candidates: it stays alive if it answers, and dies after
+// DeadAfter with notices to every peer if it does not. A node outside its
+// candidates, or one that watches it already, does not probe; a suspect
+// is probed when it enters the set and every ProbeEvery while it stays.
+func TestEngineProbesSuspects(t *testing.T) {
+	var peers []string
+	for i := range 30 {
+		peers = append(peers, fmt.Sprintf("p%02d", i))
+	}
+	everyone := append([]string{"a"}, peers...)
+	var mine, other string // a is among mine's 4k candidates, not other's
+	for _, p := range peers {
+		in := slices.Contains(RankWatchers(p, everyone, 8), "a")
+		switch {
+		case in && mine == "":
+			mine = p
+		case !in && other == "":
+			other = p
+		}
+	}
+	if mine == "" || other == "" {
+		t.Fatalf("no suspects to test with: %q %q", mine, other)
+	}
+	now := t0.Add(time.Second)
+
+	t.Run("answers", func(t *testing.T) {
+		e := v3Engine(t, peers)
+		e.SetSuspects([]string{mine, other}, now)
+		if got := hellos(e.Tick(now)); !slices.Equal(got, []string{mine}) {
+			t.Fatalf("probes to %v, want [%s]", got, mine)
+		}
+		e.Receive(Message{Kind: Beat, Name: mine, Incarnation: 1, Seq: 2, V3: true, Ack: true, State: &State{}}, now.Add(time.Millisecond))
+		if _, died, _ := e.Expire(now.Add(time.Second)); len(died) != 0 {
+			t.Fatalf("died %v after answering", died)
+		}
+		if got := hellos(e.Tick(now.Add(time.Second))); len(got) != 0 {
+			t.Fatalf("probes to %v after the answer", got)
+		}
+		// Still suspected: the next probe after ProbeEvery. Ready and not
+		// ready again: one at once.
+		e.SetSuspects([]string{mine}, now.Add(time.Second))
+		if got := hellos(e.Tick(now.Add(time.Second))); len(got) != 0 {
+			t.Fatalf("probes to %v while still suspected", got)
+		}
+		if got := hellos(e.Tick(now.Add(ProbeEvery))); !slices.Equal(got, []string{mine}) {
+			t.Fatalf("probes to %v after ProbeEvery, want [%s]", got, mine)
+		}
+		e.Receive(Message{Kind: Beat, Name: mine, Incarnation: 1, Seq: 3, V3: true, Ack: true, State: &State{}}, now.Add(ProbeEvery))
+		later := now.Add(ProbeEvery + time.Second)
+		e.SetSuspects(nil, later)
+		e.SetSuspects([]string{mine}, later)
+		if got := hellos(e.Tick(later)); !slices.Equal(got, []string{mine}) {
+			t.Fatalf("probes to %v after not ready again, want [%s]", got, mine)
+		}
+	})
+
+	t.Run("silent", func(t *testing.T) {
+		e := v3Engine(t, peers)
+		e.SetSuspects([]string{mine}, now)
+		for at := now; at.Before(now.Add(DefaultWatchDeadAfter)); at = at.Add(DefaultWatchInterval) {
+			if got := hellos(e.Tick(at)); !slices.Equal(got, []string{mine}) {
+				t.Fatalf("at +%v: probes to %v, want [%s]", at.Sub(now), got, mine)
+			}
+			if _, died, _ := e.Expire(at); len(died) != 0 {
+				t.Fatalf("at +%v: died %v", at.Sub(now), died)
+			}
+		}
+		_, died, out := e.Expire(now.Add(DefaultWatchDeadAfter))
+		if !slices.Equal(died, []string{mine}) {
+			t.Fatalf("died %v, want [%s]", died, mine)
+		}
+		var told []string
+		for _, o := range out {
+			if o.Msg.Kind == Dead && o.Msg.Subject.Name == mine {
+				told = append(told, o.To...)
+			}
+		}
+		want := slices.DeleteFunc(slices.Clone(peers), func(p string) bool { return p == mine })
+		if !slices.Equal(sorted(told), want) {
+			t.Fatalf("notices to %v, want every other peer", told)
+		}
+		if got := hellos(e.Tick(now.Add(time.Second))); len(got) != 0 {
+			t.Fatalf("probes to %v after it died", got)
+		}
+	})
+
+	t.Run("watched", func(t *testing.T) {
+		e := v3Engine(t, peers)
+		e.Receive(Message{Kind: Beat, Name: mine, Incarnation: 1, Seq: 2, V3: true, Watch: true, State: &State{}}, now)
+		e.SetSuspects([]string{mine}, now)
+		if got := hellos(e.Tick(now)); len(got) != 0 {
+			t.Fatalf("probes to %v, want none: its silence counts already", got)
+		}
+	})
+}

@@ -71,6 +71,8 @@ type Member struct {
 	mu        sync.Mutex
 	peerAddrs map[string]netip.AddrPort // replaced, never changed
 	peersSet  chan struct{}
+	suspects  []string // sorted; replaced, never changed
+	suspSet   chan struct{}
 	local     State // guarded by mu
 	localSet  chan struct{}
 
@@ -122,6 +124,7 @@ func New(cfg Config) (*Member, error) {
 		clock:     cfg.Clock,
 		peerAddrs: map[string]netip.AddrPort{},
 		peersSet:  make(chan struct{}, 1),
+		suspSet:   make(chan struct{}, 1),
 		localSet:  make(chan struct{}, 1),
 		changes:   make(chan struct{}, 1),
 	}
@@ -142,6 +145,23 @@ func (m *Member) SetPeers(peers map[string]netip.AddrPort) {
 	m.mu.Unlock()
 	select {
 	case m.peersSet <- struct{}{}:
+	default:
+	}
+}
+
+// SetSuspects sets the nodes whose Kubernetes Node is not ready; the
+// nodes among a suspect's watcher candidates probe it (Engine.SetSuspects).
+func (m *Member) SetSuspects(names []string) {
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	m.mu.Lock()
+	same := slices.Equal(names, m.suspects)
+	m.suspects = names
+	m.mu.Unlock()
+	if same {
+		return
+	}
+	select {
+	case m.suspSet <- struct{}{}:
 	default:
 	}
 }
@@ -269,6 +289,11 @@ func (m *Member) Run(ctx context.Context) error {
 			l.send(e.Tick(m.clock.Now()))
 		case <-m.peersSet:
 			changed = e.SetPeers(l.peerNames(), m.clock.Now())
+		case <-m.suspSet:
+			m.mu.Lock()
+			suspects := m.suspects
+			m.mu.Unlock()
+			e.SetSuspects(suspects, m.clock.Now())
 		case <-m.localSet:
 			// Peers learn a lost carrier or a new claim now, not a beat later.
 			if l.setLocal() {

@@ -94,6 +94,22 @@ func waitView(t *testing.T, m *Member, want string, limit time.Duration) time.Du
 	}
 }
 
+// startSettled runs n members without a key and waits until each sees
+// all alive; it returns them and their names, sorted.
+func startSettled(t *testing.T, n, watchers int) ([]*running, []string) {
+	t.Helper()
+	rs := startMembers(t, n, nil, watchers)
+	var all []string
+	for i := range n {
+		all = append(all, fmt.Sprintf("node%d", i+1))
+	}
+	slices.Sort(all)
+	for _, r := range rs {
+		waitView(t, r.m, strings.Join(all, ","), 3*time.Second)
+	}
+	return rs, all
+}
+
 func TestMembersOnLoopback(t *testing.T) {
 	// One watcher each: a crash is seen by one node and told to the other.
 	for _, watchers := range []int{0, 1} {
@@ -135,15 +151,7 @@ func testMembersOnLoopback(t *testing.T, watchers int) {
 // all-to-all packets, and all see a crash that only two of them watch.
 func TestWatchersOnLoopback(t *testing.T) {
 	const n = 12
-	rs := startMembers(t, n, nil, 2)
-	var all []string
-	for i := range n {
-		all = append(all, fmt.Sprintf("node%d", i+1))
-	}
-	slices.Sort(all)
-	for _, r := range rs {
-		waitView(t, r.m, strings.Join(all, ","), 3*time.Second)
-	}
+	rs, all := startSettled(t, n, 2)
 	before := make([]int64, n)
 	for i, r := range rs {
 		before[i] = r.conn.writes.Load()
@@ -232,4 +240,41 @@ func TestNewValidates(t *testing.T) {
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	return metricstest.Value(metricstest.Find(t, reg, name, nil))
+}
+
+// A node that crashes with both its watchers stays alive for the others
+// until its Node is reported not ready; then its candidates probe it and
+// everyone sees it dead.
+func TestSuspectsOnLoopback(t *testing.T) {
+	rs, all := startSettled(t, 12, 2)
+	x := "node5"
+	cut := append(RankWatchers(x, all, 2), x)
+	for _, r := range rs {
+		if slices.Contains(cut, r.m.cfg.Name) {
+			r.conn.cut.Store(true)
+		}
+	}
+	var live []*running
+	for _, r := range rs {
+		if !slices.Contains(cut, r.m.cfg.Name) {
+			live = append(live, r)
+		}
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if !live[0].m.Alive(x) {
+			t.Fatalf("%s sees %s dead before anyone suspects it", live[0].m.cfg.Name, x)
+		}
+		select {
+		case <-live[0].m.Changes():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, r := range live {
+		r.m.SetSuspects(cut)
+	}
+	want := strings.Join(slices.DeleteFunc(slices.Clone(all), func(s string) bool { return slices.Contains(cut, s) }), ",")
+	for _, r := range live {
+		waitView(t, r.m, want, 2*time.Second)
+	}
 }

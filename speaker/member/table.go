@@ -56,6 +56,7 @@ const (
 	fLeft
 	fV3
 	fWatched
+	fProbed // asked to answer within deadAfter (Probe)
 )
 
 func (p *peer) is(f uint8) bool { return p.flags&f != 0 }
@@ -302,6 +303,7 @@ func (t *Table) Receive(m Message, now time.Time) bool {
 		stateChanged = true
 	}
 	p.incarnation, p.seq = m.Incarnation, m.Seq
+	p.set(fProbed, false) // answered
 	wasAlive := p.is(fAlive)
 	switch m.Kind {
 	case Beat, Dead:
@@ -337,7 +339,24 @@ func (t *Table) ReceiveDead(s Subject, now time.Time) bool {
 }
 
 // expires reports whether a peer's silence makes it dead.
-func (p *peer) expires() bool { return p.is(fAlive) && (p.is(fWatched) || !p.is(fV3)) }
+func (p *peer) expires() bool {
+	return p.is(fAlive) && (p.is(fWatched) || !p.is(fV3) || p.is(fProbed))
+}
+
+// Probe makes an alive peer that this node does not watch dead unless it
+// sends anything within deadAfter from now: its silence counts from the
+// probe. It reports whether a probe started (the peer is known, alive,
+// and not expiring already).
+func (t *Table) Probe(name string, now time.Time) bool {
+	p := t.lookup(name)
+	if p == nil || !p.is(fAlive) || p.expires() {
+		return false
+	}
+	p.set(fProbed, true)
+	p.seen = max(p.seen, now.Sub(t.start))
+	t.track(name, p)
+	return true
+}
 
 // Stalled tells the table that its caller did not run for d (a
 // scheduling stall of this process, not silence on the network): beats
@@ -397,6 +416,12 @@ func (t *Table) NextDeadline() (at time.Time, ok bool) {
 		}
 	}
 	return at, ok
+}
+
+// probed reports whether a probe of the named peer awaits its answer.
+func (t *Table) probed(name string) bool {
+	p := t.lookup(name)
+	return p != nil && p.is(fAlive) && p.is(fProbed)
 }
 
 // SpeaksState reports whether the named peer's current process sends

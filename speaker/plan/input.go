@@ -2,6 +2,7 @@ package plan
 
 import (
 	"net/netip"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -43,9 +44,17 @@ func announceInput(f Facts) announce.Input {
 			continue
 		}
 		key := svc.Namespace + "/" + svc.Name
+		status := lbservice.IngressIPs(svc)
+		var offered []netip.Addr
+		for _, ip := range lbservice.ProbingIPs(svc) {
+			if !slices.Contains(status, ip) {
+				offered = append(offered, ip)
+			}
+		}
 		in.Services = append(in.Services, announce.Service{
 			Key:            key,
 			IPs:            ips,
+			Offered:        offered,
 			Local:          svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal,
 			ReadyEndpoints: ready[key],
 		})
@@ -112,6 +121,18 @@ func MemberPeers(nodes []*v1.Node, node string, port uint16) map[string]netip.Ad
 		}
 	}
 	return peers
+}
+
+// NotReady returns the nodes whose Ready condition is not True: the
+// member layer probes them (member.Member.SetSuspects).
+func NotReady(nodes []*v1.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if !nodeCondition(n, v1.NodeReady) {
+			out = append(out, n.Name)
+		}
+	}
+	return out
 }
 
 func nodeCondition(n *v1.Node, t v1.NodeConditionType) bool {

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -35,5 +36,27 @@ func TestAnnounceInputReported(t *testing.T) {
 				t.Fatalf("nodes %+v", in.Nodes)
 			}
 		})
+	}
+}
+
+// The member layer probes the nodes whose Ready condition is not True,
+// including those without one yet.
+func TestNotReady(t *testing.T) {
+	withReady := func(name string, s v1.ConditionStatus) *v1.Node {
+		n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		n.Status.Conditions = []v1.NodeCondition{
+			{Type: v1.NodeNetworkUnavailable, Status: v1.ConditionFalse},
+			{Type: v1.NodeReady, Status: s},
+		}
+		return n
+	}
+	nodes := []*v1.Node{
+		withReady("ready", v1.ConditionTrue),
+		withReady("not-ready", v1.ConditionFalse),
+		withReady("unknown", v1.ConditionUnknown),
+		{ObjectMeta: metav1.ObjectMeta{Name: "new"}},
+	}
+	if got := NotReady(nodes); !slices.Equal(got, []string{"not-ready", "unknown", "new"}) {
+		t.Fatalf("NotReady = %v", got)
 	}
 }

@@ -21,6 +21,9 @@ type L2 struct {
 	// for, sorted; interfaces that announced at the last sync and announce
 	// nothing now map to none.
 	Responders map[string][]netip.Addr
+	// Checks maps interfaces to the offered addresses this node probes
+	// there without announcing them (announce.Decision.Prober), sorted.
+	Checks map[string][]netip.Addr
 	// Reannounce repeats the gratuitous announcements: a node came back
 	// (a healed partition, a restarted speaker) and clients may still
 	// point at it.
@@ -95,11 +98,13 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 	now := map[netip.Addr][]string{}
 	reports := map[string]*Report{}
 	var order []string
-	for _, d := range announce.For(f.Node, plan) {
+	// report returns the decision's Service's report with the interfaces
+	// its address uses added, or nil (and a problem) when it has none.
+	report := func(d announce.Decision) (*Report, []string) {
 		ifaces := interfaces(d, f.Links)
 		if len(ifaces) == 0 {
 			problems = append(problems, noInterface(d.IP, d.Interfaces.All, f.LinksErr))
-			continue
+			return nil, nil
 		}
 		r := reports[d.Service]
 		if r == nil {
@@ -108,11 +113,20 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 			reports[d.Service] = r
 			order = append(order, d.Service)
 		}
-		r.Addresses = append(r.Addresses, d.IP)
 		for _, i := range ifaces {
 			if !slices.Contains(r.Interfaces, i) {
 				r.Interfaces = append(r.Interfaces, i)
 			}
+		}
+		return r, ifaces
+	}
+	for _, d := range announce.For(f.Node, plan) {
+		r, ifaces := report(d)
+		if r == nil {
+			continue
+		}
+		r.Addresses = append(r.Addresses, d.IP)
+		for _, i := range ifaces {
 			perIface[i] = append(perIface[i], d.IP)
 		}
 		now[d.IP] = ifaces
@@ -122,6 +136,20 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 			ev.Address = d.IP
 			events = append(events, ev)
 		}
+	}
+	out.Checks = map[string][]netip.Addr{}
+	for _, d := range announce.ProbedBy(f.Node, plan) {
+		r, ifaces := report(d)
+		if r == nil {
+			continue
+		}
+		r.Probing = append(r.Probing, d.IP)
+		for _, i := range ifaces {
+			out.Checks[i] = append(out.Checks[i], d.IP)
+		}
+	}
+	for _, ips := range out.Checks {
+		slices.SortFunc(ips, netip.Addr.Compare)
 	}
 	events = append(events, withdrawnEvents(withdrawnL2(in, f.Node, st.Decisions, plan, st.L2, now), f.Node, v1alpha1.ViaL2)...)
 

@@ -42,6 +42,10 @@ type Report struct {
 	// Conflicts are addresses other hosts use (L2; filled in by the agent
 	// from its responders).
 	Conflicts []v1alpha1.AddressConflict
+	// Probing are offered addresses this node probes without announcing
+	// them (L2, announce.Decision.Prober); Probed are those of them no
+	// other host answered for (filled in by the agent).
+	Probing, Probed []netip.Addr
 }
 
 // Make plans one sync from the facts and the previous sync's state.

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -511,5 +512,58 @@ func TestBoundServiceEvents(t *testing.T) {
 	}
 	if got := BoundServiceEvents(evs[:3], "n1"); len(got) != 3 {
 		t.Errorf("a few Events: %q", eventStrings(got))
+	}
+}
+
+// TestMakeL2ProbesOffer: an offered address of a Local Service without
+// ready endpoints is announced by nobody; the node the election picks
+// without looking at endpoints probes it on the interface it would
+// announce on and reports it, and no other node does. Once the address is
+// in status (no longer offered), nobody probes it.
+func TestMakeL2ProbesOffer(t *testing.T) {
+	prober, _ := elected(t, lanIP, "n1", "n2", "n3")
+	offered := func(f *Facts) {
+		f.Services = []*v1.Service{service("web", lanIP, func(s *v1.Service) {
+			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			s.Status.LoadBalancer.Ingress = nil
+			s.Annotations = map[string]string{"beaconlb.io/probing": lanIP.String()}
+		})}
+	}
+	for _, self := range []string{"n1", "n2", "n3"} {
+		f := site(self)
+		offered(&f)
+		res := Make(f, State{})
+		if got := res.L2.Responders; len(got) != 0 {
+			t.Errorf("%s announces %v", self, got)
+		}
+		wantChecks, wantReports := map[string][]netip.Addr{}, 0
+		if self == prober {
+			wantChecks, wantReports = map[string][]netip.Addr{"eth0": {lanIP}}, 1
+		}
+		if !maps.EqualFunc(res.L2.Checks, wantChecks, slices.Equal) {
+			t.Errorf("%s checks %v, want %v", self, res.L2.Checks, wantChecks)
+		}
+		if len(res.Reports) != wantReports {
+			t.Fatalf("%s reports %+v", self, res.Reports)
+		}
+		if wantReports == 1 {
+			r := res.Reports[0]
+			if r.Service != "web" || len(r.Addresses) != 0 || !slices.Equal(r.Probing, []netip.Addr{lanIP}) || !slices.Equal(r.Interfaces, []string{"eth0"}) {
+				t.Errorf("report %+v", r)
+			}
+		}
+		for _, e := range res.Events {
+			if e.Reason == EventAnnouncing {
+				t.Errorf("%s: %s", self, e.Message)
+			}
+		}
+	}
+	// In status, not offered: nobody probes it.
+	f := site(prober)
+	offered(&f)
+	f.Services[0].Annotations = nil
+	f.Services[0].Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: lanIP.String()}}
+	if res := Make(f, State{}); len(res.L2.Checks) != 0 || len(res.Reports) != 0 {
+		t.Errorf("address in status: checks %v reports %+v", res.L2.Checks, res.Reports)
 	}
 }

@@ -126,6 +126,72 @@ func TestL2AddressConflicts(t *testing.T) {
 	}
 }
 
+// TestL2ProbeLocalNotReady: a Local Service whose only pod is not ready
+// has no announcer, yet its offered addresses are probed (by the node the
+// election picks when endpoints are not looked at) and go into status
+// well within the probe timeout, without an AddressNotProbed Warning. A
+// rogue holds the pool's first addresses: that probe finds them, the
+// controller moves the Service, and they never reach its status. Nobody
+// answers for the Service's addresses until its pod is ready.
+func TestL2ProbeLocalNotReady(t *testing.T) {
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s := startBeacon(t, l)
+	first4, first6 := netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("2001:db8:100::200")
+	mac1 := net.HardwareAddr{0x02, 0x0b, 0xad, 0, 0, 3}
+	labtest.StartRogue(t, "rogue3", mac1, first4, first6)
+	w := watchAnswers(s, mac1.String(), first4, first6)
+	defer w.check(t)
+	statuses := watchStatuses(t, s)
+	defer statuses.never(t, first4, first6)
+	for _, n := range l.Nodes() {
+		s.Poll(30*time.Second, n.Name+" ready", func() (bool, string) { return s.ready(n.Name), "" })
+	}
+	s.LANPool()
+	const pod = "n2-p1"
+	if err := l.SetPodReady(s.Ctx, pod, false); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	s.Apply(echoService("local", pod, func(svc *v1.Service) {
+		svc.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	}))
+	ips := s.waitIngressAvoiding("local", first4, first6)
+	took := time.Since(start)
+	t.Logf("local got %v after %v (probe timeout %v)", ips, took.Round(time.Millisecond), controller.DefaultProbeTimeout)
+	if took >= controller.DefaultProbeTimeout {
+		t.Errorf("local got its addresses after %v, not before the probe timeout %v", took, controller.DefaultProbeTimeout)
+	}
+	for _, ip := range []netip.Addr{first4, first6} {
+		s.waitEvent("local", agent.EventAddressConflict, ip.String()+" is in use by another host (MAC "+mac1.String())
+	}
+	// Probed, not announced: no node answers for them while the pod is
+	// not ready.
+	for _, ip := range ips {
+		if got := s.Resolve(ip.String()); len(got) != 0 {
+			t.Errorf("%s answered by %v while the Service has no ready endpoint", ip, got)
+		}
+	}
+	if err := l.SetPodReady(s.Ctx, pod, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range ips {
+		s.Poll(20*time.Second, "HTTP via "+ip.String(), func() (bool, string) {
+			r, err := s.get("client-lan", ip.String(), 80)
+			return err == nil && r.Pod == pod, fmt.Sprint(r, err)
+		})
+	}
+	evs, err := s.L.Kube().CoreV1().Events("default").List(s.Ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if e.Reason == controller.EventAddressNotProbed {
+			t.Errorf("%s on %s: %s", e.Reason, e.InvolvedObject.Name, e.Message)
+		}
+	}
+}
+
 // statusWatch records every address that appears in the status of any
 // Service in "default", from every update the API server sends.
 type statusWatch struct {

@@ -3,6 +3,7 @@ package kind
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -38,32 +39,34 @@ func TestAddressConflict(t *testing.T) {
 	// out of allocation for --address-conflict-hold (10 min) after its last
 	// report, so a pair used a moment ago would not be probed again.
 	lan := netip.MustParsePrefix(c.env["LAN_CIDR"])
-	base := lan.Addr().As4()
-	base[3] = byte(120 + 2*rand.IntN(30))
-	taken := netip.AddrFrom4(base)
-	free := taken.Next()
-	for _, a := range []netip.Addr{taken, free} {
-		if !lan.Contains(a) || inRange(t, c.env["LAN_POOL"], a) {
-			t.Fatalf("%s: not in the LAN %s or in the LAN pool %s", a, lan, c.env["LAN_POOL"])
+	var taken, free netip.Addr
+	var mac string
+	// The container engine's IPAM may refuse an address it believes in
+	// use (a reservation left by a container that went away without
+	// releasing it): another pair then, a few times.
+	for try := 1; ; try++ {
+		base := lan.Addr().As4()
+		base[3] = byte(120 + 2*rand.IntN(30))
+		taken = netip.AddrFrom4(base)
+		free = taken.Next()
+		for _, a := range []netip.Addr{taken, free} {
+			if !lan.Contains(a) || inRange(t, c.env["LAN_POOL"], a) {
+				t.Fatalf("%s: not in the LAN %s or in the LAN pool %s", a, lan, c.env["LAN_POOL"])
+			}
+		}
+		var err error
+		if mac, err = c.startRogue(t, taken); err == nil {
+			break
+		} else if !errors.Is(err, errAddressNotAvailable) || try == 3 {
+			t.Fatal(err)
+		} else {
+			t.Logf("try %d: %v; picking another pair", try, err)
 		}
 	}
-	mac := c.startRogue(t, taken)
 	t.Logf("rogue host %s (%s) holds %s", rogueName, mac, taken)
 
 	pool := "e2e-conflict"
-	c.apply(t, fmt.Sprintf(`apiVersion: beaconlb.io/v1alpha1
-kind: IPPool
-metadata: {name: %[1]s}
-spec:
-  addresses: ["%[2]s-%[3]s"]
-  autoAssign: false
----
-apiVersion: beaconlb.io/v1alpha1
-kind: L2Advertisement
-metadata: {name: %[1]s}
-spec:
-  ipPools: [%[1]s]
-`, pool, taken, free))
+	c.l2Pool(t, pool, []string{taken.String() + "-" + free.String()}, nil)
 
 	ns := c.namespace(t)
 	c.echoDeployment(t, ns, 1)
@@ -157,10 +160,15 @@ spec:
 	}
 }
 
+// errAddressNotAvailable: the container engine refused the address as in
+// use.
+var errAddressNotAvailable = errors.New("the container engine says the address is not available")
+
 // startRogue runs a container on the nodes' LAN that holds ip, as a host
 // outside the cluster would, and returns its MAC. It is removed when the
-// test ends.
-func (c *cluster) startRogue(t *testing.T, ip netip.Addr) string {
+// test ends. An address the engine refuses as in use is
+// errAddressNotAvailable.
+func (c *cluster) startRogue(t *testing.T, ip netip.Addr) (string, error) {
 	t.Helper()
 	ctx := context.Background()
 	engine := c.env["ENGINE"]
@@ -193,7 +201,11 @@ func (c *cluster) startRogue(t *testing.T, ip netip.Addr) string {
 	t.Cleanup(remove)
 	if _, err := run(ctx, engine, "run", "-d", "--name", rogueName, "--network", lanNet+":ip="+ip.String(),
 		strings.TrimSpace(image), "sleep", "infinity"); err != nil {
-		t.Fatal(err)
+		remove() // podman leaves the created container behind
+		if strings.Contains(err.Error(), "is not available") {
+			return "", fmt.Errorf("%w: %s: %w", errAddressNotAvailable, ip, err)
+		}
+		return "", err
 	}
 	mac, err := c.exec(ctx, rogueName, "cat", "/sys/class/net/eth0/address")
 	if err != nil {
@@ -204,5 +216,5 @@ func (c *cluster) startRogue(t *testing.T, ip netip.Addr) string {
 		_, err := c.exec(ctx, c.env["ROUTER"], "ping", "-c", "1", "-W", "1", ip.String())
 		return err
 	})
-	return strings.TrimSpace(mac)
+	return strings.TrimSpace(mac), nil
 }

@@ -53,20 +53,7 @@ func TestFailback(t *testing.T) {
 func (c *cluster) failback(t *testing.T, ip netip.Addr, failback v1alpha1.Failback, wantMoves int) {
 	ctx := context.Background()
 	pool := "e2e-failback-" + strings.ToLower(string(failback))
-	c.apply(t, fmt.Sprintf(`apiVersion: beaconlb.io/v1alpha1
-kind: IPPool
-metadata: {name: %[1]s}
-spec:
-  addresses: ["%[2]s/32"]
-  autoAssign: false
----
-apiVersion: beaconlb.io/v1alpha1
-kind: L2Advertisement
-metadata: {name: %[1]s}
-spec:
-  ipPools: [%[1]s]
-  failback: %[3]s
-`, pool, ip, failback))
+	c.l2Pool(t, pool, []string{ip.String() + "/32"}, func(s *v1alpha1.L2AdvertisementSpec) { s.Failback = failback })
 	ns := c.namespace(t)
 	c.echoDeployment(t, ns, 3)
 	if got := c.expose(t, ns, "web", `--overrides={"apiVersion":"v1","metadata":{"annotations":{"beaconlb.io/pool":"`+pool+`"}}}`); got != ip {

@@ -55,6 +55,7 @@ type probe struct {
 	p     *labtest.Prober
 	mark  time.Time // counting starts here, after the warm-up
 	sent0 int
+	ecmp  *ecmpWatch // the router's route, for a stream through it
 }
 
 // load is steady traffic on a site: a request every 10 ms on a fresh
@@ -70,7 +71,8 @@ func (c *cluster) startLoad(t *testing.T, s site) *load {
 	var d net.Dialer
 	return warmUp(t, &load{probes: []*probe{
 		{name: "l2 host -> " + s.l2.String(), p: labtest.StartProberDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"))},
-		{name: "bgp client -> " + s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80"))},
+		{name: "bgp client -> " + s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80")),
+			ecmp: c.watchECMP(t, s.bgp)},
 	}})
 }
 
@@ -123,7 +125,9 @@ func (l *load) settle(t *testing.T, quiet time.Duration) {
 }
 
 // report stops the traffic, logs what each stream saw after its warm-up and
-// returns the failures by stream name.
+// returns the failures by stream name. A failure of a stream through the
+// router that the router re-hashed (ecmpWatch.judge) is logged and counted
+// apart, not returned.
 func (l *load) report(t *testing.T, what string) map[string]int {
 	t.Helper()
 	l.stop()
@@ -132,6 +136,12 @@ func (l *load) report(t *testing.T, what string) map[string]int {
 		sent, _ := p.p.Counts()
 		bad := p.p.Failures(p.mark)
 		failed[p.name] = len(bad)
+		if p.ecmp != nil {
+			rehashed, other := p.ecmp.judge(t, p.p.FailureRecords(p.mark))
+			failed[p.name] = len(other)
+			t.Logf("%s: %s: %d failed requests re-hashed by the router between nodes in service (not counted), %d others",
+				what, p.name, len(rehashed), len(other))
+		}
 		t.Logf("%s: %s: sent %d, failed %d, longest time without a reply %v",
 			what, p.name, sent-p.sent0, len(bad), p.p.LongestGap(p.mark, time.Now()).Round(time.Millisecond))
 		if len(bad) > 0 {

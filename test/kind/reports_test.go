@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
 )
@@ -49,6 +50,37 @@ func (c *cluster) apply(t *testing.T, manifests string) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
+}
+
+// l2Pool creates an IPPool of addresses that hands out an address only to
+// a Service that names it (beaconlb.io/pool), and an L2Advertisement of
+// the same name for it, changed by adv if not nil. Both are deleted when
+// the test ends.
+func (c *cluster) l2Pool(t *testing.T, name string, addresses []string, adv func(*v1alpha1.L2AdvertisementSpec)) {
+	t.Helper()
+	pool := v1alpha1.IPPoolSpec{AutoAssign: ptr.To(false)}
+	for _, a := range addresses {
+		pool.Addresses = append(pool.Addresses, v1alpha1.AddressBlock(a))
+	}
+	l2 := v1alpha1.L2AdvertisementSpec{IPPools: []string{name}}
+	if adv != nil {
+		adv(&l2)
+	}
+	var docs []string
+	for _, o := range []struct {
+		kind string
+		spec any
+	}{{"IPPool", pool}, {"L2Advertisement", l2}} {
+		b, err := json.Marshal(map[string]any{
+			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": o.kind,
+			"metadata": map[string]string{"name": name}, "spec": o.spec,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(b))
+	}
+	c.apply(t, strings.Join(docs, "\n---\n")+"\n")
 }
 
 // events returns the Events with this reason about the object kind/name in

@@ -50,7 +50,13 @@ type Config struct {
 	// StartOver spreads the nodes' starts over this long; at least one
 	// Interval.
 	StartOver time.Duration
-	Seed      uint64
+	// HelloBurst overrides member.HelloBurst when positive (see
+	// member.EngineConfig).
+	HelloBurst int
+	Seed       uint64
+	// Trace, if set, sees every packet sent (lost or not) and every
+	// delivery; for following one pair of nodes through a run.
+	Trace func(at time.Duration, from, to string, m *member.Message, ev string)
 }
 
 // Sim is one simulated cluster. It is not safe for concurrent use.
@@ -65,16 +71,59 @@ type Sim struct {
 	index map[string]int
 	names []string
 
+	suspects []string // nodes whose Kubernetes Node is not ready
+
 	countFrom time.Duration
 	failovers []time.Duration
 	pending   []*failover
 	// FalseDeaths counts each time a node saw a running peer die (silence
 	// or a dead notice).
 	FalseDeaths int
+	// FalseSilences counts the false deaths a node found by a peer's
+	// silence itself (not told by a notice): each is one event, which
+	// notices may spread to every node.
+	FalseSilences int
+	// FalseLog describes the first false deaths (up to MaxFalseLog), so
+	// that a run can say why each happened; the nodes that a notice told
+	// are counted in the notifier's entry.
+	FalseLog []FalseDeath
 	// Stalls counts the stalls that started.
 	Stalls int
 	// Events counts processed events.
 	Events int
+}
+
+// MaxFalseLog bounds Sim.FalseLog.
+const MaxFalseLog = 20
+
+// FalseDeath is one node seeing a running peer dead.
+type FalseDeath struct {
+	At       time.Duration
+	Observer string
+	Subject  string
+	// Notifier is the watcher whose dead notice it was; empty when the
+	// observer expired the subject itself.
+	Notifier string
+	// V3 and Watched are what the observer's table said of the subject,
+	// and Silent how long it had not heard from it.
+	V3, Watched bool
+	Silent      time.Duration
+	// Watcher is whether the observer is among the subject's watchers.
+	Watcher bool
+	// Told is how many nodes saw the subject dead by this observer's
+	// notices.
+	Told int
+	// StallEnd is when the subject's last stall ended (0 if none).
+	StallEnd time.Duration
+}
+
+func (f FalseDeath) String() string {
+	how := "its silence"
+	if f.Notifier != "" {
+		how = "a notice from " + f.Notifier
+	}
+	return fmt.Sprintf("at %v %s saw %s dead by %s (table: version 3 %v, watched %v, silent %v; among its watchers %v; its last stall ended at %v), and told %d",
+		f.At, f.Observer, f.Subject, how, f.V3, f.Watched, f.Silent, f.Watcher, f.StallEnd, f.Told)
 }
 
 type node struct {
@@ -88,6 +137,7 @@ type node struct {
 	queue    []*member.Message
 	deadline time.Duration // the pending deadline event's time; -1 if none
 	sent     int
+	sentBy   [nKinds]int // sent by kind, see Sent
 	received int
 	// epoch counts the node's processes: timers of an earlier one are
 	// dropped (its packets in flight still arrive).
@@ -159,8 +209,66 @@ func (s *Sim) RunFor(d time.Duration) {
 func (s *Sim) ResetCounts() {
 	s.countFrom = s.now
 	for _, n := range s.nodes {
-		n.sent, n.received = 0, 0
+		n.sent, n.received, n.sentBy = 0, 0, [nKinds]int{}
 	}
+}
+
+// What a node sent, by kind.
+const (
+	SentWatch  = iota // version 3 beats with the watch flag, no greeting
+	SentGreet         // hellos and their answers (version 3)
+	SentNotice        // dead notices
+	SentPlain         // version 3 beats without flags: releases, state, refutations
+	SentOlder         // version 2 and 1 copies
+	SentLeave
+	nKinds
+)
+
+// SentKinds names the kinds of Busiest.
+var SentKinds = [nKinds]string{"watch beats", "greetings", "dead notices", "plain beats", "older copies", "leaves"}
+
+// Sender is what one node sent since ResetCounts.
+type Sender struct {
+	Name   string
+	Total  int
+	ByKind [nKinds]int
+}
+
+func (b Sender) String() string {
+	s := fmt.Sprintf("%s sent %d:", b.Name, b.Total)
+	for k, n := range b.ByKind {
+		if n > 0 {
+			s += fmt.Sprintf(" %d %s", n, SentKinds[k])
+		}
+	}
+	return s
+}
+
+// Busiest returns the running node that sent the most since ResetCounts.
+func (s *Sim) Busiest() Sender {
+	var b Sender
+	for _, nd := range s.nodes {
+		if !nd.crashed && nd.engine != nil && nd.sent > b.Total {
+			b = Sender{Name: nd.name, Total: nd.sent, ByKind: nd.sentBy}
+		}
+	}
+	return b
+}
+
+func sentKind(m *member.Message) int {
+	switch {
+	case m.Kind == member.Leave:
+		return SentLeave
+	case m.Kind == member.Dead:
+		return SentNotice
+	case !m.V3:
+		return SentOlder
+	case m.Hello || m.Ack:
+		return SentGreet
+	case m.Watch:
+		return SentWatch
+	}
+	return SentPlain
 }
 
 // Rates are liveness packets per second per node since ResetCounts:
@@ -238,6 +346,20 @@ func (s *Sim) Restart(i int, legacy bool) {
 	n.legacy = legacy
 	n.epoch++
 	s.startNode(i, 0)
+}
+
+// NotReady marks node i's Kubernetes Node not ready, as the node
+// lifecycle controller does once its kubelet has been silent for the
+// grace period: every running node's speaker learns it now (Engine.
+// SetSuspects).
+func (s *Sim) NotReady(i int) {
+	s.suspects = append(s.suspects, s.names[i])
+	now := s.time(s.now)
+	for _, n := range s.nodes {
+		if n.engine != nil && !n.crashed {
+			n.engine.SetSuspects(s.suspects, now)
+		}
+	}
 }
 
 // AllSeeAll reports whether every running node sees every running node
@@ -320,12 +442,13 @@ func (s *Sim) handle(e event) {
 	now := s.time(s.now)
 	switch e.kind {
 	case evStart:
-		cfg := member.EngineConfig{Name: n.name, Interval: s.cfg.Interval, DeadAfter: s.cfg.DeadAfter, Watchers: s.cfg.Watchers}
+		cfg := member.EngineConfig{Name: n.name, Interval: s.cfg.Interval, DeadAfter: s.cfg.DeadAfter, Watchers: s.cfg.Watchers, HelloBurst: s.cfg.HelloBurst}
 		if n.legacy {
 			cfg.Watchers = 0
 		}
 		n.engine = member.NewEngine(cfg, now)
 		n.engine.SetPeers(s.names, now)
+		n.engine.SetSuspects(s.suspects, now)
 		s.send(i, n.engine.Tick(now))
 		s.push(event{at: s.now + s.cfg.Interval, kind: evTick, node: e.node})
 		s.scheduleStall(i)
@@ -344,6 +467,9 @@ func (s *Sim) handle(e event) {
 			return
 		}
 		n.received++
+		if s.cfg.Trace != nil {
+			s.cfg.Trace(s.now, e.msg.Name, n.name, e.msg, fmt.Sprintf("delivered (stalled %v)", n.stalled))
+		}
 		if n.stalled {
 			n.queue = append(n.queue, e.msg)
 			return
@@ -402,16 +528,48 @@ func (s *Sim) receive(i int, m *member.Message, now time.Time) {
 	before := m.Kind == member.Dead && t.Alive(m.Subject.Name)
 	_, out := n.engine.Receive(*m, now)
 	if before && !t.Alive(m.Subject.Name) {
-		s.died(m.Subject.Name)
+		s.died(i, m.Subject.Name, m.Name)
 	}
 	s.send(i, out)
 }
 
-// died counts a death that a node saw, if the peer runs.
-func (s *Sim) died(name string) {
-	if !s.nodes[s.index[name]].crashed {
-		s.FalseDeaths++
+// died counts a death that node i saw, if the peer runs, and logs the
+// first ones.
+func (s *Sim) died(i int, name, notifier string) {
+	subj := s.nodes[s.index[name]]
+	if subj.crashed {
+		return
 	}
+	s.FalseDeaths++
+	if notifier == "" {
+		s.FalseSilences++
+	}
+	obs := s.nodes[i]
+	if notifier != "" {
+		for k := len(s.FalseLog) - 1; k >= 0; k-- {
+			if f := &s.FalseLog[k]; f.Observer == notifier && f.Subject == name {
+				f.Told++
+				return
+			}
+		}
+	}
+	if len(s.FalseLog) >= MaxFalseLog {
+		return
+	}
+	f := FalseDeath{At: s.now, Observer: obs.name, Subject: name, Notifier: notifier}
+	if st, ok := obs.engine.Table().Peer(name); ok {
+		f.V3, f.Watched = st.V3, st.Watched
+		if !st.LastSeen.IsZero() {
+			f.Silent = s.time(s.now).Sub(st.LastSeen)
+		}
+	}
+	if subj.engine != nil {
+		f.Watcher = slices.Contains(subj.engine.Watchers(), obs.name)
+	}
+	if subj.stalled || subj.stallEnd > 0 {
+		f.StallEnd = subj.stallEnd
+	}
+	s.FalseLog = append(s.FalseLog, f)
 }
 
 // afterWake expires peers (when expire is set), re-arms the deadline
@@ -423,7 +581,7 @@ func (s *Sim) afterWake(i int, expire bool) {
 		now := s.time(s.now)
 		_, died, out := n.engine.Expire(now)
 		for _, d := range died {
-			s.died(d)
+			s.died(i, d, "")
 		}
 		s.send(i, out)
 		if at, ok := t.NextDeadline(); ok {
@@ -462,14 +620,22 @@ func (s *Sim) send(from int, outs []member.Out) {
 	n := s.nodes[from]
 	for _, o := range outs {
 		m := o.Msg
+		kind := sentKind(&m)
 		for _, to := range o.To {
 			j, ok := s.index[to]
 			if !ok {
 				continue
 			}
 			n.sent++
+			n.sentBy[kind]++
 			if s.cfg.Loss > 0 && s.rng.Float64() < s.cfg.Loss {
+				if s.cfg.Trace != nil {
+					s.cfg.Trace(s.now, n.name, to, &m, "lost")
+				}
 				continue
+			}
+			if s.cfg.Trace != nil {
+				s.cfg.Trace(s.now, n.name, to, &m, "sent")
 			}
 			if s.nodes[j].legacy && m.V3 {
 				continue // an older parser drops version 3

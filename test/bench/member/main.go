@@ -26,6 +26,7 @@ func main() {
 	flag.DurationVar(&o.BaselineHour, "baseline-hour", time.Minute, "simulated time of the baseline false-failover run")
 	flag.IntVar(&o.HourNodes, "hour-nodes", 100, "nodes in the false-failover runs")
 	flag.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	flag.Float64Var(&o.Loss, "loss", 0, "packet loss instead of 2% (0.1 = 10%), for the odds of false deaths")
 	flag.Parse()
 	for _, f := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
