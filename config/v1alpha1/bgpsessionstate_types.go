@@ -69,7 +69,10 @@ type BGPSessionState struct {
 	// BFDState is Up, Down, Init or AdminDown; empty without BFD.
 	// +optional
 	BFDState string `json:"bfdState,omitempty"`
-	// Prefixes counts the prefixes announced to the peer.
+	// Prefixes counts the prefixes announced to the peer. A change of the
+	// count alone is written within 5 minutes (every node's count changes
+	// with each Service); one to or from zero, or with any other field, at
+	// once.
 	Prefixes int32 `json:"prefixes"`
 	// Message explains a session that is not Established (for example a
 	// suspected TCP MD5 password mismatch) or a configuration problem.

@@ -19,6 +19,13 @@ const NodeLabel = "beaconlb.io/node"
 //
 //	kubectl get serviceannouncements -A
 //
+// In L2 each address has one announcer, and it reports. In BGP every
+// eligible node announces (the router spreads flows over them), and only
+// the Service's reporters write a ServiceAnnouncement: for each address, the
+// first three announcing nodes in an order all speakers agree on (live
+// nodes not excluded from load balancers first), so that a Service change
+// costs a bounded number of writes whatever the cluster's size.
+//
 // It lives in the Service's namespace. It is a report, not configuration:
 // editing it changes nothing.
 //

@@ -379,9 +379,9 @@ Service fields Beacon honours:
 		{controller.EventIPOutsidePool, "Warning", "controller", "the held address is no longer in a pool that serves the Service; it is kept until a valid one is free, then moved"},
 		{controller.EventAddressConflict, "Warning", "controller", "another host on the network uses the Service's address (the message names its MAC and the node that saw it): the Service was moved to a free address, or keeps it because it was requested or none is free"},
 		{controller.EventAddressNotProbed, "Warning", "controller", "no speaker reported the Service's new L2 address probed within `--address-probe-timeout`, so it went into status unprobed (no node is selected to announce it, no node has an interface on its subnet, or no speaker runs)"},
-		{plan.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces); in L2, recorded once the address passed its probe and is answered for"},
+		{plan.EventAnnouncing, "Normal", "speaker", "this node announces the address (the message names the node, the mode and the interfaces); in L2, recorded once the address passed its probe and is answered for; in BGP, by the Service's reporters only (at most three of the announcing nodes). At most 20 per speaker and sync: the rest are counted in one Event on the node's Node"},
 		{agent.EventAddressConflict, "Warning", "speaker", "a probe before the address went into status (or before its first announcement) found the address in use by another host (not announced), or another host claimed it while this node announced it (still announced and defended); the message names the host's MAC, the node and the interface"},
-		{plan.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service"},
+		{plan.EventWithdrawn, "Normal", "speaker", "this node stopped announcing the addresses; the message names the node, the mode and why: another node won the election, the node is excluded from load balancers or its network is unavailable, `externalTrafficPolicy: Local` and no ready endpoint on the node, no advertisement selects the pool or the node any more, or the Service no longer has the address. None is recorded for a deleted Service; in BGP, only a reporter of the Service records it. At most 20 per speaker and sync, as for Announcing"},
 	} {
 		eventRow(w, e)
 	}
@@ -394,12 +394,13 @@ Service fields Beacon honours:
 	} {
 		eventRow(w, e)
 	}
-	w.WriteString("\n- Events on Nodes, from the node's own speaker, as it drains (`kubectl describe node NAME`; see bgp.md and l2.md):\n\n")
+	w.WriteString("\n- Events on Nodes, from the node's own speaker, as it drains or when one sync announces or withdraws many addresses (`kubectl describe node NAME`; see bgp.md and l2.md):\n\n")
 	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
 	for _, e := range [][4]string{
 		{plan.EventDraining, "Normal", "Node", "the node was labelled `" + election.ExcludeLabel + "`: its L2 addresses move to other nodes, and its BGP routes carry the GRACEFUL_SHUTDOWN community (65535:0) until `--drain-delay` ends"},
 		{plan.EventDrained, "Normal", "Node", "the node announces nothing any more (its BGP routes are withdrawn)"},
 		{plan.EventDrainEnded, "Normal", "Node", "the label is gone: the node announces again"},
+		{plan.EventAnnouncing + "`, `" + plan.EventWithdrawn, "Normal", "Node", "one sync of the node's speaker had more than 20 such Events for Services (a speaker that starts, or takes over a failed node's addresses): the message counts those not recorded on their Services; `kubectl get serviceannouncements -A` lists every address"},
 	} {
 		eventRow(w, e)
 	}

@@ -123,6 +123,13 @@ type Config struct {
 	// DrainDelay is how long a draining node sends its BGP routes with the
 	// GRACEFUL_SHUTDOWN community before it withdraws them (package drain).
 	DrainDelay time.Duration
+	// PrefixesRefresh bounds how long a change of a BGPSessionState's
+	// prefix count alone waits to be written; 0 means 5 minutes.
+	PrefixesRefresh time.Duration
+	// BGPReporters is how many nodes report each BGP address; 0 means
+	// plan.BGPReporters. Benchmarks set it to every node for their
+	// baseline.
+	BGPReporters int
 }
 
 // Agent is the speaker of one node. Run owns its goroutines.

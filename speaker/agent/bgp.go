@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -104,6 +105,14 @@ func objectName(n string) string {
 	return n[:200] + "-" + hex.EncodeToString(h[:8])
 }
 
+// defaultPrefixesRefresh bounds how stale BGPSessionState.prefixes may
+// be (Config.PrefixesRefresh). Every node that announces a Service sends
+// its routes, so writing the count at once would cost one update per node
+// for each Service change; a change of the count alone waits up to this
+// long, coalesced with others. A session's state, and a count that
+// becomes or stops being zero, are written at once.
+const defaultPrefixesRefresh = 5 * time.Minute
+
 // sessionReportLoop keeps this node's BGPSessionState objects in line with
 // the configured sessions and their observed states.
 func (a *Agent) sessionReportLoop(ctx context.Context) {
@@ -112,6 +121,7 @@ func (a *Agent) sessionReportLoop(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	written := map[string]time.Time{} // when each object's prefixes were
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,16 +135,24 @@ func (a *Agent) sessionReportLoop(ctx context.Context) {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := a.writeSessions(wctx, configured)
+		later, err := a.writeSessions(wctx, configured, written, time.Now())
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil:
 			a.cfg.Log.V(1).Info("writing BGP session reports, will retry", "err", err)
 			retry.Reset(time.Second)
+		case later > 0:
+			retry.Reset(later)
 		}
 	}
 }
 
-func (a *Agent) writeSessions(ctx context.Context, configured []plan.Session) error {
+// writeSessions writes the BGPSessionStates that differ from what they
+// should hold, and deletes those of sessions no longer configured. A
+// change of the prefix count alone waits for Config.PrefixesRefresh after the
+// last write of that object's count (written says when, by name): later
+// is when to call again for it, 0 when nothing waits.
+func (a *Agent) writeSessions(ctx context.Context, configured []plan.Session, written map[string]time.Time, now time.Time) (later time.Duration, err error) {
 	observed := map[string]bgp.Session{}
 	for _, s := range a.cfg.BGP.Sessions() {
 		observed[s.Name] = s
@@ -148,25 +166,48 @@ func (a *Agent) writeSessions(ctx context.Context, configured []plan.Session) er
 		want := sessionState(a.cfg.Node, c, observed)
 		cur, exists := have[want.Name]
 		delete(have, want.Name)
-		var err error
-		switch {
-		case !exists:
-			err = a.cfg.Clients.Beacon.Create(ctx, client.BGPSessionStates, want)
-		case cur.State != want.State || cur.BFDState != want.BFDState || cur.Prefixes != want.Prefixes ||
+		if !exists {
+			err := a.cfg.Clients.Beacon.Create(ctx, client.BGPSessionStates, want)
+			if err == nil {
+				written[want.Name] = now
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if _, ok := written[want.Name]; !ok {
+			written[want.Name] = now // as found at start: up to date for now
+		}
+		other := cur.State != want.State || cur.BFDState != want.BFDState ||
 			cur.Message != want.Message || cur.PeerAddress != want.PeerAddress || !sameTime(cur.Since, want.Since) ||
-			cur.PasswordSecret != want.PasswordSecret || cur.Draining != want.Draining:
-			want.ResourceVersion = cur.ResourceVersion
-			err = a.cfg.Clients.Beacon.Update(ctx, client.BGPSessionStates, want.Name, want)
+			cur.PasswordSecret != want.PasswordSecret || cur.Draining != want.Draining
+		count := cur.Prefixes != want.Prefixes
+		if count && !other && cur.Prefixes > 0 && want.Prefixes > 0 {
+			refresh := cmp.Or(a.cfg.PrefixesRefresh, defaultPrefixesRefresh)
+			if wait := written[want.Name].Add(refresh).Sub(now); wait > 0 {
+				if later == 0 || wait < later {
+					later = wait
+				}
+				continue
+			}
+		}
+		if !other && !count {
+			continue
+		}
+		want.ResourceVersion = cur.ResourceVersion
+		err := a.cfg.Clients.Beacon.Update(ctx, client.BGPSessionStates, want.Name, want)
+		if err == nil {
+			written[want.Name] = now
 		}
 		errs = append(errs, err)
 	}
 	for name := range have {
+		delete(written, name)
 		errs = append(errs, a.cfg.Clients.Beacon.Delete(ctx, client.BGPSessionStates, name))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("bgp sessions: %w", err)
+		return later, fmt.Errorf("bgp sessions: %w", err)
 	}
-	return nil
+	return later, nil
 }
 
 // sessionState is the BGPSessionState of a configured session, with what

@@ -71,7 +71,7 @@ func (a *Agent) sync(ctx context.Context) error {
 // view (after telling it the current peers) and this node's interfaces.
 func (a *Agent) facts(ctx context.Context) plan.Facts {
 	f := plan.Facts{Node: a.cfg.Node, LoadBalancerClass: a.cfg.LoadBalancerClass, Namespace: a.cfg.Namespace,
-		Now: time.Now(), HandoffWindow: a.cfg.HandoffWindow}
+		Now: time.Now(), HandoffWindow: a.cfg.HandoffWindow, BGPReporters: a.cfg.BGPReporters}
 	a.w.facts(&f)
 	f.Drain = a.drain(f.Nodes, f.Now)
 	f.Members = plan.Members{Alive: map[string]bool{}, Left: map[string]bool{}}
@@ -144,9 +144,10 @@ func (a *Agent) applyResponders(ctx context.Context, l2 *plan.L2, probe map[neti
 	return out, errs
 }
 
-// record logs the Events and records those whose object exists.
+// record logs the Events and records those whose object exists, at most
+// plan.ServiceEventsPerSync Announcing and Withdrawn ones on Services.
 func (a *Agent) record(evs []plan.Event) {
-	for _, e := range evs {
+	for _, e := range plan.BoundServiceEvents(evs, a.cfg.Node) {
 		log, msg := a.cfg.Log.V(1), strings.ToLower(e.Reason)
 		if e.Type == v1.EventTypeWarning {
 			log, msg = a.cfg.Log, "configuration problem"

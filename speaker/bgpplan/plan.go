@@ -264,3 +264,38 @@ func prefixLess(a, b netip.Prefix) bool {
 	}
 	return a.Bits() < b.Bits()
 }
+
+// Announces says whether Make, given in, would announce at least one
+// address of svc: the same rules without building routes, cheap enough
+// to ask about other nodes (package plan does, to pick a Service's
+// reporters).
+func Announces(in Input, svc announce.Service) bool {
+	if in.BGP == nil {
+		return false
+	}
+	byPeer := map[string]*Session{}
+	var names []string
+	for name, p := range in.BGP.Peers {
+		if p.SelectsNode(in.Node.Labels) {
+			byPeer[name] = &Session{Peer: p}
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return false
+	}
+	sort.Strings(names)
+	if id, _ := routerID(in, names, byPeer); !id.IsValid() {
+		return false
+	}
+	for _, ip := range svc.IPs {
+		for _, a := range advertisements(in, svc, ip) {
+			for _, name := range names {
+				if a.SelectsPeer(name) && byPeer[name].Peer.Family() == config.FamilyOf(ip) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -149,9 +149,20 @@ func TestMake(t *testing.T) {
 			if len(b.Invalid) > 0 {
 				t.Fatal(b.Invalid)
 			}
-			got := render(Make(Input{Node: tc.node, NodeAddresses: nodeAddrs, Services: tc.services, Pools: pools, BGP: b}))
-			if got != tc.want {
+			in := Input{Node: tc.node, NodeAddresses: nodeAddrs, Services: tc.services, Pools: pools, BGP: b}
+			plan := Make(in)
+			if got := render(plan); got != tc.want {
 				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+			// Announces agrees with Make about every Service.
+			for _, svc := range tc.services {
+				made := false
+				for _, a := range plan.Announcements {
+					made = made || a.Service == svc.Key
+				}
+				if got := Announces(in, svc); got != made {
+					t.Errorf("Announces(%s) = %v, Make announces it: %v", svc.Key, got, made)
+				}
 			}
 		})
 	}

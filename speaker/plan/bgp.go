@@ -102,17 +102,35 @@ func planBGP(f Facts, in announce.Input, cfg *config.BGP, st *State) (*BGP, []Re
 	}
 	st.Passwords = passwords
 
+	// Reporters are known once the member layer has settled (member
+	// liveness ranks them); until then a pair keeps what it had.
+	settled := f.Members.Settled && !f.Members.NewPeer
+	var rep *reporters
+	if settled && len(plan.Announcements) > 0 {
+		rep = newReporters(f, in, cfg)
+	}
+	services := make(map[string]announce.Service, len(in.Services))
+	for _, s := range in.Services {
+		services[s.Key] = s
+	}
 	var reports []Report
 	var events []Event
 	now := map[ServiceIP]bool{}
 	for _, ann := range plan.Announcements {
-		r := newReport(ann.Service, v1alpha1.ViaBGP)
-		r.Addresses, r.Peers = ann.Addresses, ann.Peers
-		reports = append(reports, r)
+		reporting := rep != nil && rep.reports(services[ann.Service], ann.Addresses)
+		if reporting {
+			r := newReport(ann.Service, v1alpha1.ViaBGP)
+			r.Addresses, r.Peers = ann.Addresses, ann.Peers
+			reports = append(reports, r)
+		}
 		for _, ip := range ann.Addresses {
 			k := ServiceIP{ann.Service, ip}
-			now[k] = true
-			if !st.BGP[k] {
+			reported, had := st.BGP[k]
+			if settled || !had {
+				reported = reporting
+			}
+			now[k] = reported
+			if reporting && !st.BGP[k] {
 				events = append(events, serviceEvent(ann.Service, EventAnnouncing,
 					"Announcing %s from node %s via BGP (peers %s)", ip, f.Node, strings.Join(ann.Peers, ",")))
 			}

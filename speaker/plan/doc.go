@@ -23,6 +23,27 @@
 // its caches and the kernel, calls Make once per sync, and applies the
 // Result (responders, hand-off, gobgp, API writes).
 //
+// # API writes that do not grow with the cluster
+//
+// What a speaker writes must not grow with the number of nodes for each
+// Service change. In L2 one node announces an address and reports it. In
+// BGP every eligible node announces, so reports come from reporters only
+// (reporters.go): per address, the first BGPReporters announcing nodes on
+// a hash ring of node names, live and not excluded ones first, computed
+// alike by every speaker; they also record the Service's Announcing and
+// Withdrawn Events. One new Service then costs BGPReporters
+// ServiceAnnouncements and as many Events in the whole cluster, and
+// `kubectl get serviceannouncements -A` still shows, per address, nodes
+// that announce it and to which peers; the controller's
+// beacon_addresses_unannounced and probe settling need only one. One
+// aggregated object per node was the other choice: each Service change
+// would still update every node's object, and 10,000 Services would not
+// fit in one. Until the member layer settles, reporters are unknown and
+// new Events wait. The agent bounds the rest: Events on Services per sync
+// (BoundServiceEvents), and BGPSessionState prefix counts, which change on
+// every node with each Service, written at most every few minutes unless
+// they reach or leave zero.
+//
 // The only thing Make reads from outside its arguments is a BGPPeer's
 // password Secret, through Facts.Secret, because which Secrets matter is
 // known only once the BGP configuration is planned.

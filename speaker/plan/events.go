@@ -99,3 +99,43 @@ func JoinMessages(a, b string) string {
 	}
 	return a + "; " + b
 }
+
+// ServiceEventsPerSync bounds the Announcing and Withdrawn Events one sync
+// records on Services, per reason. A speaker that starts, or takes over a
+// node's addresses, may announce thousands of addresses at once: an Event
+// each would take its client (5 requests/s) many minutes to write, and
+// client-go drops what exceeds its queue of 1,000 anyway. The rest are
+// counted in one Event of the same reason on the node's Node;
+// ServiceAnnouncements list every address.
+const ServiceEventsPerSync = 20
+
+// BoundServiceEvents keeps the first ServiceEventsPerSync Announcing and
+// the first ServiceEventsPerSync Withdrawn Events on Services and sums up
+// the others on node's Node. Other Events pass unchanged.
+func BoundServiceEvents(evs []Event, node string) []Event {
+	count := map[string]int{}
+	services := map[string]map[string]bool{}
+	var out []Event
+	for _, e := range evs {
+		if e.Kind != "Service" || (e.Reason != EventAnnouncing && e.Reason != EventWithdrawn) {
+			out = append(out, e)
+			continue
+		}
+		if count[e.Reason]++; count[e.Reason] <= ServiceEventsPerSync {
+			out = append(out, e)
+			continue
+		}
+		if services[e.Reason] == nil {
+			services[e.Reason] = map[string]bool{}
+		}
+		services[e.Reason][e.Namespace+"/"+e.Name] = true
+	}
+	for _, r := range []string{EventAnnouncing, EventWithdrawn} {
+		if extra := count[r] - ServiceEventsPerSync; extra > 0 {
+			out = append(out, Event{Kind: "Node", Name: node, Type: v1.EventTypeNormal, Reason: r,
+				Message: fmt.Sprintf("node %s: %d more %s Events of %d Services in one sync, not recorded on the Services (kubectl get serviceannouncements -A lists what each node announces)",
+					node, extra, r, len(services[r]))})
+		}
+	}
+	return out
+}

@@ -47,6 +47,9 @@ type Facts struct {
 	// lasts: a node that started draining within it gets its flows back.
 	Now           time.Time
 	HandoffWindow time.Duration
+	// BGPReporters is how many nodes report each BGP address; 0 means the
+	// constant BGPReporters (a benchmark sets every node, its baseline).
+	BGPReporters int
 }
 
 // Drain is this node's drain phase, and how long its GracefulShutdown
@@ -112,7 +115,8 @@ type State struct {
 	Alive map[string]bool
 	// L2 maps each address this node announced to its interfaces.
 	L2 map[netip.Addr][]string
-	// BGP holds the (Service, address) pairs sent to BGP peers.
+	// BGP holds the (Service, address) pairs sent to BGP peers, each
+	// true when this node reports it (see BGPReporters).
 	BGP map[ServiceIP]bool
 	// BGPConfig is the last BGP configuration, so that an object turning
 	// invalid keeps its last valid version.

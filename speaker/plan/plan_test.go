@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -398,11 +399,19 @@ func TestMakeBGP(t *testing.T) {
 			events:   []string{"Service | default/api | Normal | Announcing | Announcing 203.0.113.5 from node n1 via BGP (peers tor)"},
 		},
 		{
+			// Which nodes report is known once member liveness is:
+			// the Event waits, the route does not.
 			name:     "announces even while the member layer settles",
 			facts:    func(f *Facts) { f.Members.Settled = false },
 			open:     []string{"tor=pw-1"},
 			sessions: []string{"tor  "},
-			events:   []string{"Service | default/api | Normal | Announcing | Announcing 203.0.113.5 from node n1 via BGP (peers tor)"},
+		},
+		{
+			name:     "a reported address is not announced anew when the member layer unsettles",
+			prev:     []func(*Facts){func(*Facts) {}},
+			facts:    func(f *Facts) { f.Members.NewPeer = true },
+			open:     []string{"tor=pw-1"},
+			sessions: []string{"tor  "},
 		},
 		{
 			// The route is planned (and reported) all the same; the
@@ -482,6 +491,27 @@ func TestMakeKeepsPrev(t *testing.T) {
 	_ = Make(f, st)
 	if len(st.L2) != before || before == 0 {
 		t.Errorf("the previous state changed: %d addresses, had %d", len(st.L2), before)
+	}
+}
+
+func TestBoundServiceEvents(t *testing.T) {
+	var evs []Event
+	for i := range ServiceEventsPerSync + 5 {
+		evs = append(evs, serviceEvent(fmt.Sprintf("default/s%02d", i/2), EventAnnouncing, "Announcing %d", i))
+	}
+	evs = append(evs, serviceEvent("default/gone", EventWithdrawn, "Withdrawn"),
+		Event{Kind: "Node", Name: "n1", Type: v1.EventTypeNormal, Reason: EventDraining, Message: "draining"})
+	got := eventStrings(BoundServiceEvents(evs, "n1"))
+	want := eventStrings(evs[:ServiceEventsPerSync])
+	want = append(want,
+		"Service | default/gone | Normal | Withdrawn | Withdrawn",
+		"Node | /n1 | Normal | Draining | draining",
+		"Node | /n1 | Normal | Announcing | node n1: 5 more Announcing Events of 3 Services in one sync, not recorded on the Services (kubectl get serviceannouncements -A lists what each node announces)")
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := BoundServiceEvents(evs[:3], "n1"); len(got) != 3 {
+		t.Errorf("a few Events: %q", eventStrings(got))
 	}
 }
 

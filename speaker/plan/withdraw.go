@@ -117,11 +117,12 @@ func sortWithdrawals(ws []withdrawal) {
 }
 
 // withdrawnBGP lists the (Service, address) pairs announced by BGP before
-// and not now, with why.
+// and not now (both map each announced pair to whether this node reports
+// it), those this node reported, with why.
 func withdrawnBGP(in announce.Input, node string, before, now map[ServiceIP]bool) []withdrawal {
 	var out []withdrawal
-	for k := range before {
-		if !now[k] {
+	for k, reported := range before {
+		if _, still := now[k]; !still && reported {
 			out = append(out, withdrawal{k.Service, k.IP, whyWithdrawn(in, node, k.Service, k.IP, nil)})
 		}
 	}
