@@ -92,6 +92,11 @@ func TestUninstall(t *testing.T) {
 	if _, err := c.helm(ctx, "upgrade", "beacon", chartDir, "--reuse-values", "--set", "speaker.cleanup=true", "--wait", "--timeout", "5m"); err != nil {
 		t.Fatal(err)
 	}
+	// helm's --wait counts a DaemonSet ready with maxUnavailable pods
+	// not Ready: a node's cleaner may not have finished.
+	if _, err := c.kubectl(ctx, "-n", beaconNS, "rollout", "status", "daemonset/beacon-speaker", "--timeout=5m"); err != nil {
+		t.Fatal(err)
+	}
 	// 3. The release goes, then the CRDs (and with them every Beacon
 	// object: pools, advertisements, peers, reports).
 	if _, err := c.helm(ctx, "uninstall", "beacon", "--wait", "--timeout", "5m"); err != nil {
