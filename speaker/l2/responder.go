@@ -250,17 +250,28 @@ func (r *Responder) Announce(ips, probeFirst []netip.Addr) {
 			}
 		}
 	}
-	checks := *r.checks.Load()
+	r.wanted.Store(&set)
+	r.forgetLocked(old)
+	r.publishLocked()
+	r.mu.Unlock()
+	r.wake()
+}
+
+// forgetLocked drops the probes and conflicts of the addresses of old that
+// the node neither announces nor checks any more.
+func (r *Responder) forgetLocked(old addrSet) {
+	wanted, checks := *r.wanted.Load(), *r.checks.Load()
 	for ip := range old {
-		_, want := set[ip]
+		_, want := wanted[ip]
 		if _, check := checks[ip]; !want && !check {
 			delete(r.probes, ip)
 			delete(r.conflicts, ip)
 		}
 	}
-	r.wanted.Store(&set)
-	r.publishLocked()
-	r.mu.Unlock()
+}
+
+// wake tells Run's loop that the sets changed.
+func (r *Responder) wake() {
 	select {
 	case r.changed <- struct{}{}:
 	default:
@@ -302,20 +313,11 @@ func (r *Responder) Check(ips []netip.Addr) {
 			r.probes[ip] = &probe{start: now, silent: true}
 		}
 	}
-	for ip := range old {
-		_, check := set[ip]
-		if _, want := wanted[ip]; !want && !check {
-			delete(r.probes, ip)
-			delete(r.conflicts, ip)
-		}
-	}
 	r.checks.Store(&set)
+	r.forgetLocked(old)
 	r.publishLocked()
 	r.mu.Unlock()
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
+	r.wake()
 }
 
 // Checked returns the addresses of the Check set whose probe has passed
