@@ -85,24 +85,8 @@ func TestBenchScale(t *testing.T) {
 		t.Fatalf("kube-proxy is not built: run WITH_KUBE_PROXY=1 hack/testbin.sh (%v)", err)
 	}
 	n, win := size(t), window(t)
-	l := labtest.UpWithin(t, lab.Config{Nodes: 2, PodsPerNode: 1}, 30*time.Minute) // queues behind other lab suites
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
-	defer cancel()
-	cfg := l.RESTConfig()
-	cfg.QPS, cfg.Burst = 2000, 4000
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc, err := client.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &bench{t: t, ctx: ctx, l: l, cs: cs, bc: bc, kp: kubeProxy,
-		bin: testenv.BuildOnce(t, "./cmd/beacon-controller", "./cmd/beacon-speaker")}
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	b := newBench(t, 80*time.Minute)
+	b.kp = kubeProxy
 	b.emit(fmt.Sprintf("\nbench-scale (%s; lab: 2 nodes, API server kube-apiserver v1.36.3)\n", time.Now().UTC().Format("2006-01-02")))
 
 	b.apiLoad(win)
@@ -575,4 +559,30 @@ func (b *bench) createServices(from, to int) {
 	if err := g.Wait(); err != nil {
 		b.t.Fatal(err)
 	}
+}
+
+// newBench brings up a 2-node lab (queued behind other lab suites), fast
+// clients of its API server, the daemons' binaries and the bench
+// namespace; the bench's context ends after timeout or with the test.
+func newBench(t *testing.T, timeout time.Duration) *bench {
+	t.Helper()
+	l := labtest.UpWithin(t, lab.Config{Nodes: 2, PodsPerNode: 1}, 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	cfg := l.RESTConfig()
+	cfg.QPS, cfg.Burst = 2000, 4000
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{t: t, ctx: ctx, l: l, cs: cs, bc: bc,
+		bin: testenv.BuildOnce(t, "./cmd/beacon-controller", "./cmd/beacon-speaker")}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

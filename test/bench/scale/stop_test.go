@@ -1,7 +1,6 @@
 package scale
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,15 +10,11 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/beaconlb/beacon/client"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/internal/testenv"
 	"github.com/beaconlb/beacon/lab"
-	"github.com/beaconlb/beacon/lab/labtest"
 )
 
 // TestBenchStopPending: one speaker announcing SCALE_STOP_SERVICES
@@ -39,24 +34,7 @@ func TestBenchStopPending(t *testing.T) {
 		}
 		n = v
 	}
-	l := labtest.UpWithin(t, lab.Config{Nodes: 2, PodsPerNode: 1}, 30*time.Minute)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	cfg := l.RESTConfig()
-	cfg.QPS, cfg.Burst = 2000, 4000
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc, err := client.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &bench{t: t, ctx: ctx, l: l, cs: cs, bc: bc,
-		bin: testenv.BuildOnce(t, "./cmd/beacon-controller", "./cmd/beacon-speaker")}
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	b := newBench(t, 30*time.Minute)
 	b.createServices(0, n)
 	b.poolAndAdvertisement()
 	b.startController()
