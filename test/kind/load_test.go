@@ -125,20 +125,20 @@ func (l *load) settle(t *testing.T, quiet time.Duration) {
 }
 
 // report stops the traffic, logs what each stream saw after its warm-up and
-// returns the failures by stream name. A failure of a stream through the
+// returns the failures that count, by stream name. A failure of a stream through the
 // router that the router re-hashed (ecmpWatch.judge) is logged and counted
 // apart, not returned.
-func (l *load) report(t *testing.T, what string) map[string]int {
+func (l *load) report(t *testing.T, what string) map[string][]labtest.Failure {
 	t.Helper()
 	l.stop()
-	failed := map[string]int{}
+	failed := map[string][]labtest.Failure{}
 	for _, p := range l.probes {
 		sent, _ := p.p.Counts()
 		bad := p.p.Failures(p.mark)
-		failed[p.name] = len(bad)
+		failed[p.name] = p.p.FailureRecords(p.mark)
 		if p.ecmp != nil {
-			rehashed, other := p.ecmp.judge(t, p.p.FailureRecords(p.mark))
-			failed[p.name] = len(other)
+			rehashed, other := p.ecmp.judge(t, failed[p.name])
+			failed[p.name] = other
 			t.Logf("%s: %s: %d failed requests re-hashed by the router between nodes in service (not counted), %d others",
 				what, p.name, len(rehashed), len(other))
 		}
@@ -153,13 +153,29 @@ func (l *load) report(t *testing.T, what string) map[string]int {
 }
 
 // noFailures fails the test if any stream failed.
-func noFailures(t *testing.T, failed map[string]int) {
+func noFailures(t *testing.T, failed map[string][]labtest.Failure) {
 	t.Helper()
-	for name, n := range failed {
-		if n > 0 {
-			t.Errorf("%s: %d failed requests, want 0", name, n)
+	for name, fs := range failed {
+		if len(fs) > 0 {
+			t.Errorf("%s: %d failed requests, want 0", name, len(fs))
 		}
 	}
+}
+
+// splitAt divides each stream's failures into those before at and the
+// others.
+func splitAt(failed map[string][]labtest.Failure, at time.Time) (before, after map[string][]labtest.Failure) {
+	before, after = map[string][]labtest.Failure{}, map[string][]labtest.Failure{}
+	for name, fs := range failed {
+		for _, f := range fs {
+			if f.At.Before(at) {
+				before[name] = append(before[name], f)
+			} else {
+				after[name] = append(after[name], f)
+			}
+		}
+	}
+	return before, after
 }
 
 // addresses returns the ingress addresses of every LoadBalancer Service in
