@@ -8,6 +8,9 @@
 #     ClusterIP and NodePort too, and flannel and Beacon reach the API
 #     server by its own address (nothing serves the kubernetes Service
 #     before the speakers do)
+#   KIND_IP_FAMILY=ipv4|dual   the cluster's IP families (default ipv4);
+#     dual: the LAN, pods and Services get IPv6 addresses too (net.sh),
+#     and the L2 pool an IPv6 range
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -18,6 +21,20 @@ case $KUBE_PROXY_MODE in
   iptables | nftables) DATAPLANE=external ;;
   none) DATAPLANE=full ;;
   *) echo "kind-up: KUBE_PROXY_MODE=$KUBE_PROXY_MODE: want iptables, nftables or none" >&2; exit 2 ;;
+esac
+KIND_IP_FAMILY=${KIND_IP_FAMILY:-ipv4}
+# What differs by family: the LAN's IPv6 subnet, kind's subnets, flannel's
+# net-conf.json and the L2 pool's addresses.
+case $KIND_IP_FAMILY in
+  ipv4)
+    LAN_NET6=() POD_SUBNETS=$POD_CIDR SERVICE_SUBNETS=$SERVICE_CIDR FLANNEL_IPV6=""
+    LAN_POOLS="\"$LAN_POOL\"" ;;
+  dual)
+    LAN_NET6=(--ipv6 --subnet "$LAN_CIDR6" --gateway "$LAN_GW6")
+    POD_SUBNETS=$POD_CIDR,$POD_CIDR6 SERVICE_SUBNETS=$SERVICE_CIDR,$SERVICE_CIDR6
+    FLANNEL_IPV6="\"EnableIPv6\": true, \"IPv6Network\": \"$POD_CIDR6\", "
+    LAN_POOLS="\"$LAN_POOL\", \"$LAN_POOL6\"" ;;
+  *) echo "kind-up: KIND_IP_FAMILY=$KIND_IP_FAMILY: want ipv4 or dual" >&2; exit 2 ;;
 esac
 IMAGE=${IMAGE:-localhost/beacon:kind}
 ECHO_IMAGE=${ECHO_IMAGE:-localhost/beacon-echo:kind}
@@ -59,17 +76,17 @@ cluster() {
   # down.sh removed them; a stale reservation there would refuse a fixed
   # address (the router's, the client's, a test's) on the new networks.
   rm -rf "/var/lib/cni/networks/$LAN_NET" "/var/lib/cni/networks/$EXT_NET"
-  podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" "$LAN_NET" >/dev/null
+  podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" "${LAN_NET6[@]}" "$LAN_NET" >/dev/null
   podman network create --internal --subnet "$EXT_CIDR" "$EXT_NET" >/dev/null
   cat >"$STATE/kind.yaml" <<YAML
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 name: $CLUSTER
 networking:
-  ipFamily: ipv4
+  ipFamily: $KIND_IP_FAMILY
   disableDefaultCNI: true
-  podSubnet: $POD_CIDR
-  serviceSubnet: $SERVICE_CIDR
+  podSubnet: $POD_SUBNETS
+  serviceSubnet: $SERVICE_SUBNETS
   kubeProxyMode: $KUBE_PROXY_MODE
 nodes:
 - role: control-plane
@@ -106,7 +123,7 @@ cni() {
     [ -n "$API_HOST" ] || { echo "kind-up: no InternalIP of the control plane" >&2; return 1; }
     api=(-e "s|^\( *\)# @API_ENV@.*|\1- {name: KUBERNETES_SERVICE_HOST, value: \"$API_HOST\"}\n\1- {name: KUBERNETES_SERVICE_PORT, value: \"$API_PORT\"}|")
   fi
-  sed -e "s|@IMAGE@|$FLANNEL_IMAGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" "${api[@]}" "$here/manifests/flannel.yaml" | k apply -f - >/dev/null
+  sed -e "s|@IMAGE@|$FLANNEL_IMAGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" -e "s|@IPV6@|$FLANNEL_IPV6|" "${api[@]}" "$here/manifests/flannel.yaml" | k apply -f - >/dev/null
   k wait --for=condition=Ready nodes --all --timeout=300s >/dev/null
 }
 
@@ -157,7 +174,7 @@ beacon() {
     # only the speakers serve here.
     k -n kube-system rollout status deployment/coredns --timeout=300s >/dev/null
   fi
-  sed -e "s|@LAN_POOL@|$LAN_POOL|g" -e "s|@BGP_POOL@|$BGP_POOL|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
+  sed -e "s|@LAN_POOLS@|$LAN_POOLS|g" -e "s|@BGP_POOL@|$BGP_POOL|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
     -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" "$here/manifests/beacon-config.yaml" | k apply -f - >/dev/null
 }
 
@@ -187,8 +204,12 @@ UPGRADE_IMAGE=$UPGRADE_IMAGE
 ECHO_IMAGE=$ECHO_IMAGE
 KUBE_PROXY_MODE=$KUBE_PROXY_MODE
 DATAPLANE=$DATAPLANE
+IP_FAMILY=$KIND_IP_FAMILY
 KUBECTL=$KUBECTL
 HELM=$HELM
 ENV
+if [ "$KIND_IP_FAMILY" = dual ]; then
+  printf 'LAN_CIDR6=%s\nLAN_POOL6=%s\n' "$LAN_CIDR6" "$LAN_POOL6" >>"$STATE/env"
+fi
 echo "kind-up: ready in $(( $(date +%s) - t0 ))s (${timings[*]})" >&2
 cat "$STATE/env"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,9 +194,16 @@ func (c *cluster) reinstall(t *testing.T, valuesFile string) {
 		t.Fatal(err)
 	}
 	cfg := string(raw)
-	for _, k := range []string{"LAN_POOL", "BGP_POOL", "ROUTER_IP", "ROUTER_ASN", "NODE_ASN"} {
+	for _, k := range []string{"BGP_POOL", "ROUTER_IP", "ROUTER_ASN", "NODE_ASN"} {
 		cfg = strings.ReplaceAll(cfg, "@"+k+"@", c.env[k])
 	}
+	// The L2 pool's addresses as kind-up lists them: the IPv6 range too on
+	// a dual-stack cluster.
+	pools := strconv.Quote(c.env["LAN_POOL"])
+	if p6 := c.env["LAN_POOL6"]; p6 != "" {
+		pools += ", " + strconv.Quote(p6)
+	}
+	cfg = strings.ReplaceAll(cfg, "@LAN_POOLS@", pools)
 	f := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
