@@ -121,7 +121,7 @@ chart-test: ## Helm chart: lint, template goldens, install/upgrade/uninstall and
 	@assets=$$(hack/testbin.sh | tail -n 1); \
 	KUBEBUILDER_ASSETS=$$assets $(GO) test $(GO_TEST_FLAGS) -timeout 20m -v ./test/chart/
 
-kind-up: ## kind cluster built offline (podman): Beacon by helm, FRR router, client; KEY=value lines last (root; KUBE_PROXY_MODE=iptables|nftables|none)
+kind-up: ## kind cluster built offline (podman): Beacon by helm, FRR router, client; KEY=value lines last (root; KUBE_PROXY_MODE=iptables|nftables|none, KIND_IP_FAMILY=ipv4|dual)
 	@hack/kind/up.sh
 
 kind-down: ## Remove every container, network, image and file kind-up made

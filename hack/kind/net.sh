@@ -13,6 +13,14 @@
 #   198.18.64.0/18    pod CIDR (a /24 per node)
 #   198.18.32.0/20    Service CIDR
 #   198.18.192.0/19   podman's pool for other networks (containers.conf)
+# KIND_IP_FAMILY=dual adds IPv6 from 2001:db8:cafe::/48 (the netns lab
+# uses other parts of 2001:db8::/32):
+#   2001:db8:cafe:100::/64   the nodes' LAN: host ::1 (the bridge), nodes
+#                            from ::2; L2 pool ::200-::250
+#   2001:db8:cafe:101::/64   router <-> client: router ::254, client ::100
+#   2001:db8:cafe:110::/120  BGP pool
+#   2001:db8:cafe:4000::/56  pod CIDR (a /64 per node)
+#   2001:db8:cafe:32::/112   Service CIDR
 CLUSTER=beacon
 LAN_NET=beacon-kind
 LAN_CIDR=198.18.100.0/24
@@ -26,6 +34,16 @@ CLIENT_IP=198.18.101.100
 BGP_POOL=198.18.110.0/24
 POD_CIDR=198.18.64.0/18
 SERVICE_CIDR=198.18.32.0/20
+LAN_CIDR6=2001:db8:cafe:100::/64
+LAN_GW6=2001:db8:cafe:100::1
+LAN_POOL6=2001:db8:cafe:100::200-2001:db8:cafe:100::250
+ROUTER_IP6=2001:db8:cafe:100::254
+EXT_CIDR6=2001:db8:cafe:101::/64
+EXT_ROUTER_IP6=2001:db8:cafe:101::254
+CLIENT_IP6=2001:db8:cafe:101::100
+BGP_POOL6=2001:db8:cafe:110::/120
+POD_CIDR6=2001:db8:cafe:4000::/56
+SERVICE_CIDR6=2001:db8:cafe:32::/112
 ROUTER_ASN=64512
 NODE_ASN=64513
 ROUTER=beacon-kind-router

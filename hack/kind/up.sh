@@ -8,6 +8,9 @@
 #     ClusterIP and NodePort too, and flannel and Beacon reach the API
 #     server by its own address (nothing serves the kubernetes Service
 #     before the speakers do)
+#   KIND_IP_FAMILY=ipv4|dual   the cluster's IP families (default ipv4);
+#     dual: the LAN, pods and Services get IPv6 addresses too (net.sh),
+#     and the L2 pool an IPv6 range
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -18,6 +21,28 @@ case $KUBE_PROXY_MODE in
   iptables | nftables) DATAPLANE=external ;;
   none) DATAPLANE=full ;;
   *) echo "kind-up: KUBE_PROXY_MODE=$KUBE_PROXY_MODE: want iptables, nftables or none" >&2; exit 2 ;;
+esac
+KIND_IP_FAMILY=${KIND_IP_FAMILY:-ipv4}
+# What differs by family: the networks' IPv6 subnets, kind's subnets,
+# flannel's net-conf.json, the pools' addresses and the router's and
+# client's IPv6 addresses, routes and BGP sessions.
+case $KIND_IP_FAMILY in
+  ipv4)
+    LAN_NET6=() EXT_NET6=() POD_SUBNETS=$POD_CIDR SERVICE_SUBNETS=$SERVICE_CIDR FLANNEL_IPV6=""
+    LAN_POOLS="\"$LAN_POOL\"" BGP_POOLS="\"$BGP_POOL\""
+    ROUTER_LAN=ip=$ROUTER_IP ROUTER_EXT=ip=$EXT_ROUTER_IP CLIENT_EXT=ip=$CLIENT_IP
+    ROUTER_SYSCTL=() CLIENT_SYSCTL=() CLIENT_ROUTE6="" ;;
+  dual)
+    LAN_NET6=(--ipv6 --subnet "$LAN_CIDR6" --gateway "$LAN_GW6") EXT_NET6=(--ipv6 --subnet "$EXT_CIDR6")
+    POD_SUBNETS=$POD_CIDR,$POD_CIDR6 SERVICE_SUBNETS=$SERVICE_CIDR,$SERVICE_CIDR6
+    FLANNEL_IPV6="\"EnableIPv6\": true, \"IPv6Network\": \"$POD_CIDR6\", "
+    LAN_POOLS="\"$LAN_POOL\", \"$LAN_POOL6\"" BGP_POOLS="\"$BGP_POOL\", \"$BGP_POOL6\""
+    ROUTER_LAN=ip=$ROUTER_IP,ip=$ROUTER_IP6 ROUTER_EXT=ip=$EXT_ROUTER_IP,ip=$EXT_ROUTER_IP6
+    CLIENT_EXT=ip=$CLIENT_IP,ip=$CLIENT_IP6
+    CLIENT_SYSCTL=(--sysctl net.ipv6.conf.all.disable_ipv6=0)
+    ROUTER_SYSCTL=("${CLIENT_SYSCTL[@]}" --sysctl net.ipv6.conf.all.forwarding=1)
+    CLIENT_ROUTE6=" && ip -6 route replace default via $EXT_ROUTER_IP6" ;;
+  *) echo "kind-up: KIND_IP_FAMILY=$KIND_IP_FAMILY: want ipv4 or dual" >&2; exit 2 ;;
 esac
 IMAGE=${IMAGE:-localhost/beacon:kind}
 ECHO_IMAGE=${ECHO_IMAGE:-localhost/beacon-echo:kind}
@@ -59,17 +84,17 @@ cluster() {
   # down.sh removed them; a stale reservation there would refuse a fixed
   # address (the router's, the client's, a test's) on the new networks.
   rm -rf "/var/lib/cni/networks/$LAN_NET" "/var/lib/cni/networks/$EXT_NET"
-  podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" "$LAN_NET" >/dev/null
-  podman network create --internal --subnet "$EXT_CIDR" "$EXT_NET" >/dev/null
+  podman network create --subnet "$LAN_CIDR" --gateway "$LAN_GW" "${LAN_NET6[@]}" "$LAN_NET" >/dev/null
+  podman network create --internal --subnet "$EXT_CIDR" "${EXT_NET6[@]}" "$EXT_NET" >/dev/null
   cat >"$STATE/kind.yaml" <<YAML
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 name: $CLUSTER
 networking:
-  ipFamily: ipv4
+  ipFamily: $KIND_IP_FAMILY
   disableDefaultCNI: true
-  podSubnet: $POD_CIDR
-  serviceSubnet: $SERVICE_CIDR
+  podSubnet: $POD_SUBNETS
+  serviceSubnet: $SERVICE_SUBNETS
   kubeProxyMode: $KUBE_PROXY_MODE
 nodes:
 - role: control-plane
@@ -98,6 +123,7 @@ cni() {
   local n
   for n in $("$KIND" get nodes --name "$CLUSTER"); do
     podman exec "$n" ip route replace "$EXT_CIDR" via "$ROUTER_IP"
+    [ "$KIND_IP_FAMILY" = ipv4 ] || podman exec "$n" ip -6 route replace "$EXT_CIDR6" via "$ROUTER_IP6"
   done
   local api=()
   if [ "$KUBE_PROXY_MODE" = none ]; then
@@ -106,29 +132,38 @@ cni() {
     [ -n "$API_HOST" ] || { echo "kind-up: no InternalIP of the control plane" >&2; return 1; }
     api=(-e "s|^\( *\)# @API_ENV@.*|\1- {name: KUBERNETES_SERVICE_HOST, value: \"$API_HOST\"}\n\1- {name: KUBERNETES_SERVICE_PORT, value: \"$API_PORT\"}|")
   fi
-  sed -e "s|@IMAGE@|$FLANNEL_IMAGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" "${api[@]}" "$here/manifests/flannel.yaml" | k apply -f - >/dev/null
+  sed -e "s|@IMAGE@|$FLANNEL_IMAGE|g" -e "s|@POD_CIDR@|$POD_CIDR|g" -e "s|@IPV6@|$FLANNEL_IPV6|" "${api[@]}" "$here/manifests/flannel.yaml" | k apply -f - >/dev/null
   k wait --for=condition=Ready nodes --all --timeout=300s >/dev/null
 }
 
 router() {
-  local d=$STATE/frr ip neighbors=""; mkdir -p "$d"
+  local d=$STATE/frr ip neighbors="" af6=""; mkdir -p "$d"
   # The speakers run on the workers (the chart leaves control planes out).
+  # A dual-stack node has an IPv4 and an IPv6 InternalIP: IPv6 ones go to
+  # a peer group of their own, for the IPv6 routes.
   for ip in $(k get nodes -l '!node-role.kubernetes.io/control-plane' \
-    -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'); do
-    neighbors+=" neighbor $ip peer-group nodes\n"
+    -o jsonpath='{range .items[*]}{range .status.addresses[?(@.type=="InternalIP")]}{.address}{"\n"}{end}{end}'); do
+    case $ip in
+      *:*) neighbors+=" neighbor $ip peer-group nodes6\n" ;;
+      *) neighbors+=" neighbor $ip peer-group nodes\n" ;;
+    esac
   done
+  if [ "$KIND_IP_FAMILY" = dual ]; then
+    neighbors=" neighbor nodes6 peer-group\n neighbor nodes6 remote-as $NODE_ASN\n neighbor nodes6 bfd\n neighbor nodes6 bfd profile beacon\n$neighbors"
+    af6=" address-family ipv6 unicast\n  neighbor nodes6 activate\n  neighbor nodes6 route-map nodes-in in\n  maximum-paths 16\n exit-address-family"
+  fi
   sed -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
-    -e "s|@NEIGHBORS@|${neighbors%\\n}|" "$here/frr/frr.conf" >"$d/frr.conf"
+    -e "s|@NEIGHBORS@|${neighbors%\\n}|" -e "s|@IPV6_AF@|$af6|" "$here/frr/frr.conf" >"$d/frr.conf"
   cp "$here/frr/daemons" "$here/frr/vtysh.conf" "$d/"
   chmod 0644 "$d"/*
   podman run -d --name "$ROUTER" --hostname "$ROUTER" --privileged \
-    --network "$LAN_NET:ip=$ROUTER_IP" --network "$EXT_NET:ip=$EXT_ROUTER_IP" \
-    --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.fib_multipath_hash_policy=1 \
+    --network "$LAN_NET:$ROUTER_LAN" --network "$EXT_NET:$ROUTER_EXT" \
+    --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.fib_multipath_hash_policy=1 "${ROUTER_SYSCTL[@]}" \
     -v "$d:/etc/frr" "$FRR_IMAGE" \
     sh -c '/usr/lib/frr/frrinit.sh start && exec sleep infinity' >/dev/null
   podman run -d --name "$CLIENT" --hostname "$CLIENT" --cap-add NET_ADMIN \
-    --network "$EXT_NET:ip=$CLIENT_IP" "$FRR_IMAGE" \
-    sh -c "ip route replace default via $EXT_ROUTER_IP && exec sleep infinity" >/dev/null
+    --network "$EXT_NET:$CLIENT_EXT" "${CLIENT_SYSCTL[@]}" "$FRR_IMAGE" \
+    sh -c "ip route replace default via $EXT_ROUTER_IP$CLIENT_ROUTE6 && exec sleep infinity" >/dev/null
 }
 
 beacon() {
@@ -157,8 +192,12 @@ beacon() {
     # only the speakers serve here.
     k -n kube-system rollout status deployment/coredns --timeout=300s >/dev/null
   fi
-  sed -e "s|@LAN_POOL@|$LAN_POOL|g" -e "s|@BGP_POOL@|$BGP_POOL|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
+  sed -e "s|@LAN_POOLS@|$LAN_POOLS|g" -e "s|@BGP_POOLS@|$BGP_POOLS|g" -e "s|@ROUTER_IP@|$ROUTER_IP|g" \
     -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" "$here/manifests/beacon-config.yaml" | k apply -f - >/dev/null
+  if [ "$KIND_IP_FAMILY" = dual ]; then
+    sed -e "s|@ROUTER_IP6@|$ROUTER_IP6|g" -e "s|@ROUTER_ASN@|$ROUTER_ASN|g" -e "s|@NODE_ASN@|$NODE_ASN|g" \
+      "$here/manifests/beacon-config-ipv6.yaml" | k apply -f - >/dev/null
+  fi
 }
 
 stage deps deps
@@ -187,8 +226,13 @@ UPGRADE_IMAGE=$UPGRADE_IMAGE
 ECHO_IMAGE=$ECHO_IMAGE
 KUBE_PROXY_MODE=$KUBE_PROXY_MODE
 DATAPLANE=$DATAPLANE
+IP_FAMILY=$KIND_IP_FAMILY
 KUBECTL=$KUBECTL
 HELM=$HELM
 ENV
+if [ "$KIND_IP_FAMILY" = dual ]; then
+  printf '%s\n' "LAN_CIDR6=$LAN_CIDR6" "LAN_POOL6=$LAN_POOL6" "ROUTER_IP6=$ROUTER_IP6" \
+    "BGP_POOL6=$BGP_POOL6" "CLIENT_IP6=$CLIENT_IP6" >>"$STATE/env"
+fi
 echo "kind-up: ready in $(( $(date +%s) - t0 ))s (${timings[*]})" >&2
 cat "$STATE/env"

@@ -246,8 +246,14 @@ func (c *cluster) readyNodes(t *testing.T, ns string) map[string]bool {
 	return nodes
 }
 
-// nodeIPs maps node names to their InternalIP addresses.
+// nodeIPs maps node names to their IPv4 InternalIP addresses.
 func (c *cluster) nodeIPs(t *testing.T) map[string]netip.Addr {
+	t.Helper()
+	return c.nodeAddrs(t, false)
+}
+
+// nodeAddrs maps node names to their InternalIP addresses of one family.
+func (c *cluster) nodeAddrs(t *testing.T, ipv6 bool) map[string]netip.Addr {
 	t.Helper()
 	nodes, err := c.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -256,7 +262,7 @@ func (c *cluster) nodeIPs(t *testing.T) map[string]netip.Addr {
 	ips := map[string]netip.Addr{}
 	for _, n := range nodes.Items {
 		for _, a := range n.Status.Addresses {
-			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP && ip.Is4() {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP && ip.Is6() == ipv6 {
 				ips[n.Name] = ip
 			}
 		}

@@ -214,10 +214,15 @@ func TestL2(t *testing.T) {
 	t.Logf("%s is announced by %s", ip, c.announcer(t, ip))
 }
 
-// routerNextHops returns the next hops of ip/32 in the router's RIB (what
-// zebra installs) as a sorted list.
+// routerNextHops returns the next hops of ip's host route in the router's
+// RIB (what zebra installs) as a sorted list.
 func (c *cluster) routerNextHops(ctx context.Context, ip netip.Addr) ([]netip.Addr, error) {
-	out, err := c.exec(ctx, c.env["ROUTER"], "vtysh", "-c", "show ip route "+ip.String()+"/32 json")
+	host := netip.PrefixFrom(ip, ip.BitLen()).String()
+	show := "show ip route "
+	if ip.Is6() {
+		show = "show ipv6 route "
+	}
+	out, err := c.exec(ctx, c.env["ROUTER"], "vtysh", "-c", show+host+" json")
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +238,7 @@ func (c *cluster) routerNextHops(ctx context.Context, ip netip.Addr) ([]netip.Ad
 		return nil, fmt.Errorf("show ip route: %w: %s", err, out)
 	}
 	var hops []netip.Addr
-	for _, r := range routes[ip.String()+"/32"] {
+	for _, r := range routes[host] {
 		if r.Protocol != "bgp" || !r.Installed {
 			continue
 		}
@@ -248,10 +253,10 @@ func (c *cluster) routerNextHops(ctx context.Context, ip netip.Addr) ([]netip.Ad
 }
 
 // wantNextHops waits until the router's next hops for ip are exactly the
-// addresses of the given nodes.
+// addresses (of ip's family) of the given nodes.
 func (c *cluster) wantNextHops(t *testing.T, ip netip.Addr, nodes map[string]bool) {
 	t.Helper()
-	ips := c.nodeIPs(t)
+	ips := c.nodeAddrs(t, ip.Is6())
 	var want []netip.Addr
 	for n := range nodes {
 		want = append(want, ips[n])
@@ -273,7 +278,7 @@ func (c *cluster) wantNextHops(t *testing.T, ip netip.Addr, nodes map[string]boo
 func (c *cluster) clientGet(t *testing.T, ip netip.Addr) (reply string) {
 	t.Helper()
 	eventually(t, time.Minute, "HTTP from the client to "+ip.String(), func() error {
-		out, err := c.exec(context.Background(), c.env["CLIENT"], "curl", "-sS", "--max-time", "2", "http://"+ip.String()+"/")
+		out, err := c.exec(context.Background(), c.env["CLIENT"], "curl", "-sS", "--max-time", "2", "http://"+netip.AddrPortFrom(ip, 80).String()+"/")
 		if err != nil {
 			return err
 		}
@@ -306,7 +311,6 @@ func workerNodes(t *testing.T, c *cluster) map[string]bool {
 // router reaches it.
 func TestBGP(t *testing.T) {
 	c := need(t)
-	ctx := context.Background()
 	ns := c.namespace(t)
 	c.echoDeployment(t, ns, 3)
 	ip := c.expose(t, ns, "routed", `--overrides={"apiVersion":"v1","metadata":{"annotations":{"beaconlb.io/pool":"routed"}}}`)
@@ -315,8 +319,16 @@ func TestBGP(t *testing.T) {
 	}
 	workers := workerNodes(t, c)
 	c.wantNextHops(t, ip, workers)
+	c.wantBFDUp(t, workers, false)
+	t.Logf("client -> %s: %s", ip, strings.TrimSpace(c.clientGet(t, ip)))
+}
 
-	ips := c.nodeIPs(t)
+// wantBFDUp waits until the router has a BFD session up with each of the
+// nodes' addresses of one family.
+func (c *cluster) wantBFDUp(t *testing.T, nodes map[string]bool, ipv6 bool) {
+	t.Helper()
+	ctx := context.Background()
+	ips := c.nodeAddrs(t, ipv6)
 	eventually(t, time.Minute, "BFD up with every speaker node", func() error {
 		out, err := c.exec(ctx, c.env["ROUTER"], "vtysh", "-c", "show bfd peers json")
 		if err != nil {
@@ -335,14 +347,13 @@ func TestBGP(t *testing.T) {
 				up[p.Peer] = true
 			}
 		}
-		for n := range workers {
+		for n := range nodes {
 			if !up[ips[n].String()] {
 				return fmt.Errorf("no BFD session up with %s (%s): %s", n, ips[n], out)
 			}
 		}
 		return nil
 	})
-	t.Logf("client -> %s: %s", ip, strings.TrimSpace(c.clientGet(t, ip)))
 }
 
 // TestLocalPolicy: with externalTrafficPolicy Local the pod sees the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,20 +189,39 @@ func (c *cluster) reinstall(t *testing.T, valuesFile string) {
 	} else if _, err := c.helm(ctx, "install", "beacon", chartDir, "-f", valuesFile, "--wait", "--timeout", "5m"); err != nil {
 		t.Fatalf("reinstall: %v", err)
 	}
-	raw, err := os.ReadFile(filepath.Join("..", "..", "hack", "kind", "manifests", "beacon-config.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	// The pools' addresses as kind-up lists them: the IPv6 ranges too on a
+	// dual-stack cluster, which also has an IPv6 session with the router.
+	pools := func(keys ...string) string {
+		var q []string
+		for _, k := range keys {
+			if v := c.env[k]; v != "" {
+				q = append(q, strconv.Quote(v))
+			}
+		}
+		return strings.Join(q, ", ")
 	}
-	cfg := string(raw)
-	for _, k := range []string{"LAN_POOL", "BGP_POOL", "ROUTER_IP", "ROUTER_ASN", "NODE_ASN"} {
-		cfg = strings.ReplaceAll(cfg, "@"+k+"@", c.env[k])
+	files := []string{"beacon-config.yaml"}
+	if c.env["ROUTER_IP6"] != "" {
+		files = append(files, "beacon-config-ipv6.yaml")
 	}
-	f := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.kubectl(ctx, "apply", "-f", f); err != nil {
-		t.Fatal(err)
+	for _, name := range files {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "hack", "kind", "manifests", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := string(raw)
+		for _, k := range []string{"ROUTER_IP", "ROUTER_IP6", "ROUTER_ASN", "NODE_ASN"} {
+			cfg = strings.ReplaceAll(cfg, "@"+k+"@", c.env[k])
+		}
+		cfg = strings.ReplaceAll(cfg, "@LAN_POOLS@", pools("LAN_POOL", "LAN_POOL6"))
+		cfg = strings.ReplaceAll(cfg, "@BGP_POOLS@", pools("BGP_POOL", "BGP_POOL6"))
+		f := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.kubectl(ctx, "apply", "-f", f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.waitBeacon(t)
 	c.serviceWritesWork(t)
