@@ -3,8 +3,6 @@ package kind
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -45,29 +43,14 @@ func TestL2DualStack(t *testing.T) {
 		t.Errorf("kubectl get svc web:\n%s\nwant EXTERNAL-IP %s,%s and PORT(S) 80:3xxxx/TCP", out, ip4, ip6)
 	}
 
-	hc := &http.Client{Timeout: 2 * time.Second}
 	for _, ip := range []netip.Addr{ip4, ip6} {
-		url := "http://" + netip.AddrPortFrom(ip, 80).String() + "/"
-		var reply string
-		eventually(t, time.Minute, "HTTP from the host to "+url, func() error {
-			resp, err := hc.Get(url)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = resp.Body.Close() }()
-			b, err := io.ReadAll(resp.Body)
-			if err != nil {
-				return err
-			}
-			if _, err := parseReply(string(b)); err != nil {
-				return err
-			}
-			reply = string(b)
-			return nil
-		})
-		t.Logf("host -> %s: %s", url, strings.TrimSpace(reply))
+		t.Logf("host -> %s: %s", ip, strings.TrimSpace(c.httpFromHost(t, ip)))
 		// The host's neighbour entry (ARP or NDP) holds one node's MAC.
-		t.Logf("%s is announced by %s", ip, c.announcer(t, ip))
+		if n := c.announcer(t, ip); n == "" {
+			t.Errorf("the host's neighbour entry for %s holds no node's MAC", ip)
+		} else {
+			t.Logf("%s is announced by %s", ip, n)
+		}
 	}
 }
 

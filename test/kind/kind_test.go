@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"reflect"
 	"regexp"
@@ -191,27 +189,12 @@ func TestL2(t *testing.T) {
 
 	// The host is a station on the nodes' LAN: it resolves the address by
 	// ARP to one node's MAC and gets an answer from an echo pod.
-	hc := &http.Client{Timeout: 2 * time.Second}
-	var reply string
-	eventually(t, time.Minute, "HTTP from the host to "+ip.String(), func() error {
-		resp, err := hc.Get("http://" + ip.String() + "/")
-		if err != nil {
-			return err
-		}
-		defer func() { _ = resp.Body.Close() }()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if _, err := parseReply(string(b)); err != nil {
-			return err
-		}
-		reply = string(b)
-		return nil
-	})
-	t.Logf("host -> %s: %s", ip, strings.TrimSpace(reply))
-
-	t.Logf("%s is announced by %s", ip, c.announcer(t, ip))
+	t.Logf("host -> %s: %s", ip, strings.TrimSpace(c.httpFromHost(t, ip)))
+	if n := c.announcer(t, ip); n == "" {
+		t.Errorf("the host's neighbour entry for %s holds no node's MAC", ip)
+	} else {
+		t.Logf("%s is announced by %s", ip, n)
+	}
 }
 
 // routerNextHops returns the next hops of ip's host route in the router's

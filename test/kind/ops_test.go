@@ -3,6 +3,8 @@ package kind
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -236,15 +238,28 @@ func TestDrain(t *testing.T) {
 	}
 }
 
-// httpFromHost waits until the host gets an echo reply from ip.
-func (c *cluster) httpFromHost(t *testing.T, ip netip.Addr) {
+// httpFromHost waits until the host gets an echo reply from ip (either
+// family) and returns it.
+func (c *cluster) httpFromHost(t *testing.T, ip netip.Addr) string {
 	t.Helper()
-	eventually(t, time.Minute, "HTTP from the host to "+ip.String(), func() error {
-		out, err := run(context.Background(), "curl", "-sS", "--max-time", "2", "http://"+ip.String()+"/")
+	hc := &http.Client{Timeout: 2 * time.Second}
+	url := "http://" + netip.AddrPortFrom(ip, 80).String() + "/"
+	var reply string
+	eventually(t, time.Minute, "HTTP from the host to "+url, func() error {
+		resp, err := hc.Get(url)
 		if err != nil {
 			return err
 		}
-		_, err = parseReply(out)
-		return err
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if _, err := parseReply(string(b)); err != nil {
+			return err
+		}
+		reply = string(b)
+		return nil
 	})
+	return reply
 }
