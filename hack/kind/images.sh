@@ -51,13 +51,30 @@ CF
   build "$tag" "$d"
 }
 
-"$here/build-bins.sh" >&2
+net_pkgs=(iptables nftables iproute2 conntrack ipset kmod ca-certificates)
+frr_pkgs=(frr iproute2 iputils-ping curl procps ca-certificates)
+node_pkgs=(systemd systemd-sysv dbus iptables nftables iproute2 conntrack
+  ethtool kmod libseccomp2 ca-certificates procps socat util-linux mount bash)
+
+# debootstrap mostly downloads and unpacks, the Go builds mostly compute:
+# on a cold machine the root filesystems are made while the binaries build
+# (cached ones return at once).
+mkdir -p "$KIND_CACHE/rootfs"
+rootfs_pids=()
+"$here/rootfs.sh" net "${net_pkgs[@]}" >/dev/null & rootfs_pids+=($!)
+"$here/rootfs.sh" frr "${frr_pkgs[@]}" >/dev/null & rootfs_pids+=($!)
+"$here/rootfs.sh" node "${node_pkgs[@]}" >/dev/null & rootfs_pids+=($!)
+bins_rc=0
+"$here/build-bins.sh" >&2 || bins_rc=$?
+rootfs_rc=0
+for p in "${rootfs_pids[@]}"; do wait "$p" || rootfs_rc=$?; done
+[ "$bins_rc" = 0 ] || exit "$bins_rc"
+[ "$rootfs_rc" = 0 ] || { log "a root filesystem failed to build (its debootstrap log is above)"; exit "$rootfs_rc"; }
 k8s=$(bin kubernetes $K8S_VERSION)
 
-NET_IMAGE=$(rootfs_image net iptables nftables iproute2 conntrack ipset kmod ca-certificates)
-FRR_IMAGE=$(rootfs_image frr frr iproute2 iputils-ping curl procps ca-certificates)
-NODE_ROOTFS=$(rootfs_image node systemd systemd-sysv dbus iptables nftables iproute2 conntrack \
-  ethtool kmod libseccomp2 ca-certificates procps socat util-linux mount bash)
+NET_IMAGE=$(rootfs_image net "${net_pkgs[@]}")
+FRR_IMAGE=$(rootfs_image frr "${frr_pkgs[@]}")
+NODE_ROOTFS=$(rootfs_image node "${node_pkgs[@]}")
 
 FLANNEL_IMAGE=localhost/beacon-kind/flannel:$FLANNEL_VERSION
 # The images kubeadm v1.36 asks for, under its names, and the CNI's.

@@ -98,6 +98,9 @@ func (k *Kernel) Apply(routes []Route) error {
 	if err := k.applyRouting(routes); err != nil {
 		return err
 	}
+	// Hand-offs change only when addresses move between live nodes: worth
+	// a line each, to match a client's broken connection with them.
+	k.log.Info("hand-off applied", "routes", String(routes))
 	k.last, k.applied = slices.Clone(routes), true
 	k.addresses.Store(int64(len(routes)))
 	return nil

@@ -56,12 +56,17 @@ type probe struct {
 	mark  time.Time // counting starts here, after the warm-up
 	sent0 int
 	ecmp  *ecmpWatch // the router's route, for a stream through it
+	neigh *macLog    // the host's neighbour entry, for a stream on the LAN
+	addr  string     // the address it sends to
 }
 
 // load is steady traffic on a site: a request every 10 ms on a fresh
 // connection from the host (a station on the nodes' LAN) to the L2 address,
 // and from the client behind the router to the BGP address.
-type load struct{ probes []*probe }
+type load struct {
+	probes []*probe
+	rec    *recorder // speakers' logs and the router's routes, shown for failures
+}
 
 // startLoad starts the traffic and returns once both streams have answered
 // for a second without a failure; only what follows counts.
@@ -69,11 +74,16 @@ func (c *cluster) startLoad(t *testing.T, s site) *load {
 	t.Helper()
 	ctx := context.Background()
 	var d net.Dialer
-	return warmUp(t, &load{probes: []*probe{
-		{name: "l2 host -> " + s.l2.String(), p: labtest.StartProberDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"))},
-		{name: "bgp client -> " + s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80")),
+	rec := newRecorder(t)
+	c.speakerLogs(rec)
+	rec.follow("router", c.env["ENGINE"], "exec", c.env["ROUTER"], "ip", "-ts", "monitor", "nexthop", "route")
+	l := warmUp(t, &load{rec: rec, probes: []*probe{
+		{name: "l2 host -> " + s.l2.String(), addr: s.l2.String(), p: labtest.StartProberDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"))},
+		{name: "bgp client -> " + s.bgp.String(), addr: s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80")),
 			ecmp: c.watchECMP(t, s.bgp)},
 	}})
+	l.probes[0].neigh = c.watchNeighbour(t, s.l2)
+	return l
 }
 
 // startHostLoad is startLoad for one L2 address, from the host only.
@@ -109,6 +119,23 @@ func (l *load) stop() {
 	for _, p := range l.probes {
 		p.p.Stop()
 	}
+}
+
+// explain logs what the cluster did around p's failures: the host's
+// neighbour entry, and the speakers' log lines naming the address and the
+// router's route and next-hop changes, from 3 s before the first to 1 s after
+// the last.
+func (l *load) explain(t *testing.T, p *probe, bad []time.Time) {
+	t.Helper()
+	if p.neigh != nil {
+		t.Logf("%s: the host's neighbour entry: %s", p.name, p.neigh)
+	}
+	if l.rec == nil {
+		return
+	}
+	l.rec.around(t, bad[0], bad[len(bad)-1], 3*time.Second, time.Second, func(source, text string) bool {
+		return source == "router" || strings.Contains(text, p.addr) || strings.Contains(text, "peer ") || strings.Contains(text, "member")
+	})
 }
 
 // settle waits until every stream has answered without a failure for quiet.
@@ -147,6 +174,7 @@ func (l *load) report(t *testing.T, what string) map[string][]labtest.Failure {
 		if len(bad) > 0 {
 			t.Logf("%s: failures seen in %s", p.name, windows(bad))
 			t.Logf("%s: last failures: %s", p.name, strings.Join(p.p.LastErrors(), "; "))
+			l.explain(t, p, bad)
 		}
 	}
 	return failed
