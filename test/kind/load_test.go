@@ -77,6 +77,12 @@ func (c *cluster) startLoad(t *testing.T, s site) *load {
 	rec := newRecorder(t)
 	c.speakerLogs(rec)
 	rec.follow("router", c.env["ENGINE"], "exec", c.env["ROUTER"], "ip", "-ts", "monitor", "nexthop", "route")
+	// Every segment between the host or the router and the nodes, and
+	// between nodes (hand-offs), crosses the LAN's bridge.
+	if br, err := run(ctx, c.env["ENGINE"], "network", "inspect", c.env["LAN_NET"], "-f", "{{.NetworkInterface}}"); err == nil {
+		rec.follow("lan", "tcpdump", "-i", strings.TrimSpace(br), "-l", "-nn", "-e", "-tt", "-Q", "inout",
+			fmt.Sprintf("tcp port 80 and (host %s or host %s)", s.l2, s.bgp))
+	}
 	l := warmUp(t, &load{rec: rec, probes: []*probe{
 		{name: "l2 host -> " + s.l2.String(), addr: s.l2.String(), p: labtest.StartProberDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"))},
 		{name: "bgp client -> " + s.bgp.String(), addr: s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80")),
@@ -125,7 +131,7 @@ func (l *load) stop() {
 // neighbour entry, and the speakers' log lines naming the address and the
 // router's route and next-hop changes, from 3 s before the first to 1 s after
 // the last.
-func (l *load) explain(t *testing.T, p *probe, bad []time.Time) {
+func (l *load) explain(t *testing.T, p *probe, failed []labtest.Failure, bad []time.Time) {
 	t.Helper()
 	if p.neigh != nil {
 		t.Logf("%s: the host's neighbour entry: %s", p.name, p.neigh)
@@ -133,7 +139,17 @@ func (l *load) explain(t *testing.T, p *probe, bad []time.Time) {
 	if l.rec == nil {
 		return
 	}
+	// The failed connections' segments on the LAN, by their client port.
+	var ports []string
+	for _, f := range failed {
+		if ap, err := netip.ParseAddrPort(f.Local); err == nil {
+			ports = append(ports, fmt.Sprintf(".%d ", ap.Port()), fmt.Sprintf(".%d:", ap.Port()))
+		}
+	}
 	l.rec.around(t, bad[0], bad[len(bad)-1], 3*time.Second, time.Second, func(source, text string) bool {
+		if source == "lan" {
+			return slices.ContainsFunc(ports, func(p string) bool { return strings.Contains(text, p) })
+		}
 		return source == "router" || strings.Contains(text, p.addr) || strings.Contains(text, "peer ") || strings.Contains(text, "member")
 	})
 }
@@ -174,7 +190,7 @@ func (l *load) report(t *testing.T, what string) map[string][]labtest.Failure {
 		if len(bad) > 0 {
 			t.Logf("%s: failures seen in %s", p.name, windows(bad))
 			t.Logf("%s: last failures: %s", p.name, strings.Join(p.p.LastErrors(), "; "))
-			l.explain(t, p, bad)
+			l.explain(t, p, failed[p.name], bad)
 		}
 	}
 	return failed
