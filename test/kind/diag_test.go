@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -118,4 +120,57 @@ func (r *recorder) around(t *testing.T, from, to time.Time, before, after time.D
 	}
 	t.Logf("recorded from %s to %s:\n%s", from.Add(-before).Format("15:04:05.000"),
 		to.Add(after).Format("15:04:05.000"), strings.Join(out, "\n"))
+}
+
+// unansweredSYNs returns the client ports of the SYNs to addr port 80 that
+// tcpdump (source "lan", -tt) saw between from and to, by their capture
+// time, and that got no SYN-ACK.
+func (r *recorder) unansweredSYNs(from, to time.Time, addr string) []uint16 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	syn, answered := map[uint16]bool{}, map[uint16]bool{}
+	for _, l := range r.lines {
+		if l.source != "lan" {
+			continue
+		}
+		f := strings.Fields(l.text)
+		if len(f) < 12 {
+			continue
+		}
+		secs, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		// ... IPv4 (0x0800), length N: SRC > DST: Flags [S], ...
+		i := slices.Index(f, ">")
+		i = slices.IndexFunc(f[i+1:], func(s string) bool { return s == ">" }) + i + 1
+		if i < 1 || i+2 >= len(f) || f[i+2] != "Flags" {
+			continue
+		}
+		src, dst := f[i-1], strings.TrimSuffix(f[i+1], ":")
+		port := func(hostPort string) (uint16, bool) {
+			j := strings.LastIndex(hostPort, ".")
+			n, err := strconv.ParseUint(hostPort[j+1:], 10, 16)
+			return uint16(n), err == nil
+		}
+		switch {
+		case f[i+3] == "[S]," && dst == addr+".80":
+			at := time.Unix(0, int64(secs*1e9))
+			if p, ok := port(src); ok && !at.Before(from) && !at.After(to) {
+				syn[p] = true
+			}
+		case f[i+3] == "[S.]," && src == addr+".80":
+			if p, ok := port(dst); ok {
+				answered[p] = true
+			}
+		}
+	}
+	var out []uint16
+	for p := range syn {
+		if !answered[p] {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,7 @@ type probe struct {
 type load struct {
 	probes []*probe
 	rec    *recorder // speakers' logs and the router's routes, shown for failures
+	c      *cluster
 }
 
 // startLoad starts the traffic and returns once both streams have answered
@@ -83,7 +85,16 @@ func (c *cluster) startLoad(t *testing.T, s site) *load {
 		rec.follow("lan", "tcpdump", "-i", strings.TrimSpace(br), "-l", "-nn", "-e", "-tt", "-Q", "inout",
 			fmt.Sprintf("tcp port 80 and (host %s or host %s)", s.l2, s.bgp))
 	}
-	l := warmUp(t, &load{rec: rec, probes: []*probe{
+	// Each node's conntrack events for both addresses: which node knew a
+	// failed connection, and since when.
+	for n := range c.nodeIPs(t) {
+		// Entries then carry their start time (conntrack -L -o timestamp).
+		_, _ = c.exec(ctx, n, "sysctl", "-qw", "net.netfilter.nf_conntrack_timestamp=1")
+		for _, ip := range []netip.Addr{s.l2, s.bgp} {
+			rec.follow("conntrack/"+n, c.env["ENGINE"], "exec", n, "conntrack", "-E", "-p", "tcp", "--orig-dst", ip.String(), "-o", "timestamp")
+		}
+	}
+	l := warmUp(t, &load{rec: rec, c: c, probes: []*probe{
 		{name: "l2 host -> " + s.l2.String(), addr: s.l2.String(), p: labtest.StartProberDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"))},
 		{name: "bgp client -> " + s.bgp.String(), addr: s.bgp.String(), p: labtest.StartProberDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80")),
 			ecmp: c.watchECMP(t, s.bgp)},
@@ -139,18 +150,40 @@ func (l *load) explain(t *testing.T, p *probe, failed []labtest.Failure, bad []t
 	if l.rec == nil {
 		return
 	}
-	// The failed connections' segments on the LAN, by their client port.
-	var ports []string
+	// The failed connections' segments on the LAN, by their client port;
+	// for one that never connected, the ports of the SYNs to the address
+	// that went unanswered as it started.
+	var nums []uint16
 	for _, f := range failed {
 		if ap, err := netip.ParseAddrPort(f.Local); err == nil {
-			ports = append(ports, fmt.Sprintf(".%d ", ap.Port()), fmt.Sprintf(".%d:", ap.Port()))
+			nums = append(nums, ap.Port())
+		} else {
+			nums = append(nums, l.rec.unansweredSYNs(f.Start.Add(-5*time.Millisecond), f.Start.Add(50*time.Millisecond), p.addr)...)
 		}
+	}
+	var ports []string
+	for _, n := range nums {
+		ports = append(ports, fmt.Sprintf(".%d ", n), fmt.Sprintf(".%d:", n), fmt.Sprintf("sport=%d ", n))
 	}
 	l.rec.around(t, bad[0], bad[len(bad)-1], 3*time.Second, time.Second, func(source, text string) bool {
 		if source == "lan" {
 			return slices.ContainsFunc(ports, func(p string) bool { return strings.Contains(text, p) })
 		}
 		return source == "router" || strings.Contains(text, p.addr) || strings.Contains(text, "peer ") || strings.Contains(text, "member")
+	})
+	for _, port := range nums {
+		if l.c == nil {
+			break
+		}
+		for n := range l.c.nodeIPs(t) {
+			out, err := l.c.exec(context.Background(), n, "conntrack", "-L", "-p", "tcp", "--sport", strconv.Itoa(int(port)), "-o", "timestamp,id")
+			t.Logf("%s: conntrack of %s now for client port %d: %s %v", p.name, n, port, strings.TrimSpace(out), err)
+		}
+	}
+	// A node may know a connection from long before (an earlier one with
+	// the same ports): every conntrack event of the failed ones.
+	l.rec.around(t, bad[0], bad[len(bad)-1], time.Hour, time.Second, func(source, text string) bool {
+		return strings.HasPrefix(source, "conntrack/") && slices.ContainsFunc(ports, func(p string) bool { return strings.Contains(text, p) })
 	})
 }
 
