@@ -59,8 +59,9 @@
 //
 // zebra installs bgpd's ECMP sets into the router's kernel FIB (as nexthop
 // groups; netlink route dumps still list every next hop). The router hashes
-// flows by 5-tuple (fib_multipath_hash_policy=1), so connections from
-// client-ext to one address spread over the nodes. It has no static route
+// flows by the 5-tuple of their headers (fib_multipath_hash_policy=3 with
+// the address, protocol and port fields), so connections from client-ext
+// to one address spread over the nodes and each stays on one. It has no static route
 // into the BGP pools 203.0.113.0/24 and 2001:db8:203::/120: those come only
 // from BGP.
 //

@@ -30,12 +30,20 @@ var (
 		{"net.ipv4.ip_forward", "1"},
 		{"net.ipv6.conf.all.forwarding", "1"},
 	}
-	// The router spreads flows over ECMP next hops by their 5-tuple (the
-	// default hashes addresses only, so every connection from client-ext
-	// to one service address would take the same node).
+	// The router spreads flows over ECMP next hops by the 5-tuple in their
+	// headers, as a hardware router does (the default hashes addresses
+	// only, so every connection from client-ext to one service address
+	// would take the same node). Not policy 1: it takes the hash a packet
+	// already carries, and a packet from a socket in another namespace
+	// carries that socket's random hash, which TCP changes when it
+	// retransmits, so a connection would move between nodes mid-stream;
+	// policy 3 with these fields always hashes the headers (source and
+	// destination address, protocol, source and destination port).
 	ecmpSysctls = [][2]string{
-		{"net.ipv4.fib_multipath_hash_policy", "1"},
-		{"net.ipv6.fib_multipath_hash_policy", "1"},
+		{"net.ipv4.fib_multipath_hash_policy", "3"},
+		{"net.ipv4.fib_multipath_hash_fields", "0x0037"},
+		{"net.ipv6.fib_multipath_hash_policy", "3"},
+		{"net.ipv6.fib_multipath_hash_fields", "0x0037"},
 	}
 	// The switch is pure layer 2: its ports must not speak IPv6 (MLD, RS).
 	switchSysctls = [][2]string{

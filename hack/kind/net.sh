@@ -10,7 +10,7 @@
 #   198.18.101.0/24   router <-> client network (beacon-kind-ext): router
 #                     .254, client .100; nothing of the host on it
 #   198.18.110.0/24   BGP pool (routed, only via the router)
-#   198.18.64.0/18    pod CIDR (a /24 per node)
+#   198.18.128.0/18   pod CIDR (a /24 per node)
 #   198.18.32.0/20    Service CIDR
 #   198.18.192.0/19   podman's pool for other networks (containers.conf)
 # KIND_IP_FAMILY=dual adds IPv6 from 2001:db8:cafe::/48 (the netns lab
@@ -32,7 +32,7 @@ EXT_CIDR=198.18.101.0/24
 EXT_ROUTER_IP=198.18.101.254
 CLIENT_IP=198.18.101.100
 BGP_POOL=198.18.110.0/24
-POD_CIDR=198.18.64.0/18
+POD_CIDR=198.18.128.0/18
 SERVICE_CIDR=198.18.32.0/20
 LAN_CIDR6=2001:db8:cafe:100::/64
 LAN_GW6=2001:db8:cafe:100::1

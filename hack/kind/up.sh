@@ -44,6 +44,14 @@ case $KIND_IP_FAMILY in
     CLIENT_ROUTE6=" && ip -6 route replace default via $EXT_ROUTER_IP6" ;;
   *) echo "kind-up: KIND_IP_FAMILY=$KIND_IP_FAMILY: want ipv4 or dual" >&2; exit 2 ;;
 esac
+# The router hashes each flow's header 5-tuple onto its ECMP next hops, as
+# a hardware router does: policy 1 would take the hash the client's socket
+# gave the packet, which TCP changes on a retransmission (the flow then
+# moves to another node), and which ip route get cannot predict.
+ECMP_SYSCTL=()
+for f in ipv4 ipv6; do
+  ECMP_SYSCTL+=(--sysctl "net.$f.fib_multipath_hash_policy=3" --sysctl "net.$f.fib_multipath_hash_fields=0x0037")
+done
 IMAGE=${IMAGE:-localhost/beacon:kind}
 ECHO_IMAGE=${ECHO_IMAGE:-localhost/beacon-echo:kind}
 API_HOST="" API_PORT=6443
@@ -158,7 +166,7 @@ router() {
   chmod 0644 "$d"/*
   podman run -d --name "$ROUTER" --hostname "$ROUTER" --privileged \
     --network "$LAN_NET:$ROUTER_LAN" --network "$EXT_NET:$ROUTER_EXT" \
-    --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.fib_multipath_hash_policy=1 "${ROUTER_SYSCTL[@]}" \
+    --sysctl net.ipv4.ip_forward=1 "${ECMP_SYSCTL[@]}" "${ROUTER_SYSCTL[@]}" \
     -v "$d:/etc/frr" "$FRR_IMAGE" \
     sh -c '/usr/lib/frr/frrinit.sh start && exec sleep infinity' >/dev/null
   podman run -d --name "$CLIENT" --hostname "$CLIENT" --cap-add NET_ADMIN \

@@ -21,7 +21,9 @@ import (
 )
 
 // The kind router spreads a routed address over its next hops with the
-// kernel's hash-threshold ECMP (fib_multipath_hash_policy=1: the 5-tuple).
+// kernel's hash-threshold ECMP over the 5-tuple of the headers
+// (fib_multipath_hash_policy=3, fields 0x37), which ip route get computes
+// the same way from sport and dport.
 // Taking a next hop out of the set, or putting one in, moves some flows
 // between nodes that stay in service too; such a flow reaches a node that
 // has no state for it and is reset. Beacon's flow hand-off is for the flows
