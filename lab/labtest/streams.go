@@ -18,9 +18,15 @@ type Stream struct {
 	// Pod and Node answered the first request (the connection's endpoint).
 	Pod, Node string
 	Requests  int
+	// Local is the connection's local address; Opened when it was dialled.
+	Local  string
+	Opened time.Time
 	// Broken says how the stream broke (a failed request, or its
-	// connection replaced by a new one); empty while it holds.
-	Broken string
+	// connection replaced by a new one); empty while it holds. BrokenAt
+	// is when, and Err the failed request's error, if that was it.
+	Broken   string
+	BrokenAt time.Time
+	Err      error
 }
 
 // Streams keeps n long-lived TCP connections from a lab namespace to a
@@ -38,12 +44,17 @@ type Streams struct {
 // and waits until each has had its first answer (or broke), so that every
 // stream is established when it returns.
 func StartStreams(ctx context.Context, l *lab.Lab, from, target string, n int, every time.Duration) *Streams {
+	return StartStreamsDial(ctx, l.Dialer(from), target, n, every)
+}
+
+// StartStreamsDial is StartStreams with connections from dial.
+func StartStreamsDial(ctx context.Context, dial lab.DialFunc, target string, n int, every time.Duration) *Streams {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Streams{streams: make([]Stream, n), stop: cancel}
 	var ready sync.WaitGroup
 	for i := range n {
 		ready.Add(1)
-		s.wg.Go(func() { s.run(ctx, l.Dialer(from), target, i, every, ready.Done) })
+		s.wg.Go(func() { s.run(ctx, dial, target, i, every, ready.Done) })
 	}
 	ready.Wait()
 	return s
@@ -54,10 +65,15 @@ func (s *Streams) run(ctx context.Context, dial lab.DialFunc, target string, i i
 	defer once.Do(ready)
 	dials := 0
 	tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		opened := time.Now()
+		c, err := dial(ctx, network, addr)
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		dials++
-		s.mu.Unlock()
-		return dial(ctx, network, addr)
+		if err == nil && dials == 1 {
+			s.streams[i].Local, s.streams[i].Opened = c.LocalAddr().String(), opened
+		}
+		return c, err
 	}}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
@@ -70,9 +86,11 @@ func (s *Streams) run(ctx context.Context, dial lab.DialFunc, target string, i i
 		switch {
 		case err != nil && ctx.Err() != nil:
 		case err != nil:
-			st.Broken = fmt.Sprintf("%s: request %d failed: %v", time.Now().Format("15:04:05.000"), st.Requests+1, err)
+			st.BrokenAt, st.Err = time.Now(), err
+			st.Broken = fmt.Sprintf("%s: request %d failed: %v", st.BrokenAt.Format("15:04:05.000"), st.Requests+1, err)
 		case dials > 1:
-			st.Broken = fmt.Sprintf("%s: request %d went on a new connection", time.Now().Format("15:04:05.000"), st.Requests+1)
+			st.BrokenAt = time.Now()
+			st.Broken = fmt.Sprintf("%s: request %d went on a new connection", st.BrokenAt.Format("15:04:05.000"), st.Requests+1)
 		default:
 			st.Requests++
 			if st.Pod == "" {

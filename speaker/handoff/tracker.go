@@ -11,6 +11,15 @@ import (
 // that are still idle when it ends are reset on their next segment.
 const DefaultWindow = 2 * time.Minute
 
+// Linger is how long a node goes on handing off an address after it stops
+// announcing it: until the new announcer's gratuitous ARP or unsolicited NA
+// arrives, clients still send to this node, and the flows it was handing
+// off would otherwise be picked up here and reset. When the new announcer is
+// the node this one hands off to, and it hands the address's unknown flows
+// back here, a segment of a flow neither knows goes back and forth until its
+// TTL runs out; such a flow fails either way.
+const Linger = 5 * time.Second
+
 // Claim is an address this node announces and the node that announced it
 // before ("" when nobody did or it is not known).
 type Claim struct {
@@ -34,6 +43,9 @@ type Tracker struct {
 type held struct {
 	from  string
 	until time.Time
+	// released is when this node stopped announcing the address (zero
+	// while it announces it).
+	released time.Time
 }
 
 // NewTracker returns a Tracker that hands flows off for window after each
@@ -47,7 +59,7 @@ func NewTracker(window time.Duration) *Tracker {
 // previous announcer it was first taken from until the window ends, even if
 // later claims name another (the first one holds the flows); after the
 // window a new claim starts a new one; addresses no longer announced are
-// forgotten.
+// handed off for Linger more, then forgotten.
 func (t *Tracker) Update(now time.Time, claims []Claim) []Handoff {
 	if t.window <= 0 {
 		return nil
@@ -55,9 +67,21 @@ func (t *Tracker) Update(now time.Time, claims []Claim) []Handoff {
 	next := make(map[netip.Addr]held, len(claims))
 	for _, c := range claims {
 		if h, ok := t.held[c.IP]; ok && (now.Before(h.until) || c.From == "") {
+			h.released = time.Time{}
 			next[c.IP] = h
 		} else if c.From != "" {
 			next[c.IP] = held{from: c.From, until: now.Add(t.window)}
+		}
+	}
+	for ip, h := range t.held {
+		if _, ok := next[ip]; ok {
+			continue
+		}
+		if h.released.IsZero() {
+			h.released = now
+		}
+		if now.Before(h.released.Add(Linger)) {
+			next[ip] = h
 		}
 	}
 	t.held = next
@@ -75,8 +99,12 @@ func (t *Tracker) Update(now time.Time, claims []Claim) []Handoff {
 func (t *Tracker) NextExpiry(now time.Time) (time.Time, bool) {
 	var at time.Time
 	for _, h := range t.held {
-		if now.Before(h.until) && (at.IsZero() || h.until.Before(at)) {
-			at = h.until
+		end := h.until
+		if !h.released.IsZero() && h.released.Add(Linger).Before(end) {
+			end = h.released.Add(Linger)
+		}
+		if now.Before(end) && (at.IsZero() || end.Before(at)) {
+			at = end
 		}
 	}
 	return at, !at.IsZero()

@@ -40,6 +40,43 @@ func TestTracker(t *testing.T) {
 	}
 }
 
+// TestTrackerLinger: an address this node stops announcing is still
+// handed off for Linger (clients that have not heard the new announcer
+// yet still send here), unless its window ends first.
+func TestTrackerLinger(t *testing.T) {
+	a := netip.MustParseAddr("198.51.100.200")
+	b := netip.MustParseAddr("198.51.100.201")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := NewTracker(time.Minute)
+	ab := []Handoff{{IP: a, Node: "node2"}, {IP: b, Node: "node3"}}
+	steps := []struct {
+		name   string
+		at     time.Duration
+		claims []Claim
+		want   []Handoff
+		expiry time.Duration
+	}{
+		{"both taken over", 0, []Claim{{IP: a, From: "node2"}, {IP: b, From: "node3"}}, ab, time.Minute},
+		{"a released: still handed off", time.Second, []Claim{{IP: b}}, ab, time.Second + Linger},
+		{"a still lingering", time.Second + Linger - time.Millisecond, []Claim{{IP: b}}, ab, time.Second + Linger},
+		{"a's linger over", time.Second + Linger, []Claim{{IP: b}}, []Handoff{{IP: b, Node: "node3"}}, time.Minute},
+		{"b released, then claimed again within the linger: kept", 10 * time.Second, nil, []Handoff{{IP: b, Node: "node3"}}, 10*time.Second + Linger},
+		{"b announced again", 11 * time.Second, []Claim{{IP: b}}, []Handoff{{IP: b, Node: "node3"}}, time.Minute},
+		{"b lingers no longer than its window", 58 * time.Second, nil, []Handoff{{IP: b, Node: "node3"}}, time.Minute},
+		{"b's window over", time.Minute, nil, nil, 0},
+	}
+	for _, s := range steps {
+		got := tr.Update(t0.Add(s.at), s.claims)
+		if !reflect.DeepEqual(got, s.want) {
+			t.Fatalf("%s: got %v, want %v", s.name, got, s.want)
+		}
+		at, ok := tr.NextExpiry(t0.Add(s.at))
+		if ok != (s.expiry != 0) || ok && !at.Equal(t0.Add(s.expiry)) {
+			t.Fatalf("%s: NextExpiry = %v, %v; want %v", s.name, at.Sub(t0), ok, s.expiry)
+		}
+	}
+}
+
 func TestTrackerDisabled(t *testing.T) {
 	tr := NewTracker(0)
 	if got := tr.Update(time.Now(), []Claim{{IP: netip.MustParseAddr("198.51.100.200"), From: "node1"}}); got != nil {

@@ -2,13 +2,15 @@ package kind
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/beaconlb/beacon/config/v1alpha1"
+	"github.com/beaconlb/beacon/lab/labtest"
 	"github.com/beaconlb/beacon/speaker/election"
 	"github.com/beaconlb/beacon/speaker/plan"
 )
@@ -20,16 +22,13 @@ import (
 // which the kind router honours with local preference 0 (its ECMP set
 // drops the node while the route is still there), and is withdrawn after
 // the speakers' --drain-delay; its BGPSessionStates say GracefulShutdown,
-// then Withdrawn. Removing the label puts everything back.
-//
-// It runs with make e2e-kind-ops: about one run in five, one BGP request
-// is reset at the instant the router's ECMP set changes, on a flow whose
-// next hop the router's own lookup says did not change; the cause is not
-// found, and a test that fails on it cannot gate CI.
+// then Withdrawn. Removing the label puts everything back. 20 long-lived
+// connections to each address hold through both: the flow hand-off keeps
+// each on the node that has its state, and a BGP one breaks only if the
+// router's hash-threshold ECMP moved it between two nodes in service
+// (judged by the router's own lookup, and logged), which no speaker can
+// undo.
 func TestGracefulDrainLabel(t *testing.T) {
-	if os.Getenv("BEACON_KIND_OPS") != "1" {
-		t.Skip("one BGP request in about five runs is reset at the router's ECMP change on a flow whose next hop did not change (cause not found): run it with make e2e-kind-ops (BEACON_KIND_OPS=1)")
-	}
 	c := need(t)
 	ctx := context.Background()
 	c.waitBeacon(t)
@@ -52,6 +51,11 @@ func TestGracefulDrainLabel(t *testing.T) {
 	}
 
 	ld := c.startLoad(t, s)
+	var d net.Dialer
+	l2Streams := labtest.StartStreamsDial(ctx, d.DialContext, net.JoinHostPort(s.l2.String(), "80"), 20, 500*time.Millisecond)
+	bgpStreams := labtest.StartStreamsDial(ctx, c.clientDialer(t), net.JoinHostPort(s.bgp.String(), "80"), 20, 500*time.Millisecond)
+	t.Cleanup(l2Streams.Stop)
+	t.Cleanup(bgpStreams.Stop)
 	neigh := c.watchNeighbour(t, s.l2)
 	unlabel := func() error {
 		_, err := c.kubectl(ctx, "label", "node", node, election.ExcludeLabel+"-")
@@ -149,10 +153,49 @@ func TestGracefulDrainLabel(t *testing.T) {
 	if moves := len(neigh.nodes()) - 1; moves != 2 {
 		t.Errorf("the L2 address moved %d times (%v), want 2: away on the label, back on its removal", moves, neigh.nodes())
 	}
+	l2Streams.Stop()
+	bgpStreams.Stop()
 	noFailures(t, ld.report(t, "drain label on "+node+" and its removal"))
+	ld.checkStreams(t, ld.probes[0], l2Streams)
+	ld.checkStreams(t, ld.probes[1], bgpStreams)
 	sameAddresses(t, before, c.addresses(t))
 }
 
+// checkStreams fails the test for every broken stream to p's address,
+// except, through the router, one it re-hashed between nodes in service
+// (logged), shows what the cluster did around the others, and logs how
+// many held, by the node of their pod.
+func (l *load) checkStreams(t *testing.T, p *probe, ss *labtest.Streams) {
+	t.Helper()
+	byNode := map[string]int{}
+	var broken []labtest.Failure
+	for _, st := range ss.Results() {
+		byNode[st.Node]++
+		if st.Broken != "" {
+			err := st.Err
+			if err == nil {
+				err = errors.New(st.Broken)
+			}
+			broken = append(broken, labtest.Failure{Start: st.Opened, At: st.BrokenAt, Local: st.Local, Err: err})
+		}
+	}
+	counted := broken
+	if p.ecmp != nil && len(broken) > 0 {
+		var rehashed []labtest.Failure
+		rehashed, counted = p.ecmp.judge(t, broken)
+		t.Logf("%s: %d broken streams re-hashed by the router between nodes in service (not counted)", p.name, len(rehashed))
+	}
+	t.Logf("%s: %d long-lived streams (pods' nodes %v), %d broken", p.name, len(ss.Results()), byNode, len(broken))
+	var at []time.Time
+	for _, f := range counted {
+		t.Errorf("%s: stream from %s opened %s broke at %s: %v", p.name, f.Local, f.Start.Format("15:04:05.000"), f.At.Format("15:04:05.000"), f.Err)
+		at = append(at, f.At)
+	}
+	if len(counted) > 0 {
+		slices.SortFunc(at, time.Time.Compare)
+		l.explain(t, p, counted, at)
+	}
+}
 // wantDraining waits until every BGPSessionState of node says draining
 // (empty: in service).
 func (c *cluster) wantDraining(t *testing.T, node, draining string) {

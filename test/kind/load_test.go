@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,19 +80,21 @@ func (c *cluster) startLoad(t *testing.T, s site) *load {
 	rec := newRecorder(t)
 	c.speakerLogs(rec)
 	rec.follow("router", c.env["ENGINE"], "exec", c.env["ROUTER"], "ip", "-ts", "monitor", "nexthop", "route")
-	// Every segment between the host or the router and the nodes, and
-	// between nodes (hand-offs), crosses the LAN's bridge.
-	if br, err := run(ctx, c.env["ENGINE"], "network", "inspect", c.env["LAN_NET"], "-f", "{{.NetworkInterface}}"); err == nil {
-		rec.follow("lan", "tcpdump", "-i", strings.TrimSpace(br), "-l", "-nn", "-e", "-tt", "-Q", "inout",
-			fmt.Sprintf("tcp port 80 and (host %s or host %s)", s.l2, s.bgp))
-	}
-	// Each node's conntrack events for both addresses: which node knew a
-	// failed connection, and since when.
-	for n := range c.nodeIPs(t) {
-		// Entries then carry their start time (conntrack -L -o timestamp).
-		_, _ = c.exec(ctx, n, "sysctl", "-qw", "net.netfilter.nf_conntrack_timestamp=1")
-		for _, ip := range []netip.Addr{s.l2, s.bgp} {
-			rec.follow("conntrack/"+n, c.env["ENGINE"], "exec", n, "conntrack", "-E", "-p", "tcp", "--orig-dst", ip.String(), "-o", "timestamp")
+	if os.Getenv("BEACON_KIND_TRACE") == "1" {
+		// Every segment between the host or the router and the nodes, and
+		// between nodes (hand-offs), crosses the LAN's bridge. Each node's
+		// conntrack events for both addresses say which node knew a failed
+		// connection, and since when. Both cost enough CPU on a small
+		// machine to starve the speakers, so they are asked for.
+		if br, err := run(ctx, c.env["ENGINE"], "network", "inspect", c.env["LAN_NET"], "-f", "{{.NetworkInterface}}"); err == nil {
+			rec.follow("lan", "tcpdump", "-i", strings.TrimSpace(br), "-l", "-nn", "-e", "-tt", "-Q", "inout",
+				fmt.Sprintf("tcp port 80 and (host %s or host %s)", s.l2, s.bgp))
+		}
+		for n := range c.nodeIPs(t) {
+			_, _ = c.exec(ctx, n, "sysctl", "-qw", "net.netfilter.nf_conntrack_timestamp=1")
+			for _, ip := range []netip.Addr{s.l2, s.bgp} {
+				rec.follow("conntrack/"+n, c.env["ENGINE"], "exec", n, "conntrack", "-E", "-p", "tcp", "--orig-dst", ip.String(), "-o", "timestamp")
+			}
 		}
 	}
 	l := warmUp(t, &load{rec: rec, c: c, probes: []*probe{
@@ -174,8 +177,11 @@ func (l *load) explain(t *testing.T, p *probe, failed []labtest.Failure, bad []t
 		}
 		return source == "router" || strings.Contains(text, p.addr) || strings.Contains(text, "peer ") || strings.Contains(text, "member")
 	})
+	if len(nums) == 0 && os.Getenv("BEACON_KIND_TRACE") != "1" {
+		t.Logf("%s: rerun with BEACON_KIND_TRACE=1 for the failed connections' segments and conntrack events", p.name)
+	}
 	for _, port := range nums {
-		if l.c == nil {
+		if l.c == nil || os.Getenv("BEACON_KIND_TRACE") != "1" {
 			break
 		}
 		for n := range l.c.nodeIPs(t) {
