@@ -1,7 +1,9 @@
 package labtest
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,9 +23,8 @@ type Stream struct {
 	// Local is the connection's local address; Opened when it was dialled.
 	Local  string
 	Opened time.Time
-	// Broken says how the stream broke (a failed request, or its
-	// connection replaced by a new one); empty while it holds. BrokenAt
-	// is when, and Err the failed request's error, if that was it.
+	// Broken says how the stream broke (its first failed request); empty
+	// while it holds. BrokenAt is when, Err the request's error.
 	Broken   string
 	BrokenAt time.Time
 	Err      error
@@ -31,8 +32,8 @@ type Stream struct {
 
 // Streams keeps n long-lived TCP connections from a lab namespace to a
 // target: each is one HTTP/1.1 keep-alive connection sending a request
-// every interval. A stream breaks on its first failed request or when its
-// connection is replaced; it then stops.
+// every interval. A stream breaks on its first failed request (a reset, a
+// timeout of 2 s, the server closing it); it then stops.
 type Streams struct {
 	mu      sync.Mutex
 	streams []Stream
@@ -63,46 +64,49 @@ func StartStreamsDial(ctx context.Context, dial lab.DialFunc, target string, n i
 func (s *Streams) run(ctx context.Context, dial lab.DialFunc, target string, i int, every time.Duration, ready func()) {
 	var once sync.Once
 	defer once.Do(ready)
-	dials := 0
-	tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		opened := time.Now()
-		c, err := dial(ctx, network, addr)
+	// One connection, driven by hand rather than by an http.Transport,
+	// which would dial a new one when the old was reset while idle and
+	// hide the reset.
+	record := func(err error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		dials++
-		if err == nil && dials == 1 {
-			s.streams[i].Local, s.streams[i].Opened = c.LocalAddr().String(), opened
+		st := &s.streams[i]
+		st.BrokenAt, st.Err = time.Now(), err
+		st.Broken = fmt.Sprintf("%s: request %d failed: %v", st.BrokenAt.Format("15:04:05.000"), st.Requests+1, err)
+	}
+	opened := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	conn, err := dial(dctx, "tcp", target)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			record(err)
 		}
-		return c, err
-	}}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	s.mu.Lock()
+	s.streams[i].Local, s.streams[i].Opened = conn.LocalAddr().String(), opened
+	s.mu.Unlock()
+	br := bufio.NewReader(conn)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		rep, err := getReply(hc, "http://"+target+"/")
-		s.mu.Lock()
-		st := &s.streams[i]
-		switch {
-		case err != nil && ctx.Err() != nil:
-		case err != nil:
-			st.BrokenAt, st.Err = time.Now(), err
-			st.Broken = fmt.Sprintf("%s: request %d failed: %v", st.BrokenAt.Format("15:04:05.000"), st.Requests+1, err)
-		case dials > 1:
-			st.BrokenAt = time.Now()
-			st.Broken = fmt.Sprintf("%s: request %d went on a new connection", st.BrokenAt.Format("15:04:05.000"), st.Requests+1)
-		default:
-			st.Requests++
-			if st.Pod == "" {
-				st.Pod, st.Node = rep.Pod, rep.Node
+		rep, err := request(conn, br, target)
+		if err != nil {
+			if ctx.Err() == nil {
+				record(err)
 			}
-		}
-		broken := st.Broken != ""
-		s.mu.Unlock()
-		once.Do(ready)
-		if broken {
 			return
 		}
+		s.mu.Lock()
+		st := &s.streams[i]
+		st.Requests++
+		if st.Pod == "" {
+			st.Pod, st.Node = rep.Pod, rep.Node
+		}
+		s.mu.Unlock()
+		once.Do(ready)
 		select {
 		case <-ctx.Done():
 			return
@@ -111,8 +115,15 @@ func (s *Streams) run(ctx context.Context, dial lab.DialFunc, target string, i i
 	}
 }
 
-func getReply(hc *http.Client, url string) (echo.Reply, error) {
-	resp, err := hc.Get(url)
+// request sends one GET on conn and reads the echo reply, within 2 s.
+func request(conn net.Conn, br *bufio.Reader, host string) (echo.Reply, error) {
+	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return echo.Reply{}, err
+	}
+	if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host); err != nil {
+		return echo.Reply{}, err
+	}
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		return echo.Reply{}, err
 	}
@@ -123,6 +134,9 @@ func getReply(hc *http.Client, url string) (echo.Reply, error) {
 	}
 	if resp.StatusCode != http.StatusOK {
 		return echo.Reply{}, fmt.Errorf("status %s", resp.Status)
+	}
+	if resp.Close {
+		return echo.Reply{}, errors.New("the server closes the connection")
 	}
 	return echo.ParseReply(string(body))
 }
