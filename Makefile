@@ -136,8 +136,8 @@ else
 	GO=$(GO) KIND_ROW_TESTS=$(KIND_ROW_TESTS) hack/kind/rows.sh $(KIND_ROWS)
 endif
 
-e2e-kind-ops: ## Operations under steady traffic on the kind cluster: speaker rolling restart, helm upgrade, drain, failback after a speaker restart, uninstall and reinstall
-	BEACON_KIND_OPS=1 $(GO) test -count=1 -timeout 40m -v -run 'TestSpeakerRollingRestart|TestHelmUpgrade|TestDrain|TestFailback|TestUninstall' ./test/kind/
+e2e-kind-ops: ## Operations under steady traffic on the kind cluster (part of e2e-kind), with the Immediate failback control case: rolling restart, helm upgrade, drains, failback, uninstall and reinstall
+	BEACON_KIND_OPS=1 $(GO) test -count=1 -timeout 40m -v -run 'TestSpeakerRollingRestart|TestHelmUpgrade|TestDrain|TestGracefulDrainLabel|TestFailback|TestUninstall' ./test/kind/
 
 bench-kind-failover: ## Freeze the announcing kind node under traffic: L2/BGP time without a reply, p50/p99 (BEACON_KIND_RUNS=10)
 	BEACON_KIND_BENCH=1 $(GO) test -count=1 -timeout 30m -v -run 'TestBenchFailover$$' ./test/kind/

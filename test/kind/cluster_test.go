@@ -48,18 +48,6 @@ func envFile() string {
 }
 
 // need returns the cluster of make kind-up, or skips the test without one.
-// needOps is need for the operations under steady traffic that restart
-// speakers (rolling restart, helm upgrade). They run with make
-// e2e-kind-ops: on a busy 2-core machine speakers starved of CPU declare
-// healthy peers dead, and they have passed only a few runs in a row so far.
-func needOps(t *testing.T) *cluster {
-	t.Helper()
-	if os.Getenv("BEACON_KIND_OPS") != "1" {
-		t.Skip("an operation under steady traffic that restarts speakers: run it with make e2e-kind-ops (BEACON_KIND_OPS=1); not yet enough passing runs on a busy 2-core machine to be part of make e2e-kind")
-	}
-	return need(t)
-}
-
 func need(t *testing.T) *cluster {
 	t.Helper()
 	f := envFile()

@@ -83,14 +83,18 @@ func (c *cluster) startLoad(t *testing.T, s site) *load {
 	if os.Getenv("BEACON_KIND_TRACE") == "1" {
 		// Every segment between the host or the router and the nodes, and
 		// between nodes (hand-offs), crosses the LAN's bridge. Each node's
-		// conntrack events for both addresses say which node knew a failed
-		// connection, and since when. Both cost enough CPU on a small
-		// machine to starve the speakers, so they are asked for.
+		// conntrack events for both addresses (BEACON_KIND_TRACE_CONNTRACK=1
+		// too) say which node knew a failed connection, and since when.
+		// Both cost CPU, the events enough on a small machine to starve the
+		// speakers, so they are asked for.
 		if br, err := run(ctx, c.env["ENGINE"], "network", "inspect", c.env["LAN_NET"], "-f", "{{.NetworkInterface}}"); err == nil {
 			rec.follow("lan", "tcpdump", "-i", strings.TrimSpace(br), "-l", "-nn", "-e", "-tt", "-Q", "inout",
 				fmt.Sprintf("tcp port 80 and (host %s or host %s)", s.l2, s.bgp))
 		}
 		for n := range c.nodeIPs(t) {
+			if os.Getenv("BEACON_KIND_TRACE_CONNTRACK") != "1" {
+				break
+			}
 			_, _ = c.exec(ctx, n, "sysctl", "-qw", "net.netfilter.nf_conntrack_timestamp=1")
 			for _, ip := range []netip.Addr{s.l2, s.bgp} {
 				rec.follow("conntrack/"+n, c.env["ENGINE"], "exec", n, "conntrack", "-E", "-p", "tcp", "--orig-dst", ip.String(), "-o", "timestamp")

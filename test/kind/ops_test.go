@@ -43,7 +43,7 @@ func (c *cluster) waitBeacon(t *testing.T) {
 // TestSpeakerRollingRestart: kubectl rollout restart of the speakers, with
 // the chart's update strategy, fails no request to an L2 or a BGP address.
 func TestSpeakerRollingRestart(t *testing.T) {
-	c := needOps(t)
+	c := need(t)
 	ctx := context.Background()
 	c.waitBeacon(t)
 	s := c.newSite(t, 3)
@@ -137,7 +137,7 @@ func TestControllerLeaderDeleted(t *testing.T) {
 // TestHelmUpgrade: helm upgrade to another image tag rolls every pod of the
 // chart while traffic runs, fails no request and changes no address.
 func TestHelmUpgrade(t *testing.T) {
-	c := needOps(t)
+	c := need(t)
 	if c.env["UPGRADE_IMAGE"] == "" {
 		t.Skip("kind-up wrote no UPGRADE_IMAGE= line (an older kind-up): re-run make kind-up")
 	}
