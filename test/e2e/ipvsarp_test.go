@@ -84,6 +84,7 @@ func TestL2KernelAnswersIPVS(t *testing.T) {
 	run(t, "ip", "-n", ns, "link", "add", "kube-ipvs0", "type", "ifb")
 	run(t, "ip", "-n", ns, "addr", "add", v4.String()+"/32", "dev", "kube-ipvs0")
 	run(t, "ip", "-n", ns, "addr", "add", v6.String()+"/128", "dev", "kube-ipvs0")
+	added := time.Now()
 
 	// The premise, on the real kernel: both nodes answer ARP for v4.
 	both := []string{macOf(announcer), macOf(other)}
@@ -110,17 +111,18 @@ func TestL2KernelAnswersIPVS(t *testing.T) {
 	}
 
 	// The other node's speaker says so.
-	found := s.Poll(30*time.Second, other+" reports the kernel's answers", func() (bool, string) {
+	s.Poll(30*time.Second, other+" reports the kernel's answers", func() (bool, string) {
 		v := s.metric(other, `beacon_l2_kernel_answered_addresses{family="ipv4"}`)
-		return v >= 1, fmt.Sprint(v)
+		return v == 1, fmt.Sprint(v)
 	})
+	t.Logf("gauge of %s at 1 %v after kube-ipvs0 got the addresses", other, time.Since(added).Round(time.Millisecond))
 	s.waitEvent(other, agent.EventKernelAnswers, v4.String()+" on "+lab.LANInterface+" (interface kube-ipvs0 holds it; effective arp_ignore of eth0 is 0)")
 	s.waitEvent(other, agent.EventKernelAnswers, "set ipvs.strictARP: true")
 	warning := eventMessage(t, s, other, agent.EventKernelAnswers)
 	if !strings.HasPrefix(warning, corev1.EventTypeWarning+" ") {
 		t.Errorf("%s Event is %q, want a Warning", agent.EventKernelAnswers, warning)
 	}
-	t.Logf("gauge of %s > 0 after %v; Event on Node %s: %s %s", other, found.Round(time.Millisecond), other, agent.EventKernelAnswers, warning)
+	t.Logf("%v after kube-ipvs0 got the addresses: Event on Node %s: %s %s", time.Since(added).Round(time.Millisecond), other, agent.EventKernelAnswers, warning)
 	if v := s.metric(other, `beacon_l2_kernel_answered_addresses{family="ipv6"}`); v != 0 {
 		t.Errorf("%s's gauge for ipv6 is %v, want 0 (the kernel answers NDP only for addresses on the receiving interface)", other, v)
 	}
@@ -130,16 +132,18 @@ func TestL2KernelAnswersIPVS(t *testing.T) {
 
 	// What strictARP sets.
 	run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2")
+	strict := time.Now()
 	var after []string
 	s.Poll(10*time.Second, "ARP answers for "+v4.String()+" from "+announcer+" only", func() (bool, string) {
 		after = s.Resolve(v4.String())
 		return slices.Equal(after, []string{macOf(announcer)}), fmt.Sprint(after)
 	})
 	t.Logf("with arp_ignore=1 and arp_announce=2 on %s: ARP for %s answered by %v", other, v4, after)
-	zero := s.Poll(30*time.Second, other+"'s gauge back to 0", func() (bool, string) {
+	s.Poll(30*time.Second, other+"'s gauge back to 0", func() (bool, string) {
 		v := s.metric(other, `beacon_l2_kernel_answered_addresses{family="ipv4"}`)
 		return v == 0, fmt.Sprint(v)
 	})
+	t.Logf("gauge of %s back to 0 %v after the sysctls", other, time.Since(strict).Round(time.Millisecond))
 	// The Normal Event may wait out the Warning's rate limit (30 s).
 	var cleared string
 	s.Poll(60*time.Second, agent.EventKernelAnswersCleared+" on "+other, func() (bool, string) {
@@ -149,7 +153,7 @@ func TestL2KernelAnswersIPVS(t *testing.T) {
 	if !strings.HasPrefix(cleared, corev1.EventTypeNormal+" ") {
 		t.Errorf("%s Event is %q, want a Normal one", agent.EventKernelAnswersCleared, cleared)
 	}
-	t.Logf("gauge of %s back to 0 after %v; Event on Node %s: %s %s", other, zero.Round(time.Millisecond), other, agent.EventKernelAnswersCleared, cleared)
+	t.Logf("%v after the sysctls: Event on Node %s: %s %s", time.Since(strict).Round(time.Millisecond), other, agent.EventKernelAnswersCleared, cleared)
 	if got := s.Resolve(v4.String()); !slices.Equal(got, []string{macOf(announcer)}) {
 		t.Errorf("ARP for %s answered by %v at the end, want %s only", v4, got, macOf(announcer))
 	}
