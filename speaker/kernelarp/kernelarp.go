@@ -109,10 +109,10 @@ func answers(ip netip.Addr, iface string, held []string, arpIgnore map[string]in
 	if onIface {
 		a.HeldOn = iface
 	}
-	switch {
-	case ignore == 8:
+	switch ignore {
+	case 8:
 		return Answer{}, false
-	case ignore == 1 || ignore == 2:
+	case 1, 2:
 		return a, onIface
 	default: // 0, 3, the reserved 4-7, and anything above 8
 		return a, true

@@ -50,9 +50,11 @@ func TestMakeL2Known(t *testing.T) {
 			want:  "[]",
 		},
 		{
-			name:  "excluded nodes too",
-			facts: func(f *Facts) { f.Nodes[0].Labels = map[string]string{"node.kubernetes.io/exclude-from-external-load-balancers": ""} },
-			want:  "[{198.51.100.200 [eth0]}]",
+			name: "excluded nodes too",
+			facts: func(f *Facts) {
+				f.Nodes[0].Labels = map[string]string{"node.kubernetes.io/exclude-from-external-load-balancers": ""}
+			},
+			want: "[{198.51.100.200 [eth0]}]",
 		},
 	}
 	for _, tc := range tests {
@@ -77,5 +79,3 @@ func TestMakeL2Known(t *testing.T) {
 		}
 	}
 }
-
-
