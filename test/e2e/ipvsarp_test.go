@@ -118,7 +118,7 @@ func TestL2KernelAnswersIPVS(t *testing.T) {
 	t.Logf("gauge of %s at 1 %v after kube-ipvs0 got the addresses", other, time.Since(added).Round(time.Millisecond))
 	s.waitEvent(other, agent.EventKernelAnswers, v4.String()+" on "+lab.LANInterface+" (interface kube-ipvs0 holds it; effective arp_ignore of eth0 is 0)")
 	s.waitEvent(other, agent.EventKernelAnswers, "set ipvs.strictARP: true")
-	warning := eventMessage(t, s, other, agent.EventKernelAnswers)
+	warning := s.nodeEventText(other, agent.EventKernelAnswers)
 	if !strings.HasPrefix(warning, corev1.EventTypeWarning+" ") {
 		t.Errorf("%s Event is %q, want a Warning", agent.EventKernelAnswers, warning)
 	}
@@ -147,7 +147,7 @@ func TestL2KernelAnswersIPVS(t *testing.T) {
 	// The Normal Event may wait out the Warning's rate limit (30 s).
 	var cleared string
 	s.Poll(60*time.Second, agent.EventKernelAnswersCleared+" on "+other, func() (bool, string) {
-		cleared = eventMessage(t, s, other, agent.EventKernelAnswersCleared)
+		cleared = s.nodeEventText(other, agent.EventKernelAnswersCleared)
 		return cleared != "", ""
 	})
 	if !strings.HasPrefix(cleared, corev1.EventTypeNormal+" ") {
@@ -157,6 +157,22 @@ func TestL2KernelAnswersIPVS(t *testing.T) {
 	if got := s.Resolve(v4.String()); !slices.Equal(got, []string{macOf(announcer)}) {
 		t.Errorf("ARP for %s answered by %v at the end, want %s only", v4, got, macOf(announcer))
 	}
+	// One Event each, not one per sync (the speaker synced every 5 s or
+	// more often all along).
+	for _, reason := range []string{agent.EventKernelAnswers, agent.EventKernelAnswersCleared} {
+		evs, err := l.Kube().CoreV1().Events("default").List(s.Ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.kind=Node,reason=" + reason})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range evs.Items {
+			n += int(max(e.Count, 1))
+		}
+		if n != 1 {
+			t.Errorf("%d %s Events over the nodes, want 1", n, reason)
+		}
+	}
 }
 
 // run runs a command and fails the test if it fails.
@@ -165,20 +181,4 @@ func run(t *testing.T, argv ...string) {
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
 	}
-}
-
-// eventMessage returns the message of an Event with the reason on the
-// named object (in "default"), or "".
-func eventMessage(t *testing.T, s *site, name, reason string) string {
-	t.Helper()
-	evs, err := s.L.Kube().CoreV1().Events("default").List(s.Ctx, metav1.ListOptions{})
-	if err != nil {
-		return ""
-	}
-	for _, e := range evs.Items {
-		if e.InvolvedObject.Name == name && e.Reason == reason && e.InvolvedObject.Kind == "Node" {
-			return e.Type + " " + e.Message
-		}
-	}
-	return ""
 }
