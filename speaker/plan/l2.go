@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/handoff"
@@ -214,15 +215,20 @@ func known(f Facts, in announce.Input, plan []announce.Decision) []kernelarp.Add
 		}
 	}
 	seen := map[netip.Addr]bool{}
+	byPool := map[string]config.Interfaces{} // matching selectors once per pool
 	var out []kernelarp.Address
 	for _, d := range plan {
 		if seen[d.IP] || d.Pool == "" || in.L2 == nil || !in.L2.Announced(d.Pool) {
 			continue
 		}
 		seen[d.IP] = true
-		on := in.L2.Interfaces(d.Pool, labels)
-		if !on.Any() {
-			on.All = true
+		on, ok := byPool[d.Pool]
+		if !ok {
+			on = in.L2.Interfaces(d.Pool, labels)
+			if !on.Any() {
+				on.All = true
+			}
+			byPool[d.Pool] = on
 		}
 		if ifaces := interfaces(announce.Decision{IP: d.IP, Interfaces: on}, f.Links); len(ifaces) > 0 {
 			out = append(out, kernelarp.Address{IP: d.IP, Interfaces: ifaces})
