@@ -394,12 +394,14 @@ Service fields Beacon honours:
 	} {
 		eventRow(w, e)
 	}
-	w.WriteString("\n- Events on Nodes, from the node's own speaker, as it drains or when one sync announces or withdraws many addresses (`kubectl describe node NAME`; see bgp.md and l2.md):\n\n")
+	w.WriteString("\n- Events on Nodes, from the node's own speaker, as it drains, when one sync announces or withdraws many addresses, or when its kernel answers ARP/NDP for L2 addresses itself (`kubectl describe node NAME`; see bgp.md and l2.md):\n\n")
 	w.WriteString("| reason | type | on | meaning |\n|---|---|---|---|\n")
 	for _, e := range [][4]string{
 		{plan.EventDraining, "Normal", "Node", "the node was labelled `" + election.ExcludeLabel + "`: its L2 addresses move to other nodes, and its BGP routes carry the GRACEFUL_SHUTDOWN community (65535:0) until `--drain-delay` ends"},
 		{plan.EventDrained, "Normal", "Node", "the node announces nothing any more (its BGP routes are withdrawn)"},
 		{plan.EventDrainEnded, "Normal", "Node", "the label is gone: the node announces again"},
+		{agent.EventKernelAnswers, "Warning", "Node", "the node's kernel answers ARP (or NDP) itself for L2 addresses Beacon announces, on an interface it announces them on, because an interface of the node holds them: kube-proxy in ipvs mode puts every LoadBalancer address on `kube-ipvs0`, and with `arp_ignore` 0 every node then answers, not only the elected one. The message names one address, the interface holding it, the `arp_ignore` value and the fix (`ipvs.strictARP: true`); see install.md (Coexisting with kube-proxy). At most one kernel Event per speaker every 30 s"},
+		{agent.EventKernelAnswersCleared, "Normal", "Node", "the node's kernel no longer answers for any L2 address itself"},
 		{plan.EventAnnouncing + "`, `" + plan.EventWithdrawn, "Normal", "Node", "one sync of the node's speaker had more than 20 such Events for Services (a speaker that starts, or takes over a failed node's addresses): the message counts those not recorded on their Services; `kubectl get serviceannouncements -A` lists every address"},
 	} {
 		eventRow(w, e)

@@ -167,6 +167,8 @@ type Agent struct {
 	// address is answered for, and dropped if this node stops announcing
 	// it first.
 	announcing map[netip.Addr]plan.Event
+	// kernel follows what the node's kernel answers ARP/NDP for itself.
+	kernel *kernelWatch
 	// checking maps the interfaces given addresses to check at the last
 	// sync to them (only sync touches it).
 	checking map[string][]netip.Addr
@@ -185,7 +187,8 @@ func New(cfg Config) (*Agent, error) {
 		})}
 	a.conflictWarned = map[netip.Addr]string{}
 	a.announcing = map[netip.Addr]plan.Event{}
-	if err := register.Metrics(cfg.Registerer, a.elections); err != nil {
+	a.kernel = newKernelWatch()
+	if err := register.Metrics(cfg.Registerer, a.elections, a.kernel.gauge); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	return a, nil
@@ -247,7 +250,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.changed()
 	a.cfg.Log.Info("speaker running", "node", a.cfg.Node)
 	// A safety net: re-sync every few seconds even without events, so a
-	// responder that failed to start is retried.
+	// responder that failed to start is retried, and addresses that appear
+	// on the node's interfaces (kube-ipvs0), which no Kubernetes event
+	// announces, are found (checkKernel).
 	var responderChanges <-chan struct{}
 	if n, ok := a.cfg.Links.(interface{ ResponderChanges() <-chan struct{} }); ok {
 		responderChanges = n.ResponderChanges()

@@ -50,6 +50,9 @@ func (a *Agent) sync(ctx context.Context) error {
 		res.Reports = keepProbed(res.Reports, checkedBy(responders))
 		res.Events = a.holdAnnouncing(res.Events, a.cfg.Node, res.L2.Decisions, answered)
 		res.Events = append(res.Events, a.conflictEvents(a.cfg.Node, res.L2.Decisions, conflicts)...)
+		if f.LinksErr == nil {
+			res.Events = append(res.Events, a.checkKernel(res.L2.Known, f.Links, f.Now)...)
+		}
 	}
 	a.record(res.Events)
 	if res.L2 != nil {

@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/speaker/announce"
 	"github.com/beaconlb/beacon/speaker/handoff"
+	"github.com/beaconlb/beacon/speaker/kernelarp"
 )
 
 // L2 is what this node does in layer 2.
@@ -31,6 +33,11 @@ type L2 struct {
 	// Claims are the addresses this node announces with who announced
 	// them before, for the hand-off tracker.
 	Claims []handoff.Claim
+	// Known are every L2 address of the plan, whoever announces it, with
+	// the interfaces of this node it would be announced on: the kernel of
+	// a node that lost the election may answer for it all the same
+	// (package kernelarp).
+	Known []kernelarp.Address
 	// Drain are hand-offs of the addresses this node announces by BGP to
 	// a node that just started draining (see drainHandoffs); Routes adds
 	// them to the tracker's.
@@ -84,6 +91,7 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 	out.Reannounce = len(rejoined) > 0
 	out.Claims = claims(f.Node, st.Decisions, st.Planned, plan, rejoined)
 	out.Drain = drainHandoffs(f, in.Nodes, st)
+	out.Known = known(f, in, plan)
 	for _, n := range f.Nodes {
 		if alive[n.Name] || f.Members.Left[n.Name] {
 			v4, _ := internalIP(n, true)
@@ -189,6 +197,41 @@ func interfaces(d announce.Decision, links []Link) []string {
 	for _, l := range links {
 		if l.Up && !l.Loopback && slices.ContainsFunc(l.Prefixes, func(p netip.Prefix) bool { return p.Contains(d.IP) }) {
 			out = append(out, l.Name)
+		}
+	}
+	return out
+}
+
+// known lists every address of the plan whose pool an L2Advertisement
+// announces, once, with the interfaces this node would announce it on:
+// those the advertisements grant this node or, for a node they do not
+// select, the up interfaces on the address's subnet, where requests for
+// it arrive all the same.
+func known(f Facts, in announce.Input, plan []announce.Decision) []kernelarp.Address {
+	var labels map[string]string
+	for _, n := range in.Nodes {
+		if n.Name == f.Node {
+			labels = n.Labels
+		}
+	}
+	seen := map[netip.Addr]bool{}
+	byPool := map[string]config.Interfaces{} // matching selectors once per pool
+	var out []kernelarp.Address
+	for _, d := range plan {
+		if seen[d.IP] || d.Pool == "" || in.L2 == nil || !in.L2.Announced(d.Pool) {
+			continue
+		}
+		seen[d.IP] = true
+		on, ok := byPool[d.Pool]
+		if !ok {
+			on = in.L2.Interfaces(d.Pool, labels)
+			if !on.Any() {
+				on.All = true
+			}
+			byPool[d.Pool] = on
+		}
+		if ifaces := interfaces(announce.Decision{IP: d.IP, Interfaces: on}, f.Links); len(ifaces) > 0 {
+			out = append(out, kernelarp.Address{IP: d.IP, Interfaces: ifaces})
 		}
 	}
 	return out

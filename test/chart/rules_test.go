@@ -100,7 +100,7 @@ func TestAlertsDocumented(t *testing.T) {
 // rulesTest feeds series as the controller (beacon_pool_*,
 // beacon_services_pending, beacon_addresses_unannounced), the speaker
 // (beacon_bgp_*, beacon_member_alive_nodes, beacon_l2_conflicts_total,
-// beacon_nodeport_sync_failures_total), Prometheus (up) and
+// beacon_l2_kernel_answered_addresses, beacon_nodeport_sync_failures_total), Prometheus (up) and
 // kube-state-metrics (kube_pod_status_ready) expose them, with the labels a
 // ServiceMonitor adds (namespace, node, job from the component). In the
 // first test, pool "lan" is 90% used (above the 0.8 of
@@ -140,6 +140,9 @@ tests:
       - {series: 'beacon_member_alive_nodes{namespace="beacon-system",node="n5",pod="beacon-speaker-eeeee"}', values: '1x15'}
       - {series: 'beacon_l2_conflicts_total{namespace="beacon-system",node="n1",interface="eth0",family="ipv4"}', values: '0x5 1+1x10'}
       - {series: 'beacon_l2_conflicts_total{namespace="beacon-system",node="n2",interface="eth0",family="ipv4"}', values: '0x15'}
+      - {series: 'beacon_l2_kernel_answered_addresses{namespace="beacon-system",node="n1",family="ipv4",pod="beacon-speaker-aaaaa"}', values: '0 2x14'}
+      - {series: 'beacon_l2_kernel_answered_addresses{namespace="beacon-system",node="n1",family="ipv6",pod="beacon-speaker-aaaaa"}', values: '0x15'}
+      - {series: 'beacon_l2_kernel_answered_addresses{namespace="beacon-system",node="n2",family="ipv4",pod="beacon-speaker-bbbbb"}', values: '0x15'}
       - {series: 'beacon_nodeport_sync_failures_total{namespace="beacon-system",node="n1",pod="beacon-speaker-aaaaa"}', values: '0+1x15'}
       - {series: 'beacon_nodeport_sync_failures_total{namespace="beacon-system",node="n2",pod="beacon-speaker-bbbbb"}', values: '0 1x14'}
       - {series: 'beacon_bgp_bfd_up{namespace="beacon-system",node="n1",peer="192.0.2.1"}', values: '0x15'}
@@ -221,6 +224,13 @@ tests:
             exp_annotations:
               summary: "Another host claims an address that n1 announces on eth0 (ipv4)"
               description: "Two hosts answer ARP/NDP for one address: a pool overlaps addresses in use on the LAN. See docs/troubleshooting.md (Address conflict)."
+      - eval_time: 10m
+        alertname: BeaconL2KernelAnswers
+        exp_alerts:
+          - exp_labels: {severity: warning, node: n1, family: ipv4}
+            exp_annotations:
+              summary: "The kernel of n1 answers for 2 L2 address(es) (ipv4) itself"
+              description: "An interface of the node holds addresses Beacon announces, so the node answers for them even when another node is elected. With kube-proxy in ipvs mode set ipvs.strictARP: true. kubectl describe node n1 shows the KernelAnswersL2Addresses Event; see docs/troubleshooting.md (Kernel answers for L2 addresses)."
       - eval_time: 10m
         alertname: BeaconNftablesSyncFailing
         exp_alerts:

@@ -73,10 +73,18 @@ func (d drainTraffic) checkStreams(t *testing.T, drained string, rehashed bool) 
 }
 
 // nodeEvent reports whether the Node has an Event of that reason.
-func (s *site) nodeEvent(node, reason string) bool {
+func (s *site) nodeEvent(node, reason string) bool { return s.nodeEventText(node, reason) != "" }
+
+// nodeEventText returns the type and message ("Warning ...") of an Event
+// of that reason on the Node, or "" when it has none.
+func (s *site) nodeEventText(node, reason string) string {
 	evs, err := s.L.Kube().CoreV1().Events("default").List(s.Ctx, metav1.ListOptions{
 		FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + node + ",reason=" + reason})
-	return err == nil && len(evs.Items) > 0
+	if err != nil || len(evs.Items) == 0 {
+		return ""
+	}
+	e := evs.Items[len(evs.Items)-1]
+	return e.Type + " " + e.Message
 }
 
 // TestL2Drain labels the announcing node
