@@ -195,8 +195,12 @@ func (l *load) checkStreams(t *testing.T, p *probe, ss *labtest.Streams) {
 	}
 	t.Logf("%s: %d long-lived streams (pods' nodes %v), %d broken", p.name, len(ss.Results()), byNode, len(broken))
 	var at []time.Time
+	pods := map[string]string{}
+	for _, st := range ss.Results() {
+		pods[st.Local] = st.Pod + " on " + st.Node
+	}
 	for _, f := range counted {
-		t.Errorf("%s: stream from %s opened %s broke at %s: %v", p.name, f.Local, f.Start.Format("15:04:05.000"), f.At.Format("15:04:05.000"), f.Err)
+		t.Errorf("%s: stream from %s (pod %s) opened %s broke at %s: %v", p.name, f.Local, pods[f.Local], f.Start.Format("15:04:05.000"), f.At.Format("15:04:05.000"), f.Err)
 		at = append(at, f.At)
 	}
 	if len(counted) > 0 {
