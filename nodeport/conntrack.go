@@ -13,7 +13,15 @@ type Flow struct {
 	// OrigDst is where the client sent (a Service frontend); ReplySrc is
 	// who answers: the endpoint when the flow was DNATed, else OrigDst.
 	OrigDst, ReplySrc netip.AddrPort
+	// TCPState is conntrack's state of a TCP flow (TCPTimeWait, ...).
+	TCPState uint8
 }
+
+// Conntrack's TCP states that mean the connection is over.
+const (
+	TCPTimeWait uint8 = 7
+	TCPClose    uint8 = 8
+)
 
 // Conntrack deletes conntrack entries.
 type Conntrack interface {
@@ -144,11 +152,15 @@ func (k KernelConntrack) DeleteFlows(fam Family, match func(Flow) bool) (int, er
 type flowFilter func(Flow) bool
 
 func (f flowFilter) MatchConntrackFlow(c *netlink.ConntrackFlow) bool {
-	return f(Flow{
+	fl := Flow{
 		Proto:    Protocol(c.Forward.Protocol),
 		OrigDst:  addrPort(c.Forward.DstIP, c.Forward.DstPort),
 		ReplySrc: addrPort(c.Reverse.SrcIP, c.Reverse.SrcPort),
-	})
+	}
+	if tcp, ok := c.ProtoInfo.(*netlink.ProtoInfoTCP); ok {
+		fl.TCPState = tcp.State
+	}
+	return f(fl)
 }
 
 func addrPort(ip []byte, port uint16) netip.AddrPort {

@@ -54,8 +54,9 @@ type Kernel struct {
 	// nft is opened by the first Apply or Remove, in the network
 	// namespace of the calling thread.
 	nft     *nodeport.KernelApplier
-	last    []Route // what was applied
-	applied bool    // last is in the kernel (false after an error)
+	ct      *netlink.Handle // conntrack, opened by the first takeover
+	last    []Route         // what was applied
+	applied bool            // last is in the kernel (false after an error)
 
 	addresses atomic.Int64
 }
@@ -98,6 +99,7 @@ func (k *Kernel) Apply(routes []Route) error {
 	if err := k.applyRouting(routes); err != nil {
 		return err
 	}
+	k.forgetClosed(routes)
 	// Hand-offs change only when addresses move between live nodes: worth
 	// a line each, to match a client's broken connection with them.
 	k.log.Info("hand-off applied", "routes", String(routes))
@@ -139,8 +141,57 @@ func (k *Kernel) Remove() error {
 	return errors.Join(errs...)
 }
 
+// forgetClosed deletes this node's conntrack entries of finished TCP
+// connections (TIME_WAIT, CLOSE) to the addresses routes hands off anew.
+// They are left from an earlier time this node announced the address, and
+// a handed-off flow whose client reuses such a connection's ports would
+// match one instead of getting a new entry: it would miss the steer chain,
+// and, not fitting the old connection, be dropped as invalid.
+func (k *Kernel) forgetClosed(routes []Route) {
+	fresh := map[netip.Addr]bool{}
+	for _, r := range routes {
+		if !slices.ContainsFunc(k.last, func(o Route) bool { return o.IP == r.IP }) {
+			fresh[r.IP] = true
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if k.ct == nil {
+		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+		if err != nil {
+			k.log.Error(err, "cannot open conntrack to forget finished flows of taken-over addresses")
+			return
+		}
+		k.ct = h
+	}
+	ct := nodeport.KernelConntrack{H: k.ct}
+	for _, fam := range []nodeport.Family{nodeport.IPv4, nodeport.IPv6} {
+		n, err := ct.DeleteFlows(fam, closedFlows(fresh))
+		if err != nil {
+			k.log.Error(err, "deleting finished flows of taken-over addresses", "family", fam.String())
+		}
+		if n > 0 {
+			k.log.Info("deleted finished flows of taken-over addresses", "family", fam.String(), "flows", n)
+		}
+	}
+}
+
+// closedFlows matches conntrack entries of finished TCP connections to
+// one of ips.
+func closedFlows(ips map[netip.Addr]bool) func(nodeport.Flow) bool {
+	return func(f nodeport.Flow) bool {
+		return f.Proto == nodeport.TCP && ips[f.OrigDst.Addr()] &&
+			(f.TCPState == nodeport.TCPTimeWait || f.TCPState == nodeport.TCPClose)
+	}
+}
+
 // Close releases the netlink sockets; the kernel state stays.
 func (k *Kernel) Close() error {
+	if k.ct != nil {
+		k.ct.Close()
+		k.ct = nil
+	}
 	if k.nft == nil {
 		return nil
 	}

@@ -16,8 +16,11 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/beaconlb/beacon/internal/netnstest"
+	"github.com/beaconlb/beacon/nodeport"
 )
 
 // The kernel test builds a small LAN in network namespaces:
@@ -256,5 +259,101 @@ func TestKernelHandsOffMidStreamFlows(t *testing.T) {
 	}
 	if got := n.must("ip", "-n", n.b, "rule", "show"); strings.Contains(got, fmt.Sprint(DefaultRouting)) {
 		t.Errorf("rule left after Remove: %q", got)
+	}
+}
+
+// TestKernelForgetsClosedFlows: taking an address over deletes this node's
+// conntrack entries of finished TCP connections to it (a handed-off flow
+// reusing their ports would match one and be dropped), and nothing else.
+func TestKernelForgetsClosedFlows(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	ns := netnstest.New(t, fmt.Sprintf("beacon-t-hct-%d", os.Getpid()))
+	// A link on the LAN, so that the routes via A can be made.
+	for _, args := range [][]string{
+		{"link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"addr", "add", addrB + "/24", "dev", "v0"},
+		{"link", "set", "v0", "up"},
+		{"link", "set", "v1", "up"},
+	} {
+		if out, err := netnstest.Run("ip", append([]string{"-n", ns}, args...)...); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	x, y := net.ParseIP(addrX).To4(), net.ParseIP("198.51.100.201").To4()
+	client := net.ParseIP(addrC).To4()
+	type entry struct {
+		dst   net.IP
+		port  uint16
+		state uint8
+		keep  bool
+	}
+	entries := []entry{
+		{x, 40000, nodeport.TCPTimeWait, false},
+		{x, 40001, nodeport.TCPClose, false},
+		{x, 40002, 3 /* ESTABLISHED */, true},
+		{y, 40003, nodeport.TCPTimeWait, true}, // another address
+	}
+	flow := func(e entry) *netlink.ConntrackFlow {
+		f := &netlink.ConntrackFlow{FamilyType: unix.AF_INET, TimeOut: 120, ProtoInfo: &netlink.ProtoInfoTCP{State: e.state}}
+		f.Forward = netlink.IPTuple{SrcIP: client, DstIP: e.dst, SrcPort: e.port, DstPort: 80, Protocol: unix.IPPROTO_TCP}
+		f.Reverse = netlink.IPTuple{SrcIP: e.dst, DstIP: client, SrcPort: 80, DstPort: e.port, Protocol: unix.IPPROTO_TCP}
+		return f
+	}
+	left := func() map[uint16]bool {
+		out := map[uint16]bool{}
+		err := netnstest.Do(ns, func() error {
+			flows, err := netlink.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+			for _, f := range flows {
+				if f.Forward.SrcIP.Equal(client) {
+					out[f.Forward.SrcPort] = true
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	k := NewKernel(0, 0, testr.New(t))
+	t.Cleanup(func() { _ = k.Close() })
+	if err := netnstest.Do(ns, func() error {
+		for _, e := range entries {
+			if err := netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, flow(e)); err != nil {
+				return fmt.Errorf("creating the entry of port %d: %w", e.port, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := left(); len(got) != len(entries) {
+		t.Fatalf("created entries of ports %v, want %d", got, len(entries))
+	}
+	routes := []Route{{IP: netip.MustParseAddr(addrX), Via: netip.MustParseAddr(addrA)}}
+	if err := netnstest.Do(ns, func() error { return k.Apply(routes) }); err != nil {
+		t.Fatal(err)
+	}
+	got := left()
+	for _, e := range entries {
+		if got[e.port] != e.keep {
+			t.Errorf("entry of port %d (state %d, to %s) left: %v, want %v", e.port, e.state, e.dst, got[e.port], e.keep)
+		}
+	}
+	// An address already handed off is not swept again.
+	if err := netnstest.Do(ns, func() error {
+		return netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, flow(entry{x, 40004, nodeport.TCPTimeWait, true}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netnstest.Do(ns, func() error {
+		return k.Apply(append(routes, Route{IP: netip.MustParseAddr("198.51.100.202"), Via: netip.MustParseAddr(addrA)}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !left()[40004] {
+		t.Errorf("the entry of port 40004 was deleted, though its address was handed off already")
 	}
 }
