@@ -340,11 +340,11 @@ func TestStaleUDP(t *testing.T) {
 		f    Flow
 		want bool
 	}{
-		{Flow{UDP, lb, ap("198.18.2.4:5353")}, true},
-		{Flow{UDP, fe, ap("198.18.2.4:5353")}, true},
-		{Flow{UDP, lb, ap("198.18.1.4:5353")}, false},
-		{Flow{TCP, lb, ap("198.18.2.4:5353")}, false},
-		{Flow{UDP, ap("203.0.113.6:53"), ap("198.18.2.4:5353")}, false},
+		{Flow{Proto: UDP, OrigDst: lb, ReplySrc: ap("198.18.2.4:5353")}, true},
+		{Flow{Proto: UDP, OrigDst: fe, ReplySrc: ap("198.18.2.4:5353")}, true},
+		{Flow{Proto: UDP, OrigDst: lb, ReplySrc: ap("198.18.1.4:5353")}, false},
+		{Flow{Proto: TCP, OrigDst: lb, ReplySrc: ap("198.18.2.4:5353")}, false},
+		{Flow{Proto: UDP, OrigDst: ap("203.0.113.6:53"), ReplySrc: ap("198.18.2.4:5353")}, false},
 	} {
 		if got := s.match(c.f); got != c.want {
 			t.Errorf("match(%+v) = %v, want %v", c.f, got, c.want)
@@ -356,7 +356,7 @@ func TestStaleUDP(t *testing.T) {
 	// A service that had no endpoints: untranslated flows to it are stale.
 	empty := []UDPPort{{Family: IPv4, Key: "k", Frontends: []netip.AddrPort{fe, lb}}}
 	s = staleUDP(empty, next)[IPv4]
-	if !s.match(Flow{UDP, lb, lb}) || s.match(Flow{UDP, lb, ap("198.18.1.4:5353")}) {
+	if !s.match(Flow{Proto: UDP, OrigDst: lb, ReplySrc: lb}) || s.match(Flow{Proto: UDP, OrigDst: lb, ReplySrc: ap("198.18.1.4:5353")}) {
 		t.Error("untranslated flows to a service that gained endpoints should be stale, translated ones not")
 	}
 }
