@@ -34,6 +34,7 @@ func (a *Agent) wantReports(r []plan.Report) {
 // second with whatever is latest by then.
 func (a *Agent) reportLoop(ctx context.Context) {
 	var pending []plan.Report
+	created := map[string]time.Time{}
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
@@ -48,7 +49,7 @@ func (a *Agent) reportLoop(ctx context.Context) {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := a.writeReports(wctx, pending)
+		err := a.writeReports(wctx, pending, created)
 		cancel()
 		if err != nil {
 			a.cfg.Log.V(1).Info("writing service announcements, will retry", "err", err)
@@ -59,18 +60,33 @@ func (a *Agent) reportLoop(ctx context.Context) {
 	}
 }
 
+// createdVisible is how long a report this node created may stay out of
+// its cache before it is created again.
+const createdVisible = 10 * time.Second
+
 // writeReports makes this node's ServiceAnnouncements match what it
 // announces: one per Service and mode, written only when it differs.
-func (a *Agent) writeReports(ctx context.Context, want []plan.Report) error {
+// created holds when this node created reports its cache may not show
+// yet: the next call, often within milliseconds, would create them again.
+func (a *Agent) writeReports(ctx context.Context, want []plan.Report, created map[string]time.Time) error {
 	have := map[string]*v1alpha1.ServiceAnnouncement{}
 	for _, sa := range list[v1alpha1.ServiceAnnouncement](a.w.reports) {
 		have[sa.Namespace+"/"+sa.Name] = sa
+	}
+	now := time.Now()
+	for key, at := range created {
+		if _, ok := have[key]; ok || now.Sub(at) > createdVisible {
+			delete(created, key)
+		}
 	}
 	var errs []error
 	for _, r := range want {
 		key := r.Namespace + "/" + reportName(r.Service, a.cfg.Node, r.Via)
 		cur, ok := have[key]
 		delete(have, key)
+		if _, pending := created[key]; pending && !ok {
+			continue // compared once the cache has it
+		}
 		// Compared before an object is built: at 10,000 Services the
 		// objects of every unchanged report would be garbage each call.
 		if ok && reported(cur, r) {
@@ -79,7 +95,9 @@ func (a *Agent) writeReports(ctx context.Context, want []plan.Report) error {
 		obj := a.announcement(r)
 		var err error
 		if !ok {
-			err = a.cfg.Clients.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj)
+			if err = a.cfg.Clients.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj); err == nil {
+				created[key] = now
+			}
 		} else {
 			obj.ResourceVersion = cur.ResourceVersion
 			err = a.cfg.Clients.Beacon.UpdateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj.Name, obj)
