@@ -94,18 +94,3 @@ func (t *Tracker) Update(now time.Time, claims []Claim) []Handoff {
 	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
 	return out
 }
-
-// NextExpiry returns when the earliest hand-off in force ends.
-func (t *Tracker) NextExpiry(now time.Time) (time.Time, bool) {
-	var at time.Time
-	for _, h := range t.held {
-		end := h.until
-		if !h.released.IsZero() && h.released.Add(Linger).Before(end) {
-			end = h.released.Add(Linger)
-		}
-		if now.Before(end) && (at.IsZero() || end.Before(at)) {
-			at = end
-		}
-	}
-	return at, !at.IsZero()
-}

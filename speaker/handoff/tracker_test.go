@@ -35,9 +35,6 @@ func TestTracker(t *testing.T) {
 			t.Fatalf("%s: got %v, want %v", s.name, got, s.want)
 		}
 	}
-	if at, ok := tr.NextExpiry(t0.Add(126 * time.Second)); !ok || !at.Equal(t0.Add(186*time.Second)) {
-		t.Fatalf("NextExpiry = %v, %v", at, ok)
-	}
 }
 
 // TestTrackerLinger: an address this node stops announcing is still
@@ -54,25 +51,20 @@ func TestTrackerLinger(t *testing.T) {
 		at     time.Duration
 		claims []Claim
 		want   []Handoff
-		expiry time.Duration
 	}{
-		{"both taken over", 0, []Claim{{IP: a, From: "node2"}, {IP: b, From: "node3"}}, ab, time.Minute},
-		{"a released: still handed off", time.Second, []Claim{{IP: b}}, ab, time.Second + Linger},
-		{"a still lingering", time.Second + Linger - time.Millisecond, []Claim{{IP: b}}, ab, time.Second + Linger},
-		{"a's linger over", time.Second + Linger, []Claim{{IP: b}}, []Handoff{{IP: b, Node: "node3"}}, time.Minute},
-		{"b released, then claimed again within the linger: kept", 10 * time.Second, nil, []Handoff{{IP: b, Node: "node3"}}, 10*time.Second + Linger},
-		{"b announced again", 11 * time.Second, []Claim{{IP: b}}, []Handoff{{IP: b, Node: "node3"}}, time.Minute},
-		{"b lingers no longer than its window", 58 * time.Second, nil, []Handoff{{IP: b, Node: "node3"}}, time.Minute},
-		{"b's window over", time.Minute, nil, nil, 0},
+		{"both taken over", 0, []Claim{{IP: a, From: "node2"}, {IP: b, From: "node3"}}, ab},
+		{"a released: still handed off", time.Second, []Claim{{IP: b}}, ab},
+		{"a still lingering", time.Second + Linger - time.Millisecond, []Claim{{IP: b}}, ab},
+		{"a's linger over", time.Second + Linger, []Claim{{IP: b}}, []Handoff{{IP: b, Node: "node3"}}},
+		{"b released, then claimed again within the linger: kept", 10 * time.Second, nil, []Handoff{{IP: b, Node: "node3"}}},
+		{"b announced again", 11 * time.Second, []Claim{{IP: b}}, []Handoff{{IP: b, Node: "node3"}}},
+		{"b lingers no longer than its window", 58 * time.Second, nil, []Handoff{{IP: b, Node: "node3"}}},
+		{"b's window over", time.Minute, nil, nil},
 	}
 	for _, s := range steps {
 		got := tr.Update(t0.Add(s.at), s.claims)
 		if !reflect.DeepEqual(got, s.want) {
 			t.Fatalf("%s: got %v, want %v", s.name, got, s.want)
-		}
-		at, ok := tr.NextExpiry(t0.Add(s.at))
-		if ok != (s.expiry != 0) || ok && !at.Equal(t0.Add(s.expiry)) {
-			t.Fatalf("%s: NextExpiry = %v, %v; want %v", s.name, at.Sub(t0), ok, s.expiry)
 		}
 	}
 }
