@@ -79,6 +79,9 @@ SCALE_SERVICES ?= 10000
 # Each phase of the busy-node run (no load, then a CPU hog); the issue's
 # figure is 10m: make bench-scale HOG=10m.
 HOG ?= 1m
+# The speaker's CPU requests the busy-node run compares, each a phase under
+# the hog with kubelet's CPU weights ("none": no cgroups).
+HOG_REQUESTS ?= 50m,200m
 # SPEAKER_BASELINE=path/to/beacon-speaker also measures another build (say, of an older commit) in the memory case.
 SPEAKER_BASELINE ?=
 bench-scale: ## Memory vs kube-proxy, speaker API requests (L2 in the lab, BGP with 8 in-process speakers), controller backlog at SCALE_SERVICES, busy nodes for HOG per phase (root)
@@ -88,7 +91,7 @@ bench-scale: ## Memory vs kube-proxy, speaker API requests (L2 in the lab, BGP w
 	echo; BEACON_BENCH=scale $(GO) test -count=1 -timeout 10m -run '^TestAgentsAPILoadBGP$$' -v ./speaker/agent/ | grep -v -e '^=== RUN' -e '--- PASS' -e '^PASS' -e '^ok '; \
 	echo; echo "controller backlog at $(SCALE_SERVICES) Services (bench-alloc)"; \
 	$(GO) run ./test/bench/alloc -services $(SCALE_SERVICES) -burst=false; \
-	BEACON_BENCH=hog BEACON_HOG_DURATION=$(HOG) $(GO) test -count=1 -timeout 90m -run '^TestBenchHog$$' -v ./test/e2e/ | grep -v '^=== RUN'
+	BEACON_BENCH=hog BEACON_HOG_DURATION=$(HOG) BEACON_HOG_REQUESTS=$(HOG_REQUESTS) $(GO) test -count=1 -timeout 90m -run '^TestBenchHog$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 # No build prerequisite: the demo checks its packages before it builds.
 demo: ## The lab with Beacon: a LoadBalancer Service answering on its EXTERNAL-IP (root)

@@ -15,6 +15,8 @@ type Flow struct {
 	OrigDst, ReplySrc netip.AddrPort
 	// TCPState is conntrack's state of a TCP flow (TCPTimeWait, ...).
 	TCPState uint8
+	// Mark is the entry's connection mark.
+	Mark uint32
 }
 
 // Conntrack's TCP states that mean the connection is over.
@@ -156,6 +158,7 @@ func (f flowFilter) MatchConntrackFlow(c *netlink.ConntrackFlow) bool {
 		Proto:    Protocol(c.Forward.Protocol),
 		OrigDst:  addrPort(c.Forward.DstIP, c.Forward.DstPort),
 		ReplySrc: addrPort(c.Reverse.SrcIP, c.Reverse.SrcPort),
+		Mark:     c.Mark,
 	}
 	if tcp, ok := c.ProtoInfo.(*netlink.ProtoInfoTCP); ok {
 		fl.TCPState = tcp.State

@@ -91,7 +91,10 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if err != nil {
 		return err
 	}
-	recorder, stopEvents := cli.Recorder(ctx, kube, v1.EventSource{Component: "beacon-controller"})
+	recorder, stopEvents, err := cs.Recorder(ctx, v1.EventSource{Component: "beacon-controller"})
+	if err != nil {
+		return err
+	}
 	defer stopEvents()
 
 	if strings.Contains(o.ExternalIPsParam, "/") {

@@ -16,11 +16,11 @@ done
 for v in $(podman volume ls -q --filter "label=io.x-k8s.kind.cluster=$CLUSTER"); do
   podman volume rm -f "$v" >/dev/null 2>&1
 done
-for n in "$EXT_NET" "$LAN_NET"; do podman network rm -f "$n" >/dev/null 2>&1; done
+for n in "$LAN2_NET" "$EXT_NET" "$LAN_NET"; do podman network rm -f "$n" >/dev/null 2>&1; done
 # The CNI host-local IPAM's reservations of those networks: a container that
 # went away without a CNI DEL leaves its file, which survives the network's
 # removal and refuses that address to the next container asking for it.
-rm -rf "/var/lib/cni/networks/$LAN_NET" "/var/lib/cni/networks/$EXT_NET"
+rm -rf "/var/lib/cni/networks/$LAN_NET" "/var/lib/cni/networks/$EXT_NET" "/var/lib/cni/networks/$LAN2_NET"
 if [ "${KIND_DOWN_IMAGES:-1}" = 1 ]; then
   podman images --format '{{.Repository}}:{{.Tag}}' |
     grep -E '^(localhost/beacon-kind/|localhost/beacon(-echo)?:kind(-upgrade)?$|localhost/beacon/static-base:|registry\.k8s\.io/)' |

@@ -9,6 +9,10 @@
 #   198.18.100.200-250  L2 pool (on the LAN)
 #   198.18.101.0/24   router <-> client network (beacon-kind-ext): router
 #                     .254, client .100; nothing of the host on it
+#   198.18.102.0/24   a second LAN that the link-aware test makes and
+#                     plugs into the workers (podman network
+#                     beacon-kind-lan2): host .1, workers from .2, pool
+#                     .200-.209
 #   198.18.110.0/24   BGP pool (routed, only via the router)
 #   198.18.128.0/18   pod CIDR (a /24 per node)
 #   198.18.32.0/20    Service CIDR
@@ -28,6 +32,10 @@ LAN_GW=198.18.100.1
 LAN_POOL=198.18.100.200-198.18.100.250
 ROUTER_IP=198.18.100.254
 EXT_NET=beacon-kind-ext
+LAN2_NET=beacon-kind-lan2
+LAN2_CIDR=198.18.102.0/24
+LAN2_GW=198.18.102.1
+LAN2_POOL=198.18.102.200-198.18.102.209
 EXT_CIDR=198.18.101.0/24
 EXT_ROUTER_IP=198.18.101.254
 CLIENT_IP=198.18.101.100

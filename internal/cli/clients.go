@@ -88,10 +88,17 @@ func Registry() (*prometheus.Registry, error) {
 	return reg, err
 }
 
-// Recorder returns an Event recorder writing through kube, and a function
-// that stops it (flushing what it can).
-func Recorder(ctx context.Context, kube kubernetes.Interface, source v1.EventSource) (record.EventRecorder, func()) {
+// Recorder returns an Event recorder, and a function that stops it
+// (flushing what it can). It writes through a client of its own, made from
+// c's config: every client has its own request rate limiter, and a burst
+// of Events (a node's addresses moving) must not hold back the writes that
+// others wait for, such as a probe's result.
+func (c *Clients) Recorder(ctx context.Context, source v1.EventSource) (record.EventRecorder, func(), error) {
+	kube, err := kubernetes.NewForConfig(protobuf(c.Config))
+	if err != nil {
+		return nil, nil, fmt.Errorf("events client: %w", err)
+	}
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	return b.NewRecorder(scheme.Scheme, source), b.Shutdown
+	return b.NewRecorder(scheme.Scheme, source), b.Shutdown, nil
 }

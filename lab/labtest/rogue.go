@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,10 +78,16 @@ func (r *Rogue) AddAddr(t testing.TB, ip netip.Addr) {
 }
 
 // GratuitousARP makes the rogue announce ip as its own, as a host taking
-// an address over does: count broadcast ARP Announcements (sender = target
-// = ip), 100 ms apart, in plain frames (no padding).
+// an address over does (see GratuitousARP).
 func (r *Rogue) GratuitousARP(ctx context.Context, ip netip.Addr, count int) error {
-	p, err := arp.NewPacket(arp.OperationRequest, r.MAC, ip, net.HardwareAddr{0, 0, 0, 0, 0, 0}, ip)
+	return GratuitousARP(ctx, filepath.Join(lab.NetnsDir, r.Netns), lab.LANInterface, r.MAC, ip, count)
+}
+
+// GratuitousARP sends, from the interface ifname in the network namespace
+// at netnsPath, count broadcast ARP Announcements of ip from mac (sender =
+// target = ip), 100 ms apart, in plain frames (no padding).
+func GratuitousARP(ctx context.Context, netnsPath, ifname string, mac net.HardwareAddr, ip netip.Addr, count int) error {
+	p, err := arp.NewPacket(arp.OperationRequest, mac, ip, net.HardwareAddr{0, 0, 0, 0, 0, 0}, ip)
 	if err != nil {
 		return fmt.Errorf("gratuitous ARP: %w", err)
 	}
@@ -90,17 +97,17 @@ func (r *Rogue) GratuitousARP(ctx context.Context, ip netip.Addr, count int) err
 	}
 	frame := make([]byte, 14, 14+len(body))
 	copy(frame[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	copy(frame[6:12], r.MAC)
+	copy(frame[6:12], mac)
 	binary.BigEndian.PutUint16(frame[12:14], 0x0806)
 	frame = append(frame, body...)
-	return lab.InNetns(r.Netns, func() error {
-		ifi, err := net.InterfaceByName(lab.LANInterface)
+	return lab.InNetnsPath(netnsPath, func() error {
+		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
 		}
 		c, err := packet.Listen(ifi, packet.Raw, 0x0806, nil)
 		if err != nil {
-			return fmt.Errorf("packet socket in %s: %w", r.Netns, err)
+			return fmt.Errorf("packet socket in %s: %w", netnsPath, err)
 		}
 		defer func() { _ = c.Close() }()
 		for i := range count {

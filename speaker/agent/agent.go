@@ -42,6 +42,9 @@ import (
 type Liveness interface {
 	Alive(node string) bool
 	Settled() bool
+	// Rejoining reports that this node is back from a stall its peers
+	// took for its death and they may not know yet.
+	Rejoining() bool
 	Changes() <-chan struct{}
 	SetPeers(map[string]netip.AddrPort)
 	// Left reports a peer that stopped gracefully.

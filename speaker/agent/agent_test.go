@@ -45,6 +45,7 @@ type fakeLiveness struct {
 
 func (f *fakeLiveness) Alive(n string) bool                { f.mu.Lock(); defer f.mu.Unlock(); return f.alive[n] }
 func (f *fakeLiveness) Settled() bool                      { return true }
+func (f *fakeLiveness) Rejoining() bool                    { return false }
 func (f *fakeLiveness) Changes() <-chan struct{}           { return f.ch }
 func (f *fakeLiveness) SetPeers(map[string]netip.AddrPort) {}
 func (f *fakeLiveness) Left(string) bool                   { return false }
@@ -317,7 +318,10 @@ func TestAgentWarnsAboutInvalidL2Advertisement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = e.Beacon.Delete(context.Background(), client.L2Advertisements, ad.Name) }()
-	rec, stopRec := cli.Recorder(ctx, e.Kube, v1.EventSource{Component: "beacon-speaker"})
+	rec, stopRec, err := (&cli.Clients{Config: e.Config}).Recorder(ctx, v1.EventSource{Component: "beacon-speaker"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer stopRec()
 	a := newAgent(t, agent.Config{
 		Node: "warn-node", Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon},

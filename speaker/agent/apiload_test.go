@@ -234,7 +234,8 @@ func apiLoadBGP(t *testing.T, e *testenv.Env, run string, reporters int, block s
 		// production.
 		cs, err := cli.NewClients(cfg, "", "beacon-speaker/"+n, 0, 0)
 		must(err)
-		rec, stopEvents := cli.Recorder(actx, cs.Kube, v1.EventSource{Component: "beacon-speaker", Host: n})
+		rec, stopEvents, err := cs.Recorder(actx, v1.EventSource{Component: "beacon-speaker", Host: n})
+		must(err)
 		a := newAgent(t, agent.Config{
 			Node: n, Clients: *cs, Recorder: rec, Log: logr.Discard(), MemberPort: 7946, LoadBalancerClass: class,
 			Liveness: live, Links: &fakeLinks{ips: map[string][]netip.Addr{}}, BGP: &fakeBGP{ch: make(chan struct{}, 1)},
@@ -432,7 +433,8 @@ func TestAgentStopsWithPendingReports(t *testing.T) {
 	must(err)
 	actx, acancel := context.WithCancel(ctx)
 	defer acancel()
-	rec, stopEvents := cli.Recorder(actx, cs.Kube, v1.EventSource{Component: "beacon-speaker", Host: node})
+	rec, stopEvents, err := cs.Recorder(actx, v1.EventSource{Component: "beacon-speaker", Host: node})
+	must(err)
 	links := &fakeLinks{ips: map[string][]netip.Addr{}}
 	a := newAgent(t, agent.Config{
 		Node: node, Clients: *cs, Recorder: rec, Log: logr.Discard(), MemberPort: 7946, LoadBalancerClass: class,

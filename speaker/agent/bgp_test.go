@@ -301,7 +301,8 @@ func TestAgentBGPWarningsInDescribe(t *testing.T) {
 	must(e.Beacon.Create(ctx, client.BGPAdvertisements, ad))
 	defer func() { _ = e.Beacon.Delete(context.Background(), client.BGPAdvertisements, ad.Name) }()
 
-	rec, stopRec := cli.Recorder(ctx, e.Kube, v1.EventSource{Component: "beacon-speaker"})
+	rec, stopRec, err := (&cli.Clients{Config: e.Config}).Recorder(ctx, v1.EventSource{Component: "beacon-speaker"})
+	must(err)
 	defer stopRec()
 	a := newAgent(t, agent.Config{
 		Node: "desc-node", Clients: cli.Clients{Kube: e.Kube, Beacon: e.Beacon}, Recorder: rec, Log: logr.Discard(), MemberPort: 7946,

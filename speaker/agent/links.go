@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -20,7 +22,7 @@ type KernelLinks struct {
 	metrics *l2.Metrics
 
 	mu   sync.Mutex
-	open map[string]*l2.Responder
+	open map[string]*openResponder
 	wg   sync.WaitGroup
 	// changes is signalled when a responder's conflicts change or a probe
 	// lets it answer for an address.
@@ -29,7 +31,7 @@ type KernelLinks struct {
 
 // NewKernelLinks returns a KernelLinks; it starts nothing.
 func NewKernelLinks(log logr.Logger, m *l2.Metrics) *KernelLinks {
-	return &KernelLinks{log: log, metrics: m, open: map[string]*l2.Responder{}, changes: make(chan struct{}, 1)}
+	return &KernelLinks{log: log, metrics: m, open: map[string]*openResponder{}, changes: make(chan struct{}, 1)}
 }
 
 // ResponderChanges is signalled when the conflicts of a responder change
@@ -43,12 +45,42 @@ func (k *KernelLinks) responderChanged() {
 	}
 }
 
+// openResponder is a running responder and the interface it was opened
+// on.
+type openResponder struct {
+	r      *l2.Responder
+	index  int
+	mac    net.HardwareAddr
+	cancel context.CancelFunc
+	done   chan struct{} // closed when r.Run has returned
+}
+
 // Responder returns the interface's responder, starting it on first use.
+// An interface that is gone, or was made again under the same name (its
+// index or MAC changed), stops the responder that served it; one on the
+// new interface starts in its place.
 func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if r, ok := k.open[iface]; ok {
-		return r, nil
+	ifi, lookupErr := net.InterfaceByName(iface)
+	if o, ok := k.open[iface]; ok {
+		if lookupErr == nil && ifi.Index == o.index && bytes.Equal(ifi.HardwareAddr, o.mac) {
+			return o.r, nil
+		}
+		if lookupErr != nil {
+			k.log.Info("interface gone: stopping its responder", "interface", iface, "index", o.index)
+		} else {
+			k.log.Info("interface made again: restarting its responder", "interface", iface,
+				"index", o.index, "newIndex", ifi.Index, "mac", o.mac.String(), "newMAC", ifi.HardwareAddr.String())
+		}
+		// Its metrics carry the interface's name: the old one forgets
+		// them before the new one starts.
+		o.cancel()
+		<-o.done
+		delete(k.open, iface)
+	}
+	if lookupErr != nil {
+		return nil, fmt.Errorf("open link %s: %w", iface, lookupErr)
 	}
 	link, err := l2.OpenLink(iface, true, true)
 	if err != nil {
@@ -59,13 +91,20 @@ func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, e
 		_ = link.Close()
 		return nil, fmt.Errorf("responder %s: %w", iface, err)
 	}
-	k.open[iface] = r
+	rctx, cancel := context.WithCancel(ctx)
+	o := &openResponder{r: r, index: link.Index, mac: link.MAC, cancel: cancel, done: make(chan struct{})}
+	k.open[iface] = o
 	k.wg.Go(func() {
-		if err := r.Run(ctx); err != nil {
+		defer cancel()
+		err := r.Run(rctx)
+		close(o.done)
+		if err != nil {
 			k.log.Error(err, "responder stopped", "interface", iface)
 		}
 		k.mu.Lock()
-		delete(k.open, iface)
+		if k.open[iface] == o {
+			delete(k.open, iface)
+		}
 		k.mu.Unlock()
 	})
 	return r, nil

@@ -73,6 +73,7 @@ func (v *view) Alive(n string) bool {
 	return v.s.alive[n]
 }
 func (v *view) Settled() bool                      { return true }
+func (v *view) Rejoining() bool                    { return false }
 func (v *view) Changes() <-chan struct{}           { return v.ch }
 func (v *view) SetPeers(map[string]netip.AddrPort) {}
 func (v *view) Left(string) bool                   { return false }

@@ -92,6 +92,7 @@ func (a *Agent) facts(ctx context.Context) plan.Facts {
 	f.Members.NewPeer = hasNew(a.peers, peers)
 	a.peers = peers
 	f.Members.Settled = a.cfg.Liveness.Settled()
+	f.Members.Rejoining = a.cfg.Liveness.Rejoining()
 	a.reported(&f) // carrier and sticky claims from heartbeats
 	f.Links, f.LinksErr = a.cfg.Links.Interfaces()
 	f.Secret = func(name string) plan.Secret { return a.secret(ctx, name) }

@@ -70,8 +70,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.HealthAddr, "health-addr", ":9474", "address for /healthz and /readyz; empty or 0 disables")
 	fs.IntVar(&o.MemberPort, "member-port", 7946, "UDP port for speaker heartbeats (same on every node)")
 	fs.IntVar(&o.MemberWatchers, "member-watchers", member.DefaultWatchers, "peers that watch each speaker's heartbeats and tell the others when it goes silent; 0 beats every peer (the protocol of speakers before version 3 of the wire)")
-	fs.DurationVar(&o.MemberInterval, "member-interval", 0, "time between heartbeats (default 35ms, or 60ms with --member-watchers=0)")
-	fs.DurationVar(&o.MemberDeadAfter, "member-dead-after", 0, "silence after which a watched peer speaker is dead, at least twice the interval (default 300ms, or 240ms with --member-watchers=0)")
+	fs.DurationVar(&o.MemberInterval, "member-interval", 0, "time between heartbeats (default 32ms, or 60ms with --member-watchers=0)")
+	fs.DurationVar(&o.MemberDeadAfter, "member-dead-after", 0, "silence after which a watched peer speaker is dead, at least twice the interval (default 280ms, or 240ms with --member-watchers=0)")
 	fs.StringVar(&o.MemberKeyFile, "member-key-file", "", "file holding a shared key that authenticates heartbeats (recommended)")
 	fs.StringVar(&o.BGP, "bgp", "auto", "BGP mode: auto (sessions open when BGPPeers select this node; needs the BGP CRDs) or off")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the speaker's namespace, holding BGPPeer password Secrets (default: $POD_NAMESPACE)")
@@ -123,7 +123,10 @@ func Run(ctx context.Context, log logr.Logger, o Options) error {
 	if err != nil {
 		return err
 	}
-	recorder, stopEvents := cli.Recorder(ctx, cs.Kube, v1.EventSource{Component: "beacon-speaker", Host: o.NodeName})
+	recorder, stopEvents, err := cs.Recorder(ctx, v1.EventSource{Component: "beacon-speaker", Host: o.NodeName})
+	if err != nil {
+		return err
+	}
 	defer stopEvents()
 
 	links := agent.NewKernelLinks(log.WithName("l2"), l2m)

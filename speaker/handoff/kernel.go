@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,9 +55,17 @@ type Kernel struct {
 	// nft is opened by the first Apply or Remove, in the network
 	// namespace of the calling thread.
 	nft     *nodeport.KernelApplier
-	ct      *netlink.Handle // conntrack, opened by the first takeover
+	ct      *netlink.Handle // conntrack, opened by the first sweep
 	last    []Route         // what was applied
 	applied bool            // last is in the kernel (false after an error)
+	// forgetAfter is how long the marked entries of an address stay
+	// after its hand-off ends (Linger): segments already under way, or
+	// sent before a router or the clients follow the move, still match
+	// them and go on to the previous announcer's route or none.
+	forgetAfter time.Duration
+	ended       map[netip.Addr]time.Time // hand-off ended at
+	born        time.Time                // made
+	swept       bool                     // a crashed speaker's marks are gone
 
 	addresses atomic.Int64
 }
@@ -77,7 +86,7 @@ func NewKernel(mark uint32, table int, log logr.Logger) *Kernel {
 	if table == 0 {
 		table = DefaultRouting
 	}
-	return &Kernel{mark: mark, table: table, log: log}
+	return &Kernel{mark: mark, table: table, log: log, forgetAfter: Linger, ended: map[netip.Addr]time.Time{}, born: time.Now()}
 }
 
 // Apply makes the kernel hand off exactly routes: the nftables table is
@@ -85,7 +94,9 @@ func NewKernel(mark uint32, table int, log logr.Logger) *Kernel {
 // the policy rules and the routes are brought in line. Nothing is written
 // when routes equal the last applied.
 func (k *Kernel) Apply(routes []Route) error {
+	now := time.Now()
 	if k.applied && slices.Equal(routes, k.last) {
+		k.forget(routes, now)
 		return nil
 	}
 	k.applied = false
@@ -99,7 +110,7 @@ func (k *Kernel) Apply(routes []Route) error {
 	if err := k.applyRouting(routes); err != nil {
 		return err
 	}
-	k.forgetClosed(routes)
+	k.forget(routes, now)
 	// Hand-offs change only when addresses move between live nodes: worth
 	// a line each, to match a client's broken connection with them.
 	k.log.Info("hand-off applied", "routes", String(routes))
@@ -127,8 +138,11 @@ func (k *Kernel) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.CounterValue, float64(n))
 }
 
-// Remove deletes everything Apply created (for --handoff-window=0).
+// Remove deletes everything Apply created, the conntrack entries the steer
+// chain marked included (for --handoff-window=0).
 func (k *Kernel) Remove() error {
+	k.swept = k.sweep("marked flows", func(f nodeport.Flow) bool { return f.Mark&k.mark != 0 })
+	clear(k.ended)
 	k.last, k.applied = nil, false
 	k.addresses.Store(0)
 	var errs []error
@@ -141,44 +155,96 @@ func (k *Kernel) Remove() error {
 	return errors.Join(errs...)
 }
 
-// forgetClosed deletes this node's conntrack entries of finished TCP
-// connections (TIME_WAIT, CLOSE) to the addresses routes hands off anew.
-// They are left from an earlier time this node announced the address, and
-// a handed-off flow whose client reuses such a connection's ports would
-// match one instead of getting a new entry: it would miss the steer chain,
-// and, not fitting the old connection, be dropped as invalid.
-func (k *Kernel) forgetClosed(routes []Route) {
-	fresh := map[netip.Addr]bool{}
+// forget deletes the conntrack entries that would misdirect a client
+// reusing a connection's ports:
+//   - of an address handed off anew, the entries of finished TCP
+//     connections (TIME_WAIT, CLOSE) left from an earlier time this node
+//     announced it: a handed-off flow matching one would miss the steer
+//     chain and, not fitting the old connection, be dropped as invalid;
+//   - of an address whose hand-off ended forgetAfter ago, and once,
+//     forgetAfter after the Kernel was made, of any address not handed
+//     off (a crashed speaker's), the entries the steer chain marked. They
+//     saw one direction only (the replies go from the previous announcer straight
+//     to the client), so conntrack keeps them for minutes (CLOSE_WAIT:
+//     kube-proxy's hour), and a new connection from the same ports would
+//     carry their mark and identity DNAT and be routed nowhere.
+//
+// It dumps conntrack only when there is something to delete.
+func (k *Kernel) forget(routes []Route, now time.Time) {
+	previous := make(map[netip.Addr]bool, len(k.last))
+	for _, o := range k.last {
+		previous[o.IP] = true
+	}
+	current, fresh := make(map[netip.Addr]bool, len(routes)), map[netip.Addr]bool{}
 	for _, r := range routes {
-		if !slices.ContainsFunc(k.last, func(o Route) bool { return o.IP == r.IP }) {
+		current[r.IP] = true
+		delete(k.ended, r.IP)
+		if !previous[r.IP] {
 			fresh[r.IP] = true
 		}
 	}
-	if len(fresh) == 0 {
+	for ip := range previous {
+		if _, ok := k.ended[ip]; !ok && !current[ip] {
+			k.ended[ip] = now
+		}
+	}
+	due := map[netip.Addr]bool{}
+	for ip, at := range k.ended {
+		if now.Sub(at) >= k.forgetAfter {
+			due[ip] = true
+		}
+	}
+	leftovers := !k.swept && now.Sub(k.born) >= k.forgetAfter
+	if len(fresh) == 0 && len(due) == 0 && !leftovers {
 		return
 	}
+	closed := closedFlows(fresh)
+	ok := k.sweep("flows of addresses whose hand-off starts or ends", func(f nodeport.Flow) bool {
+		if closed(f) {
+			return true
+		}
+		ip := f.OrigDst.Addr()
+		return f.Mark&k.mark != 0 && !current[ip] && (leftovers || due[ip])
+	})
+	if ok {
+		for ip := range due {
+			delete(k.ended, ip)
+		}
+		k.swept = k.swept || leftovers
+	}
+}
+
+// sweep deletes the conntrack entries match selects, of both families,
+// and says whether it could.
+func (k *Kernel) sweep(what string, match func(nodeport.Flow) bool) bool {
 	if k.ct == nil {
 		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 		if err != nil {
-			k.log.Error(err, "cannot open conntrack to forget finished flows of taken-over addresses")
-			return
+			k.log.Error(err, "cannot open conntrack to delete "+what)
+			return false
 		}
 		k.ct = h
 	}
 	ct := nodeport.KernelConntrack{H: k.ct}
+	ok := true
 	for _, fam := range []nodeport.Family{nodeport.IPv4, nodeport.IPv6} {
-		n, err := ct.DeleteFlows(fam, closedFlows(fresh))
+		n, err := ct.DeleteFlows(fam, match)
 		if err != nil {
-			k.log.Error(err, "deleting finished flows of taken-over addresses", "family", fam.String())
+			k.log.Error(err, "deleting "+what, "family", fam.String())
+			ok = false
+			continue
 		}
 		if n > 0 {
-			k.log.Info("deleted finished flows of taken-over addresses", "family", fam.String(), "flows", n)
+			k.log.Info("deleted "+what, "family", fam.String(), "flows", n)
 		}
 	}
+	return ok
 }
 
-// closedFlows matches conntrack entries of finished TCP connections to
-// one of ips.
+// closedFlows matches conntrack entries of finished TCP connections
+// (TIME_WAIT, CLOSE) to one of ips, young TIME_WAIT entries included: a
+// handed-off flow whose client reused the ports of a connection this node
+// closed seconds ago must not meet its entry.
 func closedFlows(ips map[netip.Addr]bool) func(nodeport.Flow) bool {
 	return func(f nodeport.Flow) bool {
 		return f.Proto == nodeport.TCP && ips[f.OrigDst.Addr()] &&

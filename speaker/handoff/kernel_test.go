@@ -264,7 +264,10 @@ func TestKernelHandsOffMidStreamFlows(t *testing.T) {
 
 // TestKernelForgetsClosedFlows: taking an address over deletes this node's
 // conntrack entries of finished TCP connections to it (a handed-off flow
-// reusing their ports would match one and be dropped), and nothing else.
+// reusing their ports would match one and be dropped); the end of its
+// hand-off, the first Apply and Remove delete the entries the steer chain
+// marked (a new connection reusing their ports would follow the mark to
+// no route); nothing else goes.
 func TestKernelForgetsClosedFlows(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace")
@@ -287,16 +290,24 @@ func TestKernelForgetsClosedFlows(t *testing.T) {
 		dst   net.IP
 		port  uint16
 		state uint8
+		left  uint32 // seconds
 		keep  bool
+		mark  uint32
 	}
 	entries := []entry{
-		{x, 40000, nodeport.TCPTimeWait, false},
-		{x, 40001, nodeport.TCPClose, false},
-		{x, 40002, 3 /* ESTABLISHED */, true},
-		{y, 40003, nodeport.TCPTimeWait, true}, // another address
+		{x, 40000, nodeport.TCPTimeWait, 50, false, 0},
+		{x, 40001, nodeport.TCPClose, 10, false, 0},
+		{x, 40002, 3 /* ESTABLISHED */, 120, true, 0},
+		{y, 40003, nodeport.TCPTimeWait, 50, true, 0}, // another address
+		// Closed seconds ago: a handed-off flow may already reuse its ports.
+		{x, 40005, nodeport.TCPTimeWait, 110, false, 0},
+		// Handed off to another node: kept while x is handed off.
+		{x, 40006, 3 /* ESTABLISHED */, 300, true, DefaultMark},
+		// Marked for an address handed off no more (a crashed speaker's).
+		{y, 40007, 5 /* CLOSE_WAIT */, 3000, false, DefaultMark},
 	}
 	flow := func(e entry) *netlink.ConntrackFlow {
-		f := &netlink.ConntrackFlow{FamilyType: unix.AF_INET, TimeOut: 120, ProtoInfo: &netlink.ProtoInfoTCP{State: e.state}}
+		f := &netlink.ConntrackFlow{FamilyType: unix.AF_INET, TimeOut: e.left, Mark: e.mark, ProtoInfo: &netlink.ProtoInfoTCP{State: e.state}}
 		f.Forward = netlink.IPTuple{SrcIP: client, DstIP: e.dst, SrcPort: e.port, DstPort: 80, Protocol: unix.IPPROTO_TCP}
 		f.Reverse = netlink.IPTuple{SrcIP: e.dst, DstIP: client, SrcPort: 80, DstPort: e.port, Protocol: unix.IPPROTO_TCP}
 		return f
@@ -318,6 +329,7 @@ func TestKernelForgetsClosedFlows(t *testing.T) {
 		return out
 	}
 	k := NewKernel(0, 0, testr.New(t))
+	k.forgetAfter = 0
 	t.Cleanup(func() { _ = k.Close() })
 	if err := netnstest.Do(ns, func() error {
 		for _, e := range entries {
@@ -344,7 +356,7 @@ func TestKernelForgetsClosedFlows(t *testing.T) {
 	}
 	// An address already handed off is not swept again.
 	if err := netnstest.Do(ns, func() error {
-		return netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, flow(entry{x, 40004, nodeport.TCPTimeWait, true}))
+		return netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, flow(entry{x, 40004, nodeport.TCPTimeWait, 50, true, 0}))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -355,5 +367,41 @@ func TestKernelForgetsClosedFlows(t *testing.T) {
 	}
 	if !left()[40004] {
 		t.Errorf("the entry of port 40004 was deleted, though its address was handed off already")
+	}
+	// The hand-off of x ends: its marked entry stays for forgetAfter
+	// (segments under way still follow it), then goes at the next Apply,
+	// the same routes again; the others stay.
+	k.forgetAfter = time.Hour
+	other := []Route{{IP: netip.MustParseAddr("198.51.100.202"), Via: netip.MustParseAddr(addrA)}}
+	if err := netnstest.Do(ns, func() error { return k.Apply(other) }); err != nil {
+		t.Fatal(err)
+	}
+	if !left()[40006] {
+		t.Errorf("the marked entry of port 40006 was deleted as the hand-off of %s ended, before forgetAfter", addrX)
+	}
+	k.forgetAfter = 0
+	if err := netnstest.Do(ns, func() error { return k.Apply(other) }); err != nil {
+		t.Fatal(err)
+	}
+	got = left()
+	if got[40006] {
+		t.Errorf("the marked entry of port 40006 is left forgetAfter after the hand-off of %s ended", addrX)
+	}
+	for _, p := range []uint16{40002, 40003, 40004} {
+		if !got[p] {
+			t.Errorf("the unmarked entry of port %d was deleted when the hand-off of %s ended", p, addrX)
+		}
+	}
+	// Remove deletes every marked entry.
+	if err := netnstest.Do(ns, func() error {
+		return netlink.ConntrackCreate(netlink.ConntrackTable, unix.AF_INET, flow(entry{x, 40008, 3, 300, false, DefaultMark}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netnstest.Do(ns, k.Remove); err != nil {
+		t.Fatal(err)
+	}
+	if got := left(); got[40008] || !got[40002] {
+		t.Errorf("after Remove: entries of ports %v, want 40002 and not 40008", got)
 	}
 }

@@ -29,6 +29,10 @@ type Groups interface {
 type Link struct {
 	// Name of the interface, for logs and metrics.
 	Name string
+	// Index is the interface's index when the sockets were opened: an
+	// interface of the same name made later (a NIC plugged again) has
+	// another, and these sockets stay bound to the old one.
+	Index int
 	// MAC answers and announcements carry.
 	MAC net.HardwareAddr
 	// ARP carries ARP frames; nil when IPv4 is not served.

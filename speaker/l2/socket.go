@@ -32,7 +32,7 @@ func OpenLink(name string, ipv4, ipv6 bool) (*Link, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("open link %s: no Ethernet address (%v)", name, ifi.HardwareAddr)
 	}
-	l := &Link{Name: name, MAC: ifi.HardwareAddr}
+	l := &Link{Name: name, Index: ifi.Index, MAC: ifi.HardwareAddr}
 	ok := false
 	defer func() {
 		if !ok {

@@ -69,6 +69,7 @@ type Engine struct {
 	notices     []Subject            // dead notices to repeat on the next tick
 	stateRounds int                  // ticks that still send the state to every peer
 	refuted     time.Time            // when this node last said it is not dead
+	rejoinUntil time.Time            // zero unless rejoining after a stall
 	suspects    map[string]*suspect  // peers whose Node is not ready (SetSuspects)
 	probing     []string             // suspects probed, until they answer or die
 }
@@ -292,13 +293,45 @@ func (e *Engine) msg(kind Kind, v int) Message {
 // longer gap is a stall of this process, not the peers' silence: it is
 // not counted against them.
 func (e *Engine) Wake(now time.Time) time.Duration {
-	gap := now.Sub(e.lastWake) - e.cfg.Interval
+	silent := now.Sub(e.lastWake)
+	gap := silent - e.cfg.Interval
 	e.lastWake = now
-	if gap > e.cfg.Interval {
-		e.table.Stalled(gap)
-		return gap
+	if gap <= e.cfg.Interval {
+		return 0
 	}
-	return 0
+	e.table.Stalled(gap)
+	if silent >= e.cfg.DeadAfter && e.table.Settled() && e.table.anyPeerAlive() {
+		// This node sent nothing for DeadAfter: its watchers declared it
+		// dead and its addresses moved, which its own view, forgiven above,
+		// does not show. See Rejoining.
+		e.rejoinUntil = now.Add(e.cfg.DeadAfter)
+	}
+	return gap
+}
+
+// Rejoining reports whether this node is back from a stall of DeadAfter or
+// longer and its peers may not know yet. Its peers took its addresses over
+// while it was silent; were it to announce them at once, as its view says
+// it should, it would pull clients back before its peers hear from it and
+// the two would claim the addresses against each other. So it takes part
+// in no election until its peers know it lives: until the first notice
+// of its death arrives (a watcher sends one as soon as it hears from it
+// again, and its answer tells every other peer within a round trip), or
+// DeadAfter after it woke if none does (none of its peers took it for dead,
+// or it speaks to older ones, which send no notices). Its peers elect it
+// as soon as they hear from it, so it must not wait longer: the address
+// would then have no announcer. Meanwhile it declares no peer dead: those
+// that took it for dead stopped beating it.
+func (e *Engine) Rejoining() bool { return !e.rejoinUntil.IsZero() }
+
+// NextDeadline returns when Expire may next change the view: the table's
+// next deadline or the end of a rejoin.
+func (e *Engine) NextDeadline() (at time.Time, ok bool) {
+	at, ok = e.table.NextDeadline()
+	if e.Rejoining() && (!ok || e.rejoinUntil.Before(at)) {
+		at, ok = e.rejoinUntil, true
+	}
+	return at, ok
 }
 
 // Tick returns the heartbeats of one interval.
@@ -526,6 +559,9 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 	}
 	if m.Kind == Dead {
 		if m.Subject.Name == e.cfg.Name {
+			if m.Subject.Incarnation == e.incarnation && e.v3() && e.Rejoining() {
+				e.rejoinUntil = now // Expire ends it
+			}
 			if m.Subject.Incarnation == e.incarnation && e.v3() && now.Sub(e.refuted) >= e.cfg.Interval {
 				// A watcher declared this node dead: everyone hears
 				// otherwise at once, but once per interval however many
@@ -563,11 +599,23 @@ func (e *Engine) Receive(m Message, now time.Time) (bool, []Out) {
 	return changed, out
 }
 
-// Expire declares silent watched peers dead, and settles the table. It
-// reports whether the view changed and who died, and returns the dead
-// notices to send.
+// Expire declares silent watched peers dead, settles the table and ends a
+// rejoin that is due. It reports whether the view changed and who died,
+// and returns the dead notices to send.
 func (e *Engine) Expire(now time.Time) (bool, []string, []Out) {
+	rejoined := false
+	if e.Rejoining() {
+		// Peers that took this node for dead beat it no more, and resume
+		// only once they know it lives: their silence means nothing
+		// until then, nor for DeadAfter after.
+		e.table.Credit(now)
+		if !now.Before(e.rejoinUntil) {
+			e.rejoinUntil = time.Time{}
+			rejoined = true
+		}
+	}
 	changed, died := e.table.Tick(now)
+	changed = changed || rejoined
 	if changed {
 		e.dirty = true
 	}

@@ -456,3 +456,123 @@ func TestEngineProbesSuspects(t *testing.T) {
 		}
 	})
 }
+
+// A node back from a stall its watchers took for its death takes part in
+// no election until its peers know it lives: until the first notice of its
+// death arrives, at most DeadAfter after it woke. A shorter stall, or one
+// with no peer alive to take over, changes nothing.
+func TestEngineRejoinsAfterStall(t *testing.T) {
+	const iv, dead = DefaultWatchInterval, DefaultWatchDeadAfter
+	notice := func(e *Engine, inc uint64) Message {
+		return Message{Kind: Dead, Name: "b", Incarnation: 1, Seq: 9, V3: true, Subject: Subject{Name: "a", Incarnation: inc, Seq: 1}}
+	}
+	for _, tc := range []struct {
+		name     string
+		v2       bool
+		alone    bool
+		stall    time.Duration
+		noticeAt time.Duration // after the wake; 0: none
+		other    bool          // the notice names an earlier incarnation
+		rejoin   bool
+		ends     time.Duration // after the wake
+	}{
+		{name: "short stall", stall: dead - 2*iv},
+		{name: "long stall, notice", stall: dead, noticeAt: 2 * time.Millisecond, rejoin: true, ends: 2 * time.Millisecond},
+		{name: "long stall, late notice", stall: 3 * time.Second, noticeAt: dead - iv, rejoin: true, ends: dead - iv},
+		{name: "long stall, no notice", stall: dead, rejoin: true, ends: dead},
+		{name: "notice of an earlier incarnation", stall: dead, noticeAt: 2 * time.Millisecond, other: true, rejoin: true, ends: dead},
+		{name: "no peer alive", stall: time.Second, alone: true},
+		{name: "without watchers", v2: true, stall: time.Second, rejoin: true, ends: dead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e *Engine
+			switch {
+			case tc.v2:
+				e = NewEngine(EngineConfig{Name: "a", Interval: iv, DeadAfter: dead}, t0)
+				e.SetPeers([]string{"a", "b"}, t0)
+				e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: 1, State: &State{}}, t0)
+			case tc.alone:
+				e = NewEngine(EngineConfig{Name: "a", Interval: iv, DeadAfter: dead, Watchers: 2}, t0)
+				e.SetPeers([]string{"a"}, t0)
+			default:
+				e = v3Engine(t, []string{"b", "c"})
+			}
+			at := t0
+			for ; at.Before(t0.Add(2 * dead)); at = at.Add(iv) {
+				e.Wake(at)
+				if tc.v2 {
+					e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: uint64(at.Sub(t0)/iv) + 2, State: &State{}}, at)
+				}
+				e.Expire(at)
+			}
+			if !e.Table().Settled() || e.Rejoining() {
+				t.Fatalf("before the stall: settled %v, rejoining %v", e.Table().Settled(), e.Rejoining())
+			}
+			woke := at.Add(tc.stall) // silent for the stall and an Interval
+			e.Wake(woke)
+			if e.Rejoining() != tc.rejoin {
+				t.Fatalf("after a stall of %v: rejoining %v, want %v", tc.stall, e.Rejoining(), tc.rejoin)
+			}
+			if !tc.rejoin {
+				return
+			}
+			if tc.noticeAt > 0 {
+				inc := e.Incarnation()
+				if tc.other {
+					inc--
+				}
+				e.Receive(notice(e, inc), woke.Add(tc.noticeAt))
+			}
+			end, ok := e.NextDeadline()
+			if !ok || end.After(woke.Add(tc.ends)) {
+				t.Errorf("next deadline %v (%v), want by %v after the wake", end.Sub(woke), ok, tc.ends)
+			}
+			if e.Expire(woke.Add(tc.ends - time.Millisecond)); !e.Rejoining() {
+				t.Errorf("%v after the wake: rejoined, want still rejoining", tc.ends-time.Millisecond)
+			}
+			if changed, _, _ := e.Expire(woke.Add(tc.ends)); !changed || e.Rejoining() {
+				t.Errorf("%v after the wake: changed %v, rejoining %v; want rejoined", tc.ends, changed, e.Rejoining())
+			}
+		})
+	}
+}
+
+// While a node rejoins, the peers it watches may have stopped beating it
+// (they took it for dead): their silence counts against them only from
+// the end of the rejoin, DeadAfter later.
+func TestEngineRejoinJudgesNoPeer(t *testing.T) {
+	const iv, dead = DefaultWatchInterval, DefaultWatchDeadAfter
+	e := v3Engine(t, []string{"b", "c"})
+	at := t0
+	seq := uint64(10)
+	for ; at.Before(t0.Add(2 * dead)); at = at.Add(iv) {
+		e.Wake(at)
+		seq++
+		e.Receive(Message{Kind: Beat, Name: "b", Incarnation: 1, Seq: seq, V3: true, Watch: true, State: &State{}}, at)
+		e.Expire(at)
+	}
+	if p, _ := e.Table().Peer("b"); !p.Watched {
+		t.Fatal("b is not watched")
+	}
+	woke := at.Add(time.Second) // b sends nothing from here on
+	e.Wake(woke)
+	if !e.Rejoining() {
+		t.Fatal("not rejoining after a stall of a second")
+	}
+	end := woke.Add(dead - time.Millisecond)
+	for at := woke; at.Before(end); at = at.Add(iv) {
+		if e.Expire(at); !e.Table().Alive("b") {
+			t.Fatalf("b dead %v after the wake, while rejoining", at.Sub(woke))
+		}
+	}
+	e.Receive(Message{Kind: Dead, Name: "c", Incarnation: 1, Seq: 99, V3: true, Subject: Subject{Name: "a", Incarnation: e.Incarnation(), Seq: 1}}, end)
+	if e.Expire(end); e.Rejoining() || !e.Table().Alive("b") {
+		t.Fatalf("at the rejoin's end: rejoining %v, b alive %v", e.Rejoining(), e.Table().Alive("b"))
+	}
+	if e.Expire(end.Add(dead - time.Millisecond)); !e.Table().Alive("b") {
+		t.Fatal("b dead before DeadAfter after the rejoin")
+	}
+	if e.Expire(end.Add(dead)); e.Table().Alive("b") {
+		t.Fatal("b still alive DeadAfter after the rejoin without a beat")
+	}
+}

@@ -25,8 +25,8 @@ const (
 	// beat, a node can beat more often and wait longer, which rides out a
 	// 100 ms stall of either side and 2% loss (see the package doc).
 	DefaultWatchers       = 3
-	DefaultWatchInterval  = 35 * time.Millisecond
-	DefaultWatchDeadAfter = 300 * time.Millisecond
+	DefaultWatchInterval  = 32 * time.Millisecond
+	DefaultWatchDeadAfter = 280 * time.Millisecond
 )
 
 // Config configures a Member.
@@ -82,12 +82,13 @@ type Member struct {
 
 // view is an immutable snapshot published to readers.
 type view struct {
-	settled bool
-	alive   map[string]bool
-	left    map[string]bool
-	names   []string
-	peers   []PeerState
-	states  map[string]*State // nil entry: the peer does not report one
+	settled   bool
+	rejoining bool
+	alive     map[string]bool
+	left      map[string]bool
+	names     []string
+	peers     []PeerState
+	states    map[string]*State // nil entry: the peer does not report one
 }
 
 // New validates the configuration. It starts nothing.
@@ -220,6 +221,11 @@ func (m *Member) Changes() <-chan struct{} { return m.changes }
 // package doc.
 func (m *Member) Settled() bool { return m.view.Load().settled }
 
+// Rejoining reports whether this node is back from a stall its peers took
+// for its death and they may not know yet: it must announce nothing
+// meanwhile. See Engine.Rejoining.
+func (m *Member) Rejoining() bool { return m.view.Load().rejoining }
+
 // Alive reports whether a node's speaker is alive; this node always is.
 func (m *Member) Alive(name string) bool { return m.view.Load().alive[name] }
 
@@ -308,7 +314,7 @@ func (m *Member) Run(ctx context.Context) error {
 			l.publish()
 		}
 		deadline.Stop()
-		if at, ok := e.Table().NextDeadline(); ok {
+		if at, ok := e.NextDeadline(); ok {
 			deadline.Reset(max(at.Sub(m.clock.Now()), 0))
 		}
 	}
@@ -373,7 +379,7 @@ func (l *loop) send(outs []Out) {
 // publish makes the table's view the one readers see, and signals Changes.
 func (l *loop) publish() {
 	t := l.engine.Table()
-	v := &view{settled: t.Settled(), names: t.AliveNames(), peers: t.Peers()}
+	v := &view{settled: t.Settled(), rejoining: l.engine.Rejoining(), names: t.AliveNames(), peers: t.Peers()}
 	own := l.engine.local
 	if !l.engine.StateOK() {
 		own = State{}
@@ -428,11 +434,17 @@ func (l *loop) receive(r received) bool {
 // stall, reads the beats queued meanwhile, and expires silent peers (cheap,
 // and robust to a missed timer). It reports whether the view changed.
 func (l *loop) wake(now time.Time) bool {
+	rejoining := l.engine.Rejoining()
 	if gap := l.engine.Wake(now); gap > 0 {
 		l.cfg.Metrics.stalled()
 		l.log.V(1).Info("member loop stalled; not counting it against peers", "stall", gap)
 	}
 	changed := false
+	if !rejoining && l.engine.Rejoining() {
+		changed = true
+		l.cfg.Metrics.rejoin()
+		l.log.Info("back from a stall longer than the death timeout: peers took this node's addresses; announcing nothing until they know it lives", "deadAfter", l.cfg.DeadAfter)
+	}
 	// Beats that arrived before now count before anyone is expired: the
 	// deadline and a queued beat can be ready at once after a stall.
 	for drained := false; !drained; {
@@ -443,8 +455,12 @@ func (l *loop) wake(now time.Time) bool {
 			drained = true
 		}
 	}
+	rejoining = l.engine.Rejoining()
 	expired, died, out := l.engine.Expire(now)
 	l.send(out)
+	if rejoining && !l.engine.Rejoining() {
+		l.log.Info("rejoined: peers know this node lives")
+	}
 	for _, name := range died {
 		l.log.Info("peer dead", "node", name, "after", l.cfg.DeadAfter)
 	}

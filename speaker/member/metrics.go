@@ -16,6 +16,7 @@ type Metrics struct {
 	sendErrors    prometheus.Counter
 	aliveNodes    prometheus.Gauge
 	stalls        prometheus.Counter
+	rejoins       prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -45,8 +46,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "beacon", Subsystem: "member", Name: "stalls_total",
 			Help: "Times this speaker's liveness loop was not scheduled for over two heartbeat intervals; the stall is not counted against peers.",
 		}),
+		rejoins: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "beacon", Subsystem: "member", Name: "rejoins_total",
+			Help: "Stalls of this speaker long enough for its peers to declare it dead; after each it announced nothing until they knew it lived.",
+		}),
 	}
-	if err := register.Metrics(reg, m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes, m.stalls); err != nil {
+	if err := register.Metrics(reg, m.sentTotal, m.receivedTotal, m.droppedTotal, m.sendErrors, m.aliveNodes, m.stalls, m.rejoins); err != nil {
 		return nil, fmt.Errorf("member: %w", err)
 	}
 	return m, nil
@@ -85,5 +90,11 @@ func (m *Metrics) setAlive(n int) {
 func (m *Metrics) stalled() {
 	if m != nil {
 		m.stalls.Inc()
+	}
+}
+
+func (m *Metrics) rejoin() {
+	if m != nil {
+		m.rejoins.Inc()
 	}
 }

@@ -1,6 +1,7 @@
 package member
 
 import (
+	"iter"
 	"math"
 	"slices"
 	"sort"
@@ -368,16 +369,8 @@ func (t *Table) Stalled(d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	stall := func(p *peer) {
-		if p.is(fAlive) {
-			p.seen += d
-		}
-	}
-	for i := range t.known {
-		stall(&t.known[i])
-	}
-	for _, p := range t.others {
-		stall(p)
+	for p := range t.alivePeers() {
+		p.seen += d
 	}
 }
 
@@ -478,6 +471,40 @@ func (t *Table) AliveNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Credit counts every alive peer as heard at now: this node could not
+// judge their silence until now (see Engine.Rejoining).
+func (t *Table) Credit(now time.Time) {
+	at := now.Sub(t.start)
+	for p := range t.alivePeers() {
+		p.seen = max(p.seen, at)
+	}
+}
+
+// anyPeerAlive reports whether a peer other than the table's own node is
+// alive.
+func (t *Table) anyPeerAlive() bool {
+	for range t.alivePeers() {
+		return true
+	}
+	return false
+}
+
+// alivePeers yields every alive peer other than the table's own node.
+func (t *Table) alivePeers() iter.Seq[*peer] {
+	return func(yield func(*peer) bool) {
+		for i := range t.known {
+			if p := &t.known[i]; p.is(fAlive) && !yield(p) {
+				return
+			}
+		}
+		for _, p := range t.others {
+			if p.is(fAlive) && !yield(p) {
+				return
+			}
+		}
+	}
 }
 
 // Peers returns every tracked peer, sorted by name.

@@ -73,6 +73,10 @@ type Members struct {
 	Alive, Left map[string]bool
 	// Settled is false until peers have had a chance to be heard.
 	Settled bool
+	// Rejoining is true while this node, back from a stall its peers took
+	// for its death, waits for them to know it lives: it is not eligible
+	// for any L2 address meanwhile.
+	Rejoining bool
 	// NewPeer is true when a node appeared that was never heard from.
 	NewPeer bool
 	// Reported holds what each node's speaker says in its heartbeats; a

@@ -23,7 +23,7 @@ func announceInput(f Facts) announce.Input {
 			Name:               n.Name,
 			Labels:             n.Labels,
 			NetworkUnavailable: nodeCondition(n, v1.NodeNetworkUnavailable),
-			Alive:              n.Name == f.Node || f.Members.Alive[n.Name],
+			Alive:              (n.Name == f.Node && !f.Members.Rejoining) || (n.Name != f.Node && f.Members.Alive[n.Name]),
 		})
 		// Carrier and sticky claims, as the node's speaker reports them.
 		if r, ok := f.Members.Reported[n.Name]; ok {

@@ -327,6 +327,34 @@ func TestMakeRejoin(t *testing.T) {
 	}
 }
 
+// TestMakeBackFromStall: the winner, back from a stall its peers took for
+// its death, withdraws (with a Withdrawn Event saying why) while it
+// rejoins, and then takes the address back from the standby that held it,
+// handing the standby's flows back to it.
+func TestMakeBackFromStall(t *testing.T) {
+	winner, standby := elected(t, lanIP, "n1", "n2", "n3")
+	f := site(winner)
+	st := Make(f, State{}).State
+	f.Members.Rejoining = true
+	res := Make(f, st)
+	if got := res.L2.Responders["eth0"]; len(got) != 0 {
+		t.Fatalf("rejoining: answers for %v, want nothing", got)
+	}
+	want := "Service | default/web | Normal | Withdrawn | Withdrawn 198.51.100.200 from node " + winner +
+		" via L2: this node's speaker is back from a stall its peers took for its death, and announces nothing until they know it lives"
+	if got := eventStrings(res.Events); !slices.Contains(got, want) {
+		t.Errorf("events\n%q\nwant\n%q", got, want)
+	}
+	f.Members.Rejoining = false
+	res = Make(f, res.State)
+	if got := res.L2.Responders["eth0"]; !slices.Equal(got, []netip.Addr{lanIP}) {
+		t.Fatalf("rejoined: answers for %v, want %v", got, lanIP)
+	}
+	if want := []handoff.Claim{{IP: lanIP, From: standby}}; !slices.Equal(res.L2.Claims, want) {
+		t.Errorf("claims %v, want %v", res.L2.Claims, want)
+	}
+}
+
 // TestMakeWarnings: an invalid L2Advertisement gets one Warning per node
 // until its problem changes.
 func TestMakeWarnings(t *testing.T) {

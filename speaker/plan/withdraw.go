@@ -28,8 +28,10 @@ func whyWithdrawn(in announce.Input, node, key string, ip netip.Addr, d *announc
 	svc := in.Services[i]
 	self := election.Node{Name: node, Alive: true}
 	if j := slices.IndexFunc(in.Nodes, func(n election.Node) bool { return n.Name == node }); j >= 0 {
+		if !in.Nodes[j].Alive {
+			return "this node's speaker is back from a stall its peers took for its death, and announces nothing until they know it lives"
+		}
 		self = in.Nodes[j]
-		self.Alive = true // this speaker runs
 	}
 	c := election.Candidates([]election.Node{self}, nil, election.Service{Local: svc.Local, ReadyEndpoints: svc.ReadyEndpoints})[0]
 	switch c.Reason {

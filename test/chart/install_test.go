@@ -411,7 +411,10 @@ func releaseObjects(ctx context.Context, cfg *rest.Config) ([]string, error) {
 // to install while the DaemonSet kube-system/kube-proxy exists, and says
 // why; external installs there, and checkKubeProxy=false lets full
 // through. --dry-run=server makes helm look at the cluster without
-// creating anything, so the parallel install test is not disturbed.
+// creating anything, so the parallel install test is not disturbed. The
+// externalIPs guard is left out: its objects have fixed cluster-wide
+// names, and while the parallel test's release owns them helm refuses a
+// second release that would create them too.
 func TestFullRefusedNextToKubeProxy(t *testing.T) {
 	e := testenv.Need(t, env)
 	t.Parallel()
@@ -420,7 +423,7 @@ func TestFullRefusedNextToKubeProxy(t *testing.T) {
 	defer cancel()
 	kc := []string{"--kubeconfig", e.Kubeconfig, "--namespace", "beacon-fullcheck"}
 	install := func(set ...string) (string, error) {
-		args := append([]string{"install", "fullcheck", chartDir(), "--dry-run=server"}, kc...)
+		args := append([]string{"install", "fullcheck", chartDir(), "--dry-run=server", "--set", "externalIPsGuard.enabled=false"}, kc...)
 		for _, s := range set {
 			args = append(args, "--set", s)
 		}

@@ -99,7 +99,8 @@ func TestAlertsDocumented(t *testing.T) {
 
 // rulesTest feeds series as the controller (beacon_pool_*,
 // beacon_services_pending, beacon_addresses_unannounced), the speaker
-// (beacon_bgp_*, beacon_member_alive_nodes, beacon_l2_conflicts_total,
+// (beacon_bgp_*, beacon_member_alive_nodes, beacon_member_rejoins_total,
+// beacon_l2_conflicts_total,
 // beacon_l2_kernel_answered_addresses, beacon_nodeport_sync_failures_total), Prometheus (up) and
 // kube-state-metrics (kube_pod_status_ready) expose them, with the labels a
 // ServiceMonitor adds (namespace, node, job from the component). In the
@@ -138,6 +139,8 @@ tests:
       - {series: 'beacon_member_alive_nodes{namespace="beacon-system",node="n2",pod="beacon-speaker-bbbbb"}', values: '3x15'}
       - {series: 'beacon_member_alive_nodes{namespace="beacon-system",node="n4",pod="beacon-speaker-ddddd"}', values: '3x15'}
       - {series: 'beacon_member_alive_nodes{namespace="beacon-system",node="n5",pod="beacon-speaker-eeeee"}', values: '1x15'}
+      - {series: 'beacon_member_rejoins_total{namespace="beacon-system",node="n1",pod="beacon-speaker-aaaaa"}', values: '0x5 1x10'}
+      - {series: 'beacon_member_rejoins_total{namespace="beacon-system",node="n2",pod="beacon-speaker-bbbbb"}', values: '0x15'}
       - {series: 'beacon_l2_conflicts_total{namespace="beacon-system",node="n1",interface="eth0",family="ipv4"}', values: '0x5 1+1x10'}
       - {series: 'beacon_l2_conflicts_total{namespace="beacon-system",node="n2",interface="eth0",family="ipv4"}', values: '0x15'}
       - {series: 'beacon_l2_kernel_answered_addresses{namespace="beacon-system",node="n1",family="ipv4",pod="beacon-speaker-aaaaa"}', values: '0 2x14'}
@@ -217,6 +220,13 @@ tests:
             exp_annotations:
               summary: "Speaker on n5 hears only 1 speaker(s), itself included, of those running"
               description: "Heartbeats (UDP 7946) between nodes are lost or refused: check firewalls and the member key. See docs/troubleshooting.md (Heartbeats lost)."
+      - eval_time: 10m
+        alertname: BeaconSpeakerStalled
+        exp_alerts:
+          - exp_labels: {severity: warning, node: n1}
+            exp_annotations:
+              summary: "The speaker on n1 stopped for longer than the heartbeat death timeout"
+              description: "Its peers declared it dead and took over the L2 addresses it announced, which it took back once they heard it again. A starved or frozen node (CPU, memory pressure, a paused VM). See docs/troubleshooting.md (Heartbeats lost)."
       - eval_time: 10m
         alertname: BeaconL2AddressConflict
         exp_alerts:

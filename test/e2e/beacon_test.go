@@ -81,14 +81,8 @@ func (s *site) metric(node, series string) float64 {
 		return 0
 	}
 	defer func() { _ = resp.Body.Close() }()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	v, _, _ := labtest.Metric(resp.Body, series)
+	return v
 }
 
 // rss reads a lab process's resident set size.

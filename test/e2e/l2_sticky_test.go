@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,4 +151,79 @@ func TestL2FailbackImmediate(t *testing.T) {
 		t.Fatalf("%d requests failed in the hand-back from %s to %s: %q", failed-failedBefore, taker, first, p.LastErrors())
 	}
 	t.Logf("%s handed %s back to %s with no failed request", taker, ip, first)
+}
+
+// A hung announcer: its speaker stopped (SIGSTOP) and its LAN cable out,
+// as a frozen node. Another node takes the address over. When the node
+// comes back (its speaker first, its cable 200 ms later, as a thawed kind
+// node), its speaker's view still says it announces, but its peers
+// declared it dead: it announces nothing until they know it lives, then
+// takes the address back with the flow hand-off (failback Immediate).
+// Client-lan's neighbour entry moves once, from the taker to it, and no
+// request fails.
+func TestL2StalledAnnouncerRejoins(t *testing.T) {
+	l := labtest.Up(t, lab.Config{Nodes: 3, PodsPerNode: 1})
+	s := startBeacon(t, l)
+	s.LANPool()
+	// Local: while the cable is out, connections go to the taker's own pod,
+	// not to the unreachable pod of the hung node.
+	s.Apply(labtest.AllEchoService("hung", corev1.ServiceExternalTrafficPolicyLocal))
+	ip := s.Ingress("hung")[0]
+	p := labtest.StartProber(s.Ctx, l, lab.ClientLAN, net.JoinHostPort(ip, "80"))
+	defer p.Stop()
+	first := s.stableAnnouncer(ip, p)
+	pid := s.Process("speaker-" + first).Pid
+	thawed := false
+	thaw := func() {
+		if thawed {
+			return
+		}
+		thawed = true
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Error(err)
+		}
+		// The scenario, not a wait for anything: the link comes back a
+		// moment after the processes, as when a kind node is unpaused
+		// and then its bridge port set up. Heartbeats the speaker sends
+		// meanwhile leave its neighbour entries for the peers waiting
+		// for the kernel's next resolution attempt, up to a second later.
+		time.Sleep(200 * time.Millisecond)
+		if err := l.SetCable(s.Ctx, first, true); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(thaw)
+	if err := l.SetCable(s.Ctx, first, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	taker := s.stableAnnouncer(ip, p)
+	if taker == first {
+		t.Fatalf("%s still announces %s while hung", first, ip)
+	}
+	_, failedBefore := p.Counts()
+	// Every MAC client-lan's neighbour entry holds, in order, until first
+	// has answered alone for 3 s.
+	moves := []string{s.neighbour(ip)}
+	thaw()
+	s.Poll(20*time.Second, first+" announcing "+ip+" for 3 s", func() (bool, string) {
+		if n := s.neighbour(ip); n != moves[len(moves)-1] {
+			moves = append(moves, n)
+		}
+		ok := moves[len(moves)-1] == nodeMAC(s.L, first) && s.Answerer(ip) == first && p.QuietFor(3*time.Second)
+		return ok, fmt.Sprintf("neighbour entries %v, answerer %q", moves, s.Answerer(ip))
+	})
+	want := []string{nodeMAC(s.L, taker), nodeMAC(s.L, first)}
+	if !slices.Equal(moves, want) {
+		t.Errorf("client-lan's neighbour entry for %s went %v after %s came back; want %v (%s, then %s)", ip, moves, first, want, taker, first)
+	}
+	if _, failed := p.Counts(); failed != failedBefore {
+		t.Errorf("%d requests failed after %s came back: %q", failed-failedBefore, first, p.LastErrors())
+	}
+	if n := s.metric(first, "beacon_member_rejoins_total"); n != 1 {
+		t.Errorf("beacon_member_rejoins_total on %s: %v, want 1", first, n)
+	}
+	t.Logf("%s took %s over from the hung %s and handed it back; neighbour entries %v", taker, ip, first, moves)
 }

@@ -14,7 +14,7 @@ import (
 // nodes forwarded for them, so every hand-off between nodes broke its
 // connection.
 func TestAddressPlanDisjoint(t *testing.T) {
-	names := []string{"LAN_CIDR", "EXT_CIDR", "BGP_POOL", "POD_CIDR", "SERVICE_CIDR",
+	names := []string{"LAN_CIDR", "LAN2_CIDR", "EXT_CIDR", "BGP_POOL", "POD_CIDR", "SERVICE_CIDR",
 		"LAN_CIDR6", "EXT_CIDR6", "BGP_POOL6", "POD_CIDR6", "SERVICE_CIDR6"}
 	script := ". hack/kind/net.sh"
 	for _, n := range names {

@@ -25,3 +25,23 @@ func TestUnansweredSYNs(t *testing.T) {
 		t.Errorf("unanswered SYNs %v, want %v", got, want)
 	}
 }
+
+// TestTraceSkipsTails: the lines of a trace whose start came before reset
+// make no packet (it would look untranslated).
+func TestTraceSkipsTails(t *testing.T) {
+	tr := &trace{ids: map[string]*tracedPacket{}}
+	tr.add(`trace id aa ip e2e-trace pre packet: iif "eth0" ip saddr 198.18.101.100 ip daddr 198.18.100.200 tcp dport 80`)
+	tr.reset()
+	tr.add(`trace id aa ip filter FORWARD packet: iif "eth0" oif "cni0" ip saddr 198.18.101.100 ip daddr 198.18.131.8 tcp dport 5000`)
+	tr.add(`trace id bb ip e2e-trace pre packet: iif "eth0" ip saddr 198.18.101.100 ip daddr 198.18.100.200 tcp dport 80`)
+	tr.add(`trace id bb ip beacon-svc4 svc-x rule numgen random mod 2 0 meta l4proto tcp dnat to 198.18.131.8:5000 (verdict accept)`)
+	var got []string
+	for src, ps := range tr.bySource() {
+		for _, p := range ps {
+			got = append(got, src.String()+" "+p.id)
+		}
+	}
+	if want := []string{"198.18.101.100 bb"}; !slices.Equal(got, want) {
+		t.Errorf("packets %q, want %q", got, want)
+	}
+}

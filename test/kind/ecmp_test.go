@@ -252,6 +252,10 @@ func (w *ecmpWatch) history() ([]ecmpSet, error) {
 	return slices.Clone(w.sets), w.err
 }
 
+// monitorLag bounds how much later than the kernel's change the router's
+// route monitor stamps it.
+const monitorLag = 5 * time.Millisecond
+
 // Spare tables and rule preferences of the router that judge uses: table
 // ecmpTable+k holds set k, selected by fwmark ecmpTable+k.
 const (
@@ -311,7 +315,12 @@ func (w *ecmpWatch) judge(t *testing.T, failures []labtest.Failure) (rehashed, o
 	flows := make([]flow, len(failures))
 	need := map[[2]int]bool{} // set, port
 	for n, f := range failures {
-		fl := flow{f: f, i0: inForce(f.Start), i1: inForce(f.At)}
+		// A route change stamped up to monitorLag after the client saw
+		// the reset counts as in force before it: the monitor stamps a
+		// change when it reads the netlink message, after the kernel made
+		// it (a reset 0.3 ms before the stamp of the change that caused
+		// it was seen).
+		fl := flow{f: f, i0: inForce(f.Start), i1: inForce(f.At.Add(monitorLag))}
 		switch ap, err := netip.ParseAddrPort(f.Local); {
 		case err != nil:
 			fl.why = "no connection"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -290,34 +292,49 @@ func sameAddresses(t *testing.T, before, after map[string]string) {
 // holds: the node answering ARP for it.
 func (c *cluster) announcer(t *testing.T, ip netip.Addr) string {
 	t.Helper()
-	ctx := context.Background()
 	// Read once: a frozen node runs no command.
 	if c.macs == nil {
-		c.macs = map[string]string{}
-		for name := range c.nodeIPs(t) {
-			mac, err := c.exec(ctx, name, "cat", "/sys/class/net/eth0/address")
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.macs[strings.TrimSpace(mac)] = name
-		}
+		c.macs = c.nodeMACs(t, "eth0", maps.Keys(c.nodeIPs(t)))
 	}
-	macs := c.macs
-	neigh, err := run(ctx, "ip", "-j", "neigh", "show", ip.String())
+	node, err := resolvedTo(ip, c.macs)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return node
+}
+
+// nodeMACs returns the nodes by the MAC of their interface ifname.
+func (c *cluster) nodeMACs(t *testing.T, ifname string, nodes iter.Seq[string]) map[string]string {
+	t.Helper()
+	macs := map[string]string{}
+	for name := range nodes {
+		mac, err := c.exec(context.Background(), name, "cat", "/sys/class/net/"+ifname+"/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		macs[strings.TrimSpace(mac)] = name
+	}
+	return macs
+}
+
+// resolvedTo returns the node (of macs, nodes by MAC) that the host's
+// neighbour entry for ip names.
+func resolvedTo(ip netip.Addr, macs map[string]string) (string, error) {
+	neigh, err := run(context.Background(), "ip", "-j", "neigh", "show", ip.String())
+	if err != nil {
+		return "", err
 	}
 	var entries []struct {
 		LLAddr string `json:"lladdr"`
 	}
 	if err := json.Unmarshal([]byte(neigh), &entries); err != nil || len(entries) != 1 {
-		t.Fatalf("host's neighbour entry for %s: %q (%v)", ip, neigh, err)
+		return "", fmt.Errorf("host's neighbour entry for %s: %q (%v)", ip, neigh, err)
 	}
 	node, ok := macs[entries[0].LLAddr]
 	if !ok {
-		t.Fatalf("host resolved %s to %s, which is no node's MAC (%v)", ip, entries[0].LLAddr, macs)
+		return "", fmt.Errorf("host resolved %s to %s, which is no node's MAC (%v)", ip, entries[0].LLAddr, macs)
 	}
-	return node
+	return node, nil
 }
 
 // windows summarises failure times as the runs in which each failure

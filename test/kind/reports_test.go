@@ -199,7 +199,12 @@ type macChange struct {
 func (c *cluster) watchNeighbour(t *testing.T, ip netip.Addr) *macLog {
 	t.Helper()
 	c.announcer(t, ip) // reads the nodes' MACs and checks the entry is there
-	macs := c.macs
+	return watchMACs(t, ip, c.macs)
+}
+
+// watchMACs is watchNeighbour with the nodes by MAC given.
+func watchMACs(t *testing.T, ip netip.Addr, macs map[string]string) *macLog {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &macLog{stop: cancel, done: make(chan struct{})}
 	t.Cleanup(m.close)
@@ -238,6 +243,19 @@ func (c *cluster) watchNeighbour(t *testing.T, ip netip.Addr) *macLog {
 func (m *macLog) close() {
 	m.stop()
 	<-m.done
+}
+
+// firstAfter returns the first change at or after at to another node
+// than from.
+func (m *macLog) firstAfter(at time.Time, from string) (macChange, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.changes {
+		if !c.at.Before(at) && c.node != from {
+			return c, true
+		}
+	}
+	return macChange{}, false
 }
 
 // nodes returns the sequence of nodes the entry pointed to.

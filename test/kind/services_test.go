@@ -105,7 +105,8 @@ func TestServiceTypes(t *testing.T) {
 type values struct {
 	Dataplane string `json:"dataplane"`
 	Speaker   struct {
-		TolerateControlPlane bool `json:"tolerateControlPlane"`
+		TolerateControlPlane bool   `json:"tolerateControlPlane"`
+		MetricsPort          uint16 `json:"metricsPort"`
 	} `json:"speaker"`
 }
 

@@ -171,6 +171,9 @@ type tracedPacket struct {
 	lines []string
 }
 
+// traceTable sets nftrace: its chain is the first event of every trace.
+const traceTable = "e2e-trace"
+
 var traceLine = regexp.MustCompile(`^trace id (\S+) (.*)$`)
 var traceSrc = regexp.MustCompile(` ip saddr (\S+) `)
 
@@ -179,15 +182,14 @@ var traceSrc = regexp.MustCompile(` ip saddr (\S+) `)
 func (c *cluster) startTrace(t *testing.T, node string, ip netip.Addr) *trace {
 	t.Helper()
 	ctx := context.Background()
-	const table = "e2e-trace"
-	rules := fmt.Sprintf("table ip %s {\n chain pre { type filter hook prerouting priority -350; policy accept; ip daddr %s tcp dport 80 tcp flags syn meta nftrace set 1; }\n}\n", table, ip)
+	rules := fmt.Sprintf("table ip %s {\n chain pre { type filter hook prerouting priority -350; policy accept; ip daddr %s tcp dport 80 tcp flags syn meta nftrace set 1; }\n}\n", traceTable, ip)
 	cmd := exec.CommandContext(ctx, c.env["ENGINE"], "exec", "-i", node, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nft on %s: %v: %s", node, err, out)
 	}
 	t.Cleanup(func() {
-		if _, err := c.exec(ctx, node, "nft", "delete", "table", "ip", table); err != nil {
+		if _, err := c.exec(ctx, node, "nft", "delete", "table", "ip", traceTable); err != nil {
 			t.Errorf("remove the trace table: %v", err)
 		}
 	})
@@ -233,6 +235,10 @@ func (tr *trace) add(line string) {
 	defer tr.mu.Unlock()
 	p := tr.ids[g[1]]
 	if p == nil {
+		// The rest of a trace whose start came before reset.
+		if !strings.HasPrefix(g[2], "ip "+traceTable+" ") {
+			return
+		}
 		p = &tracedPacket{id: g[1]}
 		tr.ids[g[1]] = p
 	}

@@ -22,7 +22,7 @@ type Protocol struct {
 var Baseline = Protocol{Name: "all-to-all v2 (60/240 ms)", Interval: member.DefaultInterval, DeadAfter: member.DefaultDeadAfter}
 
 // Watch is the version 3 protocol with the speaker's defaults.
-var Watch = Protocol{Name: "watchers v3 (k=3, 35/300 ms)", Watchers: member.DefaultWatchers, Interval: member.DefaultWatchInterval, DeadAfter: member.DefaultWatchDeadAfter}
+var Watch = Protocol{Name: "watchers v3 (k=3, 32/280 ms)", Watchers: member.DefaultWatchers, Interval: member.DefaultWatchInterval, DeadAfter: member.DefaultWatchDeadAfter}
 
 // Network is the bench's network and scheduling: 2% loss, 100–200 µs
 // one-way latency, a 100 ms stall per node every 10 s on average.

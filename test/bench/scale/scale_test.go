@@ -427,15 +427,11 @@ func (b *bench) metricAtLeast(ns, url, series string, want float64) func() (bool
 			return false, err.Error()
 		}
 		defer func() { _ = resp.Body.Close() }()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f >= want, fmt.Sprintf("%s = %v", series, f)
-			}
+		f, ok, err := labtest.Metric(resp.Body, series)
+		if err != nil || !ok {
+			return false, fmt.Sprintf("%s not exported yet (%v)", series, err)
 		}
-		return false, series + " not exported yet"
+		return f >= want, fmt.Sprintf("%s = %v", series, f)
 	}
 }
 
