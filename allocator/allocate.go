@@ -56,6 +56,12 @@ type Result struct {
 	// address and each family that PreferDualStack could not obtain.
 	// IsRetryable tells whether freed capacity may resolve one.
 	Warnings []*Error
+	// Conflicting lists addresses of IPs that this call knew other hosts
+	// use (SetConflicts) and kept anyway: requested, or with no
+	// replacement free. A caller that learns of a conflict from elsewhere
+	// judges an address by this, not by what it learnt: a conflict this
+	// call did not know of makes the address move on the next call.
+	Conflicting []netip.Addr
 }
 
 // request is a checked Request.
@@ -280,6 +286,9 @@ func (a *Allocator) Allocate(req Request) (Result, error) {
 		}
 		res.IPs = append(res.IPs, c.ip)
 		res.Pools = append(res.Pools, a.PoolOf(c.ip))
+		if a.conflicting(c.ip) {
+			res.Conflicting = append(res.Conflicting, c.ip)
+		}
 	}
 	// Make before break: replacements are held before the old go.
 	for _, ip := range old {

@@ -28,8 +28,8 @@ func TestConflicts(t *testing.T) {
 	mustAlloc(svc("ns/new"), "10.0.0.2")
 	// x moves (make before break), and 10.0.0.0 does not become free.
 	res := mustAlloc(svc("ns/x"), "10.0.0.3")
-	if !res.Changed {
-		t.Error("x did not change")
+	if !res.Changed || len(res.Conflicting) != 0 {
+		t.Errorf("x: changed %v, conflicting %v", res.Changed, res.Conflicting)
 	}
 	if got := dumpStats(a.Stats()); got != "a v4 2/4" {
 		t.Errorf("stats %s", got)
@@ -42,7 +42,9 @@ func TestConflicts(t *testing.T) {
 	if _, err := a.Allocate(svc("ns/full")); ReasonOf(err) != ReasonPoolExhausted {
 		t.Errorf("full pool: %v", err)
 	}
-	mustAlloc(svc("ns/asks", want("10.0.0.1")), "10.0.0.1")
+	if res := mustAlloc(svc("ns/asks", want("10.0.0.1")), "10.0.0.1"); join(res.Conflicting) != "10.0.0.1" {
+		t.Errorf("requested conflicting address: Conflicting %v", res.Conflicting)
+	}
 	// A pool edit keeps conflicting addresses out of the free set.
 	a.SetPools(mkPools(pool("a", "10.0.0.0/29")))
 	mustAlloc(svc("ns/after-edit"), "10.0.0.4")
@@ -62,7 +64,7 @@ func TestConflictNoReplacement(t *testing.T) {
 	}
 	a.SetConflicts([]netip.Addr{netip.MustParseAddr("10.0.0.0")})
 	res, err := a.Allocate(svc("ns/x"))
-	if err != nil || join(res.IPs) != "10.0.0.0" || len(res.Warnings) != 1 || len(res.Stale) != 1 {
+	if err != nil || join(res.IPs) != "10.0.0.0" || len(res.Warnings) != 1 || len(res.Stale) != 1 || join(res.Conflicting) != "10.0.0.0" {
 		t.Fatalf("got %+v, %v", res, err)
 	}
 	if a.Stats()["a"].IPv4.Conflicting != 0 {

@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/beaconlb/beacon/allocator"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 )
 
@@ -229,23 +230,26 @@ func (c *Controller) conflictOf(ip netip.Addr) (addressConflict, bool) {
 	return x, ok
 }
 
-// conflictWarnings explains the Service's conflicting addresses: those it
-// keeps (requested, or no other free) and those it was moved off.
-func (c *Controller) conflictWarnings(before, after []netip.Addr) []warning {
+// conflictWarnings explains the Service's conflicting addresses: those
+// the allocation kept (requested, or no other free) and those it moved
+// the Service off (from before).
+func (c *Controller) conflictWarnings(before []netip.Addr, res allocator.Result) []warning {
 	var out []warning
-	for _, ip := range after {
-		if x, ok := c.conflictOf(ip); ok {
-			out = append(out, warning{EventAddressConflict, fmt.Sprintf(
-				"%s is in use by another host (%s); it is not moved because it was requested or no other address is free. Free it on the network, or request another address", ip, x.describe())})
+	for _, ip := range res.Conflicting {
+		x, ok := c.conflictOf(ip)
+		if !ok {
+			continue // over since the allocation
 		}
+		out = append(out, warning{EventAddressConflict, fmt.Sprintf(
+			"%s is in use by another host (%s); it is not moved because it was requested or no other address is free. Free it on the network, or request another address", ip, x.describe())})
 	}
 	for _, ip := range before {
-		if slices.Contains(after, ip) {
+		if slices.Contains(res.IPs, ip) {
 			continue
 		}
 		if x, ok := c.conflictOf(ip); ok {
 			out = append(out, warning{EventAddressConflict, fmt.Sprintf(
-				"%s is in use by another host (%s): moved to %s", ip, x.describe(), joinIPs(after))})
+				"%s is in use by another host (%s): moved to %s", ip, x.describe(), joinIPs(res.IPs))})
 		}
 	}
 	return out

@@ -560,7 +560,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	// up) and families PreferDualStack could not get.
 	c.setPending(k, len(out.Result.Warnings) > 0)
 	before := lbservice.IngressIPs(svc)
-	warnings = append(warnings, c.conflictWarnings(lbservice.OfferedIPs(svc), out.Result.IPs)...)
+	warnings = append(warnings, c.conflictWarnings(lbservice.OfferedIPs(svc), out.Result)...)
 	for _, w := range out.Result.Warnings {
 		reason := EventAllocationFailed
 		for _, ip := range out.Result.Stale {
@@ -579,7 +579,7 @@ func (c *Controller) ensure(ctx context.Context, svc *v1.Service) error {
 	// New addresses of pools announced in L2 go into status only once a
 	// speaker has probed them: until then the speakers read them from the
 	// probing annotation, and status keeps what it had.
-	probe := c.probeState(k, before, out.Result.IPs, time.Now())
+	probe := c.probeState(k, before, out.Result, time.Now())
 	if len(probe.waiting) > 0 {
 		setProbing(updated, out.Result.IPs)
 		if err := c.patch(ctx, svc, updated); err != nil {

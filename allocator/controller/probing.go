@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/beaconlb/beacon/allocator"
 	"github.com/beaconlb/beacon/config"
 	"github.com/beaconlb/beacon/config/v1alpha1"
 	"github.com/beaconlb/beacon/lbservice"
@@ -49,42 +50,57 @@ type probeVerdict struct {
 	unprobed []netip.Addr
 }
 
-// probeState judges the addresses of after that the Service's status
-// (current) lacks and that come from pools announced in L2: an address is
-// settled once a ServiceAnnouncement of the Service lists it (a speaker
-// probed it and answers for it), once it is known to be in use by another
-// host (the Service moves, or keeps it with a Warning), or once it has
-// waited the probe timeout. Addresses of other pools (BGP only), and
-// every address when no L2Advertisement exists, never wait.
-func (c *Controller) probeState(k string, current, after []netip.Addr, now time.Time) probeVerdict {
-	var v probeVerdict
+// probeState judges the addresses of res that the Service's status
+// (current) lacks and that come from pools announced in L2 (see
+// judgeProbes), and records when each began to wait. Addresses of other
+// pools (BGP only), and every address when no L2Advertisement exists,
+// never wait.
+func (c *Controller) probeState(k string, current []netip.Addr, res allocator.Result, now time.Time) probeVerdict {
 	var fresh []netip.Addr
-	for _, ip := range after {
+	for _, ip := range res.IPs {
 		if !slices.Contains(current, ip) {
 			fresh = append(fresh, ip)
 		}
 	}
 	if len(fresh) == 0 || len(c.config.l2ads.ListKeys()) == 0 {
-		return v
+		return probeVerdict{}
 	}
 	ads := config.ParseL2Advertisements(items[v1alpha1.L2Advertisement](c.config.l2ads), c.lb.Pools())
+	fresh = slices.DeleteFunc(fresh, func(ip netip.Addr) bool {
+		p := c.lb.PoolOf(ip)
+		return p == "" || !ads.Announced(p)
+	})
 	answered := c.answered(k)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	started := c.probing[k]
+	v, started := judgeProbes(fresh, res.Conflicting, answered, c.probing[k], now, c.opts.ProbeTimeout)
+	if len(started) > 0 {
+		c.probing[k] = started
+	}
+	return v
+}
+
+// judgeProbes decides which fresh addresses still wait for a probe. An
+// address is settled once a speaker reported it probed or announced
+// (answered), or once the allocation kept it although another host uses
+// it (kept: requested, or nothing else free; the Service gets a Warning).
+// A conflict the allocation did not know of yet settles nothing: the
+// address is about to be replaced, and writing it into status now would
+// hand out an address that is known to be taken. Any other address waits
+// until timeout after it began to (started), then goes in unprobed. It
+// returns the verdict and when each judged address began to wait.
+func judgeProbes(fresh, kept []netip.Addr, answered map[netip.Addr]bool, started map[netip.Addr]time.Time, now time.Time, timeout time.Duration) (probeVerdict, map[netip.Addr]time.Time) {
+	var v probeVerdict
 	next := map[netip.Addr]time.Time{}
 	for _, ip := range fresh {
-		if p := c.lb.PoolOf(ip); p == "" || !ads.Announced(p) {
-			continue
-		}
-		if _, inUse := c.conflicts[ip]; inUse || answered[ip] {
+		if slices.Contains(kept, ip) || answered[ip] {
 			continue
 		}
 		start, ok := started[ip]
 		if !ok {
 			start = now
 		}
-		if left := c.opts.ProbeTimeout - now.Sub(start); left > 0 {
+		if left := timeout - now.Sub(start); left > 0 {
 			v.waiting = append(v.waiting, ip)
 			if v.retryIn == 0 || left < v.retryIn {
 				v.retryIn = left
@@ -94,10 +110,7 @@ func (c *Controller) probeState(k string, current, after []netip.Addr, now time.
 		}
 		next[ip] = start
 	}
-	if len(next) > 0 {
-		c.probing[k] = next
-	}
-	return v
+	return v, next
 }
 
 // answered lists the addresses that some ServiceAnnouncement of the
