@@ -90,6 +90,9 @@ type Links interface {
 	Responder(ctx context.Context, iface string) (Responder, error)
 	// Interfaces lists this node's interfaces with their connected prefixes.
 	Interfaces() ([]plan.Link, error)
+	// Retain stops the responders of interfaces that links (a listing by
+	// Interfaces) no longer holds, or holds made again.
+	Retain(links []plan.Link)
 }
 
 // Config wires an Agent.

@@ -107,6 +107,8 @@ func (l *fakeLinks) Responder(_ context.Context, iface string) (agent.Responder,
 func (l *fakeLinks) Interfaces() ([]plan.Link, error) {
 	return []plan.Link{{Name: "eth0", Up: true, Prefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}}}, nil
 }
+func (l *fakeLinks) Retain([]plan.Link) {}
+
 func (l *fakeLinks) announced(iface string) []netip.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -15,7 +15,7 @@ import (
 )
 
 // KernelLinks is the real Links: ARP/NDP responders on packet sockets and
-// interface lookups through netlink. Responders run until the context given
+// interface dumps through netlink. Responders run until the context given
 // to Responder ends; Wait waits for them.
 type KernelLinks struct {
 	log     logr.Logger
@@ -56,31 +56,11 @@ type openResponder struct {
 }
 
 // Responder returns the interface's responder, starting it on first use.
-// An interface that is gone, or was made again under the same name (its
-// index or MAC changed), stops the responder that served it; one on the
-// new interface starts in its place.
 func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	ifi, lookupErr := net.InterfaceByName(iface)
 	if o, ok := k.open[iface]; ok {
-		if lookupErr == nil && ifi.Index == o.index && bytes.Equal(ifi.HardwareAddr, o.mac) {
-			return o.r, nil
-		}
-		if lookupErr != nil {
-			k.log.Info("interface gone: stopping its responder", "interface", iface, "index", o.index)
-		} else {
-			k.log.Info("interface made again: restarting its responder", "interface", iface,
-				"index", o.index, "newIndex", ifi.Index, "mac", o.mac.String(), "newMAC", ifi.HardwareAddr.String())
-		}
-		// Its metrics carry the interface's name: the old one forgets
-		// them before the new one starts.
-		o.cancel()
-		<-o.done
-		delete(k.open, iface)
-	}
-	if lookupErr != nil {
-		return nil, fmt.Errorf("open link %s: %w", iface, lookupErr)
+		return o.r, nil
 	}
 	link, err := l2.OpenLink(iface, true, true)
 	if err != nil {
@@ -110,6 +90,36 @@ func (k *KernelLinks) Responder(ctx context.Context, iface string) (Responder, e
 	return r, nil
 }
 
+// Retain stops the responders whose interface links (this sync's dump)
+// no longer has, or has made again under the same name (another index or
+// MAC): their sockets stay bound to the old interface and would answer
+// nothing. The next Responder call for a re-made interface opens it anew.
+func (k *KernelLinks) Retain(links []plan.Link) {
+	byName := make(map[string]plan.Link, len(links))
+	for _, l := range links {
+		byName[l.Name] = l
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for iface, o := range k.open {
+		l, ok := byName[iface]
+		if ok && l.Index == o.index && bytes.Equal(l.MAC, o.mac) {
+			continue
+		}
+		if ok {
+			k.log.Info("interface made again: restarting its responder", "interface", iface,
+				"index", o.index, "newIndex", l.Index, "mac", o.mac.String(), "newMAC", l.MAC.String())
+		} else {
+			k.log.Info("interface gone: stopping its responder", "interface", iface, "index", o.index)
+		}
+		// Its metrics carry the interface's name: the old one forgets
+		// them before a new one starts.
+		o.cancel()
+		<-o.done
+		delete(k.open, iface)
+	}
+}
+
 // Wait waits for every responder to stop.
 func (k *KernelLinks) Wait() { k.wg.Wait() }
 
@@ -121,7 +131,7 @@ func (k *KernelLinks) Interfaces() ([]plan.Link, error) {
 	}
 	out := make([]plan.Link, 0, len(ifaces))
 	for _, i := range ifaces {
-		out = append(out, plan.Link{Name: i.Name, Up: !i.OperDown, Loopback: i.Loopback, Prefixes: i.Prefixes})
+		out = append(out, plan.Link{Name: i.Name, Index: i.Index, MAC: i.MAC, Up: !i.OperDown, Loopback: i.Loopback, Prefixes: i.Prefixes})
 	}
 	return out, nil
 }

@@ -21,10 +21,12 @@ import (
 
 // TestResponderFollowsReplugged: a node's NIC is unplugged and another is
 // plugged under the same name (a container engine's network disconnected
-// and connected again: a new index and MAC). The responder that served
-// the old interface is replaced by one on the new: a host on the link
-// gets ARP answers from the new MAC. Before, the old responder kept its
-// sockets bound to the vanished interface and nothing answered.
+// and connected again: a new index and MAC). As in a sync, each step
+// lists the interfaces and retains the responders by that listing: the
+// one on the vanished interface stops, and one on the new starts in its
+// place, so a host on the link gets ARP answers from the new MAC. Before,
+// the old responder kept its sockets bound to the vanished interface and
+// nothing answered.
 func TestResponderFollowsReplugged(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces")
@@ -57,8 +59,22 @@ func TestResponderFollowsReplugged(t *testing.T) {
 	k := NewKernelLinks(testr.New(t), m)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); k.Wait() })
+	retain := func() {
+		t.Helper()
+		if err := netnstest.Do(node, func() error {
+			links, err := k.Interfaces()
+			if err != nil {
+				return err
+			}
+			k.Retain(links)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	announce := func() {
 		t.Helper()
+		retain()
 		if err := netnstest.Do(node, func() error {
 			r, err := k.Responder(ctx, "d0")
 			if err != nil {
@@ -80,7 +96,7 @@ func TestResponderFollowsReplugged(t *testing.T) {
 		})
 	}
 
-	const first, second = "02:00:00:00:0a:01", "02:00:00:00:0a:02"
+	const first, second, third = "02:00:00:00:0a:01", "02:00:00:00:0a:02", "02:00:00:00:0a:03"
 	plug(first)
 	announce()
 	answers(first)
@@ -88,7 +104,23 @@ func TestResponderFollowsReplugged(t *testing.T) {
 	if _, err := netnstest.Run("ip", "-n", node, "link", "del", "d0"); err != nil {
 		t.Fatal(err)
 	}
+	retain()
+	k.mu.Lock()
+	_, kept := k.open["d0"]
+	k.mu.Unlock()
+	if kept {
+		t.Fatal("the responder of the deleted d0 still runs")
+	}
 	plug(second)
 	announce()
 	answers(second)
+
+	// Made again between two listings: the next one shows another index
+	// and MAC under the same name.
+	if _, err := netnstest.Run("ip", "-n", node, "link", "del", "d0"); err != nil {
+		t.Fatal(err)
+	}
+	plug(third)
+	announce()
+	answers(third)
 }

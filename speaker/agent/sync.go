@@ -41,6 +41,9 @@ func (a *Agent) sync(ctx context.Context) error {
 		recheck := poolConflicts(list[v1alpha1.IPPool](a.w.pools))
 		maps.Copy(recheck, awaitingProbe(f.Services))
 		probe := toProbe(a.cfg.Node, prev.Decisions, res.L2.Decisions, prev.Planned, recheck)
+		if f.LinksErr == nil {
+			a.cfg.Links.Retain(f.Links)
+		}
 		responders, rerrs := a.applyResponders(ctx, res.L2, probe)
 		errs = append(errs, rerrs...)
 		conflicts := conflictsOf(responders)

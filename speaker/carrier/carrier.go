@@ -24,7 +24,9 @@ import (
 
 // Iface is what Down needs to know about an interface.
 type Iface struct {
-	Name string
+	Name  string
+	Index int
+	MAC   net.HardwareAddr
 	// Up is the administrative state (IFF_UP), LowerUp the carrier
 	// (IFF_LOWER_UP), OperDown the operational state "down".
 	Up, LowerUp, OperDown, Loopback bool
@@ -190,6 +192,8 @@ func list() ([]Iface, error) {
 		at := l.Attrs()
 		out = append(out, Iface{
 			Name:     at.Name,
+			Index:    at.Index,
+			MAC:      at.HardwareAddr,
 			Up:       at.Flags&net.FlagUp != 0,
 			LowerUp:  at.RawFlags&unix.IFF_LOWER_UP != 0,
 			OperDown: at.OperState == netlink.OperDown,

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -95,7 +96,10 @@ type Reported struct {
 
 // Link is one of this node's network interfaces.
 type Link struct {
-	Name     string
+	Name string
+	// Index and MAC tell an interface from one made again under its name.
+	Index    int
+	MAC      net.HardwareAddr
 	Up       bool // operational state not down
 	Loopback bool
 	Prefixes []netip.Prefix // connected prefixes (address and mask)
@@ -115,8 +119,9 @@ type State struct {
 	Planned bool
 	// Decisions is the last L2 plan (every node's addresses).
 	Decisions []announce.Decision
-	// Alive is the liveness each node had in the last L2 plan.
-	Alive map[string]bool
+	// Alive is the liveness each node had in the last L2 plan, and Left
+	// the nodes that had stopped gracefully then.
+	Alive, Left map[string]bool
 	// L2 maps each address this node announced to its interfaces.
 	L2 map[netip.Addr][]string
 	// BGP holds the (Service, address) pairs sent to BGP peers, each

@@ -80,11 +80,14 @@ func (l *L2) Routes(hs []handoff.Handoff) []handoff.Route {
 func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []string) {
 	plan := announce.Plan(in)
 	out := &L2{Decisions: plan, ElectionChanges: changedAnnouncers(st.Decisions, plan), via: map[string][2]netip.Addr{}}
+	// A node back after a graceful stop is a restart, not a healed
+	// partition: it held no address while away.
 	rejoined := map[string]bool{}
-	alive := map[string]bool{}
+	alive, left := map[string]bool{}, map[string]bool{}
 	for _, n := range in.Nodes {
 		alive[n.Name] = n.Alive
-		if n.Alive && st.Alive != nil && !st.Alive[n.Name] {
+		left[n.Name] = !n.Alive && f.Members.Left[n.Name]
+		if n.Alive && st.Alive != nil && !st.Alive[n.Name] && !st.Left[n.Name] {
 			rejoined[n.Name] = true
 		}
 	}
@@ -173,7 +176,7 @@ func planL2(f Facts, in announce.Input, st *State) (*L2, []Report, []Event, []st
 	}
 	out.Responders = perIface
 
-	st.Decisions, st.Planned, st.Alive, st.L2 = plan, true, alive, now
+	st.Decisions, st.Planned, st.Alive, st.Left, st.L2 = plan, true, alive, left, now
 	var rs []Report
 	for _, k := range order {
 		rs = append(rs, *reports[k])
@@ -252,7 +255,8 @@ func noInterface(ip netip.Addr, onLink bool, err error) string {
 // announced it before. Before this process's first plan the previous
 // announcer is not known; the standby (who holds the address while this
 // node is away) is the best guess, and right after a restart it is the
-// right one. The same holds when the standby rejoins (a healed partition):
+// right one. The same holds when the standby rejoins (a healed partition,
+// not a restart after a graceful stop):
 // this node kept the address while cut off, but the standby's side elected
 // the standby, and the clients that went there come back now.
 func claims(node string, prev []announce.Decision, planned bool, plan []announce.Decision, rejoined map[string]bool) []handoff.Claim {

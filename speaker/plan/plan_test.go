@@ -327,6 +327,27 @@ func TestMakeRejoin(t *testing.T) {
 	}
 }
 
+// TestMakeRestartAfterLeave: a standby that stopped gracefully (a rolling
+// restart) and comes back held nothing meanwhile: the announcer neither
+// hands the address's flows to it nor repeats its announcements.
+func TestMakeRestartAfterLeave(t *testing.T) {
+	winner, standby := elected(t, lanIP, "n1", "n2", "n3")
+	f := site(winner)
+	st := Make(f, State{}).State
+	f.Members.Alive[standby] = false
+	f.Members.Left = map[string]bool{standby: true}
+	res := Make(f, st)
+	f.Members.Alive[standby] = true
+	f.Members.Left[standby] = false
+	res = Make(f, res.State)
+	if res.L2.Reannounce {
+		t.Error("re-announces when a node comes back from a graceful stop")
+	}
+	if want := []handoff.Claim{{IP: lanIP}}; !slices.Equal(res.L2.Claims, want) {
+		t.Errorf("claims %v, want %v", res.L2.Claims, want)
+	}
+}
+
 // TestMakeBackFromStall: the winner, back from a stall its peers took for
 // its death, withdraws (with a Withdrawn Event saying why) while it
 // rejoins, and then takes the address back from the standby that held it,
