@@ -70,12 +70,7 @@ func (a *Agent) checkKernel(known []kernelarp.Address, links []plan.Link, now ti
 			local[l.Name] = append(local[l.Name], p.Addr())
 		}
 	}
-	var ifaces []string
-	for _, k := range known {
-		ifaces = append(ifaces, k.Interfaces...)
-	}
-	slices.Sort(ifaces)
-	ifaces = slices.Compact(ifaces)
+	ifaces := kernelarp.ARPIgnoreNeeded(known, local)
 	var arpIgnore map[string]int
 	if s, ok := a.cfg.Links.(ARPSettings); ok && len(ifaces) > 0 {
 		var err error

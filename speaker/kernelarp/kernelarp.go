@@ -94,6 +94,28 @@ func Answered(addrs []Address, local map[string][]netip.Addr, arpIgnore map[stri
 	return out
 }
 
+// ARPIgnoreNeeded returns, sorted, the interfaces whose arp_ignore
+// Answered needs: those IPv4 addresses of addrs that local holds are
+// announced on. Usually none, and then nothing needs reading.
+func ARPIgnoreNeeded(addrs []Address, local map[string][]netip.Addr) []string {
+	held := map[netip.Addr]bool{}
+	for _, ips := range local {
+		for _, ip := range ips {
+			if ip.Unmap().Is4() {
+				held[ip.Unmap()] = true
+			}
+		}
+	}
+	var out []string
+	for _, a := range addrs {
+		if held[a.IP.Unmap()] {
+			out = append(out, a.Interfaces...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // answers applies the kernel's rule to one address held on the interfaces
 // held, for requests arriving on iface.
 func answers(ip netip.Addr, iface string, held []string, arpIgnore map[string]int) (Answer, bool) {

@@ -105,6 +105,33 @@ func TestAnswered(t *testing.T) {
 	}
 }
 
+func TestARPIgnoreNeeded(t *testing.T) {
+	ip := netip.MustParseAddr
+	addrs := []Address{
+		{IP: ip("198.51.100.200"), Interfaces: []string{"eth1", "eth0"}},
+		{IP: ip("198.51.100.201"), Interfaces: []string{"eth2"}},
+		{IP: ip("2001:db8:100::200"), Interfaces: []string{"eth3"}},
+	}
+	for _, tc := range []struct {
+		name  string
+		local map[string][]netip.Addr
+		want  []string
+	}{
+		{name: "no address held: nothing to read", local: map[string][]netip.Addr{"eth0": {ip("198.51.100.12")}}},
+		{name: "an IPv4 address held: its announcing interfaces",
+			local: map[string][]netip.Addr{"kube-ipvs0": {ip("198.51.100.200"), ip("2001:db8:100::200")}},
+			want:  []string{"eth0", "eth1"}},
+		{name: "IPv6 needs no arp_ignore", local: map[string][]netip.Addr{"kube-ipvs0": {ip("2001:db8:100::200")}}},
+		{name: "both IPv4 addresses held",
+			local: map[string][]netip.Addr{"kube-ipvs0": {ip("198.51.100.200")}, "eth2": {ip("198.51.100.201")}},
+			want:  []string{"eth0", "eth1", "eth2"}},
+	} {
+		if got := ARPIgnoreNeeded(addrs, tc.local); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestEffective(t *testing.T) {
 	for _, tc := range []struct{ all, iface, want int }{{0, 0, 0}, {1, 0, 1}, {0, 1, 1}, {8, 1, 8}, {2, 3, 3}} {
 		if got := Effective(tc.all, tc.iface); got != tc.want {
