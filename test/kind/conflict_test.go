@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -370,21 +368,8 @@ func (c *cluster) unheldPair(t *testing.T, from, n int) (netip.Addr, netip.Addr)
 	for try := 1; try <= 5; try++ {
 		base := from + 2*rand.IntN(n)
 		lo, hi := lanAddr(t, c, base), lanAddr(t, c, base+1)
-		b, err := json.Marshal(map[string]any{
-			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "IPPool",
-			"metadata": map[string]string{"name": check},
-			"spec":     v1alpha1.IPPoolSpec{AutoAssign: ptr.To(false), Addresses: []v1alpha1.AddressBlock{v1alpha1.AddressBlock(lo.String() + "-" + hi.String())}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := filepath.Join(t.TempDir(), "pool.json")
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := c.kubectl(ctx, "apply", "-f", f); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
+		f := c.applyKept(t, manifest(t, "IPPool", check, v1alpha1.IPPoolSpec{
+			AutoAssign: ptr.To(false), Addresses: []v1alpha1.AddressBlock{v1alpha1.AddressBlock(lo.String() + "-" + hi.String())}}))
 		var p v1alpha1.IPPool
 		eventually(t, 30*time.Second, "IPPool "+check+" counted by the controller", func() error {
 			c.getJSON(t, &p, "ippools.beaconlb.io", check)

@@ -37,19 +37,39 @@ func (c *cluster) getJSON(t *testing.T, v any, args ...string) {
 // apply applies manifests and deletes them when the test ends.
 func (c *cluster) apply(t *testing.T, manifests string) {
 	t.Helper()
-	ctx := context.Background()
+	f := c.applyKept(t, manifests)
+	t.Cleanup(func() {
+		if _, err := c.kubectl(context.Background(), "delete", "--ignore-not-found", "--wait", "-f", f); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+}
+
+// applyKept applies manifests and returns the file they were written to,
+// for the caller to delete them with.
+func (c *cluster) applyKept(t *testing.T, manifests string) string {
+	t.Helper()
 	f := filepath.Join(t.TempDir(), "objects.yaml")
 	if err := os.WriteFile(f, []byte(manifests), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.kubectl(ctx, "apply", "-f", f); err != nil {
+	if out, err := c.kubectl(context.Background(), "apply", "-f", f); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return f
+}
+
+// manifest is a Beacon object of kind named name with spec, as JSON.
+func manifest(t *testing.T, kind, name string, spec any) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": kind,
+		"metadata": map[string]string{"name": name}, "spec": spec,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if _, err := c.kubectl(ctx, "delete", "--ignore-not-found", "--wait", "-f", f); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	return string(b)
 }
 
 // l2Pool creates an IPPool of addresses that hands out an address only to
@@ -66,20 +86,7 @@ func (c *cluster) l2Pool(t *testing.T, name string, addresses []string, adv func
 	if adv != nil {
 		adv(&l2)
 	}
-	var docs []string
-	for _, o := range []struct {
-		kind string
-		spec any
-	}{{"IPPool", pool}, {"L2Advertisement", l2}} {
-		b, err := json.Marshal(map[string]any{
-			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": o.kind,
-			"metadata": map[string]string{"name": name}, "spec": o.spec,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, string(b))
-	}
+	docs := []string{manifest(t, "IPPool", name, pool), manifest(t, "L2Advertisement", name, l2)}
 	c.apply(t, strings.Join(docs, "\n---\n")+"\n")
 }
 

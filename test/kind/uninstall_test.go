@@ -215,13 +215,7 @@ func (c *cluster) reinstall(t *testing.T, valuesFile string) {
 		}
 		cfg = strings.ReplaceAll(cfg, "@LAN_POOLS@", pools("LAN_POOL", "LAN_POOL6"))
 		cfg = strings.ReplaceAll(cfg, "@BGP_POOLS@", pools("BGP_POOL", "BGP_POOL6"))
-		f := filepath.Join(t.TempDir(), name)
-		if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.kubectl(ctx, "apply", "-f", f); err != nil {
-			t.Fatal(err)
-		}
+		c.applyKept(t, cfg)
 	}
 	c.waitBeacon(t)
 	c.serviceWritesWork(t)
