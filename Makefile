@@ -84,13 +84,14 @@ HOG ?= 1m
 HOG_REQUESTS ?= 50m,200m
 # SPEAKER_BASELINE=path/to/beacon-speaker also measures another build (say, of an older commit) in the memory case.
 SPEAKER_BASELINE ?=
-bench-scale: ## Memory vs kube-proxy, speaker API requests (L2 in the lab, BGP with 8 in-process speakers), controller backlog at SCALE_SERVICES, busy nodes for HOG per phase (root)
+bench-scale: ## Memory vs kube-proxy, speaker API requests (L2 in the lab, BGP with 8 in-process speakers), controller backlog at SCALE_SERVICES, wake-up lateness by scheduling class, busy nodes for HOG per phase (root)
 	@assets=$$(WITH_KUBE_PROXY=1 hack/testbin.sh | tail -n 1); \
 	export KUBEBUILDER_ASSETS=$$assets; \
 	SCALE_SERVICES=$(SCALE_SERVICES) BEACON_SPEAKER_BASELINE=$(SPEAKER_BASELINE) BEACON_BENCH=scale $(GO) test -count=1 -timeout 90m -run '^TestBenchScale$$' -v ./test/bench/scale/ | grep -v '^=== RUN'; \
 	echo; BEACON_BENCH=scale $(GO) test -count=1 -timeout 10m -run '^TestAgentsAPILoadBGP$$' -v ./speaker/agent/ | grep -v -e '^=== RUN' -e '--- PASS' -e '^PASS' -e '^ok '; \
 	echo; echo "controller backlog at $(SCALE_SERVICES) Services (bench-alloc)"; \
 	$(GO) run ./test/bench/alloc -services $(SCALE_SERVICES) -burst=false; \
+	BEACON_BENCH=wakeup $(GO) test -count=1 -timeout 10m -run '^TestBenchWakeup$$' -v ./test/e2e/ | grep -v '^=== RUN'; \
 	BEACON_BENCH=hog BEACON_HOG_DURATION=$(HOG) BEACON_HOG_REQUESTS=$(HOG_REQUESTS) $(GO) test -count=1 -timeout 90m -run '^TestBenchHog$$' -v ./test/e2e/ | grep -v '^=== RUN'
 
 # No build prerequisite: the demo checks its packages before it builds.
