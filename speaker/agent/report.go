@@ -31,10 +31,11 @@ func (a *Agent) wantReports(r []plan.Report) {
 }
 
 // reportLoop writes the latest desired reports, retrying failures every
-// second with whatever is latest by then.
+// second with whatever is latest by then, and a report held back for a
+// create the cache has not shown yet as soon as it may.
 func (a *Agent) reportLoop(ctx context.Context) {
 	var pending []plan.Report
-	created := map[string]time.Time{}
+	created := map[string]createdReport{}
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
@@ -49,14 +50,17 @@ func (a *Agent) reportLoop(ctx context.Context) {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := a.writeReports(wctx, pending, created)
+		held, err := a.writeReports(wctx, pending, created)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil:
 			a.cfg.Log.V(1).Info("writing service announcements, will retry", "err", err)
 			retry.Reset(time.Second)
-			continue
+		case held:
+			retry.Reset(heldRetry)
+		default:
+			pending = nil
 		}
-		pending = nil
 	}
 }
 
@@ -64,18 +68,32 @@ func (a *Agent) reportLoop(ctx context.Context) {
 // its cache before it is created again.
 const createdVisible = 10 * time.Second
 
+// heldRetry is how soon a report held back for its create is tried
+// again; a cache shows a create within milliseconds, and a probe's result
+// must reach the controller well within its probe timeout.
+const heldRetry = 50 * time.Millisecond
+
+// createdReport is a report this node created and its cache may not show
+// yet: when, and as what.
+type createdReport struct {
+	at  time.Time
+	obj *v1alpha1.ServiceAnnouncement
+}
+
 // writeReports makes this node's ServiceAnnouncements match what it
 // announces: one per Service and mode, written only when it differs.
-// created holds when this node created reports its cache may not show
-// yet: the next call, often within milliseconds, would create them again.
-func (a *Agent) writeReports(ctx context.Context, want []plan.Report, created map[string]time.Time) error {
+// created holds the reports this node created that its cache may not
+// show yet: the next call, often within milliseconds, would create them
+// again. A report that changed since its create is held back until the
+// cache shows it (held): it is updated then, not lost.
+func (a *Agent) writeReports(ctx context.Context, want []plan.Report, created map[string]createdReport) (held bool, err error) {
 	have := map[string]*v1alpha1.ServiceAnnouncement{}
 	for _, sa := range list[v1alpha1.ServiceAnnouncement](a.w.reports) {
 		have[sa.Namespace+"/"+sa.Name] = sa
 	}
 	now := time.Now()
-	for key, at := range created {
-		if _, ok := have[key]; ok || now.Sub(at) > createdVisible {
+	for key, c := range created {
+		if _, ok := have[key]; ok || now.Sub(c.at) > createdVisible {
 			delete(created, key)
 		}
 	}
@@ -84,7 +102,8 @@ func (a *Agent) writeReports(ctx context.Context, want []plan.Report, created ma
 		key := r.Namespace + "/" + reportName(r.Service, a.cfg.Node, r.Via)
 		cur, ok := have[key]
 		delete(have, key)
-		if _, pending := created[key]; pending && !ok {
+		if c, pending := created[key]; pending && !ok {
+			held = held || !reported(c.obj, r)
 			continue // compared once the cache has it
 		}
 		// Compared before an object is built: at 10,000 Services the
@@ -96,7 +115,7 @@ func (a *Agent) writeReports(ctx context.Context, want []plan.Report, created ma
 		var err error
 		if !ok {
 			if err = a.cfg.Clients.Beacon.CreateIn(ctx, obj.Namespace, client.ServiceAnnouncements, obj); err == nil {
-				created[key] = now
+				created[key] = createdReport{at: now, obj: obj}
 			}
 		} else {
 			obj.ResourceVersion = cur.ResourceVersion
@@ -108,9 +127,9 @@ func (a *Agent) writeReports(ctx context.Context, want []plan.Report, created ma
 		errs = append(errs, a.cfg.Clients.Beacon.DeleteIn(ctx, sa.Namespace, client.ServiceAnnouncements, sa.Name))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("service announcements: %w", err)
+		return held, fmt.Errorf("service announcements: %w", err)
 	}
-	return nil
+	return held, nil
 }
 
 func (a *Agent) announcement(r plan.Report) *v1alpha1.ServiceAnnouncement {

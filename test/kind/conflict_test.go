@@ -373,8 +373,8 @@ func (c *cluster) unheldPair(t *testing.T, from, n int) (netip.Addr, netip.Addr)
 		var p v1alpha1.IPPool
 		eventually(t, 30*time.Second, "IPPool "+check+" counted by the controller", func() error {
 			c.getJSON(t, &p, "ippools.beaconlb.io", check)
-			if p.Status.IPv4.Total != 2 {
-				return fmt.Errorf("status %+v", p.Status.IPv4)
+			if p.Status.IPv4 == nil || p.Status.IPv4.Total != 2 {
+				return fmt.Errorf("status %+v", p.Status.IPv4) // none before the controller's first write
 			}
 			return nil
 		})
